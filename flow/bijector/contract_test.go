@@ -1,0 +1,69 @@
+package bijector_test
+
+import (
+	"testing"
+
+	"github.com/flowood/flowood/flow"
+	"github.com/flowood/flowood/flow/bijector"
+	"github.com/flowood/flowood/flow/mask"
+	"github.com/flowood/flowood/internal/flowtest"
+	"github.com/flowood/flowood/nn"
+	"github.com/flowood/flowood/tensor"
+)
+
+// warm runs b once in training mode on x so batch norms hold non-trivial
+// running statistics, then switches to evaluation mode.
+func warm(b flow.Bijector, mode *nn.Mode, x *tensor.Tensor) {
+	mode.Train = true
+	tensor.NoGrad(func() { b.Forward(x) })
+	mode.Train = false
+}
+
+func TestContract(t *testing.T) {
+	rng := tensor.NewRNG(1)
+	const n, h, w = 2, 4, 4
+	mode := &nn.Mode{}
+	coupling := func(m *tensor.Tensor, in, out int, double bool) flow.Bijector {
+		return bijector.NewAffineCoupling(m, nn.NewResNet(rng, in, 4, out, 1, double, mode))
+	}
+	cases := []struct {
+		name string
+		b    flow.Bijector
+		x    *tensor.Tensor
+	}{
+		{"Logit", bijector.Logit{Constraint: 0.9}, uniform(rng, n, h, w, 1)},
+		{"Squeeze", bijector.Squeeze{}, tensor.Randn(rng, n, h, w, 2)},
+		{"CheckerboardCoupling", coupling(mask.Checkerboard(h, w, 2, false), 2, 4, true), tensor.Randn(rng, n, h, w, 2)},
+		{"CheckerboardCouplingReverse", coupling(mask.Checkerboard(h, w, 1, true), 1, 2, true), tensor.Randn(rng, n, h, w, 1)},
+		{"ChannelCoupling", coupling(mask.Channel(h, w, 4, false), 2, 4, false), tensor.Randn(rng, n, h, w, 4)},
+		{"ChannelCouplingReverse", coupling(mask.Channel(h, w, 4, true), 2, 4, false), tensor.Randn(rng, n, h, w, 4)},
+		{"HorizontalCoupling", coupling(mask.Horizontal(h, w, 1, false), 1, 2, true), tensor.Randn(rng, n, h, w, 1)},
+		{"QuadrantCoupling", coupling(mask.Quadrant(h, w, 1, 1, false), 1, 2, true), tensor.Randn(rng, n, h, w, 1)},
+		{"Chain", flow.Chain{
+			coupling(mask.Checkerboard(h, w, 1, false), 1, 2, true),
+			bijector.Squeeze{},
+			coupling(mask.Channel(h/2, w/2, 4, true), 2, 4, false),
+		}, tensor.Randn(rng, n, h, w, 1)},
+		{"MultiScale", &bijector.MultiScale{
+			Steps: flow.Chain{bijector.Squeeze{}, coupling(mask.Channel(h/2, w/2, 4, false), 2, 4, false)},
+			Next: &bijector.MultiScale{
+				Steps: flow.Chain{coupling(mask.Checkerboard(h/2, w/2, 2, false), 2, 4, true)},
+				Shape: [3]int{h / 2, w / 2, 2},
+			},
+			Shape: [3]int{h / 2, w / 2, 4},
+		}, tensor.Randn(rng, n, h, w, 1)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			flowtest.Perturb(c.b, rng, 0.1)
+			warm(c.b, mode, c.x)
+			flowtest.CheckBijector(t, c.b, c.x, flowtest.Options{})
+		})
+	}
+}
+
+func uniform(rng *tensor.RNG, shape ...int) *tensor.Tensor {
+	x := tensor.New(shape...)
+	rng.Uniform(x.Data, 0, 1)
+	return x
+}

@@ -1,0 +1,137 @@
+package bijector
+
+import (
+	"fmt"
+
+	"github.com/flowood/flowood/flow/mask"
+	"github.com/flowood/flowood/nn"
+	"github.com/flowood/flowood/tensor"
+)
+
+// STNet is the network of a coupling layer: it maps the conditioning part
+// of the input ([N, H, W, Cin]) to raw scales and shifts ([N, H, W, 2*Cout]).
+type STNet interface {
+	Forward(x *tensor.Tensor) *tensor.Tensor
+	nn.Module
+}
+
+// AffineCoupling is RealNVP's affine coupling layer with mask b (1 on the
+// conditioning part x_id = b⊙x):
+//
+//	forward:  z = (x + t) ⊙ exp(s) on x_change, z = x on x_id
+//	inverse:  x = z ⊙ exp(-s) - t on z_change
+//	log-det:  sum of s over x_change,   where
+//	s = scale ⊙ tanh(s_raw), (s_raw, t) = Net(b⊙x)
+//
+// with a learned per-channel scale (initialised to 1). For a channel mask
+// the network sees only the kept channels and predicts s and t for the
+// other half; otherwise it sees b⊙x and its s and t are zeroed on x_id.
+//
+// Observe, when set, receives every Forward's s and t (masked, shape of
+// x_change) and output, for the paper's coupling-layer visualisations.
+type AffineCoupling struct {
+	Mask    *tensor.Tensor // [H, W, C], 1 = conditioning
+	Net     STNet
+	Scale   *tensor.Tensor // [C], or [C/2] for a channel mask
+	Observe func(s, t, z *tensor.Tensor)
+
+	inv       *tensor.Tensor // 1 - Mask
+	channel   bool
+	firstKept bool
+}
+
+// NewAffineCoupling returns a coupling with the given mask and st-network.
+// For a channel mask over C channels, net must map C/2 channels to C;
+// otherwise it must map C channels to 2C.
+func NewAffineCoupling(m *tensor.Tensor, net STNet) *AffineCoupling {
+	if len(m.Shape) != 3 {
+		panic(fmt.Sprintf("bijector: coupling mask of shape %v, want [H, W, C]", m.Shape))
+	}
+	c := &AffineCoupling{Mask: m, Net: net}
+	c.firstKept, c.channel = mask.ChannelSplit(m)
+	nc := m.Shape[2]
+	if c.channel {
+		nc /= 2
+	}
+	c.Scale = tensor.Param(nc)
+	for i := range c.Scale.Data {
+		c.Scale.Data[i] = 1
+	}
+	c.inv = tensor.New(m.Shape...)
+	for i, v := range m.Data {
+		c.inv.Data[i] = 1 - v
+	}
+	return c
+}
+
+// st returns the masked scale and shift for conditioning input cond.
+func (c *AffineCoupling) st(cond *tensor.Tensor) (s, t *tensor.Tensor) {
+	out := c.Net.Forward(cond)
+	half := out.Dim(-1) / 2
+	if half != c.Scale.Shape[0] {
+		panic(fmt.Sprintf("bijector: st-network output %v for coupling with %d transformed channels", out.Shape, c.Scale.Shape[0]))
+	}
+	raw, t := tensor.Split(out, half)
+	s = tensor.MulChannel(tensor.Tanh(raw), c.Scale)
+	if !c.channel {
+		s, t = tensor.MulExample(s, c.inv), tensor.MulExample(t, c.inv)
+	}
+	return s, t
+}
+
+// split returns the conditioning and transformed channel halves.
+func (c *AffineCoupling) split(x *tensor.Tensor) (id, ch *tensor.Tensor) {
+	h := x.Dim(-1) / 2
+	a, b := tensor.Split(x, h)
+	if c.firstKept {
+		return a, b
+	}
+	return b, a
+}
+
+func (c *AffineCoupling) join(id, ch *tensor.Tensor) *tensor.Tensor {
+	if c.firstKept {
+		return tensor.Concat(id, ch)
+	}
+	return tensor.Concat(ch, id)
+}
+
+// Forward implements flow.Bijector.
+func (c *AffineCoupling) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) {
+	if c.channel {
+		id, ch := c.split(x)
+		s, t := c.st(id)
+		zc := tensor.Mul(tensor.Add(ch, t), tensor.Exp(s))
+		c.observe(s, t, zc)
+		return c.join(id, zc), tensor.SumPerExample(s)
+	}
+	s, t := c.st(tensor.MulExample(x, c.Mask))
+	z := tensor.Mul(tensor.Add(x, t), tensor.Exp(s))
+	c.observe(s, t, z)
+	return z, tensor.SumPerExample(s)
+}
+
+func (c *AffineCoupling) observe(s, t, z *tensor.Tensor) {
+	if c.Observe != nil {
+		c.Observe(s, t, z)
+	}
+}
+
+// Inverse implements flow.Bijector.
+func (c *AffineCoupling) Inverse(z *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) {
+	if c.channel {
+		id, zc := c.split(z)
+		s, t := c.st(id)
+		xc := tensor.Sub(tensor.Mul(zc, tensor.Exp(tensor.Neg(s))), t)
+		return c.join(id, xc), tensor.Neg(tensor.SumPerExample(s))
+	}
+	s, t := c.st(tensor.MulExample(z, c.Mask))
+	x := tensor.Sub(tensor.Mul(z, tensor.Exp(tensor.Neg(s))), t)
+	return x, tensor.Neg(tensor.SumPerExample(s))
+}
+
+// Visit implements nn.Module.
+func (c *AffineCoupling) Visit(prefix string, fn func(string, *tensor.Tensor, bool)) {
+	fn(nn.Join(prefix, "scale"), c.Scale, true)
+	c.Net.Visit(nn.Join(prefix, "st_net"), fn)
+}

@@ -1,0 +1,186 @@
+// Package flowtest holds the contract every bijector and model must pass:
+// invertibility, log-det consistency, log-det against a brute-force
+// Jacobian, parameter gradients against finite differences, and finite
+// outputs. Tests call CheckBijector with small inputs.
+package flowtest
+
+import (
+	"math"
+	"testing"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/flowood/flowood/flow"
+	"github.com/flowood/flowood/nn"
+	"github.com/flowood/flowood/tensor"
+)
+
+// Options tunes CheckBijector. The zero value checks everything.
+type Options struct {
+	// SkipJacobian skips the brute-force Jacobian (for inputs too large).
+	SkipJacobian bool
+	// GradSamples is the number of parameter entries checked by finite
+	// differences per parameter tensor; zero means 3.
+	GradSamples int
+}
+
+// Perturb adds N(0, std^2) noise to every trainable tensor of m, so that
+// zero-initialised layers (which make couplings the identity) are checked
+// in a generic state.
+func Perturb(m nn.Module, rng *tensor.RNG, std float64) {
+	for _, p := range nn.Params(m) {
+		for i := range p.Data {
+			p.Data[i] += float32(std * rng.NormFloat64())
+		}
+	}
+}
+
+// CheckBijector runs the contract on b at input x (batch first). b must be
+// deterministic per example (batch norms in evaluation mode).
+func CheckBijector(t *testing.T, b flow.Bijector, x *tensor.Tensor, opt Options) {
+	t.Helper()
+	var z, ld, xr, ldInv *tensor.Tensor
+	tensor.NoGrad(func() {
+		z, ld = b.Forward(x)
+		xr, ldInv = b.Inverse(z)
+	})
+	if !z.AllFinite() || !ld.AllFinite() || !xr.AllFinite() || !ldInv.AllFinite() {
+		t.Fatalf("non-finite outputs: z %v logDet %v", z, ld)
+	}
+	if len(ld.Shape) != 1 || ld.Shape[0] != x.Shape[0] {
+		t.Fatalf("logDet shape %v, want [%d]", ld.Shape, x.Shape[0])
+	}
+	if len(xr.Data) != len(x.Data) {
+		t.Fatalf("Inverse(Forward(x)) has %d values, x has %d", len(xr.Data), len(x.Data))
+	}
+	if e := maxAbsDiff(xr.Data, x.Data); e > 1e-4 {
+		t.Errorf("Inverse(Forward(x)) differs from x by %g (max abs), want < 1e-4", e)
+	}
+	for i := range ld.Data {
+		if s := float64(ld.Data[i]) + float64(ldInv.Data[i]); math.Abs(s) > 1e-3*math.Max(1, math.Abs(float64(ld.Data[i]))) {
+			t.Errorf("example %d: forward logDet %g + inverse logDet %g = %g, want 0", i, ld.Data[i], ldInv.Data[i], s)
+		}
+	}
+	if !opt.SkipJacobian {
+		checkJacobian(t, b, x, ld)
+	}
+	checkParamGrads(t, b, x, opt)
+}
+
+// checkJacobian compares logDet with log|det J| of the Jacobian of the
+// flattened Forward, built row by row with the engine's gradients.
+func checkJacobian(t *testing.T, b flow.Bijector, x, ld *tensor.Tensor) {
+	t.Helper()
+	n := x.Shape[0]
+	d := len(x.Data) / n
+	jac := make([]*mat.Dense, n)
+	for e := range jac {
+		jac[e] = mat.NewDense(d, d, nil)
+	}
+	for j := 0; j < d; j++ {
+		xi := x.Clone().SetRequiresGrad(true)
+		z, _ := b.Forward(xi)
+		if len(z.Data) != len(x.Data) {
+			t.Fatalf("Forward changes the number of values: %v -> %v", x.Shape, z.Shape)
+		}
+		sel := tensor.New(z.Shape...)
+		for e := 0; e < n; e++ {
+			sel.Data[e*d+j] = 1
+		}
+		tensor.Backward(tensor.Sum(tensor.Mul(z, sel)))
+		for e := 0; e < n; e++ {
+			for k := 0; k < d; k++ {
+				jac[e].Set(j, k, float64(xi.Grad[e*d+k]))
+			}
+		}
+	}
+	for e := 0; e < n; e++ {
+		logDet, sign := mat.LogDet(jac[e])
+		if sign == 0 {
+			t.Errorf("example %d: singular Jacobian", e)
+			continue
+		}
+		if diff := math.Abs(logDet - float64(ld.Data[e])); diff > 2e-3*math.Max(1, math.Abs(logDet)) {
+			t.Errorf("example %d: logDet %g, brute-force log|det J| %g", e, ld.Data[e], logDet)
+		}
+	}
+}
+
+// checkParamGrads compares the gradient of L = sum(r⊙z) + sum(logDet) with
+// central finite differences for a few entries of every parameter.
+func checkParamGrads(t *testing.T, b flow.Bijector, x *tensor.Tensor, opt Options) {
+	t.Helper()
+	samples := opt.GradSamples
+	if samples == 0 {
+		samples = 3
+	}
+	rng := tensor.NewRNG(7)
+	var r *tensor.Tensor
+	loss := func() (*tensor.Tensor, float64) {
+		z, ld := b.Forward(x)
+		if r == nil {
+			r = tensor.Randn(rng, z.Shape...)
+		}
+		l := tensor.Add(tensor.Sum(tensor.Mul(z, r)), tensor.Sum(ld))
+		var s float64
+		for i, v := range z.Data {
+			s += float64(v) * float64(r.Data[i])
+		}
+		for _, v := range ld.Data {
+			s += float64(v)
+		}
+		return l, s
+	}
+	params := nn.Params(b)
+	for _, p := range params {
+		p.ZeroGrad()
+	}
+	l, _ := loss()
+	if !l.RequiresGrad() {
+		if len(params) > 0 {
+			t.Fatalf("loss does not depend on the %d parameters", len(params))
+		}
+		return
+	}
+	tensor.Backward(l)
+	names := nn.Tensors(b)
+	for _, nt := range names {
+		if !nt.Trainable {
+			continue
+		}
+		p := nt.T
+		if p.Grad == nil {
+			t.Errorf("parameter %s got no gradient", nt.Name)
+			continue
+		}
+		grad := append([]float32(nil), p.Grad...)
+		for s := 0; s < samples && s < len(p.Data); s++ {
+			i := rng.IntN(len(p.Data))
+			const h = 1e-3
+			old := p.Data[i]
+			var lp, lm float64
+			tensor.NoGrad(func() {
+				p.Data[i] = old + h
+				_, lp = loss()
+				p.Data[i] = old - h
+				_, lm = loss()
+			})
+			p.Data[i] = old
+			fd := (lp - lm) / (2 * h)
+			if diff := math.Abs(fd - float64(grad[i])); diff > 2e-2*math.Max(1, math.Abs(fd)) {
+				t.Errorf("parameter %s[%d]: gradient %g, finite difference %g", nt.Name, i, grad[i], fd)
+			}
+		}
+	}
+	for _, p := range params {
+		p.ZeroGrad()
+	}
+}
+
+func maxAbsDiff(a, b []float32) float64 {
+	var m float64
+	for i := range a {
+		m = math.Max(m, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return m
+}

@@ -1,0 +1,54 @@
+package realnvp
+
+import (
+	"testing"
+
+	"github.com/flowood/flowood/internal/flowtest"
+	"github.com/flowood/flowood/nn"
+	"github.com/flowood/flowood/tensor"
+)
+
+func TestModelContract(t *testing.T) {
+	for _, cfg := range []Config{
+		{Height: 8, Width: 8, Channels: 1, Scales: 2, Blocks: 1, Mid: 4},
+		{Height: 4, Width: 4, Channels: 3, Scales: 3, Blocks: 1, Mid: 2},
+	} {
+		rng := tensor.NewRNG(3)
+		m := New(cfg, rng)
+		flowtest.Perturb(m, rng, 0.05)
+		x := tensor.New(3, cfg.Height, cfg.Width, cfg.Channels)
+		rng.Uniform(x.Data, 0, 1)
+		m.SetTraining(true)
+		tensor.NoGrad(func() { m.Forward(x) })
+		m.SetTraining(false)
+		flowtest.CheckBijector(t, m, x, flowtest.Options{GradSamples: 1})
+	}
+}
+
+func TestPresetsBuild(t *testing.T) {
+	for _, name := range PresetNames() {
+		cfg, err := Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := New(cfg, tensor.NewRNG(1))
+		if n := len(m.Couplings); n != 3+3+4 {
+			t.Errorf("%s: %d couplings, want 10 for 2 scales", name, n)
+		}
+		if len(nn.Params(m)) == 0 {
+			t.Errorf("%s: no parameters", name)
+		}
+	}
+	if _, err := Preset("huge"); err == nil {
+		t.Error("Preset(huge) did not fail")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := (Config{Height: 6, Width: 6, Scales: 3}).Validate(); err == nil {
+		t.Error("6x6 with 3 scales (needs 2 squeezes) validated")
+	}
+	if err := (Config{Constraint: 1.5}).Validate(); err == nil {
+		t.Error("constraint 1.5 validated")
+	}
+}

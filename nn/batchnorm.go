@@ -1,0 +1,45 @@
+package nn
+
+import "github.com/flowood/flowood/tensor"
+
+// BatchNorm normalises each channel (the last dimension):
+// y = gamma*(x-mean)/sqrt(var+eps) + beta, with batch statistics in training
+// mode and running statistics in evaluation mode (see Mode).
+type BatchNorm struct {
+	Gamma, Beta     *tensor.Tensor
+	RunMean, RunVar *tensor.Tensor // buffers, saved in checkpoints
+	Momentum, Eps   float64
+	Mode            *Mode
+}
+
+// NewBatchNorm returns a batch norm over c channels governed by mode, with
+// PyTorch's defaults (momentum 0.1, eps 1e-5, gamma 1, beta 0, running
+// mean 0 and variance 1).
+func NewBatchNorm(c int, mode *Mode) *BatchNorm {
+	g := tensor.Param(c)
+	for i := range g.Data {
+		g.Data[i] = 1
+	}
+	return &BatchNorm{Gamma: g, Beta: tensor.Param(c), RunMean: tensor.New(c),
+		RunVar: tensor.Full(1, c), Momentum: 0.1, Eps: 1e-5, Mode: mode}
+}
+
+// Forward normalises x.
+func (b *BatchNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
+	st := &tensor.BatchNormStats{Mean: b.RunMean.Data, Var: b.RunVar.Data, Momentum: b.Momentum, Eps: b.Eps}
+	if b.Mode.Frozen {
+		st.Mean, st.Var = nil, nil
+		if !b.Mode.Train {
+			st.Mean, st.Var = b.RunMean.Data, b.RunVar.Data
+		}
+	}
+	return tensor.BatchNorm(x, b.Gamma, b.Beta, st, b.Mode.Train)
+}
+
+// Visit implements Module.
+func (b *BatchNorm) Visit(prefix string, fn func(string, *tensor.Tensor, bool)) {
+	fn(Join(prefix, "weight"), b.Gamma, true)
+	fn(Join(prefix, "bias"), b.Beta, true)
+	fn(Join(prefix, "running_mean"), b.RunMean, false)
+	fn(Join(prefix, "running_var"), b.RunVar, false)
+}

@@ -1,0 +1,91 @@
+package tensor
+
+import "fmt"
+
+// node is the record an operation leaves on its output: the inputs and the
+// closure that adds the output's gradient into theirs.
+type node struct {
+	inputs   []*Tensor
+	backward func()
+}
+
+// record attaches a backward closure to out when gradients are enabled and
+// any input requires them; it returns whether it did, so operations can
+// skip saving state for the backward pass.
+func record(out *Tensor, backward func(), inputs ...*Tensor) bool {
+	if !GradEnabled() {
+		return false
+	}
+	for _, in := range inputs {
+		if in != nil && in.requiresGrad {
+			out.requiresGrad = true
+			out.node = &node{inputs: inputs, backward: backward}
+			return true
+		}
+	}
+	return false
+}
+
+// needs reports whether the gradient of t must be computed.
+func needs(t *Tensor) bool { return t != nil && t.requiresGrad }
+
+// grad returns t.Grad, allocating zeros on first use.
+func (t *Tensor) grad() []float32 {
+	if t.Grad == nil {
+		t.Grad = make([]float32, len(t.Data))
+	}
+	return t.Grad
+}
+
+// Backward computes d loss / d t for every tensor t that loss depends on and
+// that requires gradients, accumulating into t.Grad. loss must have one
+// element. Intermediate gradients and backward closures are released
+// afterwards, so Backward may be called once per graph.
+func Backward(loss *Tensor) {
+	if len(loss.Data) != 1 {
+		panic(fmt.Sprintf("tensor: Backward of non-scalar shape %v", loss.Shape))
+	}
+	if !loss.requiresGrad {
+		panic("tensor: Backward of a tensor that does not require gradients")
+	}
+	order := topoOrder(loss)
+	loss.grad()[0] = 1
+	for i := len(order) - 1; i >= 0; i-- {
+		t := order[i]
+		if t.Grad != nil {
+			t.node.backward()
+		}
+		t.node = nil // release saved state
+		t.Grad = nil
+	}
+}
+
+// topoOrder returns the tensors with nodes reachable from root, inputs
+// before outputs.
+func topoOrder(root *Tensor) []*Tensor {
+	var order []*Tensor
+	seen := map[*Tensor]bool{}
+	type frame struct {
+		t *Tensor
+		i int
+	}
+	stack := []frame{{root, 0}}
+	seen[root] = true
+	for len(stack) > 0 {
+		f := &stack[len(stack)-1]
+		if f.t.node == nil || f.i == len(f.t.node.inputs) {
+			if f.t.node != nil {
+				order = append(order, f.t)
+			}
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		in := f.t.node.inputs[f.i]
+		f.i++
+		if in != nil && in.requiresGrad && !seen[in] {
+			seen[in] = true
+			stack = append(stack, frame{in, 0})
+		}
+	}
+	return order
+}

@@ -1,0 +1,203 @@
+package tensor
+
+import (
+	"fmt"
+
+	"github.com/flowood/flowood/kernels"
+)
+
+// channelOp checks that v has shape [C] with C the last dimension of x.
+func channelOp(op string, x, v *Tensor) int {
+	c := x.Dim(-1)
+	if len(v.Shape) != 1 || v.Shape[0] != c {
+		panic(fmt.Sprintf("tensor: %s of %v by per-channel %v", op, x.Shape, v.Shape))
+	}
+	return c
+}
+
+// AddChannel returns x + b with b of shape [C] broadcast over all but the
+// last dimension of x (a bias).
+func AddChannel(x, b *Tensor) *Tensor {
+	c := channelOp("AddChannel", x, b)
+	out := &Tensor{Shape: x.Shape, Data: make([]float32, len(x.Data))}
+	rows := len(x.Data) / c
+	kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xs, ys := x.Data[r*c:(r+1)*c], out.Data[r*c:(r+1)*c]
+			for j := range ys {
+				ys[j] = xs[j] + b.Data[j]
+			}
+		}
+	})
+	record(out, func() {
+		gy := out.Grad
+		if needs(x) {
+			accumAll(x.grad(), gy)
+		}
+		if needs(b) {
+			addColumnSums(b.grad(), gy, nil, c)
+		}
+	}, x, b)
+	return out
+}
+
+// MulChannel returns x * s with s of shape [C] broadcast over all but the
+// last dimension of x (a per-channel scale).
+func MulChannel(x, s *Tensor) *Tensor {
+	c := channelOp("MulChannel", x, s)
+	out := &Tensor{Shape: x.Shape, Data: make([]float32, len(x.Data))}
+	rows := len(x.Data) / c
+	kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xs, ys := x.Data[r*c:(r+1)*c], out.Data[r*c:(r+1)*c]
+			for j := range ys {
+				ys[j] = xs[j] * s.Data[j]
+			}
+		}
+	})
+	record(out, func() {
+		gy := out.Grad
+		if needs(x) {
+			gx := x.grad()
+			kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
+				for r := lo; r < hi; r++ {
+					for j := 0; j < c; j++ {
+						gx[r*c+j] += gy[r*c+j] * s.Data[j]
+					}
+				}
+			})
+		}
+		if needs(s) {
+			addColumnSums(s.grad(), gy, x.Data, c)
+		}
+	}, x, s)
+	return out
+}
+
+// accumAll adds src into dst in parallel.
+func accumAll(dst, src []float32) {
+	each(len(dst), func(lo, hi int) {
+		d, s := dst[lo:hi], src[lo:hi]
+		for i := range d {
+			d[i] += s[i]
+		}
+	})
+}
+
+// addColumnSums adds to dst[j] the sum over rows r of g[r*c+j] (times
+// w[r*c+j] when w is not nil), accumulating in float64.
+func addColumnSums(dst, g, w []float32, c int) {
+	rows := len(g) / c
+	parts := make([][]float64, kernels.Workers())
+	chunk := (rows + len(parts) - 1) / len(parts)
+	kernels.ParallelFor(len(parts), 1, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			acc := make([]float64, c)
+			r1 := min((p+1)*chunk, rows)
+			for r := p * chunk; r < r1; r++ {
+				gs := g[r*c : (r+1)*c]
+				if w == nil {
+					for j, v := range gs {
+						acc[j] += float64(v)
+					}
+				} else {
+					ws := w[r*c : (r+1)*c]
+					for j, v := range gs {
+						acc[j] += float64(v * ws[j])
+					}
+				}
+			}
+			parts[p] = acc
+		}
+	})
+	for _, acc := range parts {
+		for j, v := range acc {
+			dst[j] += float32(v)
+		}
+	}
+}
+
+// perExample checks that m has shape x.Shape[1:].
+func perExample(op string, x, m *Tensor) int {
+	if !SameShape(x.Shape[1:], m.Shape) {
+		panic(fmt.Sprintf("tensor: %s of %v by per-example %v", op, x.Shape, m.Shape))
+	}
+	return len(m.Data)
+}
+
+// MulExample returns x * m with m of shape x.Shape[1:] broadcast over the
+// batch (a mask, or a per-position parameter).
+func MulExample(x, m *Tensor) *Tensor {
+	d := perExample("MulExample", x, m)
+	out := &Tensor{Shape: x.Shape, Data: make([]float32, len(x.Data))}
+	n := x.Shape[0]
+	kernels.ParallelFor(n, 1, func(lo, hi int) {
+		for e := lo; e < hi; e++ {
+			xs, ys := x.Data[e*d:(e+1)*d], out.Data[e*d:(e+1)*d]
+			for j := range ys {
+				ys[j] = xs[j] * m.Data[j]
+			}
+		}
+	})
+	record(out, func() {
+		gy := out.Grad
+		if needs(x) {
+			gx := x.grad()
+			kernels.ParallelFor(n, 1, func(lo, hi int) {
+				for e := lo; e < hi; e++ {
+					for j := 0; j < d; j++ {
+						gx[e*d+j] += gy[e*d+j] * m.Data[j]
+					}
+				}
+			})
+		}
+		if needs(m) {
+			addColumnSums(m.grad(), gy, x.Data, d)
+		}
+	}, x, m)
+	return out
+}
+
+// Where returns mask ? a : b elementwise, with the constant mask of shape
+// a.Shape[1:] (values 0 or 1) broadcast over the batch. Gradients flow to a
+// where the mask is 1 and to b where it is 0.
+func Where(mask, a, b *Tensor) *Tensor {
+	mustSameShape("Where", a, b)
+	d := perExample("Where", a, mask)
+	out := &Tensor{Shape: a.Shape, Data: make([]float32, len(a.Data))}
+	n := a.Shape[0]
+	kernels.ParallelFor(n, 1, func(lo, hi int) {
+		for e := lo; e < hi; e++ {
+			as, bs, ys := a.Data[e*d:(e+1)*d], b.Data[e*d:(e+1)*d], out.Data[e*d:(e+1)*d]
+			for j := range ys {
+				if mask.Data[j] != 0 {
+					ys[j] = as[j]
+				} else {
+					ys[j] = bs[j]
+				}
+			}
+		}
+	})
+	record(out, func() {
+		gy := out.Grad
+		for _, in := range []struct {
+			t   *Tensor
+			sel bool
+		}{{a, true}, {b, false}} {
+			if !needs(in.t) {
+				continue
+			}
+			g, sel := in.t.grad(), in.sel
+			kernels.ParallelFor(n, 1, func(lo, hi int) {
+				for e := lo; e < hi; e++ {
+					for j := 0; j < d; j++ {
+						if (mask.Data[j] != 0) == sel {
+							g[e*d+j] += gy[e*d+j]
+						}
+					}
+				}
+			})
+		}
+	}, a, b)
+	return out
+}

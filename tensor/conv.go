@@ -1,0 +1,183 @@
+package tensor
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/flowood/flowood/kernels"
+)
+
+// MatMul returns x·w for x of shape [..., In] and w of shape [In, Out]: a
+// linear layer, or a 1x1 convolution of an NHWC image.
+func MatMul(x, w *Tensor) *Tensor {
+	in := x.Dim(-1)
+	if len(w.Shape) != 2 || w.Shape[0] != in {
+		panic(fmt.Sprintf("tensor: MatMul of %v by %v", x.Shape, w.Shape))
+	}
+	outC := w.Shape[1]
+	m := len(x.Data) / in
+	shape := append(append([]int(nil), x.Shape[:len(x.Shape)-1]...), outC)
+	out := &Tensor{Shape: shape, Data: make([]float32, m*outC)}
+	kernels.Sgemm(false, false, m, outC, in, 1, x.Data, in, w.Data, outC, 0, out.Data, outC)
+	record(out, func() {
+		if needs(w) {
+			kernels.Sgemm(true, false, in, outC, m, 1, x.Data, in, out.Grad, outC, 1, w.grad(), outC)
+		}
+		if needs(x) {
+			kernels.Sgemm(false, true, m, in, outC, 1, out.Grad, outC, w.Data, outC, 1, x.grad(), in)
+		}
+	}, x, w)
+	return out
+}
+
+// convGeom is the geometry of a stride-1 2-D convolution of NHWC images.
+type convGeom struct {
+	N, H, W, Cin   int
+	KH, KW, Cout   int
+	Pad            int
+	OH, OW         int
+	K              int // KH*KW*Cin, the GEMM inner dimension
+	imagesPerChunk int
+}
+
+// colChunkFloats bounds the im2col buffer of one chunk of images.
+const colChunkFloats = 1 << 22
+
+var colPool sync.Pool
+
+func getCol(n int) []float32 {
+	if p, ok := colPool.Get().(*[]float32); ok && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]float32, n)
+}
+
+func putCol(b []float32) { colPool.Put(&b) }
+
+// im2col writes the patches of images [n0, n1) as rows of col
+// ([rows, K]), zero outside the image.
+func (g *convGeom) im2col(col, x []float32, n0, n1 int) {
+	rows := (n1 - n0) * g.OH * g.OW
+	kernels.ParallelFor(rows, 64, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			n := n0 + r/(g.OH*g.OW)
+			oh := r / g.OW % g.OH
+			ow := r % g.OW
+			dst := col[r*g.K : (r+1)*g.K]
+			for kh := 0; kh < g.KH; kh++ {
+				ih := oh + kh - g.Pad
+				seg := dst[kh*g.KW*g.Cin : (kh+1)*g.KW*g.Cin]
+				if ih < 0 || ih >= g.H {
+					clear(seg)
+					continue
+				}
+				for kw := 0; kw < g.KW; kw++ {
+					iw := ow + kw - g.Pad
+					d := seg[kw*g.Cin : (kw+1)*g.Cin]
+					if iw < 0 || iw >= g.W {
+						clear(d)
+						continue
+					}
+					off := ((n*g.H+ih)*g.W + iw) * g.Cin
+					copy(d, x[off:off+g.Cin])
+				}
+			}
+		}
+	})
+}
+
+// col2im adds the patch gradients dcol of images [n0, n1) back into gx.
+// Work is split by image so no two goroutines write the same pixel.
+func (g *convGeom) col2im(gx, dcol []float32, n0, n1 int) {
+	kernels.ParallelFor(n1-n0, 1, func(lo, hi int) {
+		for n := n0 + lo; n < n0+hi; n++ {
+			for oh := 0; oh < g.OH; oh++ {
+				for ow := 0; ow < g.OW; ow++ {
+					r := ((n-n0)*g.OH+oh)*g.OW + ow
+					src := dcol[r*g.K : (r+1)*g.K]
+					for kh := 0; kh < g.KH; kh++ {
+						ih := oh + kh - g.Pad
+						if ih < 0 || ih >= g.H {
+							continue
+						}
+						for kw := 0; kw < g.KW; kw++ {
+							iw := ow + kw - g.Pad
+							if iw < 0 || iw >= g.W {
+								continue
+							}
+							s := src[(kh*g.KW+kw)*g.Cin : (kh*g.KW+kw+1)*g.Cin]
+							d := gx[((n*g.H+ih)*g.W+iw)*g.Cin:][:g.Cin]
+							for c := range d {
+								d[c] += s[c]
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// Conv2D returns the stride-1 convolution (cross-correlation, as in PyTorch)
+// of NHWC images x [N, H, W, Cin] with HWIO weights w [KH, KW, Cin, Cout],
+// zero padding pad on every side. The output is
+// [N, H+2pad-KH+1, W+2pad-KW+1, Cout]. It is computed as im2col followed by
+// one GEMM per chunk of images; the backward pass recomputes the patches
+// instead of storing them.
+func Conv2D(x, w *Tensor, pad int) *Tensor {
+	if len(x.Shape) != 4 || len(w.Shape) != 4 || w.Shape[2] != x.Shape[3] {
+		panic(fmt.Sprintf("tensor: Conv2D of %v by weights %v", x.Shape, w.Shape))
+	}
+	g := &convGeom{N: x.Shape[0], H: x.Shape[1], W: x.Shape[2], Cin: x.Shape[3],
+		KH: w.Shape[0], KW: w.Shape[1], Cout: w.Shape[3], Pad: pad}
+	g.OH, g.OW = g.H+2*pad-g.KH+1, g.W+2*pad-g.KW+1
+	if g.OH <= 0 || g.OW <= 0 {
+		panic(fmt.Sprintf("tensor: Conv2D of %v by %v with padding %d is empty", x.Shape, w.Shape, pad))
+	}
+	if g.KH == 1 && g.KW == 1 && pad == 0 {
+		return MatMul(x, Reshape(w, g.Cin, g.Cout))
+	}
+	g.K = g.KH * g.KW * g.Cin
+	g.imagesPerChunk = min(g.N, max(1, colChunkFloats/(g.OH*g.OW*g.K)))
+	out := &Tensor{Shape: []int{g.N, g.OH, g.OW, g.Cout}, Data: make([]float32, g.N*g.OH*g.OW*g.Cout)}
+	g.chunks(func(n0, n1 int, col []float32) {
+		g.im2col(col, x.Data, n0, n1)
+		rows := (n1 - n0) * g.OH * g.OW
+		y := out.Data[n0*g.OH*g.OW*g.Cout:]
+		kernels.Sgemm(false, false, rows, g.Cout, g.K, 1, col, g.K, w.Data, g.Cout, 0, y, g.Cout)
+	})
+	record(out, func() {
+		var gw []float32
+		if needs(w) {
+			gw = w.grad()
+		}
+		var dcol []float32
+		if needs(x) {
+			dcol = getCol(g.imagesPerChunk * g.OH * g.OW * g.K)
+			defer putCol(dcol)
+		}
+		g.chunks(func(n0, n1 int, col []float32) {
+			rows := (n1 - n0) * g.OH * g.OW
+			gy := out.Grad[n0*g.OH*g.OW*g.Cout:]
+			if gw != nil {
+				g.im2col(col, x.Data, n0, n1)
+				kernels.Sgemm(true, false, g.K, g.Cout, rows, 1, col, g.K, gy, g.Cout, 1, gw, g.Cout)
+			}
+			if dcol != nil {
+				kernels.Sgemm(false, true, rows, g.K, g.Cout, 1, gy, g.Cout, w.Data, g.Cout, 0, dcol, g.K)
+				g.col2im(x.grad(), dcol, n0, n1)
+			}
+		})
+	}, x, w)
+	return out
+}
+
+// chunks calls fn for consecutive image ranges with a pooled patch buffer.
+func (g *convGeom) chunks(fn func(n0, n1 int, col []float32)) {
+	col := getCol(g.imagesPerChunk * g.OH * g.OW * g.K)
+	defer putCol(col)
+	for n0 := 0; n0 < g.N; n0 += g.imagesPerChunk {
+		n1 := min(n0+g.imagesPerChunk, g.N)
+		fn(n0, n1, col)
+	}
+}

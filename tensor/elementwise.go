@@ -1,0 +1,231 @@
+package tensor
+
+import (
+	"math"
+
+	"github.com/flowood/flowood/kernels"
+)
+
+// grain is the smallest chunk of elements worth a goroutine.
+const grain = 1 << 14
+
+// each runs fn over [0, n) in parallel chunks.
+func each(n int, fn func(lo, hi int)) { kernels.ParallelFor(n, grain, fn) }
+
+// unary applies f elementwise; df adds the input gradient given the output
+// gradient gy, the input x and the output y.
+func unary(x *Tensor, f func(y, x []float32), df func(gx, gy, x, y []float32)) *Tensor {
+	out := &Tensor{Shape: x.Shape, Data: make([]float32, len(x.Data))}
+	each(len(x.Data), func(lo, hi int) { f(out.Data[lo:hi], x.Data[lo:hi]) })
+	record(out, func() {
+		gx, gy := x.grad(), out.Grad
+		each(len(x.Data), func(lo, hi int) { df(gx[lo:hi], gy[lo:hi], x.Data[lo:hi], out.Data[lo:hi]) })
+	}, x)
+	return out
+}
+
+// Exp returns e^x elementwise.
+func Exp(x *Tensor) *Tensor {
+	return unary(x, func(y, x []float32) {
+		for i, v := range x {
+			y[i] = float32(math.Exp(float64(v)))
+		}
+	}, func(gx, gy, _, y []float32) {
+		for i := range gx {
+			gx[i] += gy[i] * y[i]
+		}
+	})
+}
+
+// Log returns ln x elementwise.
+func Log(x *Tensor) *Tensor {
+	return unary(x, func(y, x []float32) {
+		for i, v := range x {
+			y[i] = float32(math.Log(float64(v)))
+		}
+	}, func(gx, gy, x, _ []float32) {
+		for i := range gx {
+			gx[i] += gy[i] / x[i]
+		}
+	})
+}
+
+// Tanh returns tanh x elementwise.
+func Tanh(x *Tensor) *Tensor {
+	return unary(x, func(y, x []float32) {
+		for i, v := range x {
+			y[i] = float32(math.Tanh(float64(v)))
+		}
+	}, func(gx, gy, _, y []float32) {
+		for i := range gx {
+			gx[i] += gy[i] * (1 - y[i]*y[i])
+		}
+	})
+}
+
+// Relu returns max(x, 0) elementwise; its derivative at 0 is taken as 0.
+func Relu(x *Tensor) *Tensor {
+	return unary(x, func(y, x []float32) {
+		for i, v := range x {
+			if v > 0 {
+				y[i] = v
+			} else {
+				y[i] = 0
+			}
+		}
+	}, func(gx, gy, x, _ []float32) {
+		for i := range gx {
+			if x[i] > 0 {
+				gx[i] += gy[i]
+			}
+		}
+	})
+}
+
+// Softplus returns ln(1 + e^x) elementwise, computed stably.
+func Softplus(x *Tensor) *Tensor {
+	return unary(x, func(y, x []float32) {
+		for i, v := range x {
+			y[i] = float32(softplus(float64(v)))
+		}
+	}, func(gx, gy, x, _ []float32) {
+		for i := range gx {
+			gx[i] += gy[i] * float32(sigmoid(float64(x[i])))
+		}
+	})
+}
+
+// Sigmoid returns 1/(1+e^-x) elementwise.
+func Sigmoid(x *Tensor) *Tensor {
+	return unary(x, func(y, x []float32) {
+		for i, v := range x {
+			y[i] = float32(sigmoid(float64(v)))
+		}
+	}, func(gx, gy, _, y []float32) {
+		for i := range gx {
+			gx[i] += gy[i] * y[i] * (1 - y[i])
+		}
+	})
+}
+
+// Scale returns a*x.
+func Scale(x *Tensor, a float32) *Tensor {
+	return unary(x, func(y, x []float32) {
+		for i, v := range x {
+			y[i] = a * v
+		}
+	}, func(gx, gy, _, _ []float32) {
+		for i := range gx {
+			gx[i] += a * gy[i]
+		}
+	})
+}
+
+// AddScalar returns x + a.
+func AddScalar(x *Tensor, a float32) *Tensor {
+	return unary(x, func(y, x []float32) {
+		for i, v := range x {
+			y[i] = v + a
+		}
+	}, func(gx, gy, _, _ []float32) {
+		for i := range gx {
+			gx[i] += gy[i]
+		}
+	})
+}
+
+// Neg returns -x.
+func Neg(x *Tensor) *Tensor { return Scale(x, -1) }
+
+// Square returns x*x elementwise.
+func Square(x *Tensor) *Tensor {
+	return unary(x, func(y, x []float32) {
+		for i, v := range x {
+			y[i] = v * v
+		}
+	}, func(gx, gy, x, _ []float32) {
+		for i := range gx {
+			gx[i] += 2 * x[i] * gy[i]
+		}
+	})
+}
+
+func softplus(v float64) float64 {
+	if v > 0 {
+		return v + math.Log1p(math.Exp(-v))
+	}
+	return math.Log1p(math.Exp(v))
+}
+
+func sigmoid(v float64) float64 {
+	if v >= 0 {
+		return 1 / (1 + math.Exp(-v))
+	}
+	e := math.Exp(v)
+	return e / (1 + e)
+}
+
+// binary applies f elementwise to same-shaped a and b; da and db add the
+// input gradients (either may be skipped when that input needs none).
+func binary(op string, a, b *Tensor, f func(y, a, b []float32), da, db func(g, gy, a, b []float32)) *Tensor {
+	mustSameShape(op, a, b)
+	out := &Tensor{Shape: a.Shape, Data: make([]float32, len(a.Data))}
+	each(len(a.Data), func(lo, hi int) { f(out.Data[lo:hi], a.Data[lo:hi], b.Data[lo:hi]) })
+	record(out, func() {
+		gy := out.Grad
+		if needs(a) {
+			g := a.grad()
+			each(len(g), func(lo, hi int) { da(g[lo:hi], gy[lo:hi], a.Data[lo:hi], b.Data[lo:hi]) })
+		}
+		if needs(b) {
+			g := b.grad()
+			each(len(g), func(lo, hi int) { db(g[lo:hi], gy[lo:hi], a.Data[lo:hi], b.Data[lo:hi]) })
+		}
+	}, a, b)
+	return out
+}
+
+func accum(g, gy, _, _ []float32) {
+	for i := range g {
+		g[i] += gy[i]
+	}
+}
+
+// Add returns a + b for tensors of the same shape.
+func Add(a, b *Tensor) *Tensor {
+	return binary("Add", a, b, func(y, a, b []float32) {
+		for i := range y {
+			y[i] = a[i] + b[i]
+		}
+	}, accum, accum)
+}
+
+// Sub returns a - b for tensors of the same shape.
+func Sub(a, b *Tensor) *Tensor {
+	return binary("Sub", a, b, func(y, a, b []float32) {
+		for i := range y {
+			y[i] = a[i] - b[i]
+		}
+	}, accum, func(g, gy, _, _ []float32) {
+		for i := range g {
+			g[i] -= gy[i]
+		}
+	})
+}
+
+// Mul returns a * b elementwise for tensors of the same shape.
+func Mul(a, b *Tensor) *Tensor {
+	return binary("Mul", a, b, func(y, a, b []float32) {
+		for i := range y {
+			y[i] = a[i] * b[i]
+		}
+	}, func(g, gy, _, b []float32) {
+		for i := range g {
+			g[i] += gy[i] * b[i]
+		}
+	}, func(g, gy, a, _ []float32) {
+		for i := range g {
+			g[i] += gy[i] * a[i]
+		}
+	})
+}

@@ -1,0 +1,178 @@
+package tensor
+
+import (
+	"fmt"
+
+	"github.com/flowood/flowood/kernels"
+)
+
+// Reshape returns a tensor with the same data and a new shape; one
+// dimension may be -1 to be inferred.
+func Reshape(x *Tensor, shape ...int) *Tensor {
+	shape = append([]int(nil), shape...)
+	infer, known := -1, 1
+	for i, d := range shape {
+		if d == -1 {
+			infer = i
+		} else {
+			known *= d
+		}
+	}
+	if infer >= 0 && known > 0 {
+		shape[infer] = len(x.Data) / known
+	}
+	if Numel(shape) != len(x.Data) {
+		panic(fmt.Sprintf("tensor: Reshape of %v to %v", x.Shape, shape))
+	}
+	out := &Tensor{Shape: shape, Data: x.Data}
+	record(out, func() { accumAll(x.grad(), out.Grad) }, x)
+	return out
+}
+
+// Concat joins tensors along their last dimension; all other dimensions
+// must agree.
+func Concat(xs ...*Tensor) *Tensor {
+	lead := xs[0].Shape[:len(xs[0].Shape)-1]
+	widths := make([]int, len(xs))
+	total := 0
+	for i, x := range xs {
+		if !SameShape(x.Shape[:len(x.Shape)-1], lead) {
+			panic(fmt.Sprintf("tensor: Concat of %v and %v", xs[0].Shape, x.Shape))
+		}
+		widths[i] = x.Dim(-1)
+		total += widths[i]
+	}
+	rows := Numel(lead)
+	shape := append(append([]int(nil), lead...), total)
+	out := &Tensor{Shape: shape, Data: make([]float32, rows*total)}
+	kernels.ParallelFor(rows, grain/total+1, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			off := r * total
+			for i, x := range xs {
+				w := widths[i]
+				copy(out.Data[off:off+w], x.Data[r*w:(r+1)*w])
+				off += w
+			}
+		}
+	})
+	record(out, func() {
+		off := 0
+		for i, x := range xs {
+			w, o := widths[i], off
+			off += w
+			if !needs(x) {
+				continue
+			}
+			g := x.grad()
+			kernels.ParallelFor(rows, grain/total+1, func(lo, hi int) {
+				for r := lo; r < hi; r++ {
+					dst, src := g[r*w:(r+1)*w], out.Grad[r*total+o:r*total+o+w]
+					for j := range dst {
+						dst[j] += src[j]
+					}
+				}
+			})
+		}
+	}, xs...)
+	return out
+}
+
+// Slice returns x[..., lo:hi] along the last dimension.
+func Slice(x *Tensor, lo, hi int) *Tensor {
+	c := x.Dim(-1)
+	if lo < 0 || hi > c || lo > hi {
+		panic(fmt.Sprintf("tensor: Slice [%d:%d] of %v", lo, hi, x.Shape))
+	}
+	w := hi - lo
+	rows := len(x.Data) / c
+	shape := append(append([]int(nil), x.Shape[:len(x.Shape)-1]...), w)
+	out := &Tensor{Shape: shape, Data: make([]float32, rows*w)}
+	kernels.ParallelFor(rows, grain/c+1, func(a, b int) {
+		for r := a; r < b; r++ {
+			copy(out.Data[r*w:(r+1)*w], x.Data[r*c+lo:r*c+hi])
+		}
+	})
+	record(out, func() {
+		g := x.grad()
+		kernels.ParallelFor(rows, grain/c+1, func(a, b int) {
+			for r := a; r < b; r++ {
+				dst, src := g[r*c+lo:r*c+hi], out.Grad[r*w:(r+1)*w]
+				for j := range dst {
+					dst[j] += src[j]
+				}
+			}
+		})
+	}, x)
+	return out
+}
+
+// Split returns x[..., :k] and x[..., k:] along the last dimension.
+func Split(x *Tensor, k int) (*Tensor, *Tensor) {
+	return Slice(x, 0, k), Slice(x, k, x.Dim(-1))
+}
+
+// squeezeIndex maps (h, w, c) of an [H, W, C] image to the offset of its
+// element in the squeezed [H/2, W/2, 4C] image: channel c*4 + 2*(h%2) + w%2
+// at (h/2, w/2), as in the RealNVP reference code.
+func squeezeIndex(h, w, c, W, C int) int {
+	return ((h/2)*(W/2)+w/2)*4*C + c*4 + 2*(h%2) + w%2
+}
+
+// permute moves x's data through the per-example index map dst[perm[i]] =
+// src[i]; inverse selects the opposite direction.
+func permute(x *Tensor, shape []int, perm []int32, inverse bool) *Tensor {
+	n := x.Shape[0]
+	d := len(perm)
+	out := &Tensor{Shape: shape, Data: make([]float32, len(x.Data))}
+	move := func(dst, src []float32, inv bool) {
+		kernels.ParallelFor(n, 1, func(lo, hi int) {
+			for e := lo; e < hi; e++ {
+				ds, ss := dst[e*d:(e+1)*d], src[e*d:(e+1)*d]
+				if inv {
+					for i, p := range perm {
+						ds[i] += ss[p]
+					}
+				} else {
+					for i, p := range perm {
+						ds[p] += ss[i]
+					}
+				}
+			}
+		})
+	}
+	move(out.Data, x.Data, inverse)
+	record(out, func() { move(x.grad(), out.Grad, !inverse) }, x)
+	return out
+}
+
+func squeezePerm(H, W, C int) []int32 {
+	perm := make([]int32, H*W*C)
+	for h := 0; h < H; h++ {
+		for w := 0; w < W; w++ {
+			for c := 0; c < C; c++ {
+				perm[(h*W+w)*C+c] = int32(squeezeIndex(h, w, c, W, C))
+			}
+		}
+	}
+	return perm
+}
+
+// Squeeze2x2 turns each 2x2 spatial block into channels: [N, H, W, C] ->
+// [N, H/2, W/2, 4C], with input (h, w, c) going to channel
+// 4c + 2(h mod 2) + (w mod 2). H and W must be even.
+func Squeeze2x2(x *Tensor) *Tensor {
+	N, H, W, C := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	if H%2 != 0 || W%2 != 0 {
+		panic(fmt.Sprintf("tensor: Squeeze2x2 of odd spatial shape %v", x.Shape))
+	}
+	return permute(x, []int{N, H / 2, W / 2, 4 * C}, squeezePerm(H, W, C), false)
+}
+
+// Unsqueeze2x2 inverts Squeeze2x2: [N, H, W, 4C] -> [N, 2H, 2W, C].
+func Unsqueeze2x2(x *Tensor) *Tensor {
+	N, H, W, C4 := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	if C4%4 != 0 {
+		panic(fmt.Sprintf("tensor: Unsqueeze2x2 of %v: channels not a multiple of 4", x.Shape))
+	}
+	return permute(x, []int{N, 2 * H, 2 * W, C4 / 4}, squeezePerm(2*H, 2*W, C4/4), true)
+}
