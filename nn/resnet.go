@@ -25,6 +25,8 @@ type ResNet struct {
 	OutNorm         *BatchNorm
 	OutConv         *Conv2D
 	DoubleAfterNorm bool
+	// Act is the activation written relu above; NewResNet sets tensor.Relu.
+	Act func(*tensor.Tensor) *tensor.Tensor
 }
 
 // ResBlock is x + conv(relu(BN(conv(relu(BN(x)))))) with 3x3 convolutions.
@@ -46,6 +48,7 @@ func NewResNet(rng *tensor.RNG, in, mid, out, blocks int, doubleAfterNorm bool, 
 		OutNorm:         NewBatchNorm(mid, mode),
 		OutConv:         NewConv2D(rng, 1, mid, out, true, true),
 		DoubleAfterNorm: doubleAfterNorm,
+		Act:             tensor.Relu,
 	}
 	for i := 0; i < blocks; i++ {
 		r.Blocks = append(r.Blocks, &ResBlock{
@@ -65,20 +68,20 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 	if r.DoubleAfterNorm {
 		x = tensor.Scale(x, 2)
 	}
-	x = tensor.Relu(tensor.Concat(x, tensor.Neg(x)))
+	x = r.Act(tensor.Concat(x, tensor.Neg(x)))
 	x = r.InConv.Forward(x)
 	skip := r.InSkip.Forward(x)
 	for i, b := range r.Blocks {
-		x = b.Forward(x)
+		x = b.forward(x, r.Act)
 		skip = tensor.Add(skip, r.Skips[i].Forward(x))
 	}
-	return r.OutConv.Forward(tensor.Relu(r.OutNorm.Forward(skip)))
+	return r.OutConv.Forward(r.Act(r.OutNorm.Forward(skip)))
 }
 
-// Forward applies the block.
-func (b *ResBlock) Forward(x *tensor.Tensor) *tensor.Tensor {
-	h := b.Conv1.Forward(tensor.Relu(b.Norm1.Forward(x)))
-	h = b.Conv2.Forward(tensor.Relu(b.Norm2.Forward(h)))
+// forward applies the block with activation act.
+func (b *ResBlock) forward(x *tensor.Tensor, act func(*tensor.Tensor) *tensor.Tensor) *tensor.Tensor {
+	h := b.Conv1.Forward(act(b.Norm1.Forward(x)))
+	h = b.Conv2.Forward(act(b.Norm2.Forward(h)))
 	return tensor.Add(x, h)
 }
 

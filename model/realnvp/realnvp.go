@@ -37,6 +37,10 @@ type Config struct {
 	Mid int `json:"mid"`
 	// Constraint is the logit preprocessing constraint; zero means 0.9.
 	Constraint float64 `json:"constraint"`
+	// Activation of the st-networks: "relu" (the default, as in the paper)
+	// or "softplus" (smooth, so finite differences are exact to test the
+	// model's gradients end to end).
+	Activation string `json:"activation"`
 }
 
 // presets are the named configurations for 28x28 grayscale images.
@@ -85,6 +89,9 @@ func (c Config) WithDefaults() Config {
 	if c.Constraint == 0 {
 		c.Constraint = 0.9
 	}
+	if c.Activation == "" {
+		c.Activation = "relu"
+	}
 	return c
 }
 
@@ -93,6 +100,9 @@ func (c Config) Validate() error {
 	c = c.WithDefaults()
 	if c.Height < 2 || c.Width < 2 || c.Channels < 1 || c.Scales < 1 || c.Blocks < 0 || c.Mid < 1 {
 		return fmt.Errorf("realnvp: invalid config %+v", c)
+	}
+	if _, ok := activations[c.Activation]; !ok {
+		return fmt.Errorf("realnvp: unknown activation %q (want relu or softplus)", c.Activation)
 	}
 	if c.Constraint <= 0 || c.Constraint >= 1 {
 		return fmt.Errorf("realnvp: constraint %v not in (0, 1)", c.Constraint)
@@ -105,6 +115,11 @@ func (c Config) Validate() error {
 		h, w = h/2, w/2
 	}
 	return nil
+}
+
+var activations = map[string]func(*tensor.Tensor) *tensor.Tensor{
+	"relu":     tensor.Relu,
+	"softplus": tensor.Softplus,
 }
 
 // Model is a RealNVP flow on dequantised images u in [0, 1)^D of shape
@@ -137,6 +152,7 @@ func (m *Model) scale(rng *tensor.RNG, s, h, w, c, mid int) flow.Bijector {
 	cfg := m.Config
 	coupling := func(msk *tensor.Tensor, in, mid, out int, double bool) *bijector.AffineCoupling {
 		net := nn.NewResNet(rng, in, mid, out, cfg.Blocks, double, m.Mode)
+		net.Act = activations[cfg.Activation]
 		cp := bijector.NewAffineCoupling(msk, net)
 		m.Couplings = append(m.Couplings, cp)
 		return cp

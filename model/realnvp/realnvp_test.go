@@ -8,10 +8,17 @@ import (
 	"github.com/flowood/flowood/tensor"
 )
 
+// TestModelContract runs the flow contract over whole models. Finite
+// differences of a whole float32 model are unreliable at ReLU kinks, so
+// end-to-end gradients are checked on models with smooth (softplus)
+// st-networks, and the ReLU model is checked for invertibility and its
+// Jacobian; the ReLU op's own gradient is checked in package tensor, and
+// ReLU couplings' gradients in package bijector.
 func TestModelContract(t *testing.T) {
 	for _, cfg := range []Config{
 		{Height: 8, Width: 8, Channels: 1, Scales: 2, Blocks: 1, Mid: 4},
-		{Height: 4, Width: 4, Channels: 3, Scales: 3, Blocks: 1, Mid: 2},
+		{Height: 8, Width: 8, Channels: 1, Scales: 2, Blocks: 1, Mid: 4, Activation: "softplus"},
+		{Height: 4, Width: 4, Channels: 3, Scales: 3, Blocks: 1, Mid: 2, Activation: "softplus"},
 	} {
 		rng := tensor.NewRNG(3)
 		m := New(cfg, rng)
@@ -21,7 +28,7 @@ func TestModelContract(t *testing.T) {
 		m.SetTraining(true)
 		tensor.NoGrad(func() { m.Forward(x) })
 		m.SetTraining(false)
-		flowtest.CheckBijector(t, m, x, flowtest.Options{GradSamples: 1})
+		flowtest.CheckBijector(t, m, x, flowtest.Options{GradSamples: 1, SkipGrads: cfg.Activation == ""})
 	}
 }
 

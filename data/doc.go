@@ -1,0 +1,16 @@
+// Package data loads the real image datasets used to reproduce Kirichenko,
+// Izmailov and Wilson (2020), "Why Normalizing Flows Fail to Detect
+// Out-of-Distribution Data": FashionMNIST as the in-distribution data set,
+// MNIST and notMNIST as out-of-distribution data.
+//
+// All three are distributed in the idx format of the original MNIST files;
+// ReadIDXImages, ReadIDXLabels and their writers handle it, gzip-compressed or
+// raw. Load finds a data set's files, in this order, in the user's cache
+// directory, in a local mirror named by FLOWOOD_MIRROR, in Debian's
+// dataset-fashion-mnist package, and finally by downloading the canonical
+// files into the cache. Every file is checked against a sha256 digest recorded
+// in this package before it is used.
+//
+// Small subsets of the real data are compiled into the package so that demos
+// run offline; LoadEmbedded (or Load with Options.Embedded) returns them.
+package data
