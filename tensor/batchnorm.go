@@ -127,26 +127,19 @@ func columnMoments(v []float32, c int, w []float32) (sum, prod []float64) {
 	kernels.ParallelFor(parts, 1, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			s, q := make([]float64, c), make([]float64, c)
-			// accumulate in float32 blocks of 64 rows, then in float64
-			bs, bq := make([]float32, c), make([]float32, c)
+			// accumulate in float64: the product of two float32 values is
+			// exact in float64, and float32 partial sums lose the variance
+			// (E[x²]-E[x]²) when |mean| >> std
 			r1 := min((p+1)*chunk, rows)
-			for r0 := p * chunk; r0 < r1; r0 += 64 {
-				clear(bs)
-				clear(bq)
-				for r := r0; r < min(r0+64, r1); r++ {
-					vs := v[r*c : (r+1)*c]
-					ws := vs
-					if w != nil {
-						ws = w[r*c : (r+1)*c]
-					}
-					for j, a := range vs {
-						bs[j] += a
-						bq[j] += a * ws[j]
-					}
+			for r := p * chunk; r < r1; r++ {
+				vs := v[r*c : (r+1)*c]
+				ws := vs
+				if w != nil {
+					ws = w[r*c : (r+1)*c]
 				}
-				for j := range s {
-					s[j] += float64(bs[j])
-					q[j] += float64(bq[j])
+				for j, a := range vs {
+					s[j] += float64(a)
+					q[j] += float64(a) * float64(ws[j])
 				}
 			}
 			sums[p], prods[p] = s, q

@@ -1,0 +1,1239 @@
+package tensor
+
+// Forward values and backward passes of every operation, checked against
+// independent float64 reference implementations written here with naive
+// loops. For each case, checkGrad
+//
+//   - compares the engine's output with the reference forward,
+//   - builds L = sum(r * op(inputs)) for a fixed random r (the r-weighted sum
+//     is a node defined in this file, so no engine operation is involved in
+//     the loss itself), runs Backward, and compares the gradient of every
+//     input that requires gradients with central finite differences of the
+//     float64 reference (step 1e-4, so the reference gradient is accurate to
+//     ~1e-8) on the max-norm,
+//   - pre-seeds the inputs' Grad with known values, so a backward pass that
+//     overwrites Grad instead of accumulating into it fails,
+//   - checks that the inputs were not modified and that constants received
+//     no gradient,
+//   - reruns the engine under NoGrad and checks that nothing is recorded and
+//     the values are identical.
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// arr is a float64 reference array in the same row-major layout as Tensor.
+type arr struct {
+	shape []int
+	data  []float64
+}
+
+func newArr(shape ...int) arr {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return arr{shape: append([]int(nil), shape...), data: make([]float64, n)}
+}
+
+func toArr(t *Tensor) arr {
+	a := newArr(t.Shape...)
+	for i, v := range t.Data {
+		a.data[i] = float64(v)
+	}
+	return a
+}
+
+// gradOpts are the tolerances of checkGrad; zero fields take the defaults.
+type gradOpts struct {
+	// forward: |y - ref| <= fwdRtol*|ref| + fwdAtol*max|ref| elementwise
+	fwdRtol, fwdAtol float64
+	// backward: max|g - fd| <= gradTol*max|fd| per input
+	gradTol float64
+	// samples is the number of finite-difference coordinates per input,
+	// spread evenly over it; 0 means all of them.
+	samples int
+	// step is the finite-difference step.
+	step float64
+}
+
+func (o gradOpts) withDefaults() gradOpts {
+	if o.fwdRtol == 0 {
+		o.fwdRtol = 1e-6
+	}
+	if o.fwdAtol == 0 {
+		o.fwdAtol = 1e-7
+	}
+	if o.gradTol == 0 {
+		o.gradTol = 1e-3
+	}
+	if o.step == 0 {
+		o.step = 1e-4
+	}
+	return o
+}
+
+// gemmTol suits results that are float32 sums of many products.
+var gemmTol = gradOpts{fwdRtol: 1e-5, fwdAtol: 1e-5}
+
+// dotLoss returns the one-element tensor sum(r*y), recorded directly with
+// its own backward closure.
+func dotLoss(y *Tensor, r []float64) *Tensor {
+	var s float64
+	for i, v := range y.Data {
+		s += float64(v) * r[i]
+	}
+	loss := FromData([]float32{float32(s)}, 1)
+	record(loss, func() {
+		g := y.grad()
+		for i := range g {
+			g[i] += float32(r[i]) * loss.Grad[0]
+		}
+	}, y)
+	return loss
+}
+
+// checkClose reports elements of got that differ from want by more than
+// rtol*|want| + atol*max|want|.
+func checkClose(t *testing.T, what string, got []float32, want []float64, rtol, atol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d values, want %d", what, len(got), len(want))
+		return
+	}
+	scale := 0.0
+	for _, v := range want {
+		scale = math.Max(scale, math.Abs(v))
+	}
+	bad, worst, worstI := 0, 0.0, -1
+	for i, w := range want {
+		d := math.Abs(float64(got[i]) - w)
+		if !(d <= rtol*math.Abs(w)+atol*scale) { // catches NaN
+			bad++
+			if e := d / (math.Abs(w) + scale + 1e-300); worstI < 0 || e > worst || math.IsNaN(d) {
+				worst, worstI = e, i
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%s: %d of %d values off; worst at %d: got %v, want %v", what, bad, len(want), worstI, got[worstI], want[worstI])
+	}
+}
+
+// sampleIndices returns k indices spread evenly over [0, n) (all when k is
+// 0 or at least n), always including the first and the last.
+func sampleIndices(n, k int) []int {
+	if k <= 0 || k >= n {
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		return idx
+	}
+	idx := make([]int, 0, k)
+	for s := 0; s < k; s++ {
+		idx = append(idx, s*(n-1)/(k-1))
+	}
+	return idx
+}
+
+// checkGrad checks engine against ref on inputs with the default
+// tolerances. Inputs that require gradients are differentiated; the others
+// are constants. inputs themselves are not modified.
+func checkGrad(t *testing.T, name string, inputs []*Tensor, engine func([]*Tensor) *Tensor, ref func([]arr) arr) {
+	t.Helper()
+	checkGradOpts(t, name, inputs, engine, ref, gradOpts{})
+}
+
+func checkGradOpts(t *testing.T, name string, inputs []*Tensor, engine func([]*Tensor) *Tensor, ref func([]arr) arr, o gradOpts) {
+	t.Helper()
+	o = o.withDefaults()
+	fresh := func() []*Tensor {
+		ins := make([]*Tensor, len(inputs))
+		for i, x := range inputs {
+			ins[i] = x.Clone().SetRequiresGrad(x.RequiresGrad())
+		}
+		return ins
+	}
+	refIn := make([]arr, len(inputs))
+	anyDiff := false
+	for i, x := range inputs {
+		refIn[i] = toArr(x)
+		anyDiff = anyDiff || x.RequiresGrad()
+	}
+
+	// Forward.
+	want := ref(refIn)
+	ins := fresh()
+	y := engine(ins)
+	if !SameShape(y.Shape, want.shape) {
+		t.Errorf("%s: shape %v, want %v", name, y.Shape, want.shape)
+		return
+	}
+	checkClose(t, name+" forward", y.Data, want.data, o.fwdRtol, o.fwdAtol)
+	yData := append([]float32(nil), y.Data...)
+
+	// Backward.
+	if anyDiff {
+		if !y.RequiresGrad() || y.node == nil {
+			t.Errorf("%s: output of inputs that require gradients recorded no node", name)
+			return
+		}
+		rng := rand.New(rand.NewPCG(uint64(len(want.data)), 99))
+		r := make([]float64, len(want.data))
+		for i := range r {
+			r[i] = float64(float32(rng.NormFloat64())) // exactly representable in float32
+		}
+		refLoss := func(in []arr) float64 {
+			out := ref(in)
+			var s float64
+			for i, v := range out.data {
+				s += r[i] * v
+			}
+			return s
+		}
+		// Seed the gradients of differentiable inputs, so that a backward
+		// pass that overwrites Grad instead of accumulating into it fails.
+		seeds := make([][]float32, len(ins))
+		for k, x := range ins {
+			if x.RequiresGrad() {
+				seeds[k] = make([]float32, len(x.Data))
+				for i := range seeds[k] {
+					seeds[k][i] = float32(rng.IntN(17)-8) / 8
+				}
+				x.Grad = append([]float32(nil), seeds[k]...)
+			}
+		}
+		Backward(dotLoss(y, r))
+		for k, x := range ins {
+			what := fmt.Sprintf("%s input %d %v", name, k, x.Shape)
+			for i, v := range x.Data {
+				if math.Float32bits(v) != math.Float32bits(inputs[k].Data[i]) {
+					t.Errorf("%s: modified by the operation (element %d: %v, was %v)", what, i, v, inputs[k].Data[i])
+					break
+				}
+			}
+			if !x.RequiresGrad() {
+				if x.Grad != nil {
+					t.Errorf("%s: constant received a gradient", what)
+				}
+				continue
+			}
+			if len(x.Grad) != len(x.Data) {
+				t.Errorf("%s: gradient has %d values, want %d", what, len(x.Grad), len(x.Data))
+				continue
+			}
+			in := refIn[k].data
+			maxDiff, maxFD, worst, worstG, worstFD := 0.0, 0.0, -1, 0.0, 0.0
+			for _, i := range sampleIndices(len(in), o.samples) {
+				orig := in[i]
+				in[i] = orig + o.step
+				lp := refLoss(refIn)
+				in[i] = orig - o.step
+				lm := refLoss(refIn)
+				in[i] = orig
+				fd := (lp - lm) / (2 * o.step)
+				g := float64(x.Grad[i]) - float64(seeds[k][i])
+				maxFD = math.Max(maxFD, math.Abs(fd))
+				d := math.Abs(g - fd)
+				if math.IsNaN(d) {
+					d = math.Inf(1)
+				}
+				if worst < 0 || d > maxDiff {
+					maxDiff, worst, worstG, worstFD = d, i, g, fd
+				}
+			}
+			if !(maxDiff <= o.gradTol*math.Max(maxFD, 1e-6)) {
+				t.Errorf("%s: gradient off by %.3g (max |fd| %.3g); worst at %d: engine %v, finite difference %v",
+					what, maxDiff, maxFD, worst, worstG, worstFD)
+			}
+		}
+	}
+
+	// NoGrad records nothing and computes the same values.
+	ins = fresh()
+	var y2 *Tensor
+	NoGrad(func() { y2 = engine(ins) })
+	if y2.node != nil || y2.RequiresGrad() {
+		t.Errorf("%s: NoGrad output has a backward node or requires gradients", name)
+	}
+	for i := range yData {
+		if math.Float32bits(y2.Data[i]) != math.Float32bits(yData[i]) {
+			t.Errorf("%s: NoGrad output differs at %d: %v vs %v", name, i, y2.Data[i], yData[i])
+			break
+		}
+	}
+}
+
+// Input generators.
+
+func gcRNG(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 7)) }
+
+// uniform returns a tensor with entries drawn from U[lo, hi).
+func uniform(rng *rand.Rand, lo, hi float64, shape ...int) *Tensor {
+	t := New(shape...)
+	for i := range t.Data {
+		t.Data[i] = float32(lo + (hi-lo)*rng.Float64())
+	}
+	return t
+}
+
+// normal returns a tensor with N(mean, std^2) entries.
+func normal(rng *rand.Rand, mean, std float64, shape ...int) *Tensor {
+	t := New(shape...)
+	for i := range t.Data {
+		t.Data[i] = float32(mean + std*rng.NormFloat64())
+	}
+	return t
+}
+
+// awayFromZero returns entries with |v| in [0.1, 2] and random sign.
+func awayFromZero(rng *rand.Rand, shape ...int) *Tensor {
+	t := uniform(rng, 0.1, 2, shape...)
+	for i := range t.Data {
+		if rng.IntN(2) == 0 {
+			t.Data[i] = -t.Data[i]
+		}
+	}
+	return t
+}
+
+// binaryMask returns a 0/1 tensor with both values present.
+func binaryMask(rng *rand.Rand, shape ...int) *Tensor {
+	t := New(shape...)
+	for i := range t.Data {
+		t.Data[i] = float32(rng.IntN(2))
+	}
+	t.Data[0], t.Data[len(t.Data)-1] = 0, 1
+	return t
+}
+
+func param(t *Tensor) *Tensor { return t.SetRequiresGrad(true) }
+
+// Reference helpers.
+
+func refMap(a arr, f func(float64) float64) arr {
+	y := newArr(a.shape...)
+	for i, v := range a.data {
+		y.data[i] = f(v)
+	}
+	return y
+}
+
+func refZip(a, b arr, f func(x, y float64) float64) arr {
+	y := newArr(a.shape...)
+	for i := range a.data {
+		y.data[i] = f(a.data[i], b.data[i])
+	}
+	return y
+}
+
+// f32 is the float64 value of the float32 rounding of v, for constants the
+// engine takes as float32.
+func f32(v float64) float64 { return float64(float32(v)) }
+
+func TestUnaryOps(t *testing.T) {
+	rng := gcRNG(1)
+	shape := []int{2, 3, 4, 5}
+	cases := []struct {
+		name string
+		x    *Tensor
+		eng  func(*Tensor) *Tensor
+		ref  func(float64) float64
+	}{
+		{"Exp", uniform(rng, -3, 3, shape...), Exp, math.Exp},
+		{"Log", uniform(rng, 0.2, 4, shape...), Log, math.Log},
+		{"Tanh", uniform(rng, -3, 3, shape...), Tanh, math.Tanh},
+		{"Relu", awayFromZero(rng, shape...), Relu, func(v float64) float64 { return math.Max(v, 0) }},
+		{"Softplus", uniform(rng, -6, 6, shape...), Softplus, func(v float64) float64 { return math.Log1p(math.Exp(v)) }},
+		{"Softplus/wide", uniform(rng, -40, 40, 3, 50), Softplus, func(v float64) float64 { return math.Log1p(math.Exp(v)) }},
+		{"Sigmoid", uniform(rng, -6, 6, shape...), Sigmoid, func(v float64) float64 { return 1 / (1 + math.Exp(-v)) }},
+		{"Sigmoid/wide", uniform(rng, -40, 40, 3, 50), Sigmoid, func(v float64) float64 { return 1 / (1 + math.Exp(-v)) }},
+		{"Scale", normal(rng, 0, 1, shape...), func(x *Tensor) *Tensor { return Scale(x, 0.7) }, func(v float64) float64 { return f32(0.7) * v }},
+		{"Scale/negative", normal(rng, 0, 1, 7, 3), func(x *Tensor) *Tensor { return Scale(x, -2.5) }, func(v float64) float64 { return -2.5 * v }},
+		{"Neg", normal(rng, 0, 1, 7, 3), Neg, func(v float64) float64 { return -v }},
+		{"AddScalar", normal(rng, 0, 1, shape...), func(x *Tensor) *Tensor { return AddScalar(x, -0.3) }, func(v float64) float64 { return v + f32(-0.3) }},
+		{"Square", normal(rng, 0, 1.5, shape...), Square, func(v float64) float64 { return v * v }},
+		// enough elements for the parallel split (grain 1<<14)
+		{"Tanh/large", uniform(rng, -3, 3, 2, 20000), Tanh, math.Tanh},
+	}
+	for _, c := range cases {
+		o := gradOpts{}
+		if c.x.Numel() > 10000 {
+			o.samples = 16
+		}
+		checkGradOpts(t, c.name, []*Tensor{param(c.x)},
+			func(in []*Tensor) *Tensor { return c.eng(in[0]) },
+			func(in []arr) arr { return refMap(in[0], c.ref) }, o)
+	}
+}
+
+func TestSoftplusSigmoidExtremes(t *testing.T) {
+	x := FromData([]float32{-200, -90, -30, 0, 30, 90, 200}, 7)
+	sp, sg := Softplus(x), Sigmoid(x)
+	for i, v := range x.Data {
+		// float32 roundings (Softplus(-200) underflows to 0)
+		wantSp := f32(math.Max(float64(v), 0) + math.Log1p(math.Exp(-math.Abs(float64(v)))))
+		wantSg := f32(1 / (1 + math.Exp(-float64(v))))
+		if d := math.Abs(float64(sp.Data[i]) - wantSp); !(d <= 1e-6*math.Abs(wantSp)) {
+			t.Errorf("Softplus(%v) = %v, want %v", v, sp.Data[i], wantSp)
+		}
+		if d := math.Abs(float64(sg.Data[i]) - wantSg); !(d <= 1e-6*wantSg) {
+			t.Errorf("Sigmoid(%v) = %v, want %v", v, sg.Data[i], wantSg)
+		}
+	}
+}
+
+func TestBinaryOps(t *testing.T) {
+	rng := gcRNG(2)
+	cases := []struct {
+		name string
+		eng  func(a, b *Tensor) *Tensor
+		ref  func(a, b float64) float64
+	}{
+		{"Add", Add, func(a, b float64) float64 { return a + b }},
+		{"Sub", Sub, func(a, b float64) float64 { return a - b }},
+		{"Mul", Mul, func(a, b float64) float64 { return a * b }},
+	}
+	for _, c := range cases {
+		for _, which := range []string{"both", "a", "b"} {
+			a, b := normal(rng, 0, 1, 2, 3, 4, 5), normal(rng, 0, 1, 2, 3, 4, 5)
+			a.SetRequiresGrad(which != "b")
+			b.SetRequiresGrad(which != "a")
+			checkGrad(t, c.name+"/"+which, []*Tensor{a, b},
+				func(in []*Tensor) *Tensor { return c.eng(in[0], in[1]) },
+				func(in []arr) arr { return refZip(in[0], in[1], c.ref) })
+		}
+	}
+}
+
+// refPerChannel applies f(x, v[c]) with c the last index.
+func refPerChannel(x, v arr, f func(x, v float64) float64) arr {
+	c := x.shape[len(x.shape)-1]
+	y := newArr(x.shape...)
+	for i := range x.data {
+		y.data[i] = f(x.data[i], v.data[i%c])
+	}
+	return y
+}
+
+// refPerExample applies f(x, m[j]) with j the index within the example.
+func refPerExample(x, m arr, f func(x, m float64) float64) arr {
+	d := len(m.data)
+	y := newArr(x.shape...)
+	for n := 0; n < x.shape[0]; n++ {
+		for j := 0; j < d; j++ {
+			y.data[n*d+j] = f(x.data[n*d+j], m.data[j])
+		}
+	}
+	return y
+}
+
+func TestBroadcastOps(t *testing.T) {
+	rng := gcRNG(3)
+	add := func(x, v float64) float64 { return x + v }
+	mul := func(x, v float64) float64 { return x * v }
+	for _, shape := range [][]int{{2, 3, 4, 5}, {6, 3}, {1, 1, 1, 1}, {700, 30}} {
+		c := shape[len(shape)-1]
+		o := gradOpts{}
+		if Numel(shape) > 10000 {
+			o.samples = 40
+		}
+		name := fmt.Sprint(shape)
+		checkGradOpts(t, "AddChannel"+name, []*Tensor{param(normal(rng, 0, 1, shape...)), param(normal(rng, 0, 1, c))},
+			func(in []*Tensor) *Tensor { return AddChannel(in[0], in[1]) },
+			func(in []arr) arr { return refPerChannel(in[0], in[1], add) }, o)
+		checkGradOpts(t, "MulChannel"+name, []*Tensor{param(normal(rng, 0, 1, shape...)), param(normal(rng, 0, 1, c))},
+			func(in []*Tensor) *Tensor { return MulChannel(in[0], in[1]) },
+			func(in []arr) arr { return refPerChannel(in[0], in[1], mul) }, o)
+		checkGradOpts(t, "MulChannel/const-scale"+name, []*Tensor{param(normal(rng, 0, 1, shape...)), normal(rng, 0, 1, c)},
+			func(in []*Tensor) *Tensor { return MulChannel(in[0], in[1]) },
+			func(in []arr) arr { return refPerChannel(in[0], in[1], mul) }, o)
+		checkGradOpts(t, "AddChannel/const-x"+name, []*Tensor{normal(rng, 0, 1, shape...), param(normal(rng, 0, 1, c))},
+			func(in []*Tensor) *Tensor { return AddChannel(in[0], in[1]) },
+			func(in []arr) arr { return refPerChannel(in[0], in[1], add) }, o)
+	}
+	for _, shape := range [][]int{{3, 4, 5, 2}, {4, 7}, {1, 3}} {
+		name := fmt.Sprint(shape)
+		checkGrad(t, "MulExample"+name, []*Tensor{param(normal(rng, 0, 1, shape...)), param(normal(rng, 0, 1, shape[1:]...))},
+			func(in []*Tensor) *Tensor { return MulExample(in[0], in[1]) },
+			func(in []arr) arr { return refPerExample(in[0], in[1], mul) })
+		checkGrad(t, "MulExample/mask"+name, []*Tensor{param(normal(rng, 0, 1, shape...)), binaryMask(rng, shape[1:]...)},
+			func(in []*Tensor) *Tensor { return MulExample(in[0], in[1]) },
+			func(in []arr) arr { return refPerExample(in[0], in[1], mul) })
+		for _, which := range []string{"both", "a", "b"} {
+			a, b := normal(rng, 0, 1, shape...), normal(rng, 0, 1, shape...)
+			a.SetRequiresGrad(which != "b")
+			b.SetRequiresGrad(which != "a")
+			checkGrad(t, "Where/"+which+name, []*Tensor{binaryMask(rng, shape[1:]...), a, b},
+				func(in []*Tensor) *Tensor { return Where(in[0], in[1], in[2]) },
+				func(in []arr) arr {
+					mask, a, b := in[0], in[1], in[2]
+					d := len(mask.data)
+					y := newArr(a.shape...)
+					for i := range y.data {
+						if mask.data[i%d] == 1 {
+							y.data[i] = a.data[i]
+						} else {
+							y.data[i] = b.data[i]
+						}
+					}
+					return y
+				})
+		}
+	}
+}
+
+func TestReductions(t *testing.T) {
+	rng := gcRNG(4)
+	perExample := func(f func(float64) float64, c float64) func([]arr) arr {
+		return func(in []arr) arr {
+			x := in[0]
+			n := x.shape[0]
+			d := len(x.data) / n
+			y := newArr(n)
+			for e := 0; e < n; e++ {
+				for j := 0; j < d; j++ {
+					y.data[e] += f(x.data[e*d+j]) + c
+				}
+			}
+			return y
+		}
+	}
+	total := func(in []arr) float64 {
+		s := 0.0
+		for _, v := range in[0].data {
+			s += v
+		}
+		return s
+	}
+	ident := func(v float64) float64 { return v }
+	logPDF := func(v float64) float64 { return -v * v / 2 }
+	halfLn2Pi := -math.Log(2*math.Pi) / 2
+	for _, shape := range [][]int{{3, 4, 5, 2}, {5, 7}, {1, 6}, {4, 1}} {
+		name := fmt.Sprint(shape)
+		checkGrad(t, "SumPerExample"+name, []*Tensor{param(normal(rng, 0, 1, shape...))},
+			func(in []*Tensor) *Tensor { return SumPerExample(in[0]) }, perExample(ident, 0))
+		checkGrad(t, "StdNormalLogProb"+name, []*Tensor{param(normal(rng, 0, 1.3, shape...))},
+			func(in []*Tensor) *Tensor { return StdNormalLogProb(in[0]) }, perExample(logPDF, halfLn2Pi))
+		checkGrad(t, "Sum"+name, []*Tensor{param(normal(rng, 0, 1, shape...))},
+			func(in []*Tensor) *Tensor { return Sum(in[0]) },
+			func(in []arr) arr { y := newArr(1); y.data[0] = total(in); return y })
+		checkGrad(t, "Mean"+name, []*Tensor{param(normal(rng, 0.5, 1, shape...))},
+			func(in []*Tensor) *Tensor { return Mean(in[0]) },
+			func(in []arr) arr { y := newArr(1); y.data[0] = total(in) / float64(len(in[0].data)); return y })
+	}
+	// Float64 accumulation: a float32 running sum of 1 + 2^-24 repeated
+	// stalls at 2^24; in float64 it does not.
+	big := Full(1, 1, 1<<24+8)
+	if got := SumPerExample(big).Data[0]; got != 1<<24+8 {
+		t.Errorf("SumPerExample does not accumulate in float64: %v", got)
+	}
+}
+
+func TestShapeOps(t *testing.T) {
+	rng := gcRNG(5)
+	ident := func(shape ...int) func([]arr) arr {
+		return func(in []arr) arr {
+			y := newArr(shape...)
+			copy(y.data, in[0].data)
+			return y
+		}
+	}
+	checkGrad(t, "Reshape", []*Tensor{param(normal(rng, 0, 1, 2, 3, 4, 5))},
+		func(in []*Tensor) *Tensor { return Reshape(in[0], 6, 20) }, ident(6, 20))
+	checkGrad(t, "Reshape/infer", []*Tensor{param(normal(rng, 0, 1, 2, 3, 4, 5))},
+		func(in []*Tensor) *Tensor { return Reshape(in[0], 6, -1, 5) }, ident(6, 4, 5))
+	checkGrad(t, "Reshape/infer-first", []*Tensor{param(normal(rng, 0, 1, 2, 3, 4, 5))},
+		func(in []*Tensor) *Tensor { return Reshape(in[0], -1, 60) }, ident(2, 60))
+
+	// refSlice returns x[..., lo:hi].
+	refSlice := func(x arr, lo, hi int) arr {
+		c := x.shape[len(x.shape)-1]
+		shape := append(append([]int(nil), x.shape[:len(x.shape)-1]...), hi-lo)
+		y := newArr(shape...)
+		rows := len(x.data) / c
+		for r := 0; r < rows; r++ {
+			for j := lo; j < hi; j++ {
+				y.data[r*(hi-lo)+j-lo] = x.data[r*c+j]
+			}
+		}
+		return y
+	}
+	for _, s := range []struct{ lo, hi int }{{2, 5}, {0, 7}, {0, 1}, {6, 7}, {3, 3}} {
+		checkGrad(t, fmt.Sprintf("Slice[%d:%d]", s.lo, s.hi), []*Tensor{param(normal(rng, 0, 1, 2, 3, 7))},
+			func(in []*Tensor) *Tensor { return Slice(in[0], s.lo, s.hi) },
+			func(in []arr) arr { return refSlice(in[0], s.lo, s.hi) })
+	}
+	for k := 0; k <= 5; k++ {
+		checkGrad(t, fmt.Sprintf("Split(%d)/first", k), []*Tensor{param(normal(rng, 0, 1, 3, 2, 5))},
+			func(in []*Tensor) *Tensor { a, _ := Split(in[0], k); return a },
+			func(in []arr) arr { return refSlice(in[0], 0, k) })
+		checkGrad(t, fmt.Sprintf("Split(%d)/second", k), []*Tensor{param(normal(rng, 0, 1, 3, 2, 5))},
+			func(in []*Tensor) *Tensor { _, b := Split(in[0], k); return b },
+			func(in []arr) arr { return refSlice(in[0], k, 5) })
+	}
+	// Both halves of a split in one graph.
+	checkGrad(t, "Split/both", []*Tensor{param(normal(rng, 0, 1, 3, 2, 5))},
+		func(in []*Tensor) *Tensor { a, b := Split(in[0], 2); return Concat(Exp(b), a) },
+		func(in []arr) arr {
+			x := in[0]
+			y := newArr(3, 2, 5)
+			for r := 0; r < 6; r++ {
+				for j := 0; j < 3; j++ {
+					y.data[r*5+j] = math.Exp(x.data[r*5+2+j])
+				}
+				for j := 0; j < 2; j++ {
+					y.data[r*5+3+j] = x.data[r*5+j]
+				}
+			}
+			return y
+		})
+
+	refConcat := func(in []arr) arr {
+		lead := in[0].shape[:len(in[0].shape)-1]
+		total := 0
+		for _, x := range in {
+			total += x.shape[len(x.shape)-1]
+		}
+		y := newArr(append(append([]int(nil), lead...), total)...)
+		rows := len(y.data) / total
+		for r := 0; r < rows; r++ {
+			off := 0
+			for _, x := range in {
+				w := x.shape[len(x.shape)-1]
+				for j := 0; j < w; j++ {
+					y.data[r*total+off+j] = x.data[r*w+j]
+				}
+				off += w
+			}
+		}
+		return y
+	}
+	checkGrad(t, "Concat/3", []*Tensor{param(normal(rng, 0, 1, 2, 3, 2)), param(normal(rng, 0, 1, 2, 3, 3)), param(normal(rng, 0, 1, 2, 3, 1))},
+		func(in []*Tensor) *Tensor { return Concat(in...) }, refConcat)
+	checkGrad(t, "Concat/const-middle", []*Tensor{param(normal(rng, 0, 1, 4, 2)), normal(rng, 0, 1, 4, 3), param(normal(rng, 0, 1, 4, 1))},
+		func(in []*Tensor) *Tensor { return Concat(in...) }, refConcat)
+	checkGrad(t, "Concat/1", []*Tensor{param(normal(rng, 0, 1, 2, 2, 2, 3))},
+		func(in []*Tensor) *Tensor { return Concat(in...) }, refConcat)
+	checkGradOpts(t, "Concat/large", []*Tensor{param(normal(rng, 0, 1, 2000, 3)), param(normal(rng, 0, 1, 2000, 7))},
+		func(in []*Tensor) *Tensor { return Concat(in...) }, refConcat, gradOpts{samples: 50})
+}
+
+// refSqueeze follows Squeeze2x2's documentation: input (n, h, w, c) of
+// [N, H, W, C] goes to (n, h/2, w/2, 4c + 2(h mod 2) + (w mod 2)) of
+// [N, H/2, W/2, 4C].
+func refSqueeze(x arr) arr {
+	N, H, W, C := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+	y := newArr(N, H/2, W/2, 4*C)
+	for n := 0; n < N; n++ {
+		for h := 0; h < H; h++ {
+			for w := 0; w < W; w++ {
+				for c := 0; c < C; c++ {
+					dst := ((n*(H/2)+h/2)*(W/2)+w/2)*(4*C) + 4*c + 2*(h%2) + w%2
+					y.data[dst] = x.data[((n*H+h)*W+w)*C+c]
+				}
+			}
+		}
+	}
+	return y
+}
+
+// refUnsqueeze inverts refSqueeze: output (n, h, w, c) of [N, 2H, 2W, C]
+// comes from (n, h/2, w/2, 4c + 2(h mod 2) + (w mod 2)) of [N, H, W, 4C].
+func refUnsqueeze(x arr) arr {
+	N, H, W, C4 := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+	C := C4 / 4
+	y := newArr(N, 2*H, 2*W, C)
+	for n := 0; n < N; n++ {
+		for h := 0; h < 2*H; h++ {
+			for w := 0; w < 2*W; w++ {
+				for c := 0; c < C; c++ {
+					src := ((n*H+h/2)*W+w/2)*C4 + 4*c + 2*(h%2) + w%2
+					y.data[((n*2*H+h)*2*W+w)*C+c] = x.data[src]
+				}
+			}
+		}
+	}
+	return y
+}
+
+func TestSqueeze(t *testing.T) {
+	rng := gcRNG(6)
+	for _, s := range [][]int{{2, 4, 6, 3}, {1, 2, 2, 1}, {3, 8, 2, 2}} {
+		name := fmt.Sprint(s)
+		checkGrad(t, "Squeeze2x2"+name, []*Tensor{param(normal(rng, 0, 1, s...))},
+			func(in []*Tensor) *Tensor { return Squeeze2x2(in[0]) },
+			func(in []arr) arr { return refSqueeze(in[0]) })
+		u := []int{s[0], s[1] / 2, s[2] / 2, 4 * s[3]}
+		checkGrad(t, "Unsqueeze2x2"+fmt.Sprint(u), []*Tensor{param(normal(rng, 0, 1, u...))},
+			func(in []*Tensor) *Tensor { return Unsqueeze2x2(in[0]) },
+			func(in []arr) arr { return refUnsqueeze(in[0]) })
+
+		// Exact round trips, both ways.
+		x := normal(rng, 0, 1, s...)
+		if got := Unsqueeze2x2(Squeeze2x2(x)); !SameShape(got.Shape, x.Shape) || !bitsEqual(got.Data, x.Data) {
+			t.Errorf("Unsqueeze2x2(Squeeze2x2(x)) != x for shape %v", s)
+		}
+		z := normal(rng, 0, 1, u...)
+		if got := Squeeze2x2(Unsqueeze2x2(z)); !SameShape(got.Shape, z.Shape) || !bitsEqual(got.Data, z.Data) {
+			t.Errorf("Squeeze2x2(Unsqueeze2x2(z)) != z for shape %v", u)
+		}
+	}
+	// A hand-computed case: one 2x2 image with 2 channels.
+	x := FromData([]float32{
+		0, 1, // (0,0) c0 c1
+		2, 3, // (0,1)
+		4, 5, // (1,0)
+		6, 7, // (1,1)
+	}, 1, 2, 2, 2)
+	want := []float32{0, 2, 4, 6, 1, 3, 5, 7}
+	if got := Squeeze2x2(x); !bitsEqual(got.Data, want) {
+		t.Errorf("Squeeze2x2 of a 2x2x2 image = %v, want %v", got.Data, want)
+	}
+}
+
+func bitsEqual(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// refMatMul multiplies x [..., In] by w [In, Out].
+func refMatMul(x, w arr) arr {
+	in, out := w.shape[0], w.shape[1]
+	rows := len(x.data) / in
+	y := newArr(append(append([]int(nil), x.shape[:len(x.shape)-1]...), out)...)
+	for r := 0; r < rows; r++ {
+		for o := 0; o < out; o++ {
+			s := 0.0
+			for k := 0; k < in; k++ {
+				s += x.data[r*in+k] * w.data[k*out+o]
+			}
+			y.data[r*out+o] = s
+		}
+	}
+	return y
+}
+
+func TestMatMul(t *testing.T) {
+	rng := gcRNG(7)
+	cases := []struct{ x, w []int }{
+		{[]int{7, 13}, []int{13, 5}},        // small GEMM path
+		{[]int{33, 17}, []int{17, 9}},       // blocked GEMM path (m*n*k > 4096)
+		{[]int{1, 1}, []int{1, 1}},          // degenerate
+		{[]int{2, 3, 5, 13}, []int{13, 7}},  // 4-D input
+		{[]int{3, 5, 7, 8}, []int{8, 6}},    // 4-D, blocked
+		{[]int{4, 1}, []int{1, 6}},          // inner dimension 1
+		{[]int{2, 2, 2, 10}, []int{10, 60}}, // wide output
+	}
+	for _, c := range cases {
+		for _, which := range []string{"both", "x", "w"} {
+			x, w := normal(rng, 0, 1, c.x...), normal(rng, 0, 1, c.w...)
+			x.SetRequiresGrad(which != "w")
+			w.SetRequiresGrad(which != "x")
+			checkGradOpts(t, fmt.Sprintf("MatMul%v%v/%s", c.x, c.w, which), []*Tensor{x, w},
+				func(in []*Tensor) *Tensor { return MatMul(in[0], in[1]) },
+				func(in []arr) arr { return refMatMul(in[0], in[1]) }, gemmTol)
+		}
+	}
+}
+
+// refConv is the stride-1 cross-correlation of NHWC x with HWIO w and zero
+// padding pad, as a 7-deep loop with explicit bounds checks (output channel
+// innermost, so both w and y are read contiguously).
+func refConv(x, w arr, pad int) arr {
+	N, H, W, Cin := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+	KH, KW, Cout := w.shape[0], w.shape[1], w.shape[3]
+	OH, OW := H+2*pad-KH+1, W+2*pad-KW+1
+	y := newArr(N, OH, OW, Cout)
+	for n := 0; n < N; n++ {
+		for oh := 0; oh < OH; oh++ {
+			for ow := 0; ow < OW; ow++ {
+				ys := y.data[((n*OH+oh)*OW+ow)*Cout:][:Cout]
+				for kh := 0; kh < KH; kh++ {
+					for kw := 0; kw < KW; kw++ {
+						ih, iw := oh+kh-pad, ow+kw-pad
+						if ih < 0 || ih >= H || iw < 0 || iw >= W {
+							continue // zero padding
+						}
+						for ci := 0; ci < Cin; ci++ {
+							xv := x.data[((n*H+ih)*W+iw)*Cin+ci]
+							ws := w.data[((kh*KW+kw)*Cin+ci)*Cout:][:Cout]
+							for co := range ys {
+								ys[co] += xv * ws[co]
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return y
+}
+
+// refConvBackward returns the gradients of sum(r * refConv(x, w, pad))
+// with respect to x and w, as loops of the same shape.
+func refConvBackward(x, w, r arr, pad int) (gx, gw arr) {
+	N, H, W, Cin := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+	KH, KW, Cout := w.shape[0], w.shape[1], w.shape[3]
+	OH, OW := H+2*pad-KH+1, W+2*pad-KW+1
+	gx, gw = newArr(x.shape...), newArr(w.shape...)
+	for n := 0; n < N; n++ {
+		for oh := 0; oh < OH; oh++ {
+			for ow := 0; ow < OW; ow++ {
+				for co := 0; co < Cout; co++ {
+					g := r.data[((n*OH+oh)*OW+ow)*Cout+co]
+					for kh := 0; kh < KH; kh++ {
+						for kw := 0; kw < KW; kw++ {
+							ih, iw := oh+kh-pad, ow+kw-pad
+							if ih < 0 || ih >= H || iw < 0 || iw >= W {
+								continue
+							}
+							for ci := 0; ci < Cin; ci++ {
+								xi := ((n*H+ih)*W+iw)*Cin + ci
+								wi := ((kh*KW+kw)*Cin+ci)*Cout + co
+								gx.data[xi] += g * w.data[wi]
+								gw.data[wi] += g * x.data[xi]
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return gx, gw
+}
+
+func TestConv2D(t *testing.T) {
+	rng := gcRNG(8)
+	cases := []struct {
+		n, h, w, cin, cout, kh, kw, pad int
+	}{
+		{1, 5, 7, 1, 1, 3, 3, 1},
+		{2, 5, 7, 3, 4, 3, 3, 1},
+		{3, 5, 7, 5, 2, 3, 3, 0},
+		{3, 5, 7, 5, 5, 3, 3, 1},
+		{1, 5, 7, 1, 3, 3, 3, 0},
+		{3, 6, 5, 2, 5, 3, 3, 1},
+		{1, 4, 4, 2, 5, 1, 1, 0}, // 1x1: MatMul path
+		{3, 5, 7, 4, 3, 1, 1, 0}, // 1x1: MatMul path, blocked GEMM
+		{2, 5, 7, 4, 3, 1, 1, 1}, // 1x1 with padding: im2col path
+		{2, 7, 5, 5, 1, 5, 5, 2},
+		{1, 3, 4, 2, 3, 2, 3, 1}, // non-square kernel
+		{2, 1, 1, 3, 2, 3, 3, 1}, // image smaller than the kernel
+		{2, 2, 3, 1, 4, 3, 3, 2}, // padding wider than needed
+		{1, 9, 11, 2, 2, 3, 3, 1},
+	}
+	for _, c := range cases {
+		for _, which := range []string{"both", "x", "w"} {
+			if which != "both" && c.n != 2 {
+				continue
+			}
+			x := normal(rng, 0, 1, c.n, c.h, c.w, c.cin)
+			w := normal(rng, 0, 0.5, c.kh, c.kw, c.cin, c.cout)
+			x.SetRequiresGrad(which != "w")
+			w.SetRequiresGrad(which != "x")
+			pad := c.pad
+			checkGradOpts(t, fmt.Sprintf("Conv2D x%v w%v pad %d/%s", x.Shape, w.Shape, pad, which), []*Tensor{x, w},
+				func(in []*Tensor) *Tensor { return Conv2D(in[0], in[1], pad) },
+				func(in []arr) arr { return refConv(in[0], in[1], pad) }, gemmTol)
+		}
+	}
+}
+
+// TestConv2DChunks uses a shape whose im2col buffer needs more than one
+// chunk (colChunkFloats), with a partial last chunk.
+func TestConv2DChunks(t *testing.T) {
+	const H, W, KH, KW, pad, cout = 31, 33, 3, 3, 1, 2
+	OH, OW := H+2*pad-KH+1, W+2*pad-KW+1
+	// Choose Cin so that exactly two images fit in a chunk; three images
+	// then make chunks [0, 2) and [2, 3).
+	perImage := OH * OW * KH * KW
+	cin := int(math.Ceil(float64(colChunkFloats) / 2.9 / float64(perImage)))
+	const n = 3
+	g := convGeom{OH: OH, OW: OW, K: KH * KW * cin}
+	perChunk := min(n, max(1, colChunkFloats/(g.OH*g.OW*g.K)))
+	if perChunk != 2 {
+		t.Fatalf("test shape gives %d images per chunk, want 2", perChunk)
+	}
+	rng := gcRNG(9)
+	x := param(normal(rng, 0, 1, n, H, W, cin))
+	w := param(normal(rng, 0, 0.05, KH, KW, cin, cout))
+	// Every sampled coordinate of x (including ones in the second chunk)
+	// and of w (whose gradient sums over both chunks).
+	checkGradOpts(t, fmt.Sprintf("Conv2D chunked x%v w%v", x.Shape, w.Shape), []*Tensor{x, w},
+		func(in []*Tensor) *Tensor { return Conv2D(in[0], in[1], pad) },
+		func(in []arr) arr { return refConv(in[0], in[1], pad) },
+		gradOpts{fwdRtol: 1e-5, fwdAtol: 1e-5, samples: 3})
+
+	// All coordinates against the float64 adjoint.
+	xs, ws := x.Clone().SetRequiresGrad(true), w.Clone().SetRequiresGrad(true)
+	y := Conv2D(xs, ws, pad)
+	r := make([]float64, len(y.Data))
+	for i := range r {
+		r[i] = float64(float32(rng.NormFloat64()))
+	}
+	Backward(dotLoss(y, r))
+	gx, gw := refConvBackward(toArr(x), toArr(w), arr{shape: y.Shape, data: r}, pad)
+	checkClose(t, "Conv2D chunked: dL/dx", xs.Grad, gx.data, 1e-4, 1e-5)
+	checkClose(t, "Conv2D chunked: dL/dw", ws.Grad, gw.data, 1e-4, 1e-5)
+}
+
+// refBatchNorm normalises x per channel with two-pass batch statistics
+// (train) or with the given mean and variance (evaluation).
+func refBatchNorm(x, gamma, beta arr, mean, variance []float64, eps float64) arr {
+	c := x.shape[len(x.shape)-1]
+	rows := len(x.data) / c
+	if mean == nil {
+		mean, variance = refMoments(x)
+	}
+	y := newArr(x.shape...)
+	for r := 0; r < rows; r++ {
+		for j := 0; j < c; j++ {
+			i := r*c + j
+			y.data[i] = gamma.data[j]*(x.data[i]-mean[j])/math.Sqrt(variance[j]+eps) + beta.data[j]
+		}
+	}
+	return y
+}
+
+// refMoments returns the per-channel mean and biased variance of x, two
+// passes.
+func refMoments(x arr) (mean, variance []float64) {
+	c := x.shape[len(x.shape)-1]
+	rows := len(x.data) / c
+	mean, variance = make([]float64, c), make([]float64, c)
+	for r := 0; r < rows; r++ {
+		for j := 0; j < c; j++ {
+			mean[j] += x.data[r*c+j]
+		}
+	}
+	for j := range mean {
+		mean[j] /= float64(rows)
+	}
+	for r := 0; r < rows; r++ {
+		for j := 0; j < c; j++ {
+			d := x.data[r*c+j] - mean[j]
+			variance[j] += d * d
+		}
+	}
+	for j := range variance {
+		variance[j] /= float64(rows)
+	}
+	return mean, variance
+}
+
+func TestBatchNormTrain(t *testing.T) {
+	rng := gcRNG(10)
+	cases := []struct {
+		shape     []int
+		mean, std float64
+		eps       float64
+	}{
+		{[]int{4, 3}, 0, 1, 1e-5},
+		{[]int{2, 1}, 0, 1, 1e-5}, // two values per channel
+		{[]int{3, 4, 5, 2}, 0.5, 2, 1e-5},
+		{[]int{2, 3, 3, 5}, -1, 0.3, 1e-3},
+		{[]int{2, 5, 7, 3}, 3, 0.5, 1e-5}, // mean offset from zero
+		{[]int{150, 4}, 0, 1, 1e-5},
+		// |mean| >> std: one-pass statistics accumulated in float32 were
+		// off by 3.6e-3 here; the float32 x*a+b of the output costs ~1e-5
+		{[]int{64, 2}, 10, 0.1, 1e-5},
+		{[]int{4, 4, 4, 2}, -100, 1, 1e-5},
+	}
+	for _, c := range cases {
+		for _, which := range []string{"all", "x", "params"} {
+			if which != "all" && c.shape[0] != 3 {
+				continue
+			}
+			ch := c.shape[len(c.shape)-1]
+			x := normal(rng, c.mean, c.std, c.shape...)
+			gamma := uniform(rng, 0.5, 1.5, ch)
+			beta := normal(rng, 0, 1, ch)
+			x.SetRequiresGrad(which != "params")
+			gamma.SetRequiresGrad(which != "x")
+			beta.SetRequiresGrad(which != "x")
+			eps := c.eps
+			stats := &BatchNormStats{Mean: make([]float32, ch), Var: make([]float32, ch), Momentum: 0.1, Eps: eps}
+			checkGradOpts(t, fmt.Sprintf("BatchNorm train x%v mean %v std %v/%s", c.shape, c.mean, c.std, which),
+				[]*Tensor{x, gamma, beta},
+				func(in []*Tensor) *Tensor { return BatchNorm(in[0], in[1], in[2], stats, true) },
+				func(in []arr) arr { return refBatchNorm(in[0], in[1], in[2], nil, nil, eps) },
+				gradOpts{fwdRtol: 1e-5, fwdAtol: 1e-5})
+		}
+	}
+}
+
+func TestBatchNormRunningStats(t *testing.T) {
+	rng := gcRNG(11)
+	const ch, mom = 3, 0.2
+	x := param(normal(rng, 1.5, 2, 4, 3, 5, ch))
+	gamma, beta := param(uniform(rng, 0.5, 1.5, ch)), param(normal(rng, 0, 1, ch))
+	stats := &BatchNormStats{Mean: []float32{0.1, -0.2, 0.3}, Var: []float32{1, 0.5, 2}, Momentum: mom, Eps: 1e-5}
+	oldMean := append([]float32(nil), stats.Mean...)
+	oldVar := append([]float32(nil), stats.Var...)
+	BatchNorm(x, gamma, beta, stats, true)
+	mean, variance := refMoments(toArr(x))
+	rows := float64(x.Numel() / ch)
+	wantMean, wantVar := make([]float64, ch), make([]float64, ch)
+	for j := 0; j < ch; j++ {
+		wantMean[j] = (1-mom)*float64(oldMean[j]) + mom*mean[j]
+		wantVar[j] = (1-mom)*float64(oldVar[j]) + mom*variance[j]*rows/(rows-1) // unbiased
+	}
+	checkClose(t, "running mean", stats.Mean, wantMean, 1e-5, 1e-6)
+	checkClose(t, "running variance", stats.Var, wantVar, 1e-5, 1e-6)
+
+	// Evaluation mode leaves the statistics alone.
+	before := append(append([]float32(nil), stats.Mean...), stats.Var...)
+	BatchNorm(x, gamma, beta, stats, false)
+	if after := append(append([]float32(nil), stats.Mean...), stats.Var...); !bitsEqual(before, after) {
+		t.Errorf("evaluation mode changed the running statistics: %v -> %v", before, after)
+	}
+
+	// Nil Mean/Var (frozen statistics): training mode normalises with the
+	// batch statistics and updates nothing.
+	frozen := &BatchNormStats{Momentum: mom, Eps: 1e-5}
+	y := BatchNorm(x.Clone(), gamma.Clone(), beta.Clone(), frozen, true)
+	checkClose(t, "BatchNorm train with frozen stats", y.Data,
+		refBatchNorm(toArr(x), toArr(gamma), toArr(beta), nil, nil, 1e-5).data, 1e-5, 1e-5)
+	if frozen.Mean != nil || frozen.Var != nil {
+		t.Errorf("frozen statistics were allocated")
+	}
+}
+
+func TestBatchNormEval(t *testing.T) {
+	rng := gcRNG(12)
+	for _, shape := range [][]int{{4, 3}, {3, 4, 5, 2}, {1, 2, 3, 4}} {
+		for _, which := range []string{"all", "x", "params"} {
+			ch := shape[len(shape)-1]
+			x := normal(rng, 0.5, 1.5, shape...)
+			gamma := uniform(rng, 0.5, 1.5, ch)
+			beta := normal(rng, 0, 1, ch)
+			x.SetRequiresGrad(which != "params")
+			gamma.SetRequiresGrad(which != "x")
+			beta.SetRequiresGrad(which != "x")
+			rm, rv := normal(rng, 0, 1, ch), uniform(rng, 0.2, 3, ch)
+			stats := &BatchNormStats{Mean: rm.Data, Var: rv.Data, Momentum: 0.1, Eps: 1e-5}
+			mean, variance := toArr(rm).data, toArr(rv).data
+			checkGradOpts(t, fmt.Sprintf("BatchNorm eval x%v/%s", shape, which), []*Tensor{x, gamma, beta},
+				func(in []*Tensor) *Tensor { return BatchNorm(in[0], in[1], in[2], stats, false) },
+				func(in []arr) arr { return refBatchNorm(in[0], in[1], in[2], mean, variance, 1e-5) },
+				gradOpts{fwdRtol: 1e-5, fwdAtol: 1e-6})
+
+			// Each example is transformed independently of the batch.
+			if shape[0] < 2 {
+				continue
+			}
+			all := BatchNorm(x, gamma, beta, stats, false)
+			d := x.Numel() / shape[0]
+			one := BatchNorm(FromData(x.Data[d:2*d:2*d], append([]int{1}, shape[1:]...)...), gamma, beta, stats, false)
+			if !bitsEqual(one.Data, all.Data[d:2*d]) {
+				t.Errorf("BatchNorm eval %v: example 1 depends on the rest of the batch", shape)
+			}
+		}
+	}
+}
+
+// TestGradAccumulation covers tensors used more than once in a graph.
+func TestGradAccumulation(t *testing.T) {
+	rng := gcRNG(13)
+	type tc struct {
+		name string
+		eng  func([]*Tensor) *Tensor
+		ref  func([]arr) arr
+	}
+	var cases []tc
+	add := func(name string, e func([]*Tensor) *Tensor, r func([]arr) arr) {
+		cases = append(cases, tc{name, e, r})
+	}
+	// add1 adds a case whose reference is elementwise in x.
+	add1 := func(name string, e func([]*Tensor) *Tensor, r func(x float64) float64) {
+		add(name, e, func(in []arr) arr { return refMap(in[0], r) })
+	}
+	add1("Add(x, x)", func(in []*Tensor) *Tensor { return Add(in[0], in[0]) }, func(x float64) float64 { return 2 * x })
+	add1("Sub(x, x) + x/2", func(in []*Tensor) *Tensor { return Add(Sub(in[0], in[0]), Scale(in[0], 0.5)) }, func(x float64) float64 { return f32(0.5) * x })
+	add1("Mul(x, x)", func(in []*Tensor) *Tensor { return Mul(in[0], in[0]) }, func(x float64) float64 { return x * x })
+	add1("Mul(x, Exp(x))", func(in []*Tensor) *Tensor { return Mul(in[0], Exp(in[0])) }, func(x float64) float64 { return x * math.Exp(x) })
+	add1("diamond", func(in []*Tensor) *Tensor {
+		y := Tanh(in[0])
+		return Add(Mul(y, Sigmoid(y)), Square(y))
+	}, func(x float64) float64 {
+		y := math.Tanh(x)
+		return y/(1+math.Exp(-y)) + y*y
+	})
+	add("Where(m, x, Exp(x))", func(in []*Tensor) *Tensor { return Where(in[1], in[0], Exp(in[0])) },
+		func(in []arr) arr {
+			x, mask := in[0], in[1]
+			d := len(mask.data)
+			y := newArr(x.shape...)
+			for i, v := range x.data {
+				if mask.data[i%d] == 1 {
+					y.data[i] = v
+				} else {
+					y.data[i] = math.Exp(v)
+				}
+			}
+			return y
+		})
+	add("Concat(x, x)", func(in []*Tensor) *Tensor { return Concat(in[0], Scale(in[0], 2), in[0]) },
+		func(in []arr) arr {
+			x := in[0]
+			c := x.shape[len(x.shape)-1]
+			rows := len(x.data) / c
+			y := newArr(append(append([]int(nil), x.shape[:len(x.shape)-1]...), 3*c)...)
+			for r := 0; r < rows; r++ {
+				for j := 0; j < c; j++ {
+					v := x.data[r*c+j]
+					y.data[r*3*c+j], y.data[r*3*c+c+j], y.data[r*3*c+2*c+j] = v, f32(2)*v, v
+				}
+			}
+			return y
+		})
+	add1("Reshape and Squeeze of x", func(in []*Tensor) *Tensor {
+		x := in[0]
+		return Add(Unsqueeze2x2(Squeeze2x2(x)), Reshape(Reshape(x, -1), x.Shape...))
+	}, func(x float64) float64 { return 2 * x })
+	for _, c := range cases {
+		checkGrad(t, c.name, []*Tensor{param(normal(rng, 0, 1, 2, 4, 2, 3)), binaryMask(rng, 4, 2, 3)}, c.eng, c.ref)
+	}
+
+	// A parameter used as both bias and scale, and a square matrix used on
+	// both sides of a product.
+	checkGrad(t, "MulChannel(AddChannel(x, b), b)", []*Tensor{param(normal(rng, 0, 1, 3, 4, 5)), param(normal(rng, 0, 1, 5))},
+		func(in []*Tensor) *Tensor { return MulChannel(AddChannel(in[0], in[1]), in[1]) },
+		func(in []arr) arr {
+			return refPerChannel(in[0], in[1], func(x, b float64) float64 { return (x + b) * b })
+		})
+	checkGradOpts(t, "MatMul(w, w)", []*Tensor{param(normal(rng, 0, 1, 6, 6))},
+		func(in []*Tensor) *Tensor { return MatMul(in[0], in[0]) },
+		func(in []arr) arr { return refMatMul(in[0], in[0]) }, gemmTol)
+	checkGradOpts(t, "Conv2D(Conv2D(x, w), w)", []*Tensor{param(normal(rng, 0, 1, 2, 5, 6, 3)), param(normal(rng, 0, 0.4, 3, 3, 3, 3))},
+		func(in []*Tensor) *Tensor { return Conv2D(Relu(Conv2D(in[0], in[1], 1)), in[1], 1) },
+		func(in []arr) arr {
+			h := refMap(refConv(in[0], in[1], 1), func(v float64) float64 { return math.Max(v, 0) })
+			return refConv(h, in[1], 1)
+		}, gemmTol)
+
+	// gamma and beta shared by two batch norms.
+	checkGradOpts(t, "BatchNorm(Tanh(BatchNorm(x)))", []*Tensor{param(normal(rng, 1, 2, 3, 2, 2, 3)), param(uniform(rng, 0.5, 1.5, 3)), param(normal(rng, 0, 1, 3))},
+		func(in []*Tensor) *Tensor {
+			st := &BatchNormStats{Momentum: 0.1, Eps: 1e-5}
+			return BatchNorm(Tanh(BatchNorm(in[0], in[1], in[2], st, true)), in[1], in[2], st, true)
+		},
+		func(in []arr) arr {
+			h := refMap(refBatchNorm(in[0], in[1], in[2], nil, nil, 1e-5), math.Tanh)
+			return refBatchNorm(h, in[1], in[2], nil, nil, 1e-5)
+		}, gradOpts{fwdRtol: 1e-5, fwdAtol: 1e-5})
+
+	// Gradients accumulate across Backward calls until ZeroGrad.
+	x := param(normal(rng, 0, 1, 3, 4))
+	Backward(Sum(Square(x)))
+	first := append([]float32(nil), x.Grad...)
+	Backward(Sum(Square(x)))
+	for i, g := range x.Grad {
+		if g != 2*first[i] || math.Abs(float64(first[i])-2*float64(x.Data[i])) > 1e-6 {
+			t.Fatalf("gradient after two Backward calls: %v, after one %v (x %v)", g, first[i], x.Data[i])
+		}
+	}
+	x.ZeroGrad()
+	if x.Grad != nil {
+		t.Errorf("ZeroGrad left %v", x.Grad)
+	}
+}
+
+func TestNoGradRecordsNothing(t *testing.T) {
+	rng := gcRNG(14)
+	x := param(normal(rng, 0, 1, 2, 4, 4, 3))
+	w := param(normal(rng, 0, 1, 3, 3, 3, 2))
+	gamma, beta := param(Full(1, 2)), param(New(2))
+	stats := &BatchNormStats{Momentum: 0.1, Eps: 1e-5}
+	var out *Tensor
+	NoGrad(func() {
+		if GradEnabled() {
+			t.Errorf("GradEnabled inside NoGrad")
+		}
+		NoGrad(func() {}) // nested scopes
+		out = Mean(BatchNorm(Conv2D(Exp(x), w, 1), gamma, beta, stats, true))
+	})
+	if !GradEnabled() {
+		t.Errorf("GradEnabled false after NoGrad")
+	}
+	if out.node != nil || out.RequiresGrad() {
+		t.Errorf("NoGrad output records a node")
+	}
+	msg := panicMessage(func() { Backward(out) })
+	if !strings.HasPrefix(msg, "tensor: ") {
+		t.Errorf("Backward of a NoGrad result: panic %q, want a \"tensor: \" message", msg)
+	}
+	for _, p := range []*Tensor{x, w, gamma, beta} {
+		if p.Grad != nil {
+			t.Errorf("NoGrad: parameter %v received a gradient", p.Shape)
+		}
+	}
+	// Recording resumes afterwards.
+	y := Exp(x)
+	if y.node == nil || !y.RequiresGrad() {
+		t.Errorf("recording did not resume after NoGrad")
+	}
+	// Constants alone record nothing.
+	if z := Exp(x.Detach()); z.node != nil || z.RequiresGrad() {
+		t.Errorf("operation on constants recorded a node")
+	}
+}
+
+func panicMessage(fn func()) (msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg = fmt.Sprint(r)
+		} else {
+			msg = "<no panic>"
+		}
+	}()
+	fn()
+	return ""
+}
+
+func TestPanics(t *testing.T) {
+	rng := gcRNG(15)
+	x := param(normal(rng, 0, 1, 2, 3))
+	cases := []struct {
+		name string
+		fn   func()
+	}{
+		{"Backward of non-scalar", func() { Backward(Exp(x)) }},
+		{"Backward of [1, 2]", func() { Backward(Reshape(Exp(x), 3, 2)) }},
+		{"Backward of constant scalar", func() { Backward(New(1)) }},
+		{"Add shape mismatch", func() { Add(x, New(3, 2)) }},
+		{"Mul shape mismatch", func() { Mul(x, New(2, 4)) }},
+		{"AddChannel", func() { AddChannel(x, New(2)) }},
+		{"MulExample", func() { MulExample(x, New(2)) }},
+		{"Where", func() { Where(New(2), x, x) }},
+		{"Reshape", func() { Reshape(x, 4, 2) }},
+		{"Concat", func() { Concat(x, New(3, 3)) }},
+		{"Slice", func() { Slice(x, 2, 4) }},
+		{"Squeeze2x2 odd", func() { Squeeze2x2(New(1, 3, 2, 1)) }},
+		{"Unsqueeze2x2", func() { Unsqueeze2x2(New(1, 1, 1, 3)) }},
+		{"MatMul", func() { MatMul(x, New(2, 2)) }},
+		{"Conv2D channels", func() { Conv2D(New(1, 3, 3, 2), New(3, 3, 1, 1), 1) }},
+		{"Conv2D empty", func() { Conv2D(New(1, 2, 2, 1), New(3, 3, 1, 1), 0) }},
+		{"BatchNorm one value", func() { BatchNorm(New(1, 2), Full(1, 2), New(2), &BatchNormStats{Eps: 1e-5}, true) }},
+		{"Item", func() { x.Item() }},
+		{"FromData", func() { FromData(make([]float32, 5), 2, 3) }},
+	}
+	for _, c := range cases {
+		if msg := panicMessage(c.fn); !strings.HasPrefix(msg, "tensor: ") {
+			t.Errorf("%s: panic %q, want a message starting with \"tensor: \"", c.name, msg)
+		}
+	}
+}

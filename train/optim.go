@@ -1,0 +1,233 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"github.com/flowood/flowood/tensor"
+)
+
+// Optimizer updates parameters from their accumulated gradients.
+type Optimizer interface {
+	// Step applies one update to params (skipping those without a gradient)
+	// with learning rate lr.
+	Step(params []*tensor.Tensor, lr float64)
+	// MarshalState and UnmarshalState save and restore the moments, so
+	// resumed training continues exactly.
+	MarshalState() (json.RawMessage, error)
+	UnmarshalState(json.RawMessage, []*tensor.Tensor) error
+}
+
+// Adam is Kingma & Ba's optimiser with PyTorch's conventions: bias-corrected
+// moments, eps added to the square root. WeightDecay adds wd*θ to the
+// gradient (L2, PyTorch's Adam weight_decay) unless Decoupled, which
+// instead shrinks θ by lr*wd each step (AdamW, Loshchilov & Hutter).
+type Adam struct {
+	Beta1, Beta2, Eps float64
+	WeightDecay       float64
+	Decoupled         bool
+
+	step int
+	m, v [][]float32
+}
+
+// NewAdam returns Adam with betas (0.9, 0.999), eps 1e-8 and the given
+// weight decay (coupled L2).
+func NewAdam(weightDecay float64) *Adam {
+	return &Adam{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: weightDecay}
+}
+
+// NewAdamW returns Adam with decoupled weight decay.
+func NewAdamW(weightDecay float64) *Adam {
+	a := NewAdam(weightDecay)
+	a.Decoupled = true
+	return a
+}
+
+func (a *Adam) init(params []*tensor.Tensor) {
+	if a.m != nil {
+		return
+	}
+	a.m = make([][]float32, len(params))
+	a.v = make([][]float32, len(params))
+	for i, p := range params {
+		a.m[i] = make([]float32, len(p.Data))
+		a.v[i] = make([]float32, len(p.Data))
+	}
+}
+
+// Step implements Optimizer.
+func (a *Adam) Step(params []*tensor.Tensor, lr float64) {
+	a.init(params)
+	a.step++
+	bc1 := 1 - math.Pow(a.Beta1, float64(a.step))
+	bc2 := 1 - math.Pow(a.Beta2, float64(a.step))
+	stepSize := float32(lr / bc1)
+	b1, b2 := float32(a.Beta1), float32(a.Beta2)
+	invSqrtBC2 := float32(1 / math.Sqrt(bc2))
+	eps := float32(a.Eps)
+	wd := float32(a.WeightDecay)
+	for i, p := range params {
+		if p.Grad == nil {
+			continue
+		}
+		m, v, g, x := a.m[i], a.v[i], p.Grad, p.Data
+		if a.Decoupled && wd != 0 {
+			shrink := 1 - float32(lr)*wd
+			for j := range x {
+				x[j] *= shrink
+			}
+		}
+		for j := range x {
+			gj := g[j]
+			if !a.Decoupled {
+				gj += wd * x[j]
+			}
+			m[j] = b1*m[j] + (1-b1)*gj
+			v[j] = b2*v[j] + (1-b2)*gj*gj
+			x[j] -= stepSize * m[j] / (float32(math.Sqrt(float64(v[j])))*invSqrtBC2 + eps)
+		}
+	}
+}
+
+type momentState struct {
+	Kind string      `json:"kind"`
+	Step int         `json:"step"`
+	M    [][]float32 `json:"m,omitempty"`
+	V    [][]float32 `json:"v,omitempty"`
+}
+
+// MarshalState implements Optimizer.
+func (a *Adam) MarshalState() (json.RawMessage, error) {
+	return json.Marshal(momentState{Kind: "adam", Step: a.step, M: a.m, V: a.v})
+}
+
+// UnmarshalState implements Optimizer.
+func (a *Adam) UnmarshalState(b json.RawMessage, params []*tensor.Tensor) error {
+	var s momentState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("optimizer state: %w", err)
+	}
+	if s.Kind != "adam" {
+		return fmt.Errorf("optimizer state is %q, want adam", s.Kind)
+	}
+	if err := checkMoments(s.M, params); err != nil {
+		return err
+	}
+	if err := checkMoments(s.V, params); err != nil {
+		return err
+	}
+	a.step, a.m, a.v = s.Step, s.M, s.V
+	return nil
+}
+
+func checkMoments(m [][]float32, params []*tensor.Tensor) error {
+	if m == nil {
+		return nil
+	}
+	if len(m) != len(params) {
+		return fmt.Errorf("optimizer state has %d tensors, model has %d parameters", len(m), len(params))
+	}
+	for i, p := range params {
+		if len(m[i]) != len(p.Data) {
+			return fmt.Errorf("optimizer state tensor %d has %d values, parameter has %d", i, len(m[i]), len(p.Data))
+		}
+	}
+	return nil
+}
+
+// RMSprop is Hinton's optimiser with PyTorch's conventions
+// (v = alpha*v + (1-alpha)*g^2, θ -= lr*g/(sqrt(v)+eps)), as used for the
+// paper's Glow models.
+type RMSprop struct {
+	Alpha, Eps  float64
+	WeightDecay float64
+
+	step int
+	v    [][]float32
+}
+
+// NewRMSprop returns RMSprop with alpha 0.99 and eps 1e-8.
+func NewRMSprop(weightDecay float64) *RMSprop {
+	return &RMSprop{Alpha: 0.99, Eps: 1e-8, WeightDecay: weightDecay}
+}
+
+// Step implements Optimizer.
+func (r *RMSprop) Step(params []*tensor.Tensor, lr float64) {
+	if r.v == nil {
+		r.v = make([][]float32, len(params))
+		for i, p := range params {
+			r.v[i] = make([]float32, len(p.Data))
+		}
+	}
+	r.step++
+	al, eps, wd := float32(r.Alpha), float32(r.Eps), float32(r.WeightDecay)
+	for i, p := range params {
+		if p.Grad == nil {
+			continue
+		}
+		v, g, x := r.v[i], p.Grad, p.Data
+		for j := range x {
+			gj := g[j] + wd*x[j]
+			v[j] = al*v[j] + (1-al)*gj*gj
+			x[j] -= float32(lr) * gj / (float32(math.Sqrt(float64(v[j]))) + eps)
+		}
+	}
+}
+
+// MarshalState implements Optimizer.
+func (r *RMSprop) MarshalState() (json.RawMessage, error) {
+	return json.Marshal(momentState{Kind: "rmsprop", Step: r.step, V: r.v})
+}
+
+// UnmarshalState implements Optimizer.
+func (r *RMSprop) UnmarshalState(b json.RawMessage, params []*tensor.Tensor) error {
+	var s momentState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("optimizer state: %w", err)
+	}
+	if s.Kind != "rmsprop" {
+		return fmt.Errorf("optimizer state is %q, want rmsprop", s.Kind)
+	}
+	if err := checkMoments(s.V, params); err != nil {
+		return err
+	}
+	r.step, r.v = s.Step, s.V
+	return nil
+}
+
+// NewOptimizer returns the optimiser named adam, adamw or rmsprop.
+func NewOptimizer(name string, weightDecay float64) (Optimizer, error) {
+	switch name {
+	case "", "adam":
+		return NewAdam(weightDecay), nil
+	case "adamw":
+		return NewAdamW(weightDecay), nil
+	case "rmsprop":
+		return NewRMSprop(weightDecay), nil
+	}
+	return nil, fmt.Errorf("unknown optimizer %q (want adam, adamw or rmsprop)", name)
+}
+
+// ClipGradNorm scales the gradients of params so their global L2 norm is
+// at most maxNorm (no clipping when maxNorm <= 0) and returns the norm
+// before clipping, accumulated in float64.
+func ClipGradNorm(params []*tensor.Tensor, maxNorm float64) float64 {
+	var sq float64
+	for _, p := range params {
+		for _, g := range p.Grad {
+			sq += float64(g) * float64(g)
+		}
+	}
+	norm := math.Sqrt(sq)
+	if maxNorm > 0 && norm > maxNorm {
+		s := float32(maxNorm / (norm + 1e-6))
+		for _, p := range params {
+			for j := range p.Grad {
+				p.Grad[j] *= s
+			}
+		}
+	}
+	return norm
+}
