@@ -32,15 +32,23 @@ func needs(t *Tensor) bool { return t != nil && t.requiresGrad }
 // grad returns t.Grad, allocating zeros on first use.
 func (t *Tensor) grad() []float32 {
 	if t.Grad == nil {
-		t.Grad = make([]float32, len(t.Data))
+		if t.node != nil {
+			t.Grad = allocZero(len(t.Data))
+		} else {
+			t.Grad = make([]float32, len(t.Data))
+		}
 	}
 	return t.Grad
 }
 
 // Backward computes d loss / d t for every tensor t that loss depends on and
 // that requires gradients, accumulating into t.Grad. loss must have one
-// element. Intermediate gradients and backward closures are released
-// afterwards, so Backward may be called once per graph.
+// element.
+//
+// Backward consumes the graph: afterwards every intermediate tensor (one
+// computed from a tensor requiring gradients) other than loss has nil Data
+// and Grad, its buffers recycled for later operations. Read intermediate
+// values before calling Backward, or Clone them.
 func Backward(loss *Tensor) {
 	if len(loss.Data) != 1 {
 		panic(fmt.Sprintf("tensor: Backward of non-scalar shape %v", loss.Shape))
@@ -56,7 +64,15 @@ func Backward(loss *Tensor) {
 			t.node.backward()
 		}
 		t.node = nil // release saved state
+		if t == loss {
+			continue
+		}
+		release(t.Grad)
 		t.Grad = nil
+		if t.owned {
+			release(t.Data)
+			t.Data, t.owned = nil, false
+		}
 	}
 }
 

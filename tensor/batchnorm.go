@@ -59,7 +59,7 @@ func BatchNorm(x, gamma, beta *Tensor, stats *BatchNormStats, train bool) *Tenso
 		a[j] = float32(float64(gamma.Data[j]) * invStd[j])
 		b[j] = float32(float64(beta.Data[j]) - mean[j]*float64(gamma.Data[j])*invStd[j])
 	}
-	out := &Tensor{Shape: x.Shape, Data: make([]float32, len(x.Data))}
+	out := newOut(x.Shape)
 	kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xs, ys := x.Data[r*c:(r+1)*c], out.Data[r*c:(r+1)*c]

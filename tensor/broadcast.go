@@ -19,7 +19,7 @@ func channelOp(op string, x, v *Tensor) int {
 // last dimension of x (a bias).
 func AddChannel(x, b *Tensor) *Tensor {
 	c := channelOp("AddChannel", x, b)
-	out := &Tensor{Shape: x.Shape, Data: make([]float32, len(x.Data))}
+	out := newOut(x.Shape)
 	rows := len(x.Data) / c
 	kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -45,7 +45,7 @@ func AddChannel(x, b *Tensor) *Tensor {
 // last dimension of x (a per-channel scale).
 func MulChannel(x, s *Tensor) *Tensor {
 	c := channelOp("MulChannel", x, s)
-	out := &Tensor{Shape: x.Shape, Data: make([]float32, len(x.Data))}
+	out := newOut(x.Shape)
 	rows := len(x.Data) / c
 	kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -129,7 +129,7 @@ func perExample(op string, x, m *Tensor) int {
 // batch (a mask, or a per-position parameter).
 func MulExample(x, m *Tensor) *Tensor {
 	d := perExample("MulExample", x, m)
-	out := &Tensor{Shape: x.Shape, Data: make([]float32, len(x.Data))}
+	out := newOut(x.Shape)
 	n := x.Shape[0]
 	kernels.ParallelFor(n, 1, func(lo, hi int) {
 		for e := lo; e < hi; e++ {
@@ -164,7 +164,7 @@ func MulExample(x, m *Tensor) *Tensor {
 func Where(mask, a, b *Tensor) *Tensor {
 	mustSameShape("Where", a, b)
 	d := perExample("Where", a, mask)
-	out := &Tensor{Shape: a.Shape, Data: make([]float32, len(a.Data))}
+	out := newOut(a.Shape)
 	n := a.Shape[0]
 	kernels.ParallelFor(n, 1, func(lo, hi int) {
 		for e := lo; e < hi; e++ {

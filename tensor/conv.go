@@ -17,7 +17,7 @@ func MatMul(x, w *Tensor) *Tensor {
 	outC := w.Shape[1]
 	m := len(x.Data) / in
 	shape := append(append([]int(nil), x.Shape[:len(x.Shape)-1]...), outC)
-	out := &Tensor{Shape: shape, Data: make([]float32, m*outC)}
+	out := newOut(shape)
 	kernels.Sgemm(false, false, m, outC, in, 1, x.Data, in, w.Data, outC, 0, out.Data, outC)
 	record(out, func() {
 		if needs(w) {
@@ -139,7 +139,7 @@ func Conv2D(x, w *Tensor, pad int) *Tensor {
 	}
 	g.K = g.KH * g.KW * g.Cin
 	g.imagesPerChunk = min(g.N, max(1, colChunkFloats/(g.OH*g.OW*g.K)))
-	out := &Tensor{Shape: []int{g.N, g.OH, g.OW, g.Cout}, Data: make([]float32, g.N*g.OH*g.OW*g.Cout)}
+	out := newOut([]int{g.N, g.OH, g.OW, g.Cout})
 	g.chunks(func(n0, n1 int, col []float32) {
 		g.im2col(col, x.Data, n0, n1)
 		rows := (n1 - n0) * g.OH * g.OW

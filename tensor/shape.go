@@ -44,7 +44,7 @@ func Concat(xs ...*Tensor) *Tensor {
 	}
 	rows := Numel(lead)
 	shape := append(append([]int(nil), lead...), total)
-	out := &Tensor{Shape: shape, Data: make([]float32, rows*total)}
+	out := newOut(shape)
 	kernels.ParallelFor(rows, grain/total+1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			off := r * total
@@ -86,7 +86,7 @@ func Slice(x *Tensor, lo, hi int) *Tensor {
 	w := hi - lo
 	rows := len(x.Data) / c
 	shape := append(append([]int(nil), x.Shape[:len(x.Shape)-1]...), w)
-	out := &Tensor{Shape: shape, Data: make([]float32, rows*w)}
+	out := newOut(shape)
 	kernels.ParallelFor(rows, grain/c+1, func(a, b int) {
 		for r := a; r < b; r++ {
 			copy(out.Data[r*w:(r+1)*w], x.Data[r*c+lo:r*c+hi])
@@ -123,25 +123,36 @@ func squeezeIndex(h, w, c, W, C int) int {
 func permute(x *Tensor, shape []int, perm []int32, inverse bool) *Tensor {
 	n := x.Shape[0]
 	d := len(perm)
-	out := &Tensor{Shape: shape, Data: make([]float32, len(x.Data))}
-	move := func(dst, src []float32, inv bool) {
+	out := newOut(shape)
+	// move sets (accum false) or adds dst[perm[i]] = src[i] (inv false) or
+	// dst[i] = src[perm[i]] (inv true) per example.
+	move := func(dst, src []float32, inv, accum bool) {
 		kernels.ParallelFor(n, 1, func(lo, hi int) {
 			for e := lo; e < hi; e++ {
 				ds, ss := dst[e*d:(e+1)*d], src[e*d:(e+1)*d]
-				if inv {
+				switch {
+				case inv && accum:
 					for i, p := range perm {
 						ds[i] += ss[p]
 					}
-				} else {
+				case inv:
+					for i, p := range perm {
+						ds[i] = ss[p]
+					}
+				case accum:
 					for i, p := range perm {
 						ds[p] += ss[i]
+					}
+				default:
+					for i, p := range perm {
+						ds[p] = ss[i]
 					}
 				}
 			}
 		})
 	}
-	move(out.Data, x.Data, inverse)
-	record(out, func() { move(x.grad(), out.Grad, !inverse) }, x)
+	move(out.Data, x.Data, inverse, false)
+	record(out, func() { move(x.grad(), out.Grad, !inverse, true) }, x)
 	return out
 }
 

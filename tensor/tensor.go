@@ -16,6 +16,9 @@ type Tensor struct {
 
 	requiresGrad bool
 	node         *node
+	// owned marks data taken from the buffer pool by an operation; Backward
+	// recycles it (views such as Reshape share data they do not own).
+	owned bool
 }
 
 // gradOff counts active NoGrad scopes.
