@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/flowood/flowood/experiment"
+)
+
+var trainCmd = &command{
+	UsageLine: "train --model realnvp --data fashionmnist --preset cpu|tiny|paper [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] --out RUN [--resume]",
+	Short:     "train a flow by maximum likelihood into a run folder",
+	Run:       runTrain,
+}
+
+func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("train", stderr)
+	model := fs.String("model", "realnvp", "model: realnvp")
+	dataset := fs.String("data", "fashionmnist", "in-distribution dataset: mnist, fashionmnist")
+	preset := fs.String("preset", "cpu", "model size and training defaults: paper, cpu, tiny")
+	out := fs.String("out", "", "run folder to write (required)")
+	resume := fs.Bool("resume", false, "continue the run in --out from its latest checkpoint")
+	embedded := fs.Bool("embedded", false, "use the real subsets embedded in the binary (offline)")
+	epochs := fs.Int("epochs", 0, "epochs (0: preset default)")
+	maxSteps := fs.Int("max-steps", 0, "stop after this many steps (0: no limit)")
+	batch := fs.Int("batch", 0, "batch size (0: preset default)")
+	lr := fs.Float64("lr", 0, "learning rate (0: preset default)")
+	wd := fs.Float64("weight-decay", -1, "weight decay (-1: preset default)")
+	optName := fs.String("optimizer", "", "adam, adamw or rmsprop (default adam)")
+	clip := fs.Float64("clip", 0, "clip the gradient norm at this value (0: default 100, negative: off)")
+	seed := fs.Uint64("seed", 0, "random seed for initialisation, data order and dequantisation")
+	trainLimit := fs.Int("train-limit", 0, "use only the first N training images (0: all)")
+	testLimit := fs.Int("test-limit", 0, "evaluate test bits/dim on the first N test images after each epoch (0: all)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("train: unexpected argument %q", pos[0])
+	}
+	if *out == "" {
+		return fmt.Errorf("train: --out RUN is required")
+	}
+	var rc experiment.RunConfig
+	if *resume {
+		rc, err = experiment.ReadRunConfig(*out)
+		if err != nil {
+			return fmt.Errorf("train --resume: %w", err)
+		}
+	} else {
+		rc, err = experiment.NewRunConfig(*model, *preset, *dataset)
+		if err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		rc.Data.Embedded = *embedded
+		rc.Data.TrainLimit = *trainLimit
+		rc.Train.Seed = *seed
+		rc.Train.TestLimit = *testLimit
+		if *wd >= 0 {
+			rc.Train.WeightDecay = *wd
+		}
+		if *optName != "" {
+			rc.Train.Optimizer = *optName
+		}
+		if *clip != 0 {
+			rc.Train.ClipNorm = *clip
+		}
+	}
+	// flags that may also change a resumed run's length
+	for _, v := range []struct {
+		set  bool
+		name string
+		err  error
+	}{
+		{*epochs < 0, "epochs", fmt.Errorf("--epochs %d must be positive", *epochs)},
+		{*batch < 0 || *batch == 1, "batch", fmt.Errorf("--batch %d must be at least 2", *batch)},
+		{*lr < 0, "lr", fmt.Errorf("--lr %v must be positive", *lr)},
+		{*maxSteps < 0, "max-steps", fmt.Errorf("--max-steps %d must not be negative", *maxSteps)},
+	} {
+		if v.set {
+			return fmt.Errorf("train: %w", v.err)
+		}
+	}
+	if *epochs > 0 {
+		rc.Train.Epochs = *epochs
+	}
+	if *maxSteps > 0 {
+		rc.Train.MaxSteps = *maxSteps
+	}
+	if *batch > 0 {
+		rc.Train.Batch = *batch
+	}
+	if *lr > 0 {
+		rc.Train.LR = *lr
+	}
+	if err := rc.Resolve(); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	res, err := experiment.Train(ctx, rc, *out, *resume, stderr)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	fmt.Fprintf(stdout, "trained %d steps in %s (%.1f img/s); test bits/dim %.4f; run folder %s\n",
+		res.Steps, res.Duration.Round(1e9), res.ImgPerSec, res.TestBPD, *out)
+	return nil
+}

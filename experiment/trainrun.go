@@ -1,0 +1,53 @@
+package experiment
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/flowood/flowood/train"
+)
+
+// Train trains the model described by rc into the run folder, writing
+// config.json first. With resume it continues from the run's latest
+// checkpoint (rc must then match the run's config.json, which the caller
+// reads with ReadRunConfig).
+func Train(ctx context.Context, rc RunConfig, run string, resume bool, progress io.Writer) (train.Result, error) {
+	if err := rc.Resolve(); err != nil {
+		return train.Result{}, err
+	}
+	trainSet, err := LoadData(rc.Data.Name, "train", rc.Data.Embedded)
+	if err != nil {
+		return train.Result{}, fmt.Errorf("loading training data: %w", err)
+	}
+	if rc.Data.TrainLimit > 0 {
+		trainSet = trainSet.Head(rc.Data.TrainLimit)
+	}
+	testSet, err := LoadData(rc.Data.Name, "test", rc.Data.Embedded)
+	if err != nil {
+		return train.Result{}, fmt.Errorf("loading test data: %w", err)
+	}
+	m := rc.RealNVP
+	if trainSet.H != m.Height || trainSet.W != m.Width || trainSet.C != m.Channels {
+		return train.Result{}, fmt.Errorf("dataset %s has %dx%dx%d images, model expects %dx%dx%d",
+			rc.Data.Name, trainSet.H, trainSet.W, trainSet.C, m.Height, m.Width, m.Channels)
+	}
+	if !resume {
+		if err := rc.Write(run); err != nil {
+			return train.Result{}, err
+		}
+	}
+	mc, _ := json.Marshal(rc)
+	r := &train.Run{
+		Model:       rc.BuildModel(),
+		Config:      rc.Train,
+		Train:       trainSet,
+		Test:        testSet,
+		Dir:         run,
+		Resume:      resume,
+		Progress:    progress,
+		ModelConfig: mc,
+	}
+	return r.Execute(ctx)
+}

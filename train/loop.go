@@ -1,0 +1,314 @@
+package train
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/flowood/flowood/data"
+	"github.com/flowood/flowood/internal/progress"
+	"github.com/flowood/flowood/nn"
+	"github.com/flowood/flowood/ood"
+	"github.com/flowood/flowood/tensor"
+	"github.com/flowood/flowood/train/checkpoint"
+)
+
+// Model is what the loop trains: a density on dequantised images with
+// named tensors.
+type Model interface {
+	ood.Model
+	nn.Module
+}
+
+// Config holds the training hyperparameters. The zero value of each field
+// is the default given in its comment.
+type Config struct {
+	// Epochs is the number of passes over the training set (default 1).
+	Epochs int `json:"epochs"`
+	// MaxSteps stops training after this many steps in total (0: no limit).
+	MaxSteps int `json:"max_steps"`
+	// Batch is the batch size (default 64).
+	Batch int `json:"batch"`
+	// LR is the learning rate (default 1e-3).
+	LR float64 `json:"lr"`
+	// WeightDecay is the optimiser's weight decay (default 0).
+	WeightDecay float64 `json:"weight_decay"`
+	// Optimizer is adam, adamw or rmsprop (default adam).
+	Optimizer string `json:"optimizer"`
+	// ClipNorm clips the global gradient norm (default 100; negative: off).
+	ClipNorm float64 `json:"clip_norm"`
+	// Seed seeds the data order and dequantisation noise (default 0).
+	Seed uint64 `json:"seed"`
+	// LogEvery writes a train-log row every this many steps (default 50).
+	LogEvery int `json:"log_every"`
+	// TestLimit caps the test images evaluated after each epoch (0: all).
+	TestLimit int `json:"test_limit"`
+}
+
+// WithDefaults fills zero fields.
+func (c Config) WithDefaults() Config {
+	if c.Epochs == 0 {
+		c.Epochs = 1
+	}
+	if c.Batch == 0 {
+		c.Batch = 64
+	}
+	if c.LR == 0 {
+		c.LR = 1e-3
+	}
+	if c.Optimizer == "" {
+		c.Optimizer = "adam"
+	}
+	if c.ClipNorm == 0 {
+		c.ClipNorm = 100
+	}
+	if c.LogEvery == 0 {
+		c.LogEvery = 50
+	}
+	return c
+}
+
+// Validate reports invalid hyperparameters.
+func (c Config) Validate() error {
+	switch {
+	case c.Epochs < 0:
+		return fmt.Errorf("epochs %d must be positive", c.Epochs)
+	case c.Batch < 2:
+		return fmt.Errorf("batch %d must be at least 2 (batch norm needs two examples)", c.Batch)
+	case c.LR <= 0 || math.IsNaN(c.LR) || math.IsInf(c.LR, 0):
+		return fmt.Errorf("learning rate %v must be positive and finite", c.LR)
+	case c.WeightDecay < 0:
+		return fmt.Errorf("weight decay %v must not be negative", c.WeightDecay)
+	case c.MaxSteps < 0:
+		return fmt.Errorf("max steps %d must not be negative", c.MaxSteps)
+	}
+	_, err := NewOptimizer(c.Optimizer, 0)
+	return err
+}
+
+// ErrNonFinite is returned when the loss becomes NaN or infinite; the last
+// good checkpoint is kept.
+var ErrNonFinite = errors.New("loss is not finite")
+
+// Run is one training run writing into a run folder.
+type Run struct {
+	Model  Model
+	Config Config
+	Train  *data.Images
+	Test   *data.Images
+	// Dir is the run folder: train-log.csv and checkpoint/{latest,best}.
+	Dir string
+	// Resume continues from Dir/checkpoint/latest.
+	Resume bool
+	// Progress receives the progress line (stderr); nil discards.
+	Progress io.Writer
+	// ModelConfig is stored in checkpoints so a run can be reloaded.
+	ModelConfig json.RawMessage
+}
+
+// Result summarises a finished run.
+type Result struct {
+	Steps       int
+	TestBPD     float64 // after the last epoch
+	BestTestBPD float64
+	ImgPerSec   float64
+	Duration    time.Duration
+}
+
+// Execute trains until the configured epochs or steps are done or ctx is
+// cancelled (then it saves a checkpoint and returns ctx's error).
+func (r *Run) Execute(ctx context.Context) (Result, error) {
+	cfg := r.Config.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	m := r.Model
+	params := nn.Params(m)
+	opt, _ := NewOptimizer(cfg.Optimizer, cfg.WeightDecay)
+	rng := tensor.NewRNG(cfg.Seed ^ 0x5eed)
+	state := checkpoint.State{BestTestBPD: math.Inf(1)}
+	ckDir := filepath.Join(r.Dir, "checkpoint")
+	if r.Resume {
+		var err error
+		state, err = checkpoint.Load(filepath.Join(ckDir, "latest"), m)
+		if err != nil {
+			return Result{}, fmt.Errorf("resuming: %w", err)
+		}
+		if err := rng.UnmarshalBinary(state.RNG); err != nil {
+			return Result{}, fmt.Errorf("resuming: RNG state: %w", err)
+		}
+		if err := opt.UnmarshalState(state.Optimizer, params); err != nil {
+			return Result{}, fmt.Errorf("resuming: %w", err)
+		}
+	}
+	logPath := filepath.Join(r.Dir, "train-log.csv")
+	logFile, err := openLog(logPath, r.Resume)
+	if err != nil {
+		return Result{}, err
+	}
+	defer logFile.Close()
+	w := csv.NewWriter(logFile)
+
+	stepsPerEpoch := r.Train.N / cfg.Batch
+	if stepsPerEpoch == 0 {
+		return Result{}, fmt.Errorf("training set of %d images is smaller than one batch of %d", r.Train.N, cfg.Batch)
+	}
+	total := cfg.Epochs * stepsPerEpoch
+	if cfg.MaxSteps > 0 && cfg.MaxSteps < total {
+		total = cfg.MaxSteps
+	}
+	d := r.Train.H * r.Train.W * r.Train.C
+	bar := progress.New(r.Progress, "train", total, "img")
+	start := time.Now()
+	imgs := 0
+	res := Result{BestTestBPD: state.BestTestBPD, TestBPD: math.NaN()}
+	save := func(name string) error {
+		st := state
+		st.RNG, _ = rng.MarshalBinary()
+		st.Optimizer, err = opt.MarshalState()
+		if err != nil {
+			return err
+		}
+		st.Config = r.ModelConfig
+		return checkpoint.Save(filepath.Join(ckDir, name), m, st)
+	}
+	var sumBPD, sumNorm, epochBPD, epochNorm float64
+	var nLog, nEpoch int
+	lastLog := time.Now()
+	logImgs := 0
+	for state.Epoch < cfg.Epochs && state.Step < total {
+		perm := tensor.NewRNG(cfg.Seed*1_000_003 + uint64(state.Epoch)).Perm(r.Train.N)
+		for b := state.BatchInEpoch; b < stepsPerEpoch && state.Step < total; b++ {
+			if err := ctx.Err(); err != nil {
+				state.BatchInEpoch = b
+				if serr := save("latest"); serr != nil {
+					return res, fmt.Errorf("saving checkpoint after interrupt: %w", serr)
+				}
+				return res, err
+			}
+			u := tensor.New(cfg.Batch, r.Train.H, r.Train.W, r.Train.C)
+			for i, idx := range perm[b*cfg.Batch : (b+1)*cfg.Batch] {
+				data.Dequantize(u.Data[i*d:(i+1)*d], r.Train.Image(idx), rng.Rand)
+			}
+			m.SetTraining(true)
+			lp := m.LogProb(u)
+			// loss in bits per dimension: mean of -(log p - D ln 256)/(D ln 2)
+			loss := tensor.AddScalar(tensor.Scale(tensor.Mean(lp), float32(-1/(float64(d)*math.Ln2))), 8)
+			bpd := float64(loss.Data[0])
+			if math.IsNaN(bpd) || math.IsInf(bpd, 0) {
+				return res, fmt.Errorf("step %d: %w (kept the last checkpoint; try a lower --lr)", state.Step, ErrNonFinite)
+			}
+			for _, p := range params {
+				p.ZeroGrad()
+			}
+			tensor.Backward(loss)
+			norm := ClipGradNorm(params, cfg.ClipNorm)
+			opt.Step(params, cfg.LR)
+			state.Step++
+			imgs += cfg.Batch
+			logImgs += cfg.Batch
+			sumBPD += bpd
+			sumNorm += norm
+			nLog++
+			epochBPD += bpd
+			epochNorm += norm
+			nEpoch++
+			bar.Update(state.Step, imgs, fmt.Sprintf("epoch %d  bpd %.3f", state.Epoch+1, bpd))
+			if state.Step%cfg.LogEvery == 0 {
+				rate := float64(logImgs) / time.Since(lastLog).Seconds()
+				writeRow(w, state.Step, state.Epoch, sumBPD/float64(nLog), math.NaN(), cfg.LR, sumNorm/float64(nLog), rate)
+				sumBPD, sumNorm, nLog, logImgs, lastLog = 0, 0, 0, 0, time.Now()
+			}
+		}
+		state.Epoch++
+		state.BatchInEpoch = 0
+		if state.Step >= total && state.Epoch < cfg.Epochs && cfg.MaxSteps > 0 {
+			// stopped by MaxSteps mid-epoch: count the partial epoch
+			state.Epoch = cfg.Epochs
+		}
+		testBPD := math.NaN()
+		if r.Test != nil {
+			ll, err := (&ood.LogLikelihood{Model: m, Seed: cfg.Seed}).Score(r.Test, cfg.TestLimit)
+			if err != nil {
+				return res, err
+			}
+			testBPD = meanBPD(ll, d)
+		}
+		m.SetTraining(true)
+		rate := float64(imgs) / time.Since(start).Seconds()
+		trainBPD := math.NaN()
+		if nEpoch > 0 {
+			trainBPD = epochBPD / float64(nEpoch)
+		}
+		writeRow(w, state.Step, state.Epoch, trainBPD, testBPD, cfg.LR, epochNorm/math.Max(1, float64(nEpoch)), rate)
+		epochBPD, epochNorm, nEpoch = 0, 0, 0
+		res.TestBPD = testBPD
+		if err := save("latest"); err != nil {
+			return res, fmt.Errorf("saving checkpoint: %w", err)
+		}
+		if testBPD < state.BestTestBPD || (r.Test == nil) {
+			state.BestTestBPD = testBPD
+			if err := save("best"); err != nil {
+				return res, fmt.Errorf("saving best checkpoint: %w", err)
+			}
+		}
+		if r.Progress != nil {
+			fmt.Fprintf(r.Progress, "epoch %d: train %.4f bpd, test %.4f bpd, %.1f img/s\n", state.Epoch, trainBPD, testBPD, rate)
+		}
+	}
+	m.SetTraining(false)
+	res.Steps = state.Step
+	res.BestTestBPD = state.BestTestBPD
+	res.Duration = time.Since(start)
+	res.ImgPerSec = float64(imgs) / res.Duration.Seconds()
+	return res, nil
+}
+
+func meanBPD(ll []float64, d int) float64 {
+	var s float64
+	for _, v := range ll {
+		s += ood.BitsPerDim(v, d)
+	}
+	return s / float64(len(ll))
+}
+
+var logHeader = []string{"step", "epoch", "loss", "train_bpd", "test_bpd", "lr", "grad_norm", "img_per_s"}
+
+func openLog(path string, resume bool) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating run folder: %w", err)
+	}
+	flag := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if resume {
+		flag = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	f, err := os.OpenFile(path, flag, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening training log: %w", err)
+	}
+	if st, _ := f.Stat(); st.Size() == 0 {
+		w := csv.NewWriter(f)
+		w.Write(logHeader)
+		w.Flush()
+	}
+	return f, nil
+}
+
+func writeRow(w *csv.Writer, step, epoch int, trainBPD, testBPD, lr, norm, rate float64) {
+	f := func(v float64) string {
+		if math.IsNaN(v) {
+			return ""
+		}
+		return strconv.FormatFloat(v, 'g', 6, 64)
+	}
+	w.Write([]string{strconv.Itoa(step), strconv.Itoa(epoch), f(trainBPD), f(trainBPD), f(testBPD), f(lr), f(norm), f(rate)})
+	w.Flush()
+}
