@@ -1,0 +1,496 @@
+package kernels
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Sgemm computes C = alpha*op(A)*op(B) + beta*C for single-precision
+// matrices stored in row-major order.
+//
+// op(A) is m×k and op(B) is k×n; C is m×n with leading dimension ldc. When
+// transA is false, A is stored as an m×k matrix with leading dimension lda;
+// when transA is true, A is stored as a k×m matrix (so op(A) = Aᵀ). B is
+// treated likewise with transB and ldb. When beta is zero, C is overwritten
+// without being read, so it may hold NaN or Inf on entry.
+//
+// Sgemm panics with a message starting with "kernels:" when a size or
+// leading dimension is negative or too small, or when a slice is too short
+// for the sizes given. The work is cache-blocked, packed and spread across
+// Workers() goroutines through ParallelFor.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m < 0 {
+		panic("kernels: Sgemm: negative m")
+	}
+	if n < 0 {
+		panic("kernels: Sgemm: negative n")
+	}
+	if k < 0 {
+		panic("kernels: Sgemm: negative k")
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	checkMatrix("A", ar, ac, a, lda)
+	checkMatrix("B", br, bc, b, ldb)
+	checkMatrix("C", m, n, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	if m*n*k <= smallGemm {
+		sgemmSmall(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	g := gemmProblem{
+		transA: transA, transB: transB,
+		m: m, n: n, k: k,
+		alpha: alpha,
+		a:     a, lda: lda,
+		b: b, ldb: ldb,
+		kern: activeKernel().forN(n),
+	}
+	g.run(beta, c, ldc)
+}
+
+// SgemmFLOPs returns the number of floating-point operations, 2·m·n·k, that
+// Sgemm performs for an m×n×k product, as used for GFLOP/s figures.
+func SgemmFLOPs(m, n, k int) float64 {
+	return 2 * float64(m) * float64(n) * float64(k)
+}
+
+// smallGemm is the largest m·n·k for which Sgemm uses a direct loop
+// instead of the blocked, packed algorithm. Tests set it to zero to force
+// the blocked path on small shapes.
+var smallGemm = 4096
+
+// checkMatrix panics unless s can hold a rows×cols row-major matrix with
+// leading dimension ld.
+func checkMatrix(name string, rows, cols int, s []float32, ld int) {
+	if ld < 1 || ld < cols {
+		panic("kernels: Sgemm: leading dimension of " + name + " too small")
+	}
+	if rows == 0 || cols == 0 {
+		return
+	}
+	if len(s) < (rows-1)*ld+cols {
+		panic("kernels: Sgemm: slice " + name + " too short")
+	}
+}
+
+// scaleC sets C = beta*C, writing zeros without reading C when beta is 0.
+func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	if beta == 1 {
+		return
+	}
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+}
+
+// sgemmSmall is a direct, unblocked Sgemm for tiny problems where packing
+// would cost more than it saves.
+func sgemmSmall(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	for i := 0; i < m; i++ {
+		crow := c[i*ldc : i*ldc+n]
+		for j := range crow {
+			var s float32
+			for p := 0; p < k; p++ {
+				var av, bv float32
+				if transA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if transB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				s += av * bv
+			}
+			if beta == 0 {
+				crow[j] = alpha * s
+			} else {
+				crow[j] = alpha*s + beta*crow[j]
+			}
+		}
+	}
+}
+
+// gemmProblem holds the operands of one Sgemm call that the blocked driver
+// needs; C is passed separately because the k-split strategy redirects it
+// to per-worker partial sums.
+type gemmProblem struct {
+	transA, transB bool
+	m, n, k        int
+	alpha          float32
+	a              []float32
+	lda            int
+	b              []float32
+	ldb            int
+	kern           *microKernel
+}
+
+// bufPools holds reusable buffers for packed panels and partial sums, one
+// pool per power-of-two capacity, so that the hot path makes no large
+// allocations once the pools are warm.
+var bufPools [64]sync.Pool
+
+// getBuf returns a buffer of n float32s, 64-byte aligned, from the pools.
+func getBuf(n int) *[]float32 {
+	class := bits.Len(uint(max(n, 1) - 1))
+	if p, ok := bufPools[class].Get().(*[]float32); ok {
+		*p = (*p)[:n]
+		return p
+	}
+	s := alignedFloats(1 << class)[:n]
+	return &s
+}
+
+// putBuf returns a buffer obtained from getBuf to the pools.
+func putBuf(p *[]float32) {
+	bufPools[bits.Len(uint(cap(*p)-1))].Put(p)
+}
+
+// alignedFloats allocates n float32s whose first element is 64-byte aligned.
+func alignedFloats(n int) []float32 {
+	s := make([]float32, n+16)
+	off := 0
+	for off < 16 && uintptr(unsafe.Pointer(&s[off]))%64 != 0 {
+		off++
+	}
+	return s[off : off+n : off+n]
+}
+
+// run computes C = alpha*op(A)*op(B) + beta*C for the whole problem,
+// choosing how to spread it over the workers.
+func (g *gemmProblem) run(beta float32, c []float32, ldc int) {
+	kn := g.kern
+	workers := Workers()
+	work := float64(g.m) * float64(g.n) * float64(g.k)
+	if workers > 1 && work < parallelMinWork {
+		workers = 1
+	}
+	if workers > 1 {
+		tilesM := (g.m + kn.mr - 1) / kn.mr
+		tilesN := (g.n + kn.nr - 1) / kn.nr
+		// Few output tiles but a long inner dimension: give every worker
+		// a slice of k and sum the partial products afterwards.
+		if tilesM*tilesN < 4*workers*kn.mcTiles() && g.k >= 4*kn.kc*workers && g.k >= 4*max(g.m, g.n) {
+			g.runSplitK(workers, beta, c, ldc)
+			return
+		}
+	}
+	g.blocked(0, g.k, beta, c, ldc, workers)
+}
+
+// parallelMinWork is the m·n·k below which Sgemm stays on one goroutine.
+const parallelMinWork = 1 << 21
+
+// runSplitK splits the k dimension into one range per worker. The first
+// worker accumulates straight into C with the caller's beta; the others
+// write partial products to pooled buffers that are then added into C.
+func (g *gemmProblem) runSplitK(workers int, beta float32, c []float32, ldc int) {
+	m, n := g.m, g.n
+	parts := make([]*[]float32, workers)
+	for w := 1; w < workers; w++ {
+		parts[w] = getBuf(m * n)
+	}
+	ParallelFor(workers, 1, func(lo, hi int) {
+		for w := lo; w < hi; w++ {
+			p0, p1 := w*g.k/workers, (w+1)*g.k/workers
+			if w == 0 {
+				g.blocked(p0, p1, beta, c, ldc, 1)
+			} else {
+				g.blocked(p0, p1, 0, *parts[w], n, 1)
+			}
+		}
+	})
+	ParallelFor(m, 16, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			crow := c[i*ldc : i*ldc+n]
+			for w := 1; w < workers; w++ {
+				prow := (*parts[w])[i*n : i*n+n]
+				for j := range crow {
+					crow[j] += prow[j]
+				}
+			}
+		}
+	})
+	for w := 1; w < workers; w++ {
+		putBuf(parts[w])
+	}
+}
+
+// maxPackedB bounds the size in float32s of the shared packed B panel; a
+// variable so that tests can make it small.
+var maxPackedB = 1 << 20
+
+// bBlockFloats is the L2 budget, in float32s, for one kc×nc block of packed
+// B: the block stays in each core's L2 cache while the A slivers stream
+// past it.
+const bBlockFloats = 1 << 17
+
+// directMaxN is the widest output for which kernels that can read A in
+// place always do so instead of packing it: each A element then serves at
+// most directMaxN/nr micro-kernel calls, too few to repay packing it.
+const directMaxN = 128
+
+// blocked computes C = alpha*op(A)[:, p0:p1]*op(B)[p0:p1, :] + beta*C with
+// the GotoBLAS loop nest, using up to workers goroutines.
+//
+// For each block of nc columns and each outer k range, B is packed once
+// into a shared buffer of kc×nr slivers; then row blocks of mc rows (and,
+// when there are few of them, groups of nr-column slivers) are handed out
+// dynamically to the workers. Each worker packs its A block into a private
+// buffer, or reads A in place when the kernel supports that and the shape
+// allows, and runs the macro-kernel over it.
+func (g *gemmProblem) blocked(p0, p1 int, beta float32, c []float32, ldc int, workers int) {
+	kn := g.kern
+	mr, nr := kn.mr, kn.nr
+	kc, mc := kn.kc, kn.mc
+	direct := false
+	if kn.direct {
+		switch {
+		case g.n <= directMaxN:
+			// Narrow output: A is streamed from memory once and used
+			// for only a few micro-kernel calls.
+			direct, kc, mc = true, kn.kcDirect, kn.mcDirect
+		case !g.transA && g.lda%1024 != 0:
+			// Wide output: a kc-deep sliver of row-major A is reused from
+			// L1 across the slivers of B, which works as long as its rows
+			// do not all map to the same cache sets (a stride of a
+			// multiple of 4 KiB).
+			direct = true
+		}
+	}
+	// nc: as many slivers as keep a kc-deep packed B block within the L2
+	// budget, and no more than n needs.
+	nc := max(nr, bBlockFloats/min(kc, p1-p0)/nr*nr)
+	if g.n < nc {
+		nc = (g.n + nr - 1) / nr * nr
+	}
+	// Outer k range: as many kc blocks as fit in the packed-B budget.
+	kOuter := max(kc, maxPackedB/nc/kc*kc)
+
+	bp := getBuf(min(kOuter, p1-p0)*nc + nr)
+	defer putBuf(bp)
+
+	rowBlocks := (g.m + mc - 1) / mc
+	for jc := 0; jc < g.n; jc += nc {
+		ncb := min(nc, g.n-jc)
+		slivers := (ncb + nr - 1) / nr
+		for po := p0; po < p1; po += kOuter {
+			pe := min(po+kOuter, p1)
+			b := (*bp)[:(pe-po)*slivers*nr]
+			g.packBRange(po, pe, kc, jc, ncb, nr, b, workers)
+			// Tasks: row blocks × column groups.
+			groups := 1
+			if rowBlocks < 4*workers && slivers > 1 {
+				groups = min(slivers, (4*workers+rowBlocks-1)/rowBlocks)
+			}
+			tasks := rowBlocks * groups
+			var next atomic.Int64
+			body := func() {
+				apLen := mc*kc + mr
+				if direct {
+					apLen = mr*kc + mr
+				}
+				ap := getBuf(apLen)
+				tile := getBuf(mr*nr + 16)
+				for {
+					t := int(next.Add(1)) - 1
+					if t >= tasks {
+						break
+					}
+					rb, grp := t/groups, t%groups
+					ic := rb * mc
+					mcb := min(mc, g.m-ic)
+					s0, s1 := grp*slivers/groups, (grp+1)*slivers/groups
+					for pc := po; pc < pe; pc += kc {
+						kcb := min(kc, pe-pc)
+						if !direct {
+							g.packA(ic, mcb, pc, kcb, mr, *ap)
+						}
+						be := beta
+						if pc != p0 {
+							be = 1
+						}
+						blk := macroBlock{
+							ic: ic, mcb: mcb, pc: pc, kcb: kcb, ncb: ncb,
+							s0: s0, s1: s1, direct: direct,
+						}
+						g.macro(&blk, *ap, b[(pc-po)*slivers*nr:], c[ic*ldc+jc:], ldc, be, *tile)
+					}
+				}
+				putBuf(tile)
+				putBuf(ap)
+			}
+			if workers <= 1 || tasks <= 1 {
+				body()
+				continue
+			}
+			ParallelFor(min(workers, tasks), 1, func(lo, hi int) {
+				body()
+			})
+		}
+	}
+}
+
+// packBRange packs op(B)[po:pe, jc:jc+ncb] into dst as consecutive kc-deep
+// blocks (the last may be shorter), each a run of nr-wide slivers, with
+// the slivers shared out among the workers when the panel is large.
+func (g *gemmProblem) packBRange(po, pe, kc, jc, ncb, nr int, dst []float32, workers int) {
+	slivers := (ncb + nr - 1) / nr
+	blocks := (pe - po + kc - 1) / kc
+	pack := func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			pc := po + t/slivers*kc
+			s := t % slivers
+			g.packB(pc, min(kc, pe-pc), jc, ncb, s, s+1, nr, dst[(pc-po)*slivers*nr:])
+		}
+	}
+	if workers <= 1 || (pe-po)*ncb < 1<<15 {
+		pack(0, blocks*slivers)
+		return
+	}
+	ParallelFor(blocks*slivers, 1, pack)
+}
+
+// packA packs op(A)[ic:ic+mcb, pc:pc+kcb] into dst as consecutive mr-row
+// slivers, each stored k-major (dst[p*mr+i]); rows past mcb in the last
+// sliver are zero.
+func (g *gemmProblem) packA(ic, mcb, pc, kcb, mr int, dst []float32) {
+	a, lda := g.a, g.lda
+	for ir := 0; ir < mcb; ir += mr {
+		rows := min(mr, mcb-ir)
+		d := dst[ir*kcb : ir*kcb+mr*kcb]
+		if !g.transA {
+			for i := 0; i < rows; i++ {
+				src := a[(ic+ir+i)*lda+pc:]
+				src = src[:kcb]
+				for p, v := range src {
+					d[p*mr+i] = v
+				}
+			}
+		} else {
+			for p := 0; p < kcb; p++ {
+				src := a[(pc+p)*lda+ic+ir:]
+				copy(d[p*mr:p*mr+rows], src[:rows])
+			}
+		}
+		if rows < mr {
+			for p := 0; p < kcb; p++ {
+				clear(d[p*mr+rows : p*mr+mr])
+			}
+		}
+	}
+}
+
+// packB packs slivers s0..s1 of op(B)[pc:pc+kcb, jc:jc+ncb] into dst; sliver
+// s covers columns jc+s*nr.. and is stored at dst[s*kcb*nr:] k-major
+// (dst[p*nr+j]); columns past ncb are zero.
+func (g *gemmProblem) packB(pc, kcb, jc, ncb, s0, s1, nr int, dst []float32) {
+	b, ldb := g.b, g.ldb
+	for s := s0; s < s1; s++ {
+		j0 := s * nr
+		cols := min(nr, ncb-j0)
+		d := dst[s*kcb*nr : (s+1)*kcb*nr]
+		if !g.transB {
+			for p := 0; p < kcb; p++ {
+				src := b[(pc+p)*ldb+jc+j0:]
+				copy(d[p*nr:p*nr+cols], src[:cols])
+				if cols < nr {
+					clear(d[p*nr+cols : p*nr+nr])
+				}
+			}
+		} else {
+			for j := 0; j < cols; j++ {
+				src := b[(jc+j0+j)*ldb+pc:]
+				src = src[:kcb]
+				for p, v := range src {
+					d[p*nr+j] = v
+				}
+			}
+			if cols < nr {
+				for p := 0; p < kcb; p++ {
+					clear(d[p*nr+cols : p*nr+nr])
+				}
+			}
+		}
+	}
+}
+
+// macroBlock describes the part of the product one macro-kernel call
+// covers: rows ic..ic+mcb of C, the k range pc..pc+kcb, and the column
+// slivers s0..s1 of an ncb-column block.
+type macroBlock struct {
+	ic, mcb, pc, kcb, ncb int
+	s0, s1                int
+	direct                bool // read A in place; ap holds only edge slivers
+}
+
+// macro runs the micro-kernel over one block of C at c (leading dimension
+// ldc) with the packed B block bp. A comes from the packed block ap, or in
+// place from the operand when blk.direct is set. Partial tiles at the
+// bottom and right edges go through the scratch tile.
+func (g *gemmProblem) macro(blk *macroBlock, ap, bp, c []float32, ldc int, beta float32, tile []float32) {
+	kn := g.kern
+	mr, nr := kn.mr, kn.nr
+	kcb, alpha := blk.kcb, g.alpha
+	for ir := 0; ir < blk.mcb; ir += mr {
+		rows := min(mr, blk.mcb-ir)
+		var as []float32
+		var ars, acs int
+		switch {
+		case !blk.direct:
+			as, ars, acs = ap[ir*kcb:], 1, mr
+		case rows < mr:
+			g.packA(blk.ic+ir, rows, blk.pc, kcb, mr, ap)
+			as, ars, acs = ap, 1, mr
+		case !g.transA:
+			as, ars, acs = g.a[(blk.ic+ir)*g.lda+blk.pc:], g.lda, 1
+		default:
+			as, ars, acs = g.a[blk.pc*g.lda+blk.ic+ir:], 1, g.lda
+		}
+		for s := blk.s0; s < blk.s1; s++ {
+			jr := s * nr
+			cols := min(nr, blk.ncb-jr)
+			bs := bp[s*kcb*nr:]
+			if rows == mr && cols == nr {
+				kn.fn(kcb, as, ars, acs, bs, c[ir*ldc+jr:], ldc, alpha, beta)
+				continue
+			}
+			kn.fn(kcb, as, ars, acs, bs, tile, nr, alpha, 0)
+			for i := 0; i < rows; i++ {
+				crow := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+cols]
+				trow := tile[i*nr : i*nr+cols]
+				if beta == 0 {
+					copy(crow, trow)
+					continue
+				}
+				for j, v := range trow {
+					crow[j] = beta*crow[j] + v
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,297 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// refSgemm computes alpha*op(A)*op(B) + beta*C0 in float64, together with
+// the error scale sum |alpha·a·b| + |beta·c| for every element of C.
+func refSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) (want, scale []float64) {
+	want = make([]float64, m*n)
+	scale = make([]float64, m*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s, abs float64
+			for p := 0; p < k; p++ {
+				var av, bv float64
+				if transA {
+					av = float64(a[p*lda+i])
+				} else {
+					av = float64(a[i*lda+p])
+				}
+				if transB {
+					bv = float64(b[j*ldb+p])
+				} else {
+					bv = float64(b[p*ldb+j])
+				}
+				s += av * bv
+				abs += math.Abs(av * bv)
+			}
+			s *= float64(alpha)
+			abs *= math.Abs(float64(alpha))
+			if beta != 0 {
+				cv := float64(c[i*ldc+j])
+				s += float64(beta) * cv
+				abs += math.Abs(float64(beta) * cv)
+			}
+			want[i*n+j] = s
+			scale[i*n+j] = abs
+		}
+	}
+	return want, scale
+}
+
+// randSlice returns n standard normal float32s.
+func randSlice(rng *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(rng.NormFloat64())
+	}
+	return s
+}
+
+// sentinel fills the padding of C, which Sgemm must not touch.
+const sentinel = float32(-12345.5)
+
+// checkSgemm runs one Sgemm call against the float64 reference. Padding
+// entries of C beyond n in each row must be left untouched.
+func checkSgemm(t *testing.T, rng *rand.Rand, transA, transB bool, m, n, k, padA, padB, padC int, alpha, beta float32) {
+	t.Helper()
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	lda, ldb, ldc := max(ac, 1)+padA, max(bc, 1)+padB, max(n, 1)+padC
+	a := randSlice(rng, max(0, (ar-1)*lda+ac))
+	b := randSlice(rng, max(0, (br-1)*ldb+bc))
+	c := randSlice(rng, max(0, (m-1)*ldc+n))
+	for i := 0; i < m; i++ {
+		for j := n; j < ldc && i*ldc+j < len(c); j++ {
+			c[i*ldc+j] = sentinel
+		}
+	}
+	if beta == 0 {
+		for i := 0; i < m; i++ {
+			for j := 0; j < n; j++ {
+				c[i*ldc+j] = float32(math.NaN())
+			}
+		}
+	}
+	want, scale := refSgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	tol := float64(k+4) * 1.2e-7
+	for i := 0; i < m; i++ {
+		for j := 0; j < ldc && i*ldc+j < len(c); j++ {
+			got := c[i*ldc+j]
+			if j >= n {
+				if got != sentinel {
+					t.Fatalf("%s: tA=%v tB=%v m=%d n=%d k=%d: padding C[%d,%d] changed to %v", MicroKernel(), transA, transB, m, n, k, i, j, got)
+				}
+				continue
+			}
+			w, s := want[i*n+j], scale[i*n+j]
+			if d := math.Abs(float64(got) - w); !(d <= tol*s+1e-30) {
+				t.Fatalf("%s: tA=%v tB=%v m=%d n=%d k=%d alpha=%v beta=%v lda=%d ldb=%d ldc=%d: C[%d,%d] = %v, want %v (err %.3g, bound %.3g)",
+					MicroKernel(), transA, transB, m, n, k, alpha, beta, lda, ldb, ldc, i, j, got, w, d, tol*s)
+			}
+		}
+	}
+}
+
+// forEachKernel runs f once with every micro-kernel available here.
+func forEachKernel(t *testing.T, f func(t *testing.T)) {
+	defer SetMicroKernel("auto")
+	for _, name := range MicroKernels() {
+		if !SetMicroKernel(name) {
+			t.Fatalf("SetMicroKernel(%q) failed", name)
+		}
+		t.Run(name, f)
+	}
+}
+
+// forceBlocked makes Sgemm take the blocked path even for tiny shapes.
+func forceBlocked(t *testing.T) {
+	old := smallGemm
+	smallGemm = 0
+	t.Cleanup(func() { smallGemm = old })
+}
+
+// oddSizes are the dimensions TestSgemmOddSizes draws from: around and
+// between the register tile sizes.
+var oddSizes = []int{1, 2, 3, 7, 13, 17, 33, 65, 129}
+
+// TestSgemmOddSizes checks all transpose combinations, alpha and beta
+// values and padded leading dimensions on small odd shapes, through the
+// blocked path, with every micro-kernel.
+func TestSgemmOddSizes(t *testing.T) {
+	forceBlocked(t)
+	forEachKernel(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for _, tA := range []bool{false, true} {
+			for _, tB := range []bool{false, true} {
+				for it := 0; it < 40; it++ {
+					m := oddSizes[rng.IntN(len(oddSizes))]
+					n := oddSizes[rng.IntN(len(oddSizes))]
+					k := oddSizes[rng.IntN(len(oddSizes))]
+					alpha := []float32{1, -1, 0.5, 2.25}[rng.IntN(4)]
+					beta := []float32{0, 1, -0.75, 0.5}[rng.IntN(4)]
+					checkSgemm(t, rng, tA, tB, m, n, k, rng.IntN(3)*5, rng.IntN(3)*3, rng.IntN(3)*7, alpha, beta)
+				}
+			}
+		}
+	})
+}
+
+// TestSgemmBlocking uses shapes larger than one cache block in every
+// dimension, and ones that take the split-k and column-group parallel
+// paths, with more workers than cores.
+func TestSgemmBlocking(t *testing.T) {
+	old := runtime.GOMAXPROCS(3)
+	defer runtime.GOMAXPROCS(old)
+	shapes := [][3]int{
+		{300, 70, 530},  // several k blocks, row blocks, edges
+		{37, 600, 290},  // few row blocks: column groups; n > nc for generic
+		{9, 5, 4100},    // split k
+		{30, 64, 3300},  // split k with full tiles
+		{513, 33, 17},   // many row blocks, short k
+		{1000, 16, 144}, // small-channel conv shape
+		{90, 128, 576},  // conv-like
+		{120, 40, 1700}, // several k blocks when A is read in place
+		{40, 150, 1024}, // wide output, lda a multiple of 1024: A packed
+	}
+	if raceEnabled || testing.Short() {
+		// Keep the shapes that exercise the parallel paths.
+		shapes = [][3]int{{37, 600, 290}, {9, 5, 4100}, {513, 33, 17}}
+	}
+	forEachKernel(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(3, 4))
+		for _, s := range shapes {
+			for _, tA := range []bool{false, true} {
+				for _, tB := range []bool{false, true} {
+					beta := []float32{0, 1, 0.5}[rng.IntN(3)]
+					checkSgemm(t, rng, tA, tB, s[0], s[1], s[2], rng.IntN(2)*3, rng.IntN(2)*5, rng.IntN(2)*2, 1.5, beta)
+				}
+			}
+		}
+	})
+}
+
+// TestSgemmSmallPath checks the direct loop used for tiny products.
+func TestSgemmSmallPath(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, tA := range []bool{false, true} {
+		for _, tB := range []bool{false, true} {
+			for it := 0; it < 20; it++ {
+				m, n, k := 1+rng.IntN(12), 1+rng.IntN(12), 1+rng.IntN(12)
+				beta := []float32{0, 1, 2}[rng.IntN(3)]
+				checkSgemm(t, rng, tA, tB, m, n, k, rng.IntN(2), rng.IntN(2), rng.IntN(2), 0.75, beta)
+			}
+		}
+	}
+}
+
+// TestSgemmDegenerate checks k = 0, alpha = 0 and empty outputs.
+func TestSgemmDegenerate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	// k = 0 and alpha = 0 reduce to scaling C; beta = 0 must clear NaNs.
+	for _, k := range []int{0, 5} {
+		for _, beta := range []float32{0, 1, 3} {
+			alpha := float32(0)
+			if k == 0 {
+				alpha = 1
+			}
+			checkSgemm(t, rng, false, false, 4, 6, k, 0, 0, 2, alpha, beta)
+		}
+	}
+	// Empty outputs do nothing.
+	Sgemm(false, false, 0, 5, 3, 1, nil, 3, make([]float32, 15), 5, 0, nil, 5)
+	Sgemm(false, false, 5, 0, 3, 1, make([]float32, 15), 3, nil, 1, 0, nil, 1)
+}
+
+// TestSgemmPanics checks that bad arguments panic with a kernels: message.
+func TestSgemmPanics(t *testing.T) {
+	a := make([]float32, 12)
+	b := make([]float32, 12)
+	c := make([]float32, 9)
+	cases := []struct {
+		name string
+		f    func()
+	}{
+		{"negative m", func() { Sgemm(false, false, -1, 3, 4, 1, a, 4, b, 3, 0, c, 3) }},
+		{"negative n", func() { Sgemm(false, false, 3, -1, 4, 1, a, 4, b, 3, 0, c, 3) }},
+		{"negative k", func() { Sgemm(false, false, 3, 3, -1, 1, a, 4, b, 3, 0, c, 3) }},
+		{"small lda", func() { Sgemm(false, false, 3, 3, 4, 1, a, 3, b, 3, 0, c, 3) }},
+		{"small lda transA", func() { Sgemm(true, false, 3, 3, 4, 1, a, 2, b, 3, 0, c, 3) }},
+		{"small ldb", func() { Sgemm(false, false, 3, 3, 4, 1, a, 4, b, 2, 0, c, 3) }},
+		{"small ldb transB", func() { Sgemm(false, true, 3, 3, 4, 1, a, 4, b, 3, 0, c, 3) }},
+		{"small ldc", func() { Sgemm(false, false, 3, 3, 4, 1, a, 4, b, 3, 0, c, 2) }},
+		{"short a", func() { Sgemm(false, false, 3, 3, 4, 1, a[:11], 4, b, 3, 0, c, 3) }},
+		{"short b", func() { Sgemm(false, false, 3, 3, 4, 1, a, 4, b[:11], 3, 0, c, 3) }},
+		{"short c", func() { Sgemm(false, false, 3, 3, 4, 1, a, 4, b, 3, 0, c[:8], 3) }},
+	}
+	for _, tc := range cases {
+		func() {
+			defer func() {
+				r := recover()
+				s, ok := r.(string)
+				if !ok || !strings.HasPrefix(s, "kernels: ") {
+					t.Errorf("%s: recovered %v, want a kernels: panic", tc.name, r)
+				}
+			}()
+			tc.f()
+		}()
+	}
+}
+
+// TestMicroKernelSelection checks MicroKernels, SetMicroKernel and
+// MicroKernel.
+func TestMicroKernelSelection(t *testing.T) {
+	names := MicroKernels()
+	if len(names) == 0 || names[len(names)-1] != "generic" {
+		t.Fatalf("MicroKernels() = %v, want generic last", names)
+	}
+	defer SetMicroKernel("auto")
+	for _, name := range names {
+		if !SetMicroKernel(name) || MicroKernel() != name {
+			t.Errorf("SetMicroKernel(%q): MicroKernel() = %q", name, MicroKernel())
+		}
+	}
+	if SetMicroKernel("no-such-kernel") {
+		t.Error("SetMicroKernel accepted an unknown name")
+	}
+	SetMicroKernel("auto")
+	if MicroKernel() != names[0] {
+		t.Errorf("default MicroKernel() = %q, want %q", MicroKernel(), names[0])
+	}
+}
+
+// TestSgemmFLOPs checks the FLOP count convention.
+func TestSgemmFLOPs(t *testing.T) {
+	if got := SgemmFLOPs(2, 3, 4); got != 48 {
+		t.Errorf("SgemmFLOPs(2, 3, 4) = %v, want 48", got)
+	}
+}
+
+// TestSgemmOuterK shrinks the packed-B budget so that B is packed in
+// several outer k ranges, each followed by a pass over the row blocks.
+func TestSgemmOuterK(t *testing.T) {
+	old := maxPackedB
+	maxPackedB = 4096
+	defer func() { maxPackedB = old }()
+	forEachKernel(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(11, 12))
+		for _, tA := range []bool{false, true} {
+			for _, tB := range []bool{false, true} {
+				checkSgemm(t, rng, tA, tB, 150, 45, 1100, 1, 2, 3, -1, 0.25)
+			}
+		}
+	})
+}

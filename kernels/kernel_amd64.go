@@ -1,0 +1,99 @@
+//go:build !purego
+
+package kernels
+
+//go:generate go run ./internal/asmgen -out gemm_amd64.s -stubs gemm_stub_amd64.go -pkg kernels
+
+// asmKernel adapts a pair of assembly micro-kernels, one reading A as
+// a[i + p*lda] and one as a[i*lda + p], to the slice-based kernel
+// signature. It checks the slice bounds so the assembly cannot run past
+// them.
+func asmKernel(mr, nr int, colForm, rowForm func(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)) func(kc int, a []float32, ars, acs int, b, c []float32, ldc int, alpha, beta float32) {
+	return func(kc int, a []float32, ars, acs int, b, c []float32, ldc int, alpha, beta float32) {
+		_ = a[(mr-1)*ars+(kc-1)*acs]
+		_ = b[kc*nr-1]
+		_ = c[(mr-1)*ldc+nr-1]
+		if ars == 1 {
+			colForm(kc, &a[0], acs, &b[0], &c[0], ldc, alpha, beta)
+		} else {
+			rowForm(kc, &a[0], ars, &b[0], &c[0], ldc, alpha, beta)
+		}
+	}
+}
+
+var (
+	avx512Narrow = &microKernel{
+		name: "avx512",
+		mr:   28, nr: 16,
+		kc: 256, mc: 112,
+		fn:     asmKernel(28, 16, sgemmAVX512x28x16P, sgemmAVX512x28x16R),
+		direct: true, kcDirect: 768, mcDirect: 112,
+	}
+	avx512Kernel = &microKernel{
+		name: "avx512",
+		mr:   14, nr: 32,
+		kc: 256, mc: 112,
+		fn:     asmKernel(14, 32, sgemmAVX512x14x32P, sgemmAVX512x14x32R),
+		direct: true, kcDirect: 768, mcDirect: 112,
+		narrow: avx512Narrow,
+	}
+	avx2Kernel = &microKernel{
+		name: "avx2",
+		mr:   6, nr: 16,
+		kc: 256, mc: 96,
+		fn:     asmKernel(6, 16, sgemmAVX2x6x16P, sgemmAVX2x6x16R),
+		direct: true, kcDirect: 768, mcDirect: 96,
+	}
+)
+
+// init puts the assembly micro-kernels the CPU supports ahead of the
+// generic one.
+func init() {
+	hasAVX2, hasAVX512 := cpuFeatures()
+	var list []*microKernel
+	if hasAVX512 {
+		list = append(list, avx512Kernel)
+	}
+	if hasAVX2 {
+		list = append(list, avx2Kernel)
+	}
+	kernelList = append(list, kernelList...)
+}
+
+// cpuFeatures reports whether the CPU and operating system support AVX2
+// with FMA, and AVX-512 F/DQ/BW/VL.
+func cpuFeatures() (avx2, avx512 bool) {
+	maxLeaf, _, _, _ := cpuid(0, 0)
+	if maxLeaf < 7 {
+		return false, false
+	}
+	_, _, ecx1, _ := cpuid(1, 0)
+	const (
+		fma     = 1 << 12
+		osxsave = 1 << 27
+		avx     = 1 << 28
+	)
+	if ecx1&(fma|osxsave|avx) != fma|osxsave|avx {
+		return false, false
+	}
+	xcr0, _ := xgetbv()
+	const (
+		ymmState = 0x6  // SSE and AVX state
+		zmmState = 0xe0 // opmask, ZMM0-15 upper halves, ZMM16-31
+	)
+	if xcr0&ymmState != ymmState {
+		return false, false
+	}
+	_, ebx7, _, _ := cpuid(7, 0)
+	const (
+		avx2Bit   = 1 << 5
+		avx512F   = 1 << 16
+		avx512DQ  = 1 << 17
+		avx512BW  = 1 << 30
+		avx512VL  = 1 << 31
+		avx512All = avx512F | avx512DQ | avx512BW | avx512VL
+	)
+	avx2 = ebx7&avx2Bit != 0
+	avx512 = avx2 && xcr0&zmmState == zmmState && ebx7&avx512All == avx512All
+	return avx2, avx512
+}
