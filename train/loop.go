@@ -186,7 +186,8 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	logImgs := 0
 	for state.Epoch < cfg.Epochs && state.Step < total {
 		perm := tensor.NewRNG(cfg.Seed*1_000_003 + uint64(state.Epoch)).Perm(r.Train.N)
-		for b := state.BatchInEpoch; b < stepsPerEpoch && state.Step < total; b++ {
+		b := state.BatchInEpoch
+		for ; b < stepsPerEpoch && state.Step < total; b++ {
 			if err := ctx.Err(); err != nil {
 				state.BatchInEpoch = b
 				if serr := save("latest"); serr != nil {
@@ -228,11 +229,12 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 				sumBPD, sumNorm, nLog, logImgs, lastLog = 0, 0, 0, 0, time.Now()
 			}
 		}
-		state.Epoch++
-		state.BatchInEpoch = 0
-		if state.Step >= total && state.Epoch < cfg.Epochs && cfg.MaxSteps > 0 {
-			// stopped by MaxSteps mid-epoch: count the partial epoch
-			state.Epoch = cfg.Epochs
+		if b == stepsPerEpoch {
+			state.Epoch++
+			state.BatchInEpoch = 0
+		} else {
+			// stopped by MaxSteps mid-epoch: a resumed run continues here
+			state.BatchInEpoch = b
 		}
 		testBPD := math.NaN()
 		if r.Test != nil {

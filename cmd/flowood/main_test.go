@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+// TestErrors checks that bad input gives one clear error naming what and
+// where, never a panic.
+func TestErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad")
+	os.MkdirAll(filepath.Join(bad, "checkpoint", "latest"), 0o755)
+	os.WriteFile(filepath.Join(bad, "config.json"), []byte(`{"version":1,"model":"realnvp","preset":"tiny","realnvp":{"mid":4,"blocks":1},"data":{"name":"fashionmnist","embedded":true},"train":{}}`), 0o644)
+	os.WriteFile(filepath.Join(bad, "checkpoint", "latest", "model.safetensors"), []byte("garbage"), 0o644)
+	os.WriteFile(filepath.Join(bad, "checkpoint", "latest", "state.json"), []byte(`{"format_version":1,"step":0,"epoch":0,"batch_in_epoch":0,"best_test_bpd":0,"actnorm_initialized":false}`), 0o644)
+	notJSON := filepath.Join(dir, "notjson")
+	os.MkdirAll(notJSON, 0o755)
+	os.WriteFile(filepath.Join(notJSON, "config.json"), []byte("{"), 0o644)
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
+		{[]string{"train", "--data", "cifar99", "--out", dir + "/x"}, []string{"cifar99", "unknown dataset"}},
+		{[]string{"train", "--preset", "huge", "--out", dir + "/x"}, []string{`unknown preset "huge"`}},
+		{[]string{"train", "--batch", "1", "--out", dir + "/x"}, []string{"--batch 1"}},
+		{[]string{"train", "--lr", "-3", "--out", dir + "/x"}, []string{"--lr -3"}},
+		{[]string{"train", "--epochs", "x", "--out", dir + "/x"}, []string{"invalid value"}},
+		{[]string{"train"}, []string{"--out RUN is required"}},
+		{[]string{"train", "--data", "notmnist", "--embedded", "--preset", "tiny", "--out", dir + "/nm"}, []string{"notmnist", "train"}},
+		{[]string{"eval", filepath.Join(dir, "nope")}, []string{"not a run folder", "config.json"}},
+		{[]string{"eval", notJSON}, []string{filepath.Join(notJSON, "config.json")}},
+		{[]string{"eval", bad, "--ood", "mnist"}, []string{"model.safetensors"}},
+		{[]string{"eval", bad, "--ood", "svhn9"}, []string{"svhn9"}},
+		{[]string{"eval", bad, "--limit", "-1"}, []string{"--limit -1"}},
+		{[]string{"eval"}, []string{"one run folder"}},
+		{[]string{"demo", "--epochs", "0"}, []string{"--epochs 0"}},
+	} {
+		_, _, err := runCLI(t, c.args...)
+		if err == nil {
+			t.Errorf("%v: no error", c.args)
+			continue
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "\n") || strings.Contains(msg, "goroutine") {
+			t.Errorf("%v: error is not one line: %q", c.args, msg)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%v: error %q does not mention %q", c.args, msg, w)
+			}
+		}
+	}
+}
+
+// TestTrainEval runs the CLI contract end to end on embedded data with
+// the tiny preset: train writes the run folder, eval writes scores.csv,
+// metrics.json and the histogram.
+func TestTrainEval(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	if _, stderr, err := runCLI(t, "train", "--model", "realnvp", "--data", "fashionmnist", "--preset", "tiny",
+		"--embedded", "--max-steps", "3", "--batch", "16", "--train-limit", "64", "--test-limit", "32", "--seed", "2", "--out", run); err != nil {
+		t.Fatalf("train: %v\n%s", err, stderr)
+	}
+	for _, f := range []string{"config.json", "train-log.csv", "checkpoint/latest/model.safetensors", "checkpoint/latest/state.json", "checkpoint/best/model.safetensors"} {
+		if _, err := os.Stat(filepath.Join(run, f)); err != nil {
+			t.Errorf("train did not write %s: %v", f, err)
+		}
+	}
+	stdout, stderr, err := runCLI(t, "eval", run, "--ood", "mnist,notmnist", "--limit", "40")
+	if err != nil {
+		t.Fatalf("eval: %v\n%s", err, stderr)
+	}
+	for _, w := range []string{"mnist test (OOD)", "notmnist test (OOD)", "AUROC", "0.108", "0.721"} {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("eval table lacks %q:\n%s", w, stdout)
+		}
+	}
+	f, err := os.Open(filepath.Join(run, "eval", "scores.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rows[0], ","); got != "dataset,split,index,log_likelihood,bits_per_dim" {
+		t.Errorf("scores.csv header %q", got)
+	}
+	if len(rows) != 1+4*40 { // train, test, mnist, notmnist
+		t.Errorf("scores.csv has %d rows, want %d", len(rows), 1+4*40)
+	}
+	var met struct {
+		In  json.RawMessage `json:"in"`
+		OOD map[string]struct {
+			AUROC, AUPRIn, AUPROut, FPR float64
+			NIn                         int `json:"n_in"`
+			NOut                        int `json:"n_out"`
+		} `json:"ood"`
+	}
+	b, err := os.ReadFile(filepath.Join(run, "eval", "metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &met); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"mnist", "notmnist"} {
+		r, ok := met.OOD[name]
+		if !ok || r.NIn != 40 || r.NOut != 40 {
+			t.Errorf("metrics.json ood[%s] = %+v", name, r)
+		}
+	}
+	for _, key := range []string{`"auroc"`, `"aupr_in"`, `"aupr_out"`, `"fpr_at_95_tpr"`, `"convention"`} {
+		if !bytes.Contains(b, []byte(key)) {
+			t.Errorf("metrics.json lacks %s", key)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(run, "eval", "loglik-hist.png")); err != nil {
+		t.Error(err)
+	}
+	// resume continues the same run folder
+	if _, stderr, err := runCLI(t, "train", "--out", run, "--resume", "--max-steps", "4"); err != nil {
+		t.Fatalf("resume: %v\n%s", err, stderr)
+	}
+}
