@@ -54,33 +54,38 @@ func getCol(n int) []float32 {
 
 func putCol(b []float32) { colPool.Put(&b) }
 
+// span returns, for output column ow, the range [k0, k1) of kernel columns
+// that fall inside the image, and the first input column iw0 = ow+k0-Pad.
+func (g *convGeom) span(ow int) (k0, k1, iw0 int) {
+	k0 = max(0, g.Pad-ow)
+	k1 = min(g.KW, g.W+g.Pad-ow)
+	return k0, k1, ow + k0 - g.Pad
+}
+
 // im2col writes the patches of images [n0, n1) as rows of col
-// ([rows, K]), zero outside the image.
+// ([rows, K]), zero outside the image. In NHWC the kernel columns of one
+// kernel row are adjacent pixels, so each kernel row is one contiguous copy.
 func (g *convGeom) im2col(col, x []float32, n0, n1 int) {
 	rows := (n1 - n0) * g.OH * g.OW
+	rowLen := g.KW * g.Cin
 	kernels.ParallelFor(rows, 64, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			n := n0 + r/(g.OH*g.OW)
 			oh := r / g.OW % g.OH
 			ow := r % g.OW
+			k0, k1, iw0 := g.span(ow)
 			dst := col[r*g.K : (r+1)*g.K]
 			for kh := 0; kh < g.KH; kh++ {
 				ih := oh + kh - g.Pad
-				seg := dst[kh*g.KW*g.Cin : (kh+1)*g.KW*g.Cin]
-				if ih < 0 || ih >= g.H {
+				seg := dst[kh*rowLen : (kh+1)*rowLen]
+				if ih < 0 || ih >= g.H || k0 >= k1 {
 					clear(seg)
 					continue
 				}
-				for kw := 0; kw < g.KW; kw++ {
-					iw := ow + kw - g.Pad
-					d := seg[kw*g.Cin : (kw+1)*g.Cin]
-					if iw < 0 || iw >= g.W {
-						clear(d)
-						continue
-					}
-					off := ((n*g.H+ih)*g.W + iw) * g.Cin
-					copy(d, x[off:off+g.Cin])
-				}
+				clear(seg[:k0*g.Cin])
+				off := ((n*g.H+ih)*g.W + iw0) * g.Cin
+				copy(seg[k0*g.Cin:k1*g.Cin], x[off:off+(k1-k0)*g.Cin])
+				clear(seg[k1*g.Cin:])
 			}
 		}
 	})
@@ -89,27 +94,27 @@ func (g *convGeom) im2col(col, x []float32, n0, n1 int) {
 // col2im adds the patch gradients dcol of images [n0, n1) back into gx.
 // Work is split by image so no two goroutines write the same pixel.
 func (g *convGeom) col2im(gx, dcol []float32, n0, n1 int) {
+	rowLen := g.KW * g.Cin
 	kernels.ParallelFor(n1-n0, 1, func(lo, hi int) {
 		for n := n0 + lo; n < n0+hi; n++ {
 			for oh := 0; oh < g.OH; oh++ {
 				for ow := 0; ow < g.OW; ow++ {
 					r := ((n-n0)*g.OH+oh)*g.OW + ow
+					k0, k1, iw0 := g.span(ow)
+					if k0 >= k1 {
+						continue
+					}
 					src := dcol[r*g.K : (r+1)*g.K]
 					for kh := 0; kh < g.KH; kh++ {
 						ih := oh + kh - g.Pad
 						if ih < 0 || ih >= g.H {
 							continue
 						}
-						for kw := 0; kw < g.KW; kw++ {
-							iw := ow + kw - g.Pad
-							if iw < 0 || iw >= g.W {
-								continue
-							}
-							s := src[(kh*g.KW+kw)*g.Cin : (kh*g.KW+kw+1)*g.Cin]
-							d := gx[((n*g.H+ih)*g.W+iw)*g.Cin:][:g.Cin]
-							for c := range d {
-								d[c] += s[c]
-							}
+						s := src[kh*rowLen+k0*g.Cin : kh*rowLen+k1*g.Cin]
+						off := ((n*g.H+ih)*g.W + iw0) * g.Cin
+						d := gx[off : off+len(s)]
+						for c := range d {
+							d[c] += s[c]
 						}
 					}
 				}

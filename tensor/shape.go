@@ -50,7 +50,7 @@ func Concat(xs ...*Tensor) *Tensor {
 			off := r * total
 			for i, x := range xs {
 				w := widths[i]
-				copy(out.Data[off:off+w], x.Data[r*w:(r+1)*w])
+				copySmall(out.Data[off:off+w], x.Data[r*w:(r+1)*w])
 				off += w
 			}
 		}
@@ -89,7 +89,7 @@ func Slice(x *Tensor, lo, hi int) *Tensor {
 	out := newOut(shape)
 	kernels.ParallelFor(rows, grain/c+1, func(a, b int) {
 		for r := a; r < b; r++ {
-			copy(out.Data[r*w:(r+1)*w], x.Data[r*c+lo:r*c+hi])
+			copySmall(out.Data[r*w:(r+1)*w], x.Data[r*c+lo:r*c+hi])
 		}
 	})
 	record(out, func() {
@@ -186,4 +186,16 @@ func Unsqueeze2x2(x *Tensor) *Tensor {
 		panic(fmt.Sprintf("tensor: Unsqueeze2x2 of %v: channels not a multiple of 4", x.Shape))
 	}
 	return permute(x, []int{N, 2 * H, 2 * W, C4 / 4}, squeezePerm(2*H, 2*W, C4/4), true)
+}
+
+// copySmall is copy for the short rows of channel slicing, where calling
+// memmove per row costs more than the copy.
+func copySmall(dst, src []float32) {
+	if len(src) > 16 {
+		copy(dst, src)
+		return
+	}
+	for i, v := range src {
+		dst[i] = v
+	}
 }
