@@ -67,7 +67,12 @@ func (s *LogLikelihood) Score(im *data.Images, limit int) ([]float64, error) {
 			data.Dequantize(u.Data, im.Pix[lo*d:hi*d], nil)
 		}
 		var lp *tensor.Tensor
-		tensor.NoGrad(func() { lp = s.Model.LogProb(u) })
+		tensor.NoGrad(func() {
+			tensor.Scoped(func() []*tensor.Tensor {
+				lp = s.Model.LogProb(u)
+				return []*tensor.Tensor{lp}
+			})
+		})
 		for i, v := range lp.Data {
 			if math.IsNaN(float64(v)) {
 				return nil, fmt.Errorf("scoring %s: example %d has NaN log-likelihood", im.Name, lo+i)

@@ -58,5 +58,63 @@ func ReleaseBuffers() {
 // newOut returns an intermediate tensor whose data the caller will
 // overwrite completely; the tensor owns its buffer.
 func newOut(shape []int) *Tensor {
-	return &Tensor{Shape: shape, Data: alloc(Numel(shape)), owned: true}
+	t := &Tensor{Shape: shape, Data: alloc(Numel(shape)), owned: true}
+	track(t)
+	return t
+}
+
+// scopes is the stack of active Scoped calls; operations register the
+// buffers they allocate with the innermost one. Like NoGrad it is
+// process-wide: use it from the goroutine that runs the model.
+var scopes []*[]*Tensor
+
+// track registers t with the innermost scope.
+func track(t *Tensor) {
+	if n := len(scopes); n > 0 {
+		*scopes[n-1] = append(*scopes[n-1], t)
+	}
+}
+
+// Scoped runs fn and then recycles the buffers of every intermediate
+// tensor created inside it, except the tensors fn returns (and views of
+// them) and tensors recorded for a backward pass. It is for gradient-free
+// computation (evaluation, recomputation), whose intermediates would
+// otherwise be left to the garbage collector: recycling them keeps memory
+// warm and flat. Tensors created inside fn other than those returned must
+// not be used after Scoped returns.
+func Scoped(fn func() []*Tensor) {
+	var owned []*Tensor
+	scopes = append(scopes, &owned)
+	var keep []*Tensor
+	defer func() {
+		scopes = scopes[:len(scopes)-1]
+		kept := map[*float32]bool{}
+		for _, k := range keep {
+			if k != nil && len(k.Data) > 0 {
+				kept[&k.Data[0]] = true
+			}
+		}
+		for _, t := range owned {
+			if !t.owned || t.node != nil || len(t.Data) == 0 || kept[&t.Data[0]] {
+				if t.owned && len(t.Data) > 0 && kept[&t.Data[0]] {
+					track(t) // hand ownership to the enclosing scope
+				}
+				continue
+			}
+			release(t.Data)
+			t.Data, t.owned = nil, false
+		}
+	}()
+	keep = fn()
+}
+
+// Release recycles the buffer of t if t owns one (an intermediate result)
+// and has no backward node; t must not be used afterwards. Other tensors
+// are left alone.
+func Release(t *Tensor) {
+	if t == nil || !t.owned || t.node != nil {
+		return
+	}
+	release(t.Data)
+	t.Data, t.owned = nil, false
 }

@@ -105,3 +105,40 @@ func topoOrder(root *Tensor) []*Tensor {
 	}
 	return order
 }
+
+// Custom returns a tensor of the given shape holding data (which it takes
+// ownership of) whose backward pass is the caller's: when gradients are
+// enabled and an input requires them, backward is called with the output
+// gradient during Backward and must add into the inputs' gradients with
+// AccumGrad. It lets composite layers, such as a coupling that recomputes
+// its activations, define their own backward pass.
+func Custom(shape []int, data []float32, inputs []*Tensor, backward func(gy []float32)) *Tensor {
+	out := FromData(data, shape...)
+	record(out, func() { backward(out.Grad) }, inputs...)
+	return out
+}
+
+// AccumGrad adds g to t's gradient; for use inside a Custom backward.
+func AccumGrad(t *Tensor, g []float32) {
+	if !t.requiresGrad {
+		return
+	}
+	if len(g) != len(t.Data) {
+		panic(fmt.Sprintf("tensor: AccumGrad of %d values into %v", len(g), t.Shape))
+	}
+	accumAll(t.grad(), g)
+}
+
+// AnyRequiresGrad reports whether gradients are enabled and any of ts
+// requires them.
+func AnyRequiresGrad(ts ...*Tensor) bool {
+	if !GradEnabled() {
+		return false
+	}
+	for _, t := range ts {
+		if t != nil && t.requiresGrad {
+			return true
+		}
+	}
+	return false
+}

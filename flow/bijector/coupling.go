@@ -28,7 +28,9 @@ type STNet interface {
 // other half; otherwise it sees b⊙x and its s and t are zeroed on x_id.
 //
 // Observe, when set, receives every Forward's s and t (masked, shape of
-// x_change) and output, for the paper's coupling-layer visualisations.
+// x_change) and output, for the paper's coupling-layer visualisations. The
+// tensors are valid during the call only (evaluation recycles buffers):
+// Clone what you keep.
 type AffineCoupling struct {
 	Mask    *tensor.Tensor // [H, W, C], 1 = conditioning
 	Net     STNet

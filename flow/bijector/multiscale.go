@@ -18,7 +18,7 @@ import (
 //
 // With Next nil (the last scale) nothing is factored out and z = flatten(y).
 type MultiScale struct {
-	Steps flow.Chain
+	Steps flow.Bijector
 	Next  flow.Bijector
 	Shape [3]int
 }

@@ -13,28 +13,31 @@ import (
 // each preset on a batch of 28x28 images; it reports img/s.
 func BenchmarkTrainStep(b *testing.B) {
 	for _, name := range []string{"tiny", "cpu"} {
-		cfg, _ := Preset(name)
-		for _, batch := range []int{64} {
-			b.Run(fmt.Sprintf("%s/batch%d", name, batch), func(b *testing.B) {
-				rng := tensor.NewRNG(1)
-				m := New(cfg, rng)
-				m.SetTraining(true)
-				u := tensor.New(batch, 28, 28, 1)
-				rng.Uniform(u.Data, 0, 1)
-				params := nn.Params(m)
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					for _, p := range params {
-						p.ZeroGrad()
+		for _, rc := range []string{"on", "off"} {
+			cfg, _ := Preset(name)
+			cfg.Recompute = rc
+			for _, batch := range []int{64} {
+				b.Run(fmt.Sprintf("%s/recompute-%s/batch%d", name, rc, batch), func(b *testing.B) {
+					rng := tensor.NewRNG(1)
+					m := New(cfg, rng)
+					m.SetTraining(true)
+					u := tensor.New(batch, 28, 28, 1)
+					rng.Uniform(u.Data, 0, 1)
+					params := nn.Params(m)
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						for _, p := range params {
+							p.ZeroGrad()
+						}
+						loss := tensor.Scale(tensor.Mean(m.LogProb(u)), -1)
+						if math.IsNaN(float64(loss.Data[0])) {
+							b.Fatal("NaN loss")
+						}
+						tensor.Backward(loss)
 					}
-					loss := tensor.Scale(tensor.Mean(m.LogProb(u)), -1)
-					if math.IsNaN(float64(loss.Data[0])) {
-						b.Fatal("NaN loss")
-					}
-					tensor.Backward(loss)
-				}
-				b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
-			})
+					b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
+				})
+			}
 		}
 	}
 }
@@ -49,7 +52,9 @@ func BenchmarkEval(b *testing.B) {
 	rng.Uniform(u.Data, 0, 1)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		tensor.NoGrad(func() { m.LogProb(u) })
+		tensor.NoGrad(func() {
+			tensor.Scoped(func() []*tensor.Tensor { return []*tensor.Tensor{m.LogProb(u)} })
+		})
 	}
 	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
 }

@@ -37,6 +37,10 @@ type Config struct {
 	Mid int `json:"mid"`
 	// Constraint is the logit preprocessing constraint; zero means 0.9.
 	Constraint float64 `json:"constraint"`
+	// Recompute, when "on", makes each scale's steps recover their
+	// activations in the backward pass by inverting the flow instead of
+	// storing them (flow.Recompute); "off" stores them. Empty means on.
+	Recompute string `json:"recompute"`
 	// Activation of the st-networks: "relu" (the default, as in the paper)
 	// or "softplus" (smooth, so finite differences are exact to test the
 	// model's gradients end to end).
@@ -48,9 +52,11 @@ var presets = map[string]Config{
 	// paper: App. E for MNIST and FashionMNIST.
 	"paper": {Scales: 2, Blocks: 6, Mid: 64},
 	// cpu: small enough that an epoch of FashionMNIST takes minutes on 2 cores.
-	"cpu": {Scales: 2, Blocks: 2, Mid: 16},
+	// It stores activations: at this size recomputation costs ~1.6x time
+	// for memory the machine has (see docs/perf.md).
+	"cpu": {Scales: 2, Blocks: 2, Mid: 16, Recompute: "off"},
 	// tiny: seconds; for tests.
-	"tiny": {Scales: 2, Blocks: 1, Mid: 4},
+	"tiny": {Scales: 2, Blocks: 1, Mid: 4, Recompute: "off"},
 }
 
 // Preset returns the named configuration (paper, cpu or tiny) with
@@ -92,6 +98,9 @@ func (c Config) WithDefaults() Config {
 	if c.Activation == "" {
 		c.Activation = "relu"
 	}
+	if c.Recompute == "" {
+		c.Recompute = "on"
+	}
 	return c
 }
 
@@ -100,6 +109,9 @@ func (c Config) Validate() error {
 	c = c.WithDefaults()
 	if c.Height < 2 || c.Width < 2 || c.Channels < 1 || c.Scales < 1 || c.Blocks < 0 || c.Mid < 1 {
 		return fmt.Errorf("realnvp: invalid config %+v", c)
+	}
+	if c.Recompute != "on" && c.Recompute != "off" {
+		return fmt.Errorf("realnvp: recompute %q (want on or off)", c.Recompute)
 	}
 	if _, ok := activations[c.Activation]; !ok {
 		return fmt.Errorf("realnvp: unknown activation %q (want relu or softplus)", c.Activation)
@@ -167,7 +179,7 @@ func (m *Model) scale(rng *tensor.RNG, s, h, w, c, mid int) flow.Bijector {
 		steps = append(steps, coupling(mask.Checkerboard(h, w, c, i%2 == 1), c, mid, 2*c, true))
 	}
 	if last {
-		return &bijector.MultiScale{Steps: steps, Shape: [3]int{h, w, c}}
+		return &bijector.MultiScale{Steps: m.wrap(steps), Shape: [3]int{h, w, c}}
 	}
 	steps = append(steps, bijector.Squeeze{})
 	h, w, c = h/2, w/2, 4*c
@@ -175,7 +187,15 @@ func (m *Model) scale(rng *tensor.RNG, s, h, w, c, mid int) flow.Bijector {
 		steps = append(steps, coupling(mask.Channel(h, w, c, i%2 == 1), c/2, 2*mid, c, false))
 	}
 	next := m.scale(rng, s+1, h, w, c/2, 2*mid)
-	return &bijector.MultiScale{Steps: steps, Next: next, Shape: [3]int{h, w, c}}
+	return &bijector.MultiScale{Steps: m.wrap(steps), Next: next, Shape: [3]int{h, w, c}}
+}
+
+// wrap returns a scale's steps, recomputing activations when configured.
+func (m *Model) wrap(steps flow.Chain) flow.Bijector {
+	if m.Config.Recompute == "off" {
+		return steps
+	}
+	return &flow.Recompute{Chain: steps, Mode: m.Mode}
 }
 
 // Dim returns the number of dimensions D of one image.

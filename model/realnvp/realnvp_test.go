@@ -18,6 +18,7 @@ func TestModelContract(t *testing.T) {
 	for _, cfg := range []Config{
 		{Height: 8, Width: 8, Channels: 1, Scales: 2, Blocks: 1, Mid: 4},
 		{Height: 8, Width: 8, Channels: 1, Scales: 2, Blocks: 1, Mid: 4, Activation: "softplus"},
+		{Height: 8, Width: 8, Channels: 1, Scales: 2, Blocks: 1, Mid: 4, Activation: "softplus", Recompute: "off"},
 		{Height: 4, Width: 4, Channels: 3, Scales: 3, Blocks: 1, Mid: 2, Activation: "softplus"},
 	} {
 		rng := tensor.NewRNG(3)
