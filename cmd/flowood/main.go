@@ -48,6 +48,7 @@ func init() {
 		"train": trainCmd,
 		"eval":  evalCmd,
 		"demo":  demoCmd,
+		"bench": benchCmd,
 	}
 }
 
