@@ -22,9 +22,13 @@ type Chain []Bijector
 // Forward implements Bijector.
 func (c Chain) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) {
 	var total *tensor.Tensor
+	in := x
 	for _, b := range c {
-		var ld *tensor.Tensor
-		x, ld = b.Forward(x)
+		z, ld := b.Forward(x)
+		if x != in && x != z {
+			tensor.Done(x)
+		}
+		x = z
 		total = addLogDet(total, ld)
 	}
 	return x, orZero(total, x)
@@ -33,9 +37,13 @@ func (c Chain) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) {
 // Inverse implements Bijector.
 func (c Chain) Inverse(z *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) {
 	var total *tensor.Tensor
+	in := z
 	for i := len(c) - 1; i >= 0; i-- {
-		var ld *tensor.Tensor
-		z, ld = c[i].Inverse(z)
+		x, ld := c[i].Inverse(z)
+		if z != in && z != x {
+			tensor.Done(z)
+		}
+		z = x
 		total = addLogDet(total, ld)
 	}
 	return z, orZero(total, z)
@@ -54,6 +62,10 @@ func addLogDet(total, ld *tensor.Tensor) *tensor.Tensor {
 	}
 	return tensor.Add(total, ld)
 }
+
+// Done is tensor.Done: it lets callers of this package release
+// intermediates in gradient-free passes.
+var Done = tensor.Done
 
 func orZero(ld, x *tensor.Tensor) *tensor.Tensor {
 	if ld == nil {

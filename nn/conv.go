@@ -36,7 +36,9 @@ func NewConv2D(rng *tensor.RNG, k, cin, cout int, bias, zero bool) *Conv2D {
 func (c *Conv2D) Forward(x *tensor.Tensor) *tensor.Tensor {
 	y := tensor.Conv2D(x, c.W, c.Pad)
 	if c.B != nil {
-		y = tensor.AddChannel(y, c.B)
+		yb := tensor.AddChannel(y, c.B)
+		tensor.Done(y)
+		y = yb
 	}
 	return y
 }
@@ -68,7 +70,10 @@ func NewLinear(rng *tensor.RNG, in, out int, zero bool) *Linear {
 
 // Forward applies the layer to x of shape [..., In].
 func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
-	return tensor.AddChannel(tensor.MatMul(x, l.W), l.B)
+	y := tensor.MatMul(x, l.W)
+	yb := tensor.AddChannel(y, l.B)
+	tensor.Done(y)
+	return yb
 }
 
 // Visit implements Module.

@@ -62,27 +62,58 @@ func NewResNet(rng *tensor.RNG, in, mid, out, blocks int, doubleAfterNorm bool, 
 	return r
 }
 
-// Forward applies the network.
+// Forward applies the network. In gradient-free passes it recycles each
+// intermediate as soon as it is consumed (tensor.Done).
 func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
-	x = r.InNorm.Forward(x)
+	h := r.InNorm.Forward(x)
 	if r.DoubleAfterNorm {
-		x = tensor.Scale(x, 2)
+		h2 := tensor.Scale(h, 2)
+		tensor.Done(h)
+		h = h2
 	}
-	x = r.Act(tensor.Concat(x, tensor.Neg(x)))
-	x = r.InConv.Forward(x)
-	skip := r.InSkip.Forward(x)
+	neg := tensor.Neg(h)
+	cat := tensor.Concat(h, neg)
+	tensor.Done(h, neg)
+	a := r.Act(cat)
+	tensor.Done(cat)
+	h = r.InConv.Forward(a)
+	tensor.Done(a)
+	skip := r.InSkip.Forward(h)
 	for i, b := range r.Blocks {
-		x = b.forward(x, r.Act)
-		skip = tensor.Add(skip, r.Skips[i].Forward(x))
+		h2 := b.forward(h, r.Act)
+		tensor.Done(h)
+		h = h2
+		s := r.Skips[i].Forward(h)
+		sum := tensor.Add(skip, s)
+		tensor.Done(skip, s)
+		skip = sum
 	}
-	return r.OutConv.Forward(r.Act(r.OutNorm.Forward(skip)))
+	tensor.Done(h)
+	n := r.OutNorm.Forward(skip)
+	tensor.Done(skip)
+	a = r.Act(n)
+	tensor.Done(n)
+	y := r.OutConv.Forward(a)
+	tensor.Done(a)
+	return y
 }
 
 // forward applies the block with activation act.
 func (b *ResBlock) forward(x *tensor.Tensor, act func(*tensor.Tensor) *tensor.Tensor) *tensor.Tensor {
-	h := b.Conv1.Forward(act(b.Norm1.Forward(x)))
-	h = b.Conv2.Forward(act(b.Norm2.Forward(h)))
-	return tensor.Add(x, h)
+	n := b.Norm1.Forward(x)
+	a := act(n)
+	tensor.Done(n)
+	h := b.Conv1.Forward(a)
+	tensor.Done(a)
+	n = b.Norm2.Forward(h)
+	tensor.Done(h)
+	a = act(n)
+	tensor.Done(n)
+	h = b.Conv2.Forward(a)
+	tensor.Done(a)
+	y := tensor.Add(x, h)
+	tensor.Done(h)
+	return y
 }
 
 // Visit implements Module.

@@ -74,9 +74,15 @@ func (c *AffineCoupling) st(cond *tensor.Tensor) (s, t *tensor.Tensor) {
 		panic(fmt.Sprintf("bijector: st-network output %v for coupling with %d transformed channels", out.Shape, c.Scale.Shape[0]))
 	}
 	raw, t := tensor.Split(out, half)
-	s = tensor.MulChannel(tensor.Tanh(raw), c.Scale)
+	tensor.Done(out)
+	th := tensor.Tanh(raw)
+	tensor.Done(raw)
+	s = tensor.MulChannel(th, c.Scale)
+	tensor.Done(th)
 	if !c.channel {
-		s, t = tensor.MulExample(s, c.inv), tensor.MulExample(t, c.inv)
+		s2, t2 := tensor.MulExample(s, c.inv), tensor.MulExample(t, c.inv)
+		tensor.Done(s, t)
+		s, t = s2, t2
 	}
 	return s, t
 }
@@ -103,14 +109,38 @@ func (c *AffineCoupling) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tens
 	if c.channel {
 		id, ch := c.split(x)
 		s, t := c.st(id)
-		zc := tensor.Mul(tensor.Add(ch, t), tensor.Exp(s))
+		zc := affine(ch, s, t)
 		c.observe(s, t, zc)
-		return c.join(id, zc), tensor.SumPerExample(s)
+		z := c.join(id, zc)
+		ld := tensor.SumPerExample(s)
+		tensor.Done(id, ch, s, t, zc)
+		return z, ld
 	}
-	s, t := c.st(tensor.MulExample(x, c.Mask))
-	z := tensor.Mul(tensor.Add(x, t), tensor.Exp(s))
+	xid := tensor.MulExample(x, c.Mask)
+	s, t := c.st(xid)
+	z := affine(x, s, t)
 	c.observe(s, t, z)
-	return z, tensor.SumPerExample(s)
+	ld := tensor.SumPerExample(s)
+	tensor.Done(xid, s, t)
+	return z, ld
+}
+
+// affine returns (x + t) ⊙ exp(s).
+func affine(x, s, t *tensor.Tensor) *tensor.Tensor {
+	xt, es := tensor.Add(x, t), tensor.Exp(s)
+	z := tensor.Mul(xt, es)
+	tensor.Done(xt, es)
+	return z
+}
+
+// unaffine returns z ⊙ exp(-s) - t.
+func unaffine(z, s, t *tensor.Tensor) *tensor.Tensor {
+	ns := tensor.Neg(s)
+	es := tensor.Exp(ns)
+	ze := tensor.Mul(z, es)
+	x := tensor.Sub(ze, t)
+	tensor.Done(ns, es, ze)
+	return x
 }
 
 func (c *AffineCoupling) observe(s, t, z *tensor.Tensor) {
@@ -124,12 +154,18 @@ func (c *AffineCoupling) Inverse(z *tensor.Tensor) (*tensor.Tensor, *tensor.Tens
 	if c.channel {
 		id, zc := c.split(z)
 		s, t := c.st(id)
-		xc := tensor.Sub(tensor.Mul(zc, tensor.Exp(tensor.Neg(s))), t)
-		return c.join(id, xc), tensor.Neg(tensor.SumPerExample(s))
+		xc := unaffine(zc, s, t)
+		x := c.join(id, xc)
+		ld := tensor.Neg(tensor.SumPerExample(s))
+		tensor.Done(id, zc, s, t, xc)
+		return x, ld
 	}
-	s, t := c.st(tensor.MulExample(z, c.Mask))
-	x := tensor.Sub(tensor.Mul(z, tensor.Exp(tensor.Neg(s))), t)
-	return x, tensor.Neg(tensor.SumPerExample(s))
+	zid := tensor.MulExample(z, c.Mask)
+	s, t := c.st(zid)
+	x := unaffine(z, s, t)
+	ld := tensor.Neg(tensor.SumPerExample(s))
+	tensor.Done(zid, s, t)
+	return x, ld
 }
 
 // Visit implements nn.Module.

@@ -34,8 +34,11 @@ func (m *MultiScale) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) 
 		return tensor.Reshape(y, n, -1), ld
 	}
 	out, keep := tensor.Split(y, m.Shape[2]/2)
+	tensor.Done(y)
 	zn, ld2 := m.Next.Forward(keep)
-	return tensor.Concat(tensor.Reshape(out, n, -1), tensor.Reshape(zn, n, -1)), tensor.Add(ld, ld2)
+	z := tensor.Concat(tensor.Reshape(out, n, -1), tensor.Reshape(zn, n, -1))
+	tensor.Done(out, keep, zn)
+	return z, tensor.Add(ld, ld2)
 }
 
 // Inverse implements flow.Bijector; z is the flat latent of Forward.
