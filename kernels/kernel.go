@@ -75,18 +75,21 @@ func MicroKernels() []string {
 }
 
 // SetMicroKernel selects the micro-kernel Sgemm uses by name, as listed by
-// MicroKernels; the empty string or "auto" restores the default choice. It
-// returns false, changing nothing, when no such kernel is available. It is
-// meant for tests and benchmarks; Sgemm calls already running keep the
-// kernel they started with.
+// MicroKernels, and the elementwise kernels (AddTo, AffineRows,
+// ColumnMoments, ...) for the same instruction set; the empty string or
+// "auto" restores the default choice. It returns false, changing nothing,
+// when no such kernel is available. It is meant for tests and benchmarks;
+// calls already running keep the kernels they started with.
 func SetMicroKernel(name string) bool {
 	if name == "" || strings.EqualFold(name, "auto") {
 		current.Store(nil)
+		selectElem("")
 		return true
 	}
 	for _, kn := range kernelList {
 		if kn.name == name {
 			current.Store(kn)
+			selectElem(name)
 			return true
 		}
 	}

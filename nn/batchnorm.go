@@ -26,6 +26,17 @@ func NewBatchNorm(c int, mode *Mode) *BatchNorm {
 
 // Forward normalises x.
 func (b *BatchNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
+	return tensor.BatchNorm(x, b.Gamma, b.Beta, b.stats(), b.Mode.Train)
+}
+
+// ForwardReLU returns tensor.Relu(b.Forward(x)), computed as one operation
+// (tensor.BatchNormReLU).
+func (b *BatchNorm) ForwardReLU(x *tensor.Tensor) *tensor.Tensor {
+	return tensor.BatchNormReLU(x, b.Gamma, b.Beta, b.stats(), b.Mode.Train)
+}
+
+// stats returns the statistics the mode calls for.
+func (b *BatchNorm) stats() *tensor.BatchNormStats {
 	st := &tensor.BatchNormStats{Mean: b.RunMean.Data, Var: b.RunVar.Data, Momentum: b.Momentum, Eps: b.Eps}
 	if b.Mode.Frozen {
 		st.Mean, st.Var = nil, nil
@@ -33,7 +44,7 @@ func (b *BatchNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
 			st.Mean, st.Var = b.RunMean.Data, b.RunVar.Data
 		}
 	}
-	return tensor.BatchNorm(x, b.Gamma, b.Beta, st, b.Mode.Train)
+	return st
 }
 
 // Visit implements Module.

@@ -25,7 +25,10 @@ type ResNet struct {
 	OutNorm         *BatchNorm
 	OutConv         *Conv2D
 	DoubleAfterNorm bool
-	// Act is the activation written relu above; NewResNet sets tensor.Relu.
+	// Act is the activation written relu above. nil, as NewResNet sets it,
+	// means ReLU, computed together with the batch norm before it as one
+	// operation (tensor.BatchNormReLU) where there is one. Any other
+	// function, tensor.Relu included, is applied as a separate operation.
 	Act func(*tensor.Tensor) *tensor.Tensor
 }
 
@@ -48,7 +51,6 @@ func NewResNet(rng *tensor.RNG, in, mid, out, blocks int, doubleAfterNorm bool, 
 		OutNorm:         NewBatchNorm(mid, mode),
 		OutConv:         NewConv2D(rng, 1, mid, out, true, true),
 		DoubleAfterNorm: doubleAfterNorm,
-		Act:             tensor.Relu,
 	}
 	for i := 0; i < blocks; i++ {
 		r.Blocks = append(r.Blocks, &ResBlock{
@@ -74,13 +76,13 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 	neg := tensor.Neg(h)
 	cat := tensor.Concat(h, neg)
 	tensor.Done(h, neg)
-	a := r.Act(cat)
+	a := r.act(cat)
 	tensor.Done(cat)
 	h = r.InConv.Forward(a)
 	tensor.Done(a)
 	skip := r.InSkip.Forward(h)
 	for i, b := range r.Blocks {
-		h2 := b.forward(h, r.Act)
+		h2 := b.forward(h, r)
 		tensor.Done(h)
 		h = h2
 		s := r.Skips[i].Forward(h)
@@ -89,26 +91,41 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 		skip = sum
 	}
 	tensor.Done(h)
-	n := r.OutNorm.Forward(skip)
+	a = r.normAct(r.OutNorm, skip)
 	tensor.Done(skip)
-	a = r.Act(n)
-	tensor.Done(n)
 	y := r.OutConv.Forward(a)
 	tensor.Done(a)
 	return y
 }
 
-// forward applies the block with activation act.
-func (b *ResBlock) forward(x *tensor.Tensor, act func(*tensor.Tensor) *tensor.Tensor) *tensor.Tensor {
-	n := b.Norm1.Forward(x)
-	a := act(n)
+// act applies the activation.
+func (r *ResNet) act(x *tensor.Tensor) *tensor.Tensor {
+	if r.Act == nil {
+		return tensor.Relu(x)
+	}
+	return r.Act(x)
+}
+
+// normAct applies the batch norm bn and then the activation: as one
+// operation for ReLU, otherwise recycling the normalised values in
+// gradient-free passes.
+func (r *ResNet) normAct(bn *BatchNorm, x *tensor.Tensor) *tensor.Tensor {
+	if r.Act == nil {
+		return bn.ForwardReLU(x)
+	}
+	n := bn.Forward(x)
+	a := r.Act(n)
 	tensor.Done(n)
+	return a
+}
+
+// forward applies the block with the activation of r.
+func (b *ResBlock) forward(x *tensor.Tensor, r *ResNet) *tensor.Tensor {
+	a := r.normAct(b.Norm1, x)
 	h := b.Conv1.Forward(a)
 	tensor.Done(a)
-	n = b.Norm2.Forward(h)
+	a = r.normAct(b.Norm2, h)
 	tensor.Done(h)
-	a = act(n)
-	tensor.Done(n)
 	h = b.Conv2.Forward(a)
 	tensor.Done(a)
 	y := tensor.Add(x, h)

@@ -1,6 +1,10 @@
 package tensor
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/flowood/flowood/kernels"
+)
 
 // node is the record an operation leaves on its output: the inputs and the
 // closure that adds the output's gradient into theirs.
@@ -39,6 +43,36 @@ func (t *Tensor) grad() []float32 {
 		}
 	}
 	return t.Grad
+}
+
+// gradOut returns t's gradient buffer for a backward pass that writes all
+// of it, and whether the buffer is new. A new buffer holds unspecified
+// values: the caller must store into it instead of adding, which saves
+// clearing it and reading it back.
+func (t *Tensor) gradOut() (g []float32, fresh bool) {
+	if t.Grad != nil {
+		return t.Grad, false
+	}
+	if t.node != nil {
+		t.Grad = alloc(len(t.Data))
+	} else {
+		t.Grad = make([]float32, len(t.Data))
+	}
+	return t.Grad, true
+}
+
+// addGrad adds g to t's gradient in parallel, copying it when t has none
+// yet.
+func addGrad(t *Tensor, g []float32) {
+	dst, fresh := t.gradOut()
+	g = g[:len(dst)]
+	each(len(dst), func(lo, hi int) {
+		if fresh {
+			copy(dst[lo:hi], g[lo:hi])
+		} else {
+			kernels.AddTo(dst[lo:hi], g[lo:hi])
+		}
+	})
 }
 
 // Backward computes d loss / d t for every tensor t that loss depends on and
@@ -126,7 +160,7 @@ func AccumGrad(t *Tensor, g []float32) {
 	if len(g) != len(t.Data) {
 		panic(fmt.Sprintf("tensor: AccumGrad of %d values into %v", len(g), t.Shape))
 	}
-	accumAll(t.grad(), g)
+	addGrad(t, g)
 }
 
 // AnyRequiresGrad reports whether gradients are enabled and any of ts

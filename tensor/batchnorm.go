@@ -24,17 +24,31 @@ type BatchNormStats struct {
 // In evaluation mode xhat uses stats' running mean and variance, so each
 // example is transformed independently. Statistics accumulate in float64.
 func BatchNorm(x, gamma, beta *Tensor, stats *BatchNormStats, train bool) *Tensor {
-	c := channelOp("BatchNorm", x, gamma)
-	channelOp("BatchNorm", x, beta)
+	return batchNorm("BatchNorm", x, gamma, beta, stats, train, false)
+}
+
+// BatchNormReLU returns Relu(BatchNorm(x, gamma, beta, stats, train)) as
+// one operation, with the same values: the forward pass normalises, maps
+// and rectifies in one sweep over x, and the backward pass masks the output
+// gradient by the ReLU while it reduces and applies it, so no intermediate
+// tensor or gradient exists.
+func BatchNormReLU(x, gamma, beta *Tensor, stats *BatchNormStats, train bool) *Tensor {
+	return batchNorm("BatchNormReLU", x, gamma, beta, stats, train, true)
+}
+
+// batchNorm implements BatchNorm, followed by ReLU when relu is set.
+func batchNorm(op string, x, gamma, beta *Tensor, stats *BatchNormStats, train, relu bool) *Tensor {
+	c := channelOp(op, x, gamma)
+	channelOp(op, x, beta)
 	rows := len(x.Data) / c
 	eps := stats.Eps
 	mean := make([]float64, c)
 	invStd := make([]float64, c)
 	if train {
 		if rows < 2 {
-			panic(fmt.Sprintf("tensor: BatchNorm in training mode over %v needs at least 2 values per channel", x.Shape))
+			panic(fmt.Sprintf("tensor: %s in training mode over %v needs at least 2 values per channel", op, x.Shape))
 		}
-		sum, sq := columnMoments(x.Data, c, nil)
+		sum, sq := columnMoments(x.Data, nil, nil, c, true)
 		for j := range mean {
 			m := sum[j] / float64(rows)
 			v := math.Max(sq[j]/float64(rows)-m*m, 0)
@@ -60,20 +74,25 @@ func BatchNorm(x, gamma, beta *Tensor, stats *BatchNormStats, train bool) *Tenso
 		b[j] = float32(float64(beta.Data[j]) - mean[j]*float64(gamma.Data[j])*invStd[j])
 	}
 	out := newOut(x.Shape)
+	apply := kernels.AffineRows
+	if relu {
+		apply = kernels.AffineReluRows
+	}
 	kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xs, ys := x.Data[r*c:(r+1)*c], out.Data[r*c:(r+1)*c]
-			for j := range ys {
-				ys[j] = xs[j]*a[j] + b[j]
-			}
-		}
+		apply(out.Data[lo*c:hi*c], x.Data[lo*c:hi*c], a, b)
 	})
 	record(out, func() {
+		// g is the gradient of the affine map's output: gy, masked by
+		// the ReLU (out > 0) when there is one.
 		gy := out.Grad
-		// sums of gy and of gy*xhat per channel
-		sumG, sumGX := columnMoments(gy, c, x.Data)
+		var y []float32
+		if relu {
+			y = out.Data
+		}
+		// sums of g and of g*x per channel
+		sumG, sumGX := columnMoments(gy, y, x.Data, c, true)
 		for j := 0; j < c; j++ {
-			// sum gy*xhat = invStd*(sum gy*x - mean*sum gy)
+			// sum g*xhat = invStd*(sum g*x - mean*sum g)
 			sumGX[j] = invStd[j] * (sumGX[j] - mean[j]*sumG[j])
 		}
 		if needs(gamma) {
@@ -89,9 +108,9 @@ func BatchNorm(x, gamma, beta *Tensor, stats *BatchNormStats, train bool) *Tenso
 			}
 		}
 		if needs(x) {
-			gx := x.grad()
-			k1 := make([]float32, c) // coefficient of gy
-			k2 := make([]float32, c) // coefficient of xhat
+			gx, fresh := x.gradOut()
+			k1 := make([]float32, c) // coefficient of g
+			k2 := make([]float32, c) // coefficient of x
 			k3 := make([]float32, c) // constant
 			for j := 0; j < c; j++ {
 				g := float64(gamma.Data[j]) * invStd[j]
@@ -104,11 +123,11 @@ func BatchNorm(x, gamma, beta *Tensor, stats *BatchNormStats, train bool) *Tenso
 				}
 			}
 			kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
-				for r := lo; r < hi; r++ {
-					xs, gs, ds := x.Data[r*c:(r+1)*c], gy[r*c:(r+1)*c], gx[r*c:(r+1)*c]
-					for j := range ds {
-						ds[j] += k1[j]*gs[j] + k2[j]*xs[j] + k3[j]
-					}
+				s, e := lo*c, hi*c
+				if relu {
+					kernels.AffineReluGradRows(gx[s:e], gy[s:e], y[s:e], x.Data[s:e], k1, k2, k3, !fresh)
+				} else {
+					kernels.AffineGradRows(gx[s:e], gy[s:e], x.Data[s:e], k1, k2, k3, !fresh)
 				}
 			})
 		}
@@ -116,9 +135,13 @@ func BatchNorm(x, gamma, beta *Tensor, stats *BatchNormStats, train bool) *Tenso
 	return out
 }
 
-// columnMoments returns per-column sums of v and of v*w (of v*v when w is
-// nil) for row-major data with c columns, in float64, in parallel.
-func columnMoments(v []float32, c int, w []float32) (sum, prod []float64) {
+// columnMoments returns, for row-major v with c columns, the per-column
+// sums of g and, when prod is set, of g*w (of g*g when w is nil), where g is
+// v, or v masked by y > 0 (the ReLU's backward mask) when y is not nil. It
+// accumulates in float64 (the product of two float32 values is exact in
+// float64, and float32 partial sums lose the variance E[x²]-E[x]² when
+// |mean| >> std), in parallel.
+func columnMoments(v, y, w []float32, c int, prod bool) (sum, sq []float64) {
 	rows := len(v) / c
 	parts := kernels.Workers()
 	sums := make([][]float64, parts)
@@ -126,34 +149,48 @@ func columnMoments(v []float32, c int, w []float32) (sum, prod []float64) {
 	chunk := (rows + parts - 1) / parts
 	kernels.ParallelFor(parts, 1, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
-			s, q := make([]float64, c), make([]float64, c)
-			// accumulate in float64: the product of two float32 values is
-			// exact in float64, and float32 partial sums lose the variance
-			// (E[x²]-E[x]²) when |mean| >> std
-			r1 := min((p+1)*chunk, rows)
-			for r := p * chunk; r < r1; r++ {
-				vs := v[r*c : (r+1)*c]
-				ws := vs
-				if w != nil {
-					ws = w[r*c : (r+1)*c]
-				}
-				for j, a := range vs {
-					s[j] += float64(a)
-					q[j] += float64(a) * float64(ws[j])
-				}
+			r0, r1 := min(p*chunk, rows), min((p+1)*chunk, rows)
+			if r0 >= r1 {
+				continue
 			}
-			sums[p], prods[p] = s, q
+			s := make([]float64, c)
+			sums[p] = s
+			vs := v[r0*c : r1*c]
+			var ys, ws []float32
+			if y != nil {
+				ys = y[r0*c : r1*c]
+			}
+			if w != nil {
+				ws = w[r0*c : r1*c]
+			}
+			switch {
+			case !prod:
+				kernels.ColumnSums(s, vs)
+			case ys != nil:
+				q := make([]float64, c)
+				kernels.ColumnMomentsRelu(s, q, vs, ys, ws)
+				prods[p] = q
+			default:
+				q := make([]float64, c)
+				kernels.ColumnMoments(s, q, vs, ws)
+				prods[p] = q
+			}
 		}
 	})
-	sum, prod = make([]float64, c), make([]float64, c)
+	sum = make([]float64, c)
+	if prod {
+		sq = make([]float64, c)
+	}
 	for p := range sums {
 		if sums[p] == nil {
 			continue
 		}
 		for j := 0; j < c; j++ {
 			sum[j] += sums[p][j]
-			prod[j] += prods[p][j]
+			if prod {
+				sq[j] += prods[p][j]
+			}
 		}
 	}
-	return sum, prod
+	return sum, sq
 }

@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/flowood/flowood/kernels"
 )
@@ -21,18 +22,18 @@ func AddChannel(x, b *Tensor) *Tensor {
 	c := channelOp("AddChannel", x, b)
 	out := newOut(x.Shape)
 	rows := len(x.Data) / c
+	// x*1 + b is x + b exactly
+	ones := make([]float32, c)
+	for j := range ones {
+		ones[j] = 1
+	}
 	kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xs, ys := x.Data[r*c:(r+1)*c], out.Data[r*c:(r+1)*c]
-			for j := range ys {
-				ys[j] = xs[j] + b.Data[j]
-			}
-		}
+		kernels.AffineRows(out.Data[lo*c:hi*c], x.Data[lo*c:hi*c], ones, b.Data)
 	})
 	record(out, func() {
 		gy := out.Grad
 		if needs(x) {
-			accumAll(x.grad(), gy)
+			addGrad(x, gy)
 		}
 		if needs(b) {
 			addColumnSums(b.grad(), gy, nil, c)
@@ -47,13 +48,13 @@ func MulChannel(x, s *Tensor) *Tensor {
 	c := channelOp("MulChannel", x, s)
 	out := newOut(x.Shape)
 	rows := len(x.Data) / c
+	// x*s + (-0) is x*s exactly, signed zeros included
+	negZero := make([]float32, c)
+	for j := range negZero {
+		negZero[j] = float32(math.Copysign(0, -1))
+	}
 	kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xs, ys := x.Data[r*c:(r+1)*c], out.Data[r*c:(r+1)*c]
-			for j := range ys {
-				ys[j] = xs[j] * s.Data[j]
-			}
-		}
+		kernels.AffineRows(out.Data[lo*c:hi*c], x.Data[lo*c:hi*c], s.Data, negZero)
 	})
 	record(out, func() {
 		gy := out.Grad
@@ -74,46 +75,15 @@ func MulChannel(x, s *Tensor) *Tensor {
 	return out
 }
 
-// accumAll adds src into dst in parallel.
-func accumAll(dst, src []float32) {
-	each(len(dst), func(lo, hi int) {
-		d, s := dst[lo:hi], src[lo:hi]
-		for i := range d {
-			d[i] += s[i]
-		}
-	})
-}
-
 // addColumnSums adds to dst[j] the sum over rows r of g[r*c+j] (times
 // w[r*c+j] when w is not nil), accumulating in float64.
 func addColumnSums(dst, g, w []float32, c int) {
-	rows := len(g) / c
-	parts := make([][]float64, kernels.Workers())
-	chunk := (rows + len(parts) - 1) / len(parts)
-	kernels.ParallelFor(len(parts), 1, func(lo, hi int) {
-		for p := lo; p < hi; p++ {
-			acc := make([]float64, c)
-			r1 := min((p+1)*chunk, rows)
-			for r := p * chunk; r < r1; r++ {
-				gs := g[r*c : (r+1)*c]
-				if w == nil {
-					for j, v := range gs {
-						acc[j] += float64(v)
-					}
-				} else {
-					ws := w[r*c : (r+1)*c]
-					for j, v := range gs {
-						acc[j] += float64(v * ws[j])
-					}
-				}
-			}
-			parts[p] = acc
-		}
-	})
-	for _, acc := range parts {
-		for j, v := range acc {
-			dst[j] += float32(v)
-		}
+	sum, prod := columnMoments(g, nil, w, c, w != nil)
+	if w != nil {
+		sum = prod
+	}
+	for j, v := range sum {
+		dst[j] += float32(v)
 	}
 }
 

@@ -24,7 +24,13 @@ func MatMul(x, w *Tensor) *Tensor {
 			kernels.Sgemm(true, false, in, outC, m, 1, x.Data, in, out.Grad, outC, 1, w.grad(), outC)
 		}
 		if needs(x) {
-			kernels.Sgemm(false, true, m, in, outC, 1, out.Grad, outC, w.Data, outC, 1, x.grad(), in)
+			// a new gradient is overwritten (beta 0), not cleared and added to
+			gx, fresh := x.gradOut()
+			beta := float32(1)
+			if fresh {
+				beta = 0
+			}
+			kernels.Sgemm(false, true, m, in, outC, 1, out.Grad, outC, w.Data, outC, beta, gx, in)
 		}
 	}, x, w)
 	return out
@@ -112,10 +118,7 @@ func (g *convGeom) col2im(gx, dcol []float32, n0, n1 int) {
 						}
 						s := src[kh*rowLen+k0*g.Cin : kh*rowLen+k1*g.Cin]
 						off := ((n*g.H+ih)*g.W + iw0) * g.Cin
-						d := gx[off : off+len(s)]
-						for c := range d {
-							d[c] += s[c]
-						}
+						kernels.AddTo(gx[off:off+len(s)], s)
 					}
 				}
 			}

@@ -64,20 +64,12 @@ func Tanh(x *Tensor) *Tensor {
 }
 
 // Relu returns max(x, 0) elementwise; its derivative at 0 is taken as 0.
-// Both passes are branch-free (sign-bit masks): with activations of random
-// sign a branch mispredicts half the time.
+// Both passes work on the sign bit (kernels.ReluForward and ReluBackward),
+// without branches: -0 and negative NaNs give +0.
 func Relu(x *Tensor) *Tensor {
-	return unary(x, func(y, x []float32) {
-		for i, v := range x {
-			b := math.Float32bits(v)
-			y[i] = math.Float32frombits(b &^ uint32(int32(b)>>31))
-		}
-	}, func(gx, gy, _, y []float32) {
-		for i := range gx {
-			// y > 0 exactly where x > 0; mask is all ones there
-			m := uint32(int32(-math.Float32bits(y[i])) >> 31)
-			gx[i] += math.Float32frombits(math.Float32bits(gy[i]) & m)
-		}
+	return unary(x, kernels.ReluForward, func(gx, gy, _, y []float32) {
+		// y > 0 exactly where x > 0
+		kernels.ReluBackward(gx, gy, y)
 	})
 }
 
@@ -184,19 +176,22 @@ func binary(op string, a, b *Tensor, f func(y, a, b []float32), da, db func(g, g
 	return out
 }
 
-func accum(g, gy, _, _ []float32) {
-	for i := range g {
-		g[i] += gy[i]
-	}
-}
+func accum(g, gy, _, _ []float32) { kernels.AddTo(g, gy) }
 
 // Add returns a + b for tensors of the same shape.
 func Add(a, b *Tensor) *Tensor {
-	return binary("Add", a, b, func(y, a, b []float32) {
-		for i := range y {
-			y[i] = a[i] + b[i]
+	mustSameShape("Add", a, b)
+	out := newOut(a.Shape)
+	each(len(a.Data), func(lo, hi int) { kernels.Add(out.Data[lo:hi], a.Data[lo:hi], b.Data[lo:hi]) })
+	record(out, func() {
+		if needs(a) {
+			addGrad(a, out.Grad)
 		}
-	}, accum, accum)
+		if needs(b) {
+			addGrad(b, out.Grad)
+		}
+	}, a, b)
+	return out
 }
 
 // Sub returns a - b for tensors of the same shape.

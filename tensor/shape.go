@@ -25,7 +25,7 @@ func Reshape(x *Tensor, shape ...int) *Tensor {
 		panic(fmt.Sprintf("tensor: Reshape of %v to %v", x.Shape, shape))
 	}
 	out := &Tensor{Shape: shape, Data: x.Data}
-	record(out, func() { accumAll(x.grad(), out.Grad) }, x)
+	record(out, func() { addGrad(x, out.Grad) }, x)
 	return out
 }
 

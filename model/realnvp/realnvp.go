@@ -129,8 +129,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// activations maps Config.Activation to nn.ResNet.Act; nil is ReLU fused
+// with the batch norm before it.
 var activations = map[string]func(*tensor.Tensor) *tensor.Tensor{
-	"relu":     tensor.Relu,
+	"relu":     nil,
 	"softplus": tensor.Softplus,
 }
 

@@ -1,0 +1,79 @@
+package nn
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/flowood/flowood/tensor"
+)
+
+// TestResNetFusedReLU checks that the default activation (Act nil: ReLU
+// fused with the batch norms before it) computes what Act = tensor.Relu
+// computes, as separate operations: outputs, every parameter's gradient
+// and the input gradient in training mode, and outputs in evaluation mode
+// with gradient recording off.
+func TestResNetFusedReLU(t *testing.T) {
+	for _, mid := range []int{4, 16, 17} {
+		t.Run(fmt.Sprintf("mid=%d", mid), func(t *testing.T) {
+			build := func(fused bool) (*ResNet, *Mode) {
+				mode := &Mode{Train: true}
+				r := NewResNet(tensor.NewRNG(1), 2, mid, 4, 2, true, mode)
+				if r.Act != nil {
+					t.Fatalf("NewResNet set Act")
+				}
+				if !fused {
+					r.Act = tensor.Relu
+				}
+				// Non-zero output layer, so gradients reach every parameter.
+				rng := tensor.NewRNG(2)
+				rng.Uniform(r.OutConv.W.Data, -0.3, 0.3)
+				rng.Uniform(r.OutConv.B.Data, -0.3, 0.3)
+				return r, mode
+			}
+			input := func() *tensor.Tensor {
+				x := tensor.New(3, 6, 5, 2)
+				tensor.NewRNG(3).Normal(x.Data, 0.2, 1)
+				return x.SetRequiresGrad(true)
+			}
+			r1, m1 := build(true)
+			r2, m2 := build(false)
+			x1, x2 := input(), input()
+			y1, y2 := r1.Forward(x1), r2.Forward(x2)
+			same(t, "train output", y1.Data, y2.Data)
+			w := tensor.New(y1.Shape...)
+			tensor.NewRNG(4).Normal(w.Data, 0, 1)
+			tensor.Backward(tensor.Sum(tensor.Mul(y1, w)))
+			tensor.Backward(tensor.Sum(tensor.Mul(y2, w)))
+			same(t, "input gradient", x1.Grad, x2.Grad)
+			p1, p2 := Tensors(r1), Tensors(r2)
+			for i := range p1 {
+				if p1[i].Trainable {
+					same(t, p1[i].Name+" gradient", p1[i].T.Grad, p2[i].T.Grad)
+				} else {
+					same(t, p1[i].Name, p1[i].T.Data, p2[i].T.Data) // running statistics
+				}
+			}
+
+			m1.Train, m2.Train = false, false
+			var e1, e2 []float32
+			tensor.NoGrad(func() {
+				e1 = append([]float32(nil), r1.Forward(input()).Data...)
+				e2 = append([]float32(nil), r2.Forward(input()).Data...)
+			})
+			same(t, "eval output", e1, e2)
+		})
+	}
+}
+
+// same fails unless got and want are equal element by element.
+func same(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("%s: element %d = %v, unfused %v", what, i, got[i], want[i])
+		}
+	}
+}
