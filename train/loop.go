@@ -167,6 +167,7 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	}
 	d := r.Train.H * r.Train.W * r.Train.C
 	bar := progress.New(r.Progress, "train", total, "img")
+	bar.Start = state.Step
 	start := time.Now()
 	imgs := 0
 	res := Result{BestTestBPD: state.BestTestBPD, TestBPD: math.NaN()}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -98,6 +99,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("train: %w", err)
 	}
 	res, err := experiment.Train(ctx, rc, *out, *resume, stderr)
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("train: interrupted; the latest checkpoint is saved, continue with: flowood train --out %s --resume", *out)
+	}
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}

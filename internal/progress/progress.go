@@ -18,6 +18,9 @@ type Bar struct {
 	Total int
 	// Unit names what is counted for the rate (e.g. "img").
 	Unit string
+	// Start is the amount of work already done when the bar was created
+	// (a resumed run); the ETA extrapolates from work done since.
+	Start int
 
 	start, last time.Time
 	tty         bool
@@ -69,8 +72,8 @@ func (b *Bar) Line(done, rateUnits int, extra string, now time.Time) string {
 		rate = float64(rateUnits) / el.Seconds()
 	}
 	eta := "?"
-	if done > 0 && done < b.Total {
-		eta = fmtDur(time.Duration(float64(el) * float64(b.Total-done) / float64(done)))
+	if done > b.Start && done < b.Total {
+		eta = fmtDur(time.Duration(float64(el) * float64(b.Total-done) / float64(done-b.Start)))
 	} else if done >= b.Total {
 		eta = "done in " + fmtDur(el)
 	}

@@ -36,3 +36,12 @@ func TestUpdateThrottles(t *testing.T) {
 		t.Errorf("printed %d lines, want 2 (first, throttled, final):\n%s", n, buf.String())
 	}
 }
+
+func TestResumedETA(t *testing.T) {
+	b := New(nil, "train", 100, "img")
+	b.Start = 50
+	// 10 steps since the start took 10s: 40 left take 40s.
+	if got := b.Line(60, 10, "", b.start.Add(10*time.Second)); !strings.Contains(got, "ETA 40s") {
+		t.Errorf("resumed line %q, want ETA 40s", got)
+	}
+}
