@@ -11,6 +11,8 @@ import (
 	"math/bits"
 	"os"
 	"strings"
+
+	"github.com/flowood/flowood/internal/atomicfile"
 )
 
 // The idx magic number is two zero bytes, a data type code (0x08 for
@@ -268,7 +270,7 @@ func writeIDX(w io.Writer, magic uint32, dims []int, payload []byte) error {
 // writeIDXFile writes an idx file atomically with encode, through a gzip
 // compressor when path ends in ".gz".
 func writeIDXFile(path string, encode func(io.Writer) error) error {
-	err := writeAtomic(path, func(f *os.File) error {
+	err := atomicfile.Write(path, func(f *os.File) error {
 		bw := bufio.NewWriterSize(f, 1<<20)
 		if strings.HasSuffix(path, ".gz") {
 			zw, err := gzip.NewWriterLevel(bw, gzip.BestCompression)

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/flowood/flowood/internal/atomicfile"
 )
 
 // ErrNotFound is returned, wrapped with the places searched, when a data file
@@ -130,7 +132,7 @@ func (o Options) download(name string, ds dataset, f fileSpec, dir string) (stri
 		pr.start()
 		body = pr
 	}
-	err = writeAtomic(dst, func(tmp *os.File) error {
+	err = atomicfile.Write(dst, func(tmp *os.File) error {
 		bw := bufio.NewWriterSize(tmp, 1<<20)
 		if _, err := io.Copy(bw, body); err != nil {
 			return fmt.Errorf("receiving data: %w", err)

@@ -6,7 +6,8 @@ import (
 	"image/color"
 	"image/png"
 	"os"
-	"path/filepath"
+
+	"github.com/flowood/flowood/internal/atomicfile"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
@@ -47,37 +48,13 @@ func render(p *plot.Plot, wpx, hpx int) image.Image {
 	return c.Image()
 }
 
-// writePNG encodes img as PNG into a temporary file next to path and
-// renames it to path. On failure the temporary file is removed and any
-// existing file at path is left as it was.
-func writePNG(path string, img image.Image) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("creating temporary file: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
+// writePNG encodes img as PNG and writes it to path atomically: on
+// failure any existing file at path is left as it was.
+func writePNG(path string, img image.Image) error {
+	return atomicfile.Write(path, func(f *os.File) error {
+		if err := png.Encode(f, img); err != nil {
+			return fmt.Errorf("encoding PNG: %w", err)
 		}
-	}()
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return fmt.Errorf("encoding PNG: %w", err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return fmt.Errorf("setting permissions: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("closing temporary file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("renaming temporary file: %w", err)
-	}
-	return nil
+		return nil
+	})
 }
