@@ -244,6 +244,9 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 				return res, err
 			}
 			testBPD = meanBPD(ll, d)
+			// evaluation batches have other shapes than training ones:
+			// drop their recycled buffers rather than keep both sets
+			tensor.ReleaseBuffers()
 		}
 		m.SetTraining(true)
 		rate := float64(imgs) / time.Since(start).Seconds()
@@ -268,6 +271,7 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 		}
 	}
 	m.SetTraining(false)
+	tensor.ReleaseBuffers()
 	res.Steps = state.Step
 	res.BestTestBPD = state.BestTestBPD
 	res.Duration = time.Since(start)

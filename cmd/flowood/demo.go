@@ -19,7 +19,7 @@ var demoCmd = &command{
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", stderr)
 	out := fs.String("out", "flowood-demo", "run folder to write")
-	epochs := fs.Int("epochs", 3, "training epochs over the embedded 8000 FashionMNIST images")
+	epochs := fs.Int("epochs", 6, "training epochs over the embedded 8000 FashionMNIST images")
 	preset := fs.String("preset", "cpu", "model preset (cpu, or tiny for a quick look)")
 	seed := fs.Uint64("seed", 0, "random seed")
 	if _, err := parseInterleaved(fs, args); err != nil {
