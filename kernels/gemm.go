@@ -21,6 +21,71 @@ import (
 // for the sizes given. The work is cache-blocked, packed and spread across
 // Workers() goroutines through ParallelFor.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkSizes(m, n, k)
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	checkMatrix("A", ar, ac, a, lda)
+	g := gemmProblem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda}
+	g.finish(transB, b, ldb, beta, c, ldc)
+}
+
+// SgemmOverlap is Sgemm for a read-only A whose stored rows may overlap:
+// lda need only be positive, and may be smaller than the length of a
+// stored row of A (k when transA is false, m when it is true), so that
+// element (r, q) of the stored matrix, a[r*lda+q], is shared by several
+// rows. A patch matrix of an NHWC image is such a matrix: the patches of
+// one kernel row at consecutive pixels are overlapping windows of the
+// image, lda = Cin apart. a must not share memory with c. The slice a must
+// still hold the last stored row, (rows-1)*lda+cols elements.
+func SgemmOverlap(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkSizes(m, n, k)
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	checkOverlap("A", ar, ac, a, lda)
+	g := gemmProblem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda}
+	g.finish(transB, b, ldb, beta, c, ldc)
+}
+
+// SgemmImplicit computes C = alpha*A*op(B) + beta*C where the m×k matrix
+// A is not stored as one matrix but gathered from a in len(offs) column
+// segments of segK columns each (k = segK*len(offs)):
+//
+//	A(i, s*segK+q) = a[offs[s] + i*lda + q]    for 0 <= q < segK.
+//
+// Each segment is a read-only matrix as in SgemmOverlap: lda need only be
+// positive and rows may overlap. This is an implicit-GEMM convolution:
+// with a the zero-padded NHWC image, lda = Cin, segK = KW*Cin and one
+// segment per kernel row, A is the patch matrix without its copy. B, C,
+// alpha and beta are as in Sgemm; a must not share memory with c.
+func SgemmImplicit(transB bool, m, n, segK int, offs []int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if segK < 0 {
+		panic("kernels: SgemmImplicit: negative segK")
+	}
+	k := segK * len(offs)
+	checkSizes(m, n, k)
+	if lda < 1 {
+		panic("kernels: Sgemm: leading dimension of A too small")
+	}
+	if m > 0 && segK > 0 {
+		for _, off := range offs {
+			if off < 0 || off > len(a) || len(a)-off < (m-1)*lda+segK {
+				panic("kernels: SgemmImplicit: segment of A outside the slice")
+			}
+		}
+	}
+	g := gemmProblem{m: m, n: n, k: k, alpha: alpha, a: a, lda: lda}
+	if len(offs) > 1 || (len(offs) == 1 && offs[0] != 0) {
+		g.aSeg, g.segK = offs, segK
+	}
+	g.finish(transB, b, ldb, beta, c, ldc)
+}
+
+// checkSizes panics unless m, n and k are non-negative.
+func checkSizes(m, n, k int) {
 	if m < 0 {
 		panic("kernels: Sgemm: negative m")
 	}
@@ -30,36 +95,31 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	if k < 0 {
 		panic("kernels: Sgemm: negative k")
 	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
+}
+
+// finish checks B and C and computes the product g describes, whose A
+// has been checked by the caller.
+func (g *gemmProblem) finish(transB bool, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	m, n, k := g.m, g.n, g.k
 	br, bc := k, n
 	if transB {
 		br, bc = n, k
 	}
-	checkMatrix("A", ar, ac, a, lda)
 	checkMatrix("B", br, bc, b, ldb)
 	checkMatrix("C", m, n, c, ldc)
+	g.transB, g.b, g.ldb = transB, b, ldb
 	if m == 0 || n == 0 {
 		return
 	}
-	if k == 0 || alpha == 0 {
+	if k == 0 || g.alpha == 0 {
 		scaleC(m, n, beta, c, ldc)
 		return
 	}
 	if float64(m)*float64(n)*float64(k) <= float64(smallGemm) {
-		sgemmSmall(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		g.small(beta, c, ldc)
 		return
 	}
-	g := gemmProblem{
-		transA: transA, transB: transB,
-		m: m, n: n, k: k,
-		alpha: alpha,
-		a:     a, lda: lda,
-		b: b, ldb: ldb,
-		kern: activeKernel().forN(n),
-	}
+	g.kern = activeKernel().forN(n)
 	g.run(beta, c, ldc)
 }
 
@@ -88,6 +148,20 @@ func checkMatrix(name string, rows, cols int, s []float32, ld int) {
 	}
 }
 
+// checkOverlap is checkMatrix for a read-only matrix whose rows may
+// overlap: ld need only be positive.
+func checkOverlap(name string, rows, cols int, s []float32, ld int) {
+	if ld < 1 {
+		panic("kernels: Sgemm: leading dimension of " + name + " too small")
+	}
+	if rows == 0 || cols == 0 {
+		return
+	}
+	if len(s) < (rows-1)*ld+cols {
+		panic("kernels: Sgemm: slice " + name + " too short")
+	}
+}
+
 // scaleC sets C = beta*C, writing zeros without reading C when beta is 0.
 func scaleC(m, n int, beta float32, c []float32, ldc int) {
 	if beta == 1 {
@@ -105,21 +179,22 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 	}
 }
 
-// sgemmSmall is a direct, unblocked Sgemm for tiny problems where packing
+// small is a direct, unblocked Sgemm for tiny problems where packing
 // would cost more than it saves.
-func sgemmSmall(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	for i := 0; i < m; i++ {
-		crow := c[i*ldc : i*ldc+n]
+func (g *gemmProblem) small(beta float32, c []float32, ldc int) {
+	a, lda, b, ldb := g.a, g.lda, g.b, g.ldb
+	for i := 0; i < g.m; i++ {
+		crow := c[i*ldc : i*ldc+g.n]
 		for j := range crow {
 			var s float32
-			for p := 0; p < k; p++ {
+			for p := 0; p < g.k; p++ {
 				var av, bv float32
-				if transA {
+				if g.transA {
 					av = a[p*lda+i]
 				} else {
-					av = a[i*lda+p]
+					av = a[g.aIndex(i, p)]
 				}
-				if transB {
+				if g.transB {
 					bv = b[j*ldb+p]
 				} else {
 					bv = b[p*ldb+j]
@@ -127,9 +202,9 @@ func sgemmSmall(transA, transB bool, m, n, k int, alpha float32, a []float32, ld
 				s += av * bv
 			}
 			if beta == 0 {
-				crow[j] = alpha * s
+				crow[j] = g.alpha * s
 			} else {
-				crow[j] = alpha*s + beta*crow[j]
+				crow[j] = g.alpha*s + beta*crow[j]
 			}
 		}
 	}
@@ -147,6 +222,30 @@ type gemmProblem struct {
 	b              []float32
 	ldb            int
 	kern           *microKernel
+	// aSeg, when set, makes a non-transposed A implicit, gathered from
+	// column segments of segK columns (see SgemmImplicit): element (i, p)
+	// is a[aSeg[p/segK] + i*lda + p%segK]. k blocks never straddle two
+	// segments, so that each block of A is a plain strided matrix.
+	aSeg []int
+	segK int
+}
+
+// aIndex returns the index in g.a of element (i, p) of a non-transposed A.
+func (g *gemmProblem) aIndex(i, p int) int {
+	if g.aSeg == nil {
+		return i*g.lda + p
+	}
+	return g.aSeg[p/g.segK] + i*g.lda + p%g.segK
+}
+
+// kEnd returns the end of the k block that starts at pc: kc further on,
+// but no further than pe or the end of pc's segment of an implicit A.
+func (g *gemmProblem) kEnd(pc, pe, kc int) int {
+	e := min(pc+kc, pe)
+	if g.aSeg != nil {
+		e = min(e, (pc/g.segK+1)*g.segK)
+	}
+	return e
 }
 
 // bufPools holds reusable buffers for packed panels and partial sums, one
@@ -325,8 +424,9 @@ func (g *gemmProblem) blocked(p0, p1 int, beta float32, c []float32, ldc int, wo
 					ic := rb * mc
 					mcb := min(mc, g.m-ic)
 					s0, s1 := grp*slivers/groups, (grp+1)*slivers/groups
-					for pc := po; pc < pe; pc += kc {
-						kcb := min(kc, pe-pc)
+					for pc, pcEnd := po, 0; pc < pe; pc = pcEnd {
+						pcEnd = g.kEnd(pc, pe, kc)
+						kcb := pcEnd - pc
 						if !direct {
 							g.packA(ic, mcb, pc, kcb, mr, *ap)
 						}
@@ -355,24 +455,28 @@ func (g *gemmProblem) blocked(p0, p1 int, beta float32, c []float32, ldc int, wo
 	}
 }
 
-// packBRange packs op(B)[po:pe, jc:jc+ncb] into dst as consecutive kc-deep
-// blocks (the last may be shorter), each a run of nr-wide slivers, with
-// the slivers shared out among the workers when the panel is large.
+// packBRange packs op(B)[po:pe, jc:jc+ncb] into dst as consecutive k
+// blocks, as kEnd delimits them (kc deep but for the last, or the last of
+// a segment of an implicit A), each a run of nr-wide slivers, with the
+// slivers shared out among the workers when the panel is large.
 func (g *gemmProblem) packBRange(po, pe, kc, jc, ncb, nr int, dst []float32, workers int) {
 	slivers := (ncb + nr - 1) / nr
-	blocks := (pe - po + kc - 1) / kc
+	var starts []int
+	for pc := po; pc < pe; pc = g.kEnd(pc, pe, kc) {
+		starts = append(starts, pc)
+	}
 	pack := func(lo, hi int) {
 		for t := lo; t < hi; t++ {
-			pc := po + t/slivers*kc
+			pc := starts[t/slivers]
 			s := t % slivers
-			g.packB(pc, min(kc, pe-pc), jc, ncb, s, s+1, nr, dst[(pc-po)*slivers*nr:])
+			g.packB(pc, g.kEnd(pc, pe, kc)-pc, jc, ncb, s, s+1, nr, dst[(pc-po)*slivers*nr:])
 		}
 	}
 	if workers <= 1 || (pe-po)*ncb < 1<<15 {
-		pack(0, blocks*slivers)
+		pack(0, len(starts)*slivers)
 		return
 	}
-	ParallelFor(blocks*slivers, 1, pack)
+	ParallelFor(len(starts)*slivers, 1, pack)
 }
 
 // packA packs op(A)[ic:ic+mcb, pc:pc+kcb] into dst as consecutive mr-row
@@ -385,7 +489,7 @@ func (g *gemmProblem) packA(ic, mcb, pc, kcb, mr int, dst []float32) {
 		d := dst[ir*kcb : ir*kcb+mr*kcb]
 		if !g.transA {
 			for i := 0; i < rows; i++ {
-				src := a[(ic+ir+i)*lda+pc:]
+				src := a[g.aIndex(ic+ir+i, pc):]
 				src = src[:kcb]
 				for p, v := range src {
 					d[p*mr+i] = v
@@ -467,7 +571,7 @@ func (g *gemmProblem) macro(blk *macroBlock, ap, bp, c []float32, ldc int, beta 
 			g.packA(blk.ic+ir, rows, blk.pc, kcb, mr, ap)
 			as, ars, acs = ap, 1, mr
 		case !g.transA:
-			as, ars, acs = g.a[(blk.ic+ir)*g.lda+blk.pc:], g.lda, 1
+			as, ars, acs = g.a[g.aIndex(blk.ic+ir, blk.pc):], g.lda, 1
 		default:
 			as, ars, acs = g.a[blk.pc*g.lda+blk.ic+ir:], 1, g.lda
 		}

@@ -1,0 +1,188 @@
+package tensor
+
+import "github.com/flowood/flowood/kernels"
+
+// This file computes "same" convolutions (odd square kernels, pad =
+// (K-1)/2, stride 1) as implicit GEMMs, without a patch matrix.
+//
+// The images are padded once to xp [N, Hp, Wp, Cin] (Hp = H+2P, Wp = W+2P)
+// and the output is computed at every position q = (n*Hp+i)*Wp+j of the
+// padded grid from q = 0 to the last valid output: position q, where it is
+// valid (i < H, j < W), is output (n, i, j), and its patch row kh is the
+// KW*Cin contiguous values of xp from pixel q+kh*Wp on. The patch matrix
+// is therefore K segments of overlapping rows, Cin apart, which
+// kernels.SgemmImplicit reads in place; the outputs at the 2P extra
+// columns of each row and 2P extra rows of each image are computed and
+// dropped. The input gradient is the same convolution of the padded
+// output gradient with the kernel flipped and its channels transposed,
+// and the weight gradient of kernel row kh is a TN product of the same
+// overlapping rows with the output gradient placed on the padded grid.
+
+// sameGeom is the geometry of a same convolution on the padded grid.
+type sameGeom struct {
+	N, H, W, Cin, Cout int
+	K, P               int // kernel size K = 2P+1
+	Hp, Wp             int
+	M                  int // grid positions computed: up to the last valid output
+}
+
+func newSameGeom(g *convGeom) *sameGeom {
+	s := &sameGeom{N: g.N, H: g.H, W: g.W, Cin: g.Cin, Cout: g.Cout, K: g.KH, P: g.Pad}
+	s.Hp, s.Wp = s.H+2*s.P, s.W+2*s.P
+	s.M = s.N*s.Hp*s.Wp - 2*s.P*s.Wp - 2*s.P
+	return s
+}
+
+// grid returns the number of positions of the padded grid.
+func (s *sameGeom) grid() int { return s.N * s.Hp * s.Wp }
+
+// pad copies the images src [N, H, W, c] into dst [N, Hp, Wp, c] with
+// zero borders.
+func (s *sameGeom) pad(dst, src []float32, c int) {
+	hp, wp, p, h, w := s.Hp, s.Wp, s.P, s.H, s.W
+	kernels.ParallelFor(s.N*hp, 8, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := dst[r*wp*c : (r+1)*wp*c]
+			i := r%hp - p
+			if i < 0 || i >= h {
+				clear(row)
+				continue
+			}
+			clear(row[:p*c])
+			copy(row[p*c:(p+w)*c], src[((r/hp)*h+i)*w*c:])
+			clear(row[(p+w)*c:])
+		}
+	})
+}
+
+// gather stores (or adds, when add is set) the valid outputs of the grid
+// result src [M, c] into dst [N, H, W, c].
+func (s *sameGeom) gather(dst, src []float32, c int, add bool) {
+	h, w := s.H, s.W
+	kernels.ParallelFor(s.N*h, 8, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			q := ((r/h)*s.Hp + r%h) * s.Wp
+			sr := src[q*c : (q+w)*c]
+			dr := dst[r*w*c : (r+1)*w*c]
+			if add {
+				kernels.AddTo(dr, sr)
+			} else {
+				copy(dr, sr)
+			}
+		}
+	})
+}
+
+// conv computes the grid result dst [M, cout] of the padded images xp
+// [N, Hp, Wp, cin] with HWIO weights w [K, K, cin, cout].
+func (s *sameGeom) conv(dst, xp []float32, cin int, w []float32, cout int) {
+	var offs [maxSameK]int
+	for kh := 0; kh < s.K; kh++ {
+		offs[kh] = kh * s.Wp * cin
+	}
+	kernels.SgemmImplicit(false, s.M, cout, s.K*cin, offs[:s.K], 1, xp, cin, w, cout, 0, dst, cout)
+}
+
+// maxSameK is the largest kernel the implicit path takes.
+const maxSameK = 7
+
+// useImplicit selects the convolution algorithm: 0 chooses by shape,
+// 1 forces the implicit GEMM where it applies, -1 forces im2col, 2 and 3
+// force the implicit GEMM for the forward or the backward pass only and
+// im2col for the other. Tests and benchmarks set it.
+var useImplicit = 0
+
+// implicitConv reports whether Conv2D computes g's forward pass (or, with
+// backward set, its gradients) by implicit GEMM instead of im2col. It
+// applies to same convolutions (odd square kernel, pad (K-1)/2 >= 1). The
+// implicit path saves the patch copy, whose cost relative to the GEMM
+// falls as 1/Cout (1/Cin for the input gradient), but computes the padded
+// border, extra work f = Hp*Wp/(H*W) - 1 (0.15 at 28x28, 0.31 at 14x14,
+// 0.65 at 7x7 for 3x3), and with few input channels its weight gradient
+// (K TN products of K*Cin rows) and input gradient (a product Cin wide)
+// fit the micro-kernels poorly. Both passes therefore take it when
+// Cin >= 8 and f*max(Cin, Cout) <= 12; choosing the passes separately
+// measured worse, as the two algorithms then stop sharing pooled buffers.
+//
+// Measured with BenchmarkConv2DPaths (batch 64, 2 cores, AVX-512; min of
+// 3 runs of 10, forward+backward, implicit vs im2col): 28x28 16->16 8.5-9.7
+// vs 15-17 ms, 28x28 32->32 31 vs 51 ms, 28x28 64->64 80 vs 95-125 ms;
+// 14x14 32->32 8.6 vs 8.4 ms (f*C = 9.8: a tie; single runs 6.8-7.4 vs
+// 7.6-8.9 ms), 14x14 48->48 17.1 vs 14.4 ms and 64->64 22.2 vs 19.9 ms
+// (f*C = 15 and 20); 7x7 128->128 26.5 vs 17.1 ms; with few input
+// channels, 14x14 4->32 3.3 vs 2.8 ms and 28x28 2->16 6.6 vs 6.9 ms
+// (the forward pass alone wins: 0.40 vs 0.57 and 0.55 vs 1.4 ms).
+func implicitConv(g *convGeom, backward bool) bool {
+	if g.KH != g.KW || g.KH != 2*g.Pad+1 || g.Pad < 1 || g.KH > maxSameK {
+		return false
+	}
+	switch useImplicit {
+	case 1:
+		return true
+	case -1:
+		return false
+	case 2:
+		return !backward
+	case 3:
+		return backward
+	}
+	hp, wp := g.H+2*g.Pad, g.W+2*g.Pad
+	f := float64(hp*wp)/float64(g.H*g.W) - 1
+	return g.Cin >= 8 && f*float64(max(g.Cin, g.Cout)) <= 12
+}
+
+// forward computes the convolution y [N, H, W, Cout] of x with w.
+func (s *sameGeom) forward(y, x, w []float32) {
+	xp := alloc(s.grid() * s.Cin)
+	s.pad(xp, x, s.Cin)
+	res := alloc(s.M * s.Cout)
+	s.conv(res, xp, s.Cin, w, s.Cout)
+	s.gather(y, res, s.Cout, false)
+	release(res)
+	release(xp)
+}
+
+// backward adds the gradients of Conv2D(x, w) with respect to x and w,
+// given out.Grad, into theirs.
+func (s *sameGeom) backward(x, w, out *Tensor) {
+	gyp := alloc(s.grid() * s.Cout)
+	s.pad(gyp, out.Grad, s.Cout)
+	if needs(w) {
+		gw := w.grad()
+		xp := alloc(s.grid() * s.Cin)
+		s.pad(xp, x.Data, s.Cin)
+		// dW[kh] [K*Cin, Cout] = A_kh^T · dY on the grid, where row q of
+		// dY on the grid is row q+P*Wp+P of the padded gradient (zero at
+		// invalid positions).
+		rows := s.K * s.Cin
+		gy := gyp[(s.P*s.Wp+s.P)*s.Cout:]
+		for kh := 0; kh < s.K; kh++ {
+			kernels.SgemmOverlap(true, false, rows, s.Cout, s.M, 1, xp[kh*s.Wp*s.Cin:], s.Cin,
+				gy, s.Cout, 1, gw[kh*rows*s.Cout:], s.Cout)
+		}
+		release(xp)
+	}
+	if needs(x) {
+		// The flipped kernel with its channels transposed, [K, K, Cout, Cin].
+		k := s.K
+		wf := alloc(k * k * s.Cout * s.Cin)
+		for a := 0; a < k; a++ {
+			for b := 0; b < k; b++ {
+				src := w.Data[((k-1-a)*k+(k-1-b))*s.Cin*s.Cout:][:s.Cin*s.Cout]
+				dst := wf[(a*k+b)*s.Cout*s.Cin:][:s.Cout*s.Cin]
+				for ci := 0; ci < s.Cin; ci++ {
+					for co := 0; co < s.Cout; co++ {
+						dst[co*s.Cin+ci] = src[ci*s.Cout+co]
+					}
+				}
+			}
+		}
+		res := alloc(s.M * s.Cin)
+		s.conv(res, gyp, s.Cout, wf, s.Cin)
+		gx, fresh := x.gradOut()
+		s.gather(gx, res, s.Cin, !fresh)
+		release(res)
+		release(wf)
+	}
+	release(gyp)
+}
