@@ -69,19 +69,15 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	// flags that may also change a resumed run's length
-	for _, v := range []struct {
-		set  bool
-		name string
-		err  error
-	}{
-		{*epochs < 0, "epochs", fmt.Errorf("--epochs %d must be positive", *epochs)},
-		{*batch < 0 || *batch == 1, "batch", fmt.Errorf("--batch %d must be at least 2", *batch)},
-		{*lr < 0, "lr", fmt.Errorf("--lr %v must be positive", *lr)},
-		{*maxSteps < 0, "max-steps", fmt.Errorf("--max-steps %d must not be negative", *maxSteps)},
-	} {
-		if v.set {
-			return fmt.Errorf("train: %w", v.err)
-		}
+	switch {
+	case *epochs < 0:
+		return fmt.Errorf("train: --epochs %d must be positive", *epochs)
+	case *batch < 0 || *batch == 1:
+		return fmt.Errorf("train: --batch %d must be at least 2", *batch)
+	case *lr < 0:
+		return fmt.Errorf("train: --lr %v must be positive", *lr)
+	case *maxSteps < 0:
+		return fmt.Errorf("train: --max-steps %d must not be negative", *maxSteps)
 	}
 	if *epochs > 0 {
 		rc.Train.Epochs = *epochs
