@@ -123,7 +123,11 @@ func LoadData(name, split string, embedded bool) (*data.Images, error) {
 	if embedded {
 		return data.LoadEmbedded(name, split)
 	}
-	return data.Load(name, split, data.Options{})
+	im, err := data.Load(name, split, data.Options{})
+	if err != nil && os.Getenv("FLOWOOD_MIRROR") == "" {
+		return nil, fmt.Errorf("%w (offline? set FLOWOOD_MIRROR to a mirror folder, or use the embedded subsets)", err)
+	}
+	return im, err
 }
 
 // writeFileAtomic writes b to path through a temporary file and a rename.
