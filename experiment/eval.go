@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -33,11 +34,30 @@ type EvalOptions struct {
 
 // SetSummary describes the scores of one set.
 type SetSummary struct {
-	Dataset    string  `json:"dataset"`
-	Split      string  `json:"split"`
-	N          int     `json:"n"`
-	MeanLogLik float64 `json:"mean_log_likelihood"`
-	MeanBPD    float64 `json:"mean_bits_per_dim"`
+	Dataset    string    `json:"dataset"`
+	Split      string    `json:"split"`
+	N          int       `json:"n"`
+	MeanLogLik JSONFloat `json:"mean_log_likelihood"`
+	MeanBPD    JSONFloat `json:"mean_bits_per_dim"`
+}
+
+// JSONFloat is a float64 that encodes NaN and ±Inf (a diverged model, an
+// input whose latent overflows) as the strings "NaN", "+Inf" and "-Inf",
+// which plain JSON numbers cannot hold.
+type JSONFloat float64
+
+// MarshalJSON implements json.Marshaler.
+func (f JSONFloat) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	switch {
+	case math.IsNaN(v):
+		return []byte(`"NaN"`), nil
+	case math.IsInf(v, 1):
+		return []byte(`"+Inf"`), nil
+	case math.IsInf(v, -1):
+		return []byte(`"-Inf"`), nil
+	}
+	return json.Marshal(v)
 }
 
 // Metrics is RUN/eval/metrics.json.
@@ -147,7 +167,10 @@ func Evaluate(run string, opt EvalOptions) (*Metrics, error) {
 	if err := writeFileAtomic(filepath.Join(dir, "scores.csv"), buf.b); err != nil {
 		return nil, err
 	}
-	b, _ := json.MarshalIndent(met, "", "  ")
+	b, err := json.MarshalIndent(met, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", filepath.Join(dir, "metrics.json"), err)
+	}
 	if err := writeFileAtomic(filepath.Join(dir, "metrics.json"), append(b, '\n')); err != nil {
 		return nil, err
 	}
@@ -174,7 +197,7 @@ func summarize(name, split string, ll []float64, d int) SetSummary {
 		sb += ood.BitsPerDim(v, d)
 	}
 	n := float64(len(ll))
-	return SetSummary{Dataset: name, Split: split, N: len(ll), MeanLogLik: s / n, MeanBPD: sb / n}
+	return SetSummary{Dataset: name, Split: split, N: len(ll), MeanLogLik: JSONFloat(s / n), MeanBPD: JSONFloat(sb / n)}
 }
 
 // PrintTable writes the metrics as an aligned table with the paper's

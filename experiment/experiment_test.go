@@ -16,7 +16,7 @@ func TestSummarizeBitsPerDim(t *testing.T) {
 	d := 784
 	ll := float64(d)*math.Log(256) - 5*float64(d)*math.Ln2
 	s := summarize("x", "test", []float64{ll, ll}, d)
-	if math.Abs(s.MeanBPD-5) > 1e-12 || s.N != 2 {
+	if math.Abs(float64(s.MeanBPD)-5) > 1e-12 || s.N != 2 {
 		t.Errorf("summary %+v, want 5 bits/dim over 2 examples", s)
 	}
 }
@@ -60,5 +60,14 @@ func TestRunConfigRoundTrip(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"version": 9}`), 0o644)
 	if _, err := ReadRunConfig(dir); err == nil || !strings.Contains(err.Error(), "version 9") {
 		t.Errorf("version 9 config: %v", err)
+	}
+}
+
+func TestJSONFloatNonFinite(t *testing.T) {
+	for v, want := range map[float64]string{math.Inf(-1): `"-Inf"`, math.Inf(1): `"+Inf"`, 1.5: `1.5`} {
+		b, err := JSONFloat(v).MarshalJSON()
+		if err != nil || string(b) != want {
+			t.Errorf("JSONFloat(%v) = %s, %v; want %s", v, b, err, want)
+		}
 	}
 }

@@ -11,8 +11,8 @@ import (
 
 // Train trains the model described by rc into the run folder, writing
 // config.json first. With resume it continues from the run's latest
-// checkpoint (rc must then match the run's config.json, which the caller
-// reads with ReadRunConfig).
+// checkpoint (rc must then be the run's config.json, read with
+// ReadRunConfig, changed at most in its length and learning rate).
 func Train(ctx context.Context, rc RunConfig, run string, resume bool, progress io.Writer) (train.Result, error) {
 	if err := rc.Resolve(); err != nil {
 		return train.Result{}, err
@@ -33,10 +33,9 @@ func Train(ctx context.Context, rc RunConfig, run string, resume bool, progress 
 		return train.Result{}, fmt.Errorf("dataset %s has %dx%dx%d images, model expects %dx%dx%d",
 			rc.Data.Name, trainSet.H, trainSet.W, trainSet.C, m.Height, m.Width, m.Channels)
 	}
-	if !resume {
-		if err := rc.Write(run); err != nil {
-			return train.Result{}, err
-		}
+	// On resume too: flags may have changed the length or learning rate.
+	if err := rc.Write(run); err != nil {
+		return train.Result{}, err
 	}
 	mc, _ := json.Marshal(rc)
 	r := &train.Run{

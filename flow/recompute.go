@@ -26,7 +26,7 @@ type Recompute struct {
 // Forward implements Bijector.
 func (r *Recompute) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) {
 	params := nn.Params(r.Chain)
-	if !tensor.AnyRequiresGrad(append(params, x)...) {
+	if len(r.Chain) == 0 || !tensor.AnyRequiresGrad(append(params, x)...) {
 		return r.Chain.Forward(x)
 	}
 	var z0, ld0 *tensor.Tensor

@@ -340,8 +340,11 @@ func TestEvaluate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Report{AUROC: 0.75, AUPRIn: AUPRIn(in, out), AUPROut: AUPROut(in, out), FPRAt95TPR: 0.5, NIn: 2, NOut: 2}
-	if r != want {
+	// sklearn's documented example: roc_auc 0.75, average precision 5/6
+	// (and 5/6 with the classes and the score's sign swapped).
+	want := Report{AUROC: 0.75, AUPRIn: 5.0 / 6, AUPROut: 5.0 / 6, FPRAt95TPR: 0.5, NIn: 2, NOut: 2}
+	if math.Abs(r.AUROC-want.AUROC) > 1e-12 || math.Abs(r.AUPRIn-want.AUPRIn) > 1e-12 ||
+		math.Abs(r.AUPROut-want.AUPROut) > 1e-12 || r.FPRAt95TPR != want.FPRAt95TPR || r.NIn != 2 || r.NOut != 2 {
 		t.Errorf("Evaluate = %+v, want %+v", r, want)
 	}
 	b, err := json.Marshal(r)

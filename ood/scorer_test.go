@@ -49,9 +49,14 @@ func TestLogLikelihoodScore(t *testing.T) {
 	s = &LogLikelihood{Model: sumModel{}, Seed: 3}
 	a, _ := s.Score(im, 0)
 	b, _ := s.Score(im, 0)
+	mid, _ := (&LogLikelihood{Model: sumModel{}, Midpoint: true}).Score(im, 0)
 	for i := range a {
 		if a[i] != b[i] {
 			t.Fatalf("seeded scores differ: %v vs %v", a, b)
+		}
+		// each of the 4 pixels moves at most half a bin, 1/512, from the midpoint
+		if d := math.Abs(a[i] - mid[i]); d > 4.0/512+1e-6 {
+			t.Errorf("score %d is %v from the midpoint score, more than 4/512", i, d)
 		}
 	}
 	if _, err := (&LogLikelihood{Model: sumModel{nan: true}, Midpoint: true}).Score(im, 0); err == nil || !strings.Contains(err.Error(), "toy") {

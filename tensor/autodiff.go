@@ -105,8 +105,9 @@ func Backward(loss *Tensor) {
 		t.Grad = nil
 		if t.owned {
 			release(t.Data)
-			t.Data, t.owned = nil, false
 		}
+		// views (Reshape) of a recycled buffer are cut off too
+		t.Data, t.owned = nil, false
 	}
 }
 

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flowood/flowood/data"
+	"github.com/flowood/flowood/internal/atomicfile"
 	"github.com/flowood/flowood/internal/progress"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/ood"
@@ -44,6 +46,7 @@ type Config struct {
 	// Optimizer is adam, adamw or rmsprop (default adam).
 	Optimizer string `json:"optimizer"`
 	// ClipNorm clips the global gradient norm (default 100; negative: off).
+	// A non-finite gradient norm stops training with ErrNonFinite.
 	ClipNorm float64 `json:"clip_norm"`
 	// Seed seeds the data order and dequantisation noise (default 0).
 	Seed uint64 `json:"seed"`
@@ -89,6 +92,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("weight decay %v must not be negative", c.WeightDecay)
 	case c.MaxSteps < 0:
 		return fmt.Errorf("max steps %d must not be negative", c.MaxSteps)
+	case math.IsNaN(c.ClipNorm) || math.IsInf(c.ClipNorm, 0) || math.IsNaN(c.WeightDecay) || math.IsInf(c.WeightDecay, 0):
+		return fmt.Errorf("clip norm %v and weight decay %v must be finite", c.ClipNorm, c.WeightDecay)
+	case c.TestLimit < 0:
+		return fmt.Errorf("test limit %d must not be negative", c.TestLimit)
 	}
 	_, err := NewOptimizer(c.Optimizer, 0)
 	return err
@@ -150,7 +157,7 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 		}
 	}
 	logPath := filepath.Join(r.Dir, "train-log.csv")
-	logFile, err := openLog(logPath, r.Resume)
+	logFile, err := openLog(logPath, r.Resume, state.Step)
 	if err != nil {
 		return Result{}, err
 	}
@@ -213,6 +220,9 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 			}
 			tensor.Backward(loss)
 			norm := ClipGradNorm(params, cfg.ClipNorm)
+			if math.IsNaN(norm) || math.IsInf(norm, 0) {
+				return res, fmt.Errorf("step %d: gradient norm is %v: %w (kept the last checkpoint; try a lower --lr)", state.Step, norm, ErrNonFinite)
+			}
 			opt.Step(params, cfg.LR)
 			state.Step++
 			imgs += cfg.Batch
@@ -289,9 +299,17 @@ func meanBPD(ll []float64, d int) float64 {
 
 var logHeader = []string{"step", "epoch", "loss", "train_bpd", "test_bpd", "lr", "grad_norm", "img_per_s"}
 
-func openLog(path string, resume bool) (*os.File, error) {
+// openLog opens the training log; on resume it first drops rows past
+// step (written after the checkpoint a crashed run last saved), so the
+// log never repeats steps.
+func openLog(path string, resume bool, step int) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating run folder: %w", err)
+	}
+	if resume {
+		if err := truncateLog(path, step); err != nil {
+			return nil, err
+		}
 	}
 	flag := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
 	if resume {
@@ -318,4 +336,33 @@ func writeRow(w *csv.Writer, step, epoch int, trainBPD, testBPD, lr, norm, rate 
 	}
 	w.Write([]string{strconv.Itoa(step), strconv.Itoa(epoch), f(trainBPD), f(trainBPD), f(testBPD), f(lr), f(norm), f(rate)})
 	w.Flush()
+}
+
+// truncateLog rewrites the log at path without rows whose step exceeds
+// step. A missing log is not an error.
+func truncateLog(path string, step int) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading training log: %w", err)
+	}
+	rows, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("reading training log %s: %w", path, err)
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	for i, row := range rows {
+		if i > 0 && len(row) > 0 {
+			if s, err := strconv.Atoi(row[0]); err == nil && s > step {
+				continue
+			}
+		}
+		w.Write(row)
+	}
+	w.Flush()
+	return atomicfile.WriteFile(path, buf.Bytes())
 }

@@ -40,6 +40,9 @@ func TestErrors(t *testing.T) {
 		{[]string{"train", "--batch", "1", "--out", dir + "/x"}, []string{"--batch 1"}},
 		{[]string{"train", "--lr", "-3", "--out", dir + "/x"}, []string{"--lr -3"}},
 		{[]string{"train", "--epochs", "x", "--out", dir + "/x"}, []string{"invalid value"}},
+		{[]string{"train", "--lr", "NaN", "--out", dir + "/x"}, []string{"--lr NaN"}},
+		{[]string{"train", "--clip", "+Inf", "--out", dir + "/x"}, []string{"--clip +Inf"}},
+		{[]string{"train", "--train-limit", "-5", "--out", dir + "/x"}, []string{"--train-limit -5"}},
 		{[]string{"train"}, []string{"--out RUN is required"}},
 		{[]string{"train", "--data", "notmnist", "--embedded", "--preset", "tiny", "--out", dir + "/nm"}, []string{"notmnist", "train"}},
 		{[]string{"eval", filepath.Join(dir, "nope")}, []string{"not a run folder", "config.json"}},
@@ -134,7 +137,10 @@ func TestTrainEval(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(run, "eval", "loglik-hist.png")); err != nil {
 		t.Error(err)
 	}
-	// resume continues the same run folder
+	// resume continues the same run folder, but not with another batch size
+	if _, _, err := runCLI(t, "train", "--out", run, "--resume", "--max-steps", "4", "--batch", "8"); err == nil || !strings.Contains(err.Error(), "batch size 16") {
+		t.Errorf("resume with --batch 8: %v, want a refusal naming the run's batch size 16", err)
+	}
 	if _, stderr, err := runCLI(t, "train", "--out", run, "--resume", "--max-steps", "4"); err != nil {
 		t.Fatalf("resume: %v\n%s", err, stderr)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/flowood/flowood/experiment"
 )
@@ -42,6 +43,23 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *out == "" {
 		return fmt.Errorf("train: --out RUN is required")
+	}
+	finite := func(name string, v float64) error {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("train: --%s %v must be a finite number", name, v)
+		}
+		return nil
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"lr", *lr}, {"weight-decay", *wd}, {"clip", *clip}} {
+		if err := finite(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if *trainLimit < 0 || *testLimit < 0 {
+		return fmt.Errorf("train: --train-limit %d and --test-limit %d must not be negative", *trainLimit, *testLimit)
 	}
 	var rc experiment.RunConfig
 	if *resume {
@@ -86,6 +104,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rc.Train.MaxSteps = *maxSteps
 	}
 	if *batch > 0 {
+		if *resume && *batch != rc.Train.Batch {
+			return fmt.Errorf("train: --batch %d: a resumed run keeps its batch size %d (its position is counted in batches)", *batch, rc.Train.Batch)
+		}
 		rc.Train.Batch = *batch
 	}
 	if *lr > 0 {
