@@ -11,6 +11,13 @@
 // files into the cache. Every file is checked against a sha256 digest recorded
 // in this package before it is used.
 //
+// The colour image data sets cifar10, celeba and tinyimagenet are read from
+// zip or tar archives or folders of JPEG and PNG images (ReadImageArchive,
+// labels from folder names) or, for cifar10, from the canonical binary
+// batches (ReadCIFARBatch, ReadCIFARTarball). CenterCrop, Resize, Grayscale
+// and RGB convert image sets, and Options.Size and Options.Channels apply
+// them in Load.
+//
 // Small subsets of the real data are compiled into the package so that demos
 // run offline; LoadEmbedded (or Load with Options.Embedded) returns them.
 package data

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -39,6 +40,37 @@ type Options struct {
 	// Embedded makes Load return the subset compiled into the package, as
 	// LoadEmbedded does, and ignore every other source.
 	Embedded bool
+	// Size, if positive, makes Load resize the images to Size x Size (area
+	// averaging when shrinking, bilinear otherwise; see Resize). For celeba
+	// the faces are first centre-cropped to 74x74 (148x148 at full
+	// resolution), the setting of the paper for 32x32 and 64x64.
+	Size int
+	// Channels, if positive, makes Load convert the images to 1 (grayscale)
+	// or 3 (RGB) channels; see Grayscale and RGB.
+	Channels int
+}
+
+// convert applies Size and Channels to im.
+func (o Options) convert(im *Images) (*Images, error) {
+	var err error
+	switch o.Channels {
+	case 0:
+	case 1:
+		im = Grayscale(im)
+	case 3:
+		im = RGB(im)
+	default:
+		return nil, fmt.Errorf("Options.Channels is %d, want 1 or 3 (or 0 to keep the data set's)", o.Channels)
+	}
+	if o.Size < 0 {
+		return nil, fmt.Errorf("Options.Size is %d, want a positive size (or 0 to keep the data set's)", o.Size)
+	}
+	if o.Size > 0 && (im.H != o.Size || im.W != o.Size) {
+		if im, err = Resize(im, o.Size, o.Size); err != nil {
+			return nil, err
+		}
+	}
+	return im, nil
 }
 
 // cacheDir returns the cache root, or "" when none can be determined.

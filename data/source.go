@@ -28,22 +28,46 @@ var httpClient = func() *http.Client {
 }()
 
 // locate returns the path of a verified copy of file f of data set name,
-// trying the cache, the mirror, Debian's directory (if ds is there) and a
-// download, in that order.
-func (o Options) locate(name string, ds dataset, f fileSpec) (string, error) {
-	var searched []string
+// trying the cache, the mirror, Debian's directory (if debian is set) and a
+// download from url (or Options.BaseURL), in that order.
+func (o Options) locate(name string, debian bool, url string, f fileSpec) (string, error) {
+	p, searched, err := o.locateLocal(name, debian, f)
+	if err != nil || p != "" {
+		return p, err
+	}
+	if o.NoDownload {
+		return "", fmt.Errorf("%w: %s is not in %s, and downloading is disabled",
+			ErrNotFound, f.name, strings.Join(searched, ", "))
+	}
+	if url == "" && o.BaseURL == "" {
+		return "", fmt.Errorf("%w: %s is not in %s, and it has no download location",
+			ErrNotFound, f.name, strings.Join(searched, ", "))
+	}
 	cache := o.cacheDir()
-	if cache != "" {
+	if cache == "" {
+		return "", fmt.Errorf("%w: %s is not in %s, and there is no cache directory to download it to (set XDG_CACHE_HOME or Options.CacheDir)",
+			ErrNotFound, f.name, strings.Join(searched, ", "))
+	}
+	return o.download(name, url, f, filepath.Join(cache, name))
+}
+
+// locateLocal returns the path of a verified copy of file f of data set
+// name in the cache, the mirror or Debian's directory (if debian is set),
+// or "" and the places searched when none has it. A copy that fails
+// verification is an error.
+func (o Options) locateLocal(name string, debian bool, f fileSpec) (string, []string, error) {
+	var searched []string
+	if cache := o.cacheDir(); cache != "" {
 		p := filepath.Join(cache, name, f.name)
 		ok, err := haveVerified(p, f)
 		if err != nil {
 			if errors.Is(err, ErrChecksum) {
 				err = fmt.Errorf("%w (delete the cached file to download it again)", err)
 			}
-			return "", err
+			return "", nil, err
 		}
 		if ok {
-			return p, nil
+			return p, nil, nil
 		}
 		searched = append(searched, "cache "+filepath.Dir(p))
 	}
@@ -51,35 +75,45 @@ func (o Options) locate(name string, ds dataset, f fileSpec) (string, error) {
 		p := filepath.Join(m, name, f.name)
 		ok, err := haveVerified(p, f)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if ok {
-			return p, nil
+			return p, nil, nil
 		}
 		searched = append(searched, "mirror "+filepath.Dir(p))
 	} else {
 		searched = append(searched, "mirror (FLOWOOD_MIRROR not set)")
 	}
-	if ds.debian {
+	if debian {
 		p := filepath.Join(o.debianDir(), f.name)
 		ok, err := haveVerified(p, f)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if ok {
-			return p, nil
+			return p, nil, nil
 		}
 		searched = append(searched, "Debian package directory "+o.debianDir())
 	}
-	if o.NoDownload {
-		return "", fmt.Errorf("%w: %s is not in %s, and downloading is disabled",
-			ErrNotFound, f.name, strings.Join(searched, ", "))
+	return "", searched, nil
+}
+
+// locateAllLocal returns the paths of verified local copies of all files
+// of form fm, or nil and a description of what is missing when some file
+// is in no local place.
+func (o Options) locateAllLocal(name string, ds dataset, fm form) ([]string, string, error) {
+	paths := make([]string, len(fm.files))
+	for i, f := range fm.files {
+		p, searched, err := o.locateLocal(name, ds.debian, f)
+		if err != nil {
+			return nil, "", err
+		}
+		if p == "" {
+			return nil, fmt.Sprintf("%s (%s) is not in %s", f.name, fm.what, strings.Join(searched, ", ")), nil
+		}
+		paths[i] = p
 	}
-	if cache == "" {
-		return "", fmt.Errorf("%w: %s is not in %s, and there is no cache directory to download it to (set XDG_CACHE_HOME or Options.CacheDir)",
-			ErrNotFound, f.name, strings.Join(searched, ", "))
-	}
-	return o.download(name, ds, f, filepath.Join(cache, name))
+	return paths, "", nil
 }
 
 // haveVerified reports whether path exists, and if it does, verifies it
@@ -102,11 +136,10 @@ func haveVerified(path string, f fileSpec) (bool, error) {
 	return true, nil
 }
 
-// download fetches file f of data set name into dir and returns its path.
+// download fetches file f of data set name from base into dir and returns its path.
 // The file is written under a temporary name, verified, synced and only then
 // renamed into place, so dir never holds a partial or corrupt copy.
-func (o Options) download(name string, ds dataset, f fileSpec, dir string) (string, error) {
-	base := ds.url
+func (o Options) download(name, base string, f fileSpec, dir string) (string, error) {
 	if o.BaseURL != "" {
 		base = strings.TrimSuffix(o.BaseURL, "/") + "/" + name + "/"
 	}

