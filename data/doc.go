@@ -18,6 +18,17 @@
 // and RGB convert image sets, and Options.Size and Options.Channels apply
 // them in Load.
 //
+// svhn (MATLAB v5 .mat, ReadSVHNFile) and imagenet64 (downsampled ImageNet
+// npz batches, ReadImageNet64Batch) are image data sets whose files are
+// read from the cache or the mirror only: their published sha256 digests
+// are not recorded here, so they are never downloaded.
+//
+// The tabular data sets miniboone (the MAF-preprocessed npy splits val and
+// test, and the raw UCI file as split "raw") and hepmass (the "1000"
+// subset's csv.gz files) are read with LoadTabular; embeddings are read
+// from a path with LoadEmbeddings. Status, Fetch and VerifyLocal report
+// where a split is, make it local, and re-hash every local file.
+//
 // Small subsets of the real data are compiled into the package so that demos
 // run offline; LoadEmbedded (or Load with Options.Embedded) returns them.
 package data

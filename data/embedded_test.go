@@ -67,8 +67,8 @@ func TestLoadEmbeddedMissing(t *testing.T) {
 	if _, err := LoadEmbedded("notmnist", "train"); !errors.Is(err, ErrUnknownSplit) {
 		t.Errorf("notmnist train: err = %v, want ErrUnknownSplit", err)
 	}
-	if _, err := LoadEmbedded("svhn", "test"); !errors.Is(err, ErrUnknownDataset) {
-		t.Errorf("svhn: err = %v, want ErrUnknownDataset", err)
+	if _, err := LoadEmbedded("svhn9", "test"); !errors.Is(err, ErrUnknownDataset) {
+		t.Errorf("svhn9: err = %v, want ErrUnknownDataset", err)
 	}
 }
 

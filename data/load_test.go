@@ -469,7 +469,7 @@ func TestLoadUnknown(t *testing.T) {
 	if !errors.Is(err, ErrUnknownDataset) {
 		t.Fatalf("err = %v, want ErrUnknownDataset", err)
 	}
-	if !strings.Contains(err.Error(), "celeba, cifar10, fashionmnist, mnist, notmnist") {
+	if !strings.Contains(err.Error(), "celeba, cifar10, embeddings, fashionmnist, hepmass, imagenet64, miniboone, mnist, notmnist, svhn, tinyimagenet") {
 		t.Errorf("error %q does not list the known names", err)
 	}
 	_, err = Load("notmnist", "train", Options{NoDownload: true})

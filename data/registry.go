@@ -25,6 +25,12 @@ type dataset struct {
 	debian bool
 	// splits maps a split name to its files.
 	splits map[string]splitFiles
+	// tabular is set for data sets of feature vectors, read with
+	// LoadTabular rather than Load.
+	tabular bool
+	// note, if set, says how a data set without registered files is read
+	// (embeddings: LoadEmbeddings with a path).
+	note string
 }
 
 // splitFiles describes how one split is published. The idx data sets give
@@ -50,9 +56,14 @@ type form struct {
 	url string
 	// files lists the files, all of which must be present.
 	files []fileSpec
-	// load reads the located files.
+	// load reads the located files of an image data set.
 	load loader
+	// loadTab reads the located files of a tabular data set.
+	loadTab tabLoader
 }
+
+// tabLoader reads the files of one form of a tabular data set.
+type tabLoader func(name, split string, paths []string, opts Options) (*Tabular, error)
 
 // formsOf returns the forms of split sp of ds.
 func formsOf(ds dataset, sp splitFiles) []form {
@@ -192,6 +203,9 @@ func Load(name, split string, opts Options) (*Images, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ds.tabular {
+		return nil, fmt.Errorf("loading %s %s: it is a tabular data set; use LoadTabular", strings.ToLower(name), split)
+	}
 	var im *Images
 	if opts.Embedded {
 		im, err = LoadEmbedded(name, split)
@@ -211,6 +225,17 @@ func Load(name, split string, opts Options) (*Images, error) {
 
 // loadFiles locates the files of one form of a split and reads them.
 func loadFiles(name, split string, ds dataset, sp splitFiles, opts Options) (*Images, error) {
+	fm, paths, _, err := resolveForm(name, split, ds, sp, opts)
+	if err != nil {
+		return nil, err
+	}
+	return readForm(name, split, fm, paths, opts)
+}
+
+// resolveForm locates the files of one form of a split, downloading them
+// when no form is entirely present locally, and returns the form, the
+// paths of its files and where they were found (see placesOf).
+func resolveForm(name, split string, ds dataset, sp splitFiles, opts Options) (form, []string, string, error) {
 	forms := formsOf(ds, sp)
 	fm := forms[0]
 	if len(forms) > 1 {
@@ -219,12 +244,12 @@ func loadFiles(name, split string, ds dataset, sp splitFiles, opts Options) (*Im
 		found := false
 		var searched []string
 		for _, f := range forms {
-			paths, where, err := opts.locateAllLocal(name, ds, f)
+			paths, places, where, err := opts.locateAllLocalAt(name, ds, f)
 			if err != nil {
-				return nil, fmt.Errorf("loading %s %s: %w", name, split, err)
+				return form{}, nil, "", fmt.Errorf("loading %s %s: %w", name, split, err)
 			}
 			if paths != nil {
-				return readForm(name, split, f, paths, opts)
+				return f, paths, placesOf(places), nil
 			}
 			searched = append(searched, where)
 		}
@@ -235,18 +260,34 @@ func loadFiles(name, split string, ds dataset, sp splitFiles, opts Options) (*Im
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("loading %s %s: %w: %s", name, split, ErrNotFound, strings.Join(searched, "; "))
+			return form{}, nil, "", fmt.Errorf("loading %s %s: %w: %s", name, split, ErrNotFound, strings.Join(searched, "; "))
 		}
 	}
 	paths := make([]string, len(fm.files))
+	places := make([]string, len(fm.files))
 	for i, f := range fm.files {
-		p, err := opts.locate(name, ds.debian, fm.url, f)
-		if err != nil {
-			return nil, fmt.Errorf("loading %s %s: %w", name, split, err)
+		p, place, _, err := opts.locateLocalAt(name, ds.debian, f)
+		if err == nil && p == "" {
+			place = "download"
+			p, err = opts.locate(name, ds.debian, fm.url, f)
 		}
-		paths[i] = p
+		if err != nil {
+			return form{}, nil, "", fmt.Errorf("loading %s %s: %w", name, split, err)
+		}
+		paths[i], places[i] = p, place
 	}
-	return readForm(name, split, fm, paths, opts)
+	return fm, paths, placesOf(places), nil
+}
+
+// placesOf joins the distinct places of a form's files with "+".
+func placesOf(places []string) string {
+	var out []string
+	for _, p := range places {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "+")
 }
 
 // readForm reads the located files of form fm and names the result.

@@ -39,6 +39,10 @@ func (o Options) locate(name string, debian bool, url string, f fileSpec) (strin
 		return "", fmt.Errorf("%w: %s is not in %s, and downloading is disabled",
 			ErrNotFound, f.name, strings.Join(searched, ", "))
 	}
+	if f.sha256 == "" {
+		return "", fmt.Errorf("%w: %s is not in %s; its sha256 is not recorded, so it is never downloaded: put a copy there",
+			ErrNotFound, f.name, strings.Join(searched, ", "))
+	}
 	if url == "" && o.BaseURL == "" {
 		return "", fmt.Errorf("%w: %s is not in %s, and it has no download location",
 			ErrNotFound, f.name, strings.Join(searched, ", "))
@@ -56,6 +60,20 @@ func (o Options) locate(name string, debian bool, url string, f fileSpec) (strin
 // or "" and the places searched when none has it. A copy that fails
 // verification is an error.
 func (o Options) locateLocal(name string, debian bool, f fileSpec) (string, []string, error) {
+	p, _, searched, err := o.locateLocalAt(name, debian, f)
+	return p, searched, err
+}
+
+// Places where locateLocalAt finds files.
+const (
+	PlaceCache  = "cache"
+	PlaceMirror = "mirror"
+	PlaceDebian = "debian"
+)
+
+// locateLocalAt is locateLocal, also returning the place the file was
+// found: PlaceCache, PlaceMirror or PlaceDebian.
+func (o Options) locateLocalAt(name string, debian bool, f fileSpec) (string, string, []string, error) {
 	var searched []string
 	if cache := o.cacheDir(); cache != "" {
 		p := filepath.Join(cache, name, f.name)
@@ -64,10 +82,10 @@ func (o Options) locateLocal(name string, debian bool, f fileSpec) (string, []st
 			if errors.Is(err, ErrChecksum) {
 				err = fmt.Errorf("%w (delete the cached file to download it again)", err)
 			}
-			return "", nil, err
+			return "", "", nil, err
 		}
 		if ok {
-			return p, nil, nil
+			return p, PlaceCache, nil, nil
 		}
 		searched = append(searched, "cache "+filepath.Dir(p))
 	}
@@ -75,10 +93,10 @@ func (o Options) locateLocal(name string, debian bool, f fileSpec) (string, []st
 		p := filepath.Join(m, name, f.name)
 		ok, err := haveVerified(p, f)
 		if err != nil {
-			return "", nil, err
+			return "", "", nil, err
 		}
 		if ok {
-			return p, nil, nil
+			return p, PlaceMirror, nil, nil
 		}
 		searched = append(searched, "mirror "+filepath.Dir(p))
 	} else {
@@ -88,32 +106,39 @@ func (o Options) locateLocal(name string, debian bool, f fileSpec) (string, []st
 		p := filepath.Join(o.debianDir(), f.name)
 		ok, err := haveVerified(p, f)
 		if err != nil {
-			return "", nil, err
+			return "", "", nil, err
 		}
 		if ok {
-			return p, nil, nil
+			return p, PlaceDebian, nil, nil
 		}
 		searched = append(searched, "Debian package directory "+o.debianDir())
 	}
-	return "", searched, nil
+	return "", "", searched, nil
 }
 
 // locateAllLocal returns the paths of verified local copies of all files
 // of form fm, or nil and a description of what is missing when some file
 // is in no local place.
 func (o Options) locateAllLocal(name string, ds dataset, fm form) ([]string, string, error) {
+	paths, _, where, err := o.locateAllLocalAt(name, ds, fm)
+	return paths, where, err
+}
+
+// locateAllLocalAt is locateAllLocal, also returning the place of each file.
+func (o Options) locateAllLocalAt(name string, ds dataset, fm form) ([]string, []string, string, error) {
 	paths := make([]string, len(fm.files))
+	places := make([]string, len(fm.files))
 	for i, f := range fm.files {
-		p, searched, err := o.locateLocal(name, ds.debian, f)
+		p, place, searched, err := o.locateLocalAt(name, ds.debian, f)
 		if err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		if p == "" {
-			return nil, fmt.Sprintf("%s (%s) is not in %s", f.name, fm.what, strings.Join(searched, ", ")), nil
+			return nil, nil, fmt.Sprintf("%s (%s) is not in %s", f.name, fm.what, strings.Join(searched, ", ")), nil
 		}
-		paths[i] = p
+		paths[i], places[i] = p, place
 	}
-	return paths, "", nil
+	return paths, places, "", nil
 }
 
 // haveVerified reports whether path exists, and if it does, verifies it

@@ -49,6 +49,7 @@ func init() {
 		"eval":  evalCmd,
 		"demo":  demoCmd,
 		"bench": benchCmd,
+		"data":  dataCmd,
 	}
 }
 
