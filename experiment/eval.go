@@ -107,7 +107,7 @@ func Evaluate(run string, opt EvalOptions) (*Metrics, error) {
 		ll          []float64
 	}
 	score := func(name, split string, limit int) (set, error) {
-		im, err := LoadData(name, split, rc.Data.Embedded)
+		im, err := LoadData(name, split, rc.Data.Embedded, rc.RealNVP.Height, rc.RealNVP.Width, rc.RealNVP.Channels)
 		if err != nil {
 			return set{}, fmt.Errorf("loading %s %s: %w", name, split, err)
 		}
@@ -118,7 +118,7 @@ func Evaluate(run string, opt EvalOptions) (*Metrics, error) {
 		ll, err := scorer.Score(im, limit)
 		return set{name, split, ll}, err
 	}
-	in, err := score(rc.Data.Name, "test", opt.Limit)
+	in, err := score(rc.Data.Name, testSplit(rc.Data.Name), opt.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func Evaluate(run string, opt EvalOptions) (*Metrics, error) {
 	ts := summarize(tr.name, tr.split, tr.ll, d)
 	met.Train = &ts
 	for _, name := range opt.OOD {
-		o, err := score(name, "test", opt.Limit)
+		o, err := score(name, testSplit(name), opt.Limit)
 		if err != nil {
 			return nil, err
 		}

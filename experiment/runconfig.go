@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/flowood/flowood/internal/atomicfile"
 
@@ -49,8 +51,18 @@ var trainDefaults = map[string]train.Config{
 	"tiny":  {Epochs: 1, Batch: 32, LR: 1e-3},
 }
 
+// imageShapes gives the image shape a model of each dataset works at: the
+// native size, or the paper's setting (CelebA centre-cropped and resized
+// to 32x32). Datasets of another shape are resized on loading.
+var imageShapes = map[string][3]int{
+	"mnist": {28, 28, 1}, "fashionmnist": {28, 28, 1}, "notmnist": {28, 28, 1},
+	"cifar10": {32, 32, 3}, "svhn": {32, 32, 3}, "celeba": {32, 32, 3},
+	"tinyimagenet": {64, 64, 3}, "imagenet64": {64, 64, 3},
+}
+
 // NewRunConfig returns the configuration of a RealNVP run with the named
-// preset on dataset name, before command-line overrides.
+// preset on dataset name, before command-line overrides. Colour 32x32
+// datasets get 3 scales, as in App. E.
 func NewRunConfig(model, preset, dataset string) (RunConfig, error) {
 	if model != "realnvp" {
 		return RunConfig{}, fmt.Errorf("unknown model %q (known: realnvp)", model)
@@ -61,6 +73,14 @@ func NewRunConfig(model, preset, dataset string) (RunConfig, error) {
 	}
 	if _, err := data.Splits(dataset); err != nil {
 		return RunConfig{}, err
+	}
+	shape, ok := imageShapes[dataset]
+	if !ok {
+		return RunConfig{}, fmt.Errorf("dataset %q is not an image dataset a RealNVP can model (image datasets: %s)", dataset, imageNames())
+	}
+	mc.Height, mc.Width, mc.Channels = shape[0], shape[1], shape[2]
+	if shape[2] == 3 && shape[0] == 32 {
+		mc.Scales = 3
 	}
 	return RunConfig{Version: 1, Model: model, Preset: preset, RealNVP: mc,
 		Data: DataConfig{Name: dataset}, Train: trainDefaults[preset]}, nil
@@ -117,13 +137,28 @@ func (rc RunConfig) BuildModel() *realnvp.Model {
 	return realnvp.New(rc.RealNVP, tensor.NewRNG(rc.Train.Seed))
 }
 
-// LoadData returns a split of dataset name, from the embedded subsets when
-// embedded is set and otherwise from the sources of package data.
-func LoadData(name, split string, embedded bool) (*data.Images, error) {
-	if embedded {
-		return data.LoadEmbedded(name, split)
+func imageNames() string {
+	var names []string
+	for n := range imageShapes {
+		names = append(names, n)
 	}
-	im, err := data.Load(name, split, data.Options{})
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// LoadData returns a split of dataset name, from the embedded subsets when
+// embedded is set and otherwise from the sources of package data,
+// converted to the model's image shape (h x w x c) when it differs: the
+// data package resizes (CelebA: centre crop first) and converts colour.
+func LoadData(name, split string, embedded bool, h, w, c int) (*data.Images, error) {
+	opts := data.Options{Embedded: embedded, Channels: c}
+	if h == w {
+		opts.Size = h
+	}
+	im, err := data.Load(name, split, opts)
+	if embedded {
+		return im, err
+	}
 	if err != nil && os.Getenv("FLOWOOD_MIRROR") == "" {
 		return nil, fmt.Errorf("%w (offline? set FLOWOOD_MIRROR to a mirror folder, or use the embedded subsets)", err)
 	}

@@ -2,9 +2,12 @@ package experiment
 
 import (
 	"context"
+
 	"encoding/json"
 	"fmt"
 	"io"
+
+	"github.com/flowood/flowood/data"
 
 	"github.com/flowood/flowood/train"
 )
@@ -17,18 +20,18 @@ func Train(ctx context.Context, rc RunConfig, run string, resume bool, progress 
 	if err := rc.Resolve(); err != nil {
 		return train.Result{}, err
 	}
-	trainSet, err := LoadData(rc.Data.Name, "train", rc.Data.Embedded)
+	m := rc.RealNVP
+	trainSet, err := LoadData(rc.Data.Name, "train", rc.Data.Embedded, m.Height, m.Width, m.Channels)
 	if err != nil {
 		return train.Result{}, fmt.Errorf("loading training data: %w", err)
 	}
 	if rc.Data.TrainLimit > 0 {
 		trainSet = trainSet.Head(rc.Data.TrainLimit)
 	}
-	testSet, err := LoadData(rc.Data.Name, "test", rc.Data.Embedded)
+	testSet, err := LoadData(rc.Data.Name, testSplit(rc.Data.Name), rc.Data.Embedded, m.Height, m.Width, m.Channels)
 	if err != nil {
 		return train.Result{}, fmt.Errorf("loading test data: %w", err)
 	}
-	m := rc.RealNVP
 	if trainSet.H != m.Height || trainSet.W != m.Width || trainSet.C != m.Channels {
 		return train.Result{}, fmt.Errorf("dataset %s has %dx%dx%d images, model expects %dx%dx%d",
 			rc.Data.Name, trainSet.H, trainSet.W, trainSet.C, m.Height, m.Width, m.Channels)
@@ -49,4 +52,28 @@ func Train(ctx context.Context, rc RunConfig, run string, resume bool, progress 
 		ModelConfig: mc,
 	}
 	return r.Execute(ctx)
+}
+
+// testSplit is the held-out split of a dataset: "test", else "val", else
+// the only split there is (CelebA's subset has just "train"; as an OOD set
+// it was never trained on).
+func testSplit(name string) string {
+	splits, err := data.Splits(name)
+	if err != nil {
+		return "test"
+	}
+	for _, s := range splits {
+		if s == "test" {
+			return s
+		}
+	}
+	for _, s := range splits {
+		if s == "val" {
+			return s
+		}
+	}
+	if len(splits) > 0 {
+		return splits[0]
+	}
+	return "test"
 }

@@ -145,3 +145,26 @@ func TestTrainEval(t *testing.T) {
 		t.Fatalf("resume: %v\n%s", err, stderr)
 	}
 }
+
+// TestCIFARvsCelebA trains a tiny RealNVP on CIFAR-10 from the mirror and
+// evaluates it against CelebA (resized to 32x32 as in the paper): issue 4's
+// end-to-end check. It needs FLOWOOD_MIRROR.
+func TestCIFARvsCelebA(t *testing.T) {
+	if os.Getenv("FLOWOOD_MIRROR") == "" || testing.Short() {
+		t.Skip("needs FLOWOOD_MIRROR (the offline dataset mirror)")
+	}
+	run := filepath.Join(t.TempDir(), "cifar")
+	if _, stderr, err := runCLI(t, "train", "--data", "cifar10", "--preset", "tiny", "--max-steps", "3",
+		"--batch", "16", "--train-limit", "256", "--test-limit", "64", "--out", run); err != nil {
+		t.Fatalf("train: %v\n%s", err, stderr)
+	}
+	stdout, stderr, err := runCLI(t, "eval", run, "--ood", "celeba", "--limit", "64")
+	if err != nil {
+		t.Fatalf("eval: %v\n%s", err, stderr)
+	}
+	for _, w := range []string{"cifar10 test", "celeba train (OOD)", "0.560"} {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("eval table lacks %q:\n%s", w, stdout)
+		}
+	}
+}
