@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"text/tabwriter"
+
+	"github.com/flowood/flowood/internal/jsonfloat"
 
 	"github.com/flowood/flowood/data"
 	"github.com/flowood/flowood/ood"
@@ -42,23 +43,8 @@ type SetSummary struct {
 }
 
 // JSONFloat is a float64 that encodes NaN and ±Inf (a diverged model, an
-// input whose latent overflows) as the strings "NaN", "+Inf" and "-Inf",
-// which plain JSON numbers cannot hold.
-type JSONFloat float64
-
-// MarshalJSON implements json.Marshaler.
-func (f JSONFloat) MarshalJSON() ([]byte, error) {
-	v := float64(f)
-	switch {
-	case math.IsNaN(v):
-		return []byte(`"NaN"`), nil
-	case math.IsInf(v, 1):
-		return []byte(`"+Inf"`), nil
-	case math.IsInf(v, -1):
-		return []byte(`"-Inf"`), nil
-	}
-	return json.Marshal(v)
-}
+// input whose latent overflows) as strings, which JSON numbers cannot hold.
+type JSONFloat = jsonfloat.Float
 
 // Metrics is RUN/eval/metrics.json.
 type Metrics struct {

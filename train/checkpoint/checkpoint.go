@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/flowood/flowood/internal/jsonfloat"
 
 	"github.com/flowood/flowood/nn"
 )
@@ -62,50 +63,8 @@ type stateFile struct {
 	Extra              map[string]string `json:"extra,omitempty"`
 }
 
-// jsonFloat is a float64 that encodes NaN and infinities as the strings
-// "NaN", "+Inf" and "-Inf", which plain JSON numbers cannot hold.
-type jsonFloat float64
-
-// MarshalJSON implements json.Marshaler.
-func (f jsonFloat) MarshalJSON() ([]byte, error) {
-	v := float64(f)
-	switch {
-	case math.IsNaN(v):
-		return []byte(`"NaN"`), nil
-	case math.IsInf(v, 1):
-		return []byte(`"+Inf"`), nil
-	case math.IsInf(v, -1):
-		return []byte(`"-Inf"`), nil
-	}
-	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (f *jsonFloat) UnmarshalJSON(b []byte) error {
-	var s string
-	if len(b) > 0 && b[0] == '"' {
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		switch s {
-		case "NaN":
-			*f = jsonFloat(math.NaN())
-		case "+Inf":
-			*f = jsonFloat(math.Inf(1))
-		case "-Inf":
-			*f = jsonFloat(math.Inf(-1))
-		default:
-			return fmt.Errorf("invalid number %q", s)
-		}
-		return nil
-	}
-	v, err := strconv.ParseFloat(string(b), 64)
-	if err != nil {
-		return fmt.Errorf("invalid number %s", b)
-	}
-	*f = jsonFloat(v)
-	return nil
-}
+// jsonFloat encodes NaN and infinities as strings (see jsonfloat.Float).
+type jsonFloat = jsonfloat.Float
 
 // encodeState returns the content of state.json for s: one line of
 // compact JSON (the optimiser state may be large), with Optimizer and
