@@ -69,6 +69,26 @@ func colMomentsAVX512(v *float32, w *float32, rows int, p int, ld int, sum *floa
 //go:noescape
 func colMomentsMaskedAVX512(v *float32, m *float32, w *float32, rows int, p int, ld int, sum *float64, prod *float64)
 
+// winoInAVX512 sets the 16 vectors dst points to to Bᵀ p B of the 4x4 tile src points to (Winograd F(2x2, 3x3) input transform), for n a multiple of 16.
+//
+//go:noescape
+func winoInAVX512(dst *[16]*float32, src *[16]*float32, n int)
+
+// winoOutAVX512 sets the 4 vectors dst points to to Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform), for n a multiple of 16.
+//
+//go:noescape
+func winoOutAVX512(dst *[4]*float32, src *[16]*float32, n int)
+
+// winoOutAddAVX512 adds to the 4 vectors dst points to Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform), for n a multiple of 16.
+//
+//go:noescape
+func winoOutAddAVX512(dst *[4]*float32, src *[16]*float32, n int)
+
+// winoGradAVX512 sets the 16 vectors dst points to to A p Aᵀ of the 2x2 tile src points to (Winograd F(2x2, 3x3) weight-gradient transform), for n a multiple of 16.
+//
+//go:noescape
+func winoGradAVX512(dst *[16]*float32, src *[4]*float32, n int)
+
 // addToAVX2 sets dst[i] += src[i], for n a multiple of 16.
 //
 //go:noescape
@@ -133,3 +153,23 @@ func colMomentsAVX2(v *float32, w *float32, rows int, p int, ld int, sum *float6
 //
 //go:noescape
 func colMomentsMaskedAVX2(v *float32, m *float32, w *float32, rows int, p int, ld int, sum *float64, prod *float64)
+
+// winoInAVX2 sets the 16 vectors dst points to to Bᵀ p B of the 4x4 tile src points to (Winograd F(2x2, 3x3) input transform), for n a multiple of 16.
+//
+//go:noescape
+func winoInAVX2(dst *[16]*float32, src *[16]*float32, n int)
+
+// winoOutAVX2 sets the 4 vectors dst points to to Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform), for n a multiple of 16.
+//
+//go:noescape
+func winoOutAVX2(dst *[4]*float32, src *[16]*float32, n int)
+
+// winoOutAddAVX2 adds to the 4 vectors dst points to Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform), for n a multiple of 16.
+//
+//go:noescape
+func winoOutAddAVX2(dst *[4]*float32, src *[16]*float32, n int)
+
+// winoGradAVX2 sets the 16 vectors dst points to to A p Aᵀ of the 2x2 tile src points to (Winograd F(2x2, 3x3) weight-gradient transform), for n a multiple of 16.
+//
+//go:noescape
+func winoGradAVX2(dst *[16]*float32, src *[4]*float32, n int)

@@ -31,6 +31,20 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	g.finish(transB, b, ldb, beta, c, ldc)
 }
 
+// SgemmSerial is Sgemm computed on the calling goroutine alone, for
+// callers that already spread their work across the workers (such as the
+// per-tile-block products of a Winograd convolution).
+func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkSizes(m, n, k)
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	checkMatrix("A", ar, ac, a, lda)
+	g := gemmProblem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, serial: true}
+	g.finish(transB, b, ldb, beta, c, ldc)
+}
+
 // SgemmOverlap is Sgemm for a read-only A whose stored rows may overlap:
 // lda need only be positive, and may be smaller than the length of a
 // stored row of A (k when transA is false, m when it is true), so that
@@ -228,6 +242,8 @@ type gemmProblem struct {
 	// segments, so that each block of A is a plain strided matrix.
 	aSeg []int
 	segK int
+	// serial keeps the product on the calling goroutine.
+	serial bool
 }
 
 // aIndex returns the index in g.a of element (i, p) of a non-transposed A.
@@ -285,7 +301,7 @@ func (g *gemmProblem) run(beta float32, c []float32, ldc int) {
 	kn := g.kern
 	workers := Workers()
 	work := float64(g.m) * float64(g.n) * float64(g.k)
-	if workers > 1 && work < parallelMinWork {
+	if g.serial || workers > 1 && work < parallelMinWork {
 		workers = 1
 	}
 	if workers > 1 {
@@ -399,8 +415,15 @@ func (g *gemmProblem) blocked(p0, p1 int, beta float32, c []float32, ldc int, wo
 		slivers := (ncb + nr - 1) / nr
 		for po := p0; po < p1; po += kOuter {
 			pe := min(po+kOuter, p1)
-			b := (*bp)[:(pe-po)*slivers*nr]
-			g.packBRange(po, pe, kc, jc, ncb, nr, b, workers)
+			var b []float32
+			if !g.transB && g.n == nr && g.ldb == nr {
+				// B is one sliver wide and stored row by row without
+				// gaps: exactly its packed form, so it is read in place.
+				b = g.b[po*nr : pe*nr]
+			} else {
+				b = (*bp)[:(pe-po)*slivers*nr]
+				g.packBRange(po, pe, kc, jc, ncb, nr, b, workers)
+			}
 			// Tasks: row blocks × column groups.
 			groups := 1
 			if rowBlocks < 4*workers && slivers > 1 {

@@ -86,7 +86,7 @@ func checkSgemm(t *testing.T, rng *rand.Rand, transA, transB bool, m, n, k, padA
 		}
 	}
 	want, scale := refSgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-	Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemmUnderTest(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	tol := float64(k+4) * 1.2e-7
 	for i := 0; i < m; i++ {
 		for j := 0; j < ldc && i*ldc+j < len(c); j++ {
@@ -104,6 +104,30 @@ func checkSgemm(t *testing.T, rng *rand.Rand, transA, transB bool, m, n, k, padA
 			}
 		}
 	}
+}
+
+// sgemmUnderTest is the entry point checkSgemm calls: Sgemm, or a
+// variant a test swaps in.
+var sgemmUnderTest = Sgemm
+
+// TestSgemmSerial checks SgemmSerial, the single-goroutine entry point,
+// on shapes that would otherwise take the parallel and split-k paths.
+func TestSgemmSerial(t *testing.T) {
+	sgemmUnderTest = SgemmSerial
+	defer func() { sgemmUnderTest = Sgemm }()
+	old := runtime.GOMAXPROCS(3)
+	defer runtime.GOMAXPROCS(old)
+	forEachKernel(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(7, 8))
+		for _, s := range [][3]int{{37, 600, 290}, {9, 5, 4100}, {112, 32, 32}, {112, 16, 16}, {32, 32, 112}} {
+			for _, tA := range []bool{false, true} {
+				for _, tB := range []bool{false, true} {
+					beta := []float32{0, 1, 0.5}[rng.IntN(3)]
+					checkSgemm(t, rng, tA, tB, s[0], s[1], s[2], rng.IntN(2)*3, rng.IntN(2)*5, rng.IntN(2)*2, 1.5, beta)
+				}
+			}
+		}
+	})
 }
 
 // forEachKernel runs f once with every micro-kernel available here.
@@ -178,6 +202,27 @@ func TestSgemmBlocking(t *testing.T) {
 				for _, tB := range []bool{false, true} {
 					beta := []float32{0, 1, 0.5}[rng.IntN(3)]
 					checkSgemm(t, rng, tA, tB, s[0], s[1], s[2], rng.IntN(2)*3, rng.IntN(2)*5, rng.IntN(2)*2, 1.5, beta)
+				}
+			}
+		}
+	})
+}
+
+// TestSgemmBInPlace checks products whose B is exactly one micro-kernel
+// sliver wide and unpadded, which the blocked path reads in place instead
+// of packing, for every kernel and its narrow variant, with several k
+// blocks and an implicit A.
+func TestSgemmBInPlace(t *testing.T) {
+	forceBlocked(t)
+	forEachKernel(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(9, 10))
+		for _, kn := range []*microKernel{activeKernel(), activeKernel().narrow} {
+			if kn == nil {
+				continue
+			}
+			for _, mk := range [][2]int{{1, 1}, {37, 9}, {300, 530}, {120, 1700}} {
+				for _, tA := range []bool{false, true} {
+					checkSgemm(t, rng, tA, false, mk[0], kn.nr, mk[1], rng.IntN(2)*3, 0, rng.IntN(2)*2, 1.5, []float32{0, 1}[rng.IntN(2)])
 				}
 			}
 		}

@@ -131,10 +131,13 @@ func (g *convGeom) col2im(gx, dcol []float32, n0, n1 int) {
 // zero padding pad on every side. The output is
 // [N, H+2pad-KH+1, W+2pad-KW+1, Cout].
 //
-// A 1x1 convolution without padding is MatMul. Otherwise the forward
-// pass and the backward pass each use one of two algorithms, chosen by
-// shape (implicitConv in conv_implicit.go gives the rule and the
-// measurements behind it):
+// A 1x1 convolution without padding is MatMul. A 3x3 convolution with
+// padding 1 and at least 16 channels in and out is computed, both
+// passes, by Winograd's F(2x2, 3x3) algorithm (conv_winograd.go gives the
+// algorithm, the rule and the measurements behind it). Otherwise the
+// forward pass and the backward pass each use one of two algorithms,
+// chosen by shape (implicitConv in conv_implicit.go gives the rule and
+// the measurements behind it):
 //   - im2col: the patches of a chunk of images are copied into a
 //     [rows, KH*KW*Cin] matrix and multiplied by the weights in one GEMM;
 //     the backward pass recomputes the patches instead of storing them and
@@ -167,7 +170,10 @@ func Conv2D(x, w *Tensor, pad int) *Tensor {
 	g.K = g.KH * g.KW * g.Cin
 	g.imagesPerChunk = min(g.N, max(1, colChunkFloats/(g.OH*g.OW*g.K)))
 	out := newOut([]int{g.N, g.OH, g.OW, g.Cout})
-	if implicitConv(g, false) {
+	wino := winogradApplies(g)
+	if wino {
+		winogradConv(out.Data, x.Data, w.Data, g.N, g.H, g.W, g.Cin, g.Cout, false)
+	} else if implicitConv(g, false) {
 		newSameGeom(g).forward(out.Data, x.Data, w.Data)
 	} else {
 		g.chunks(func(n0, n1 int, col []float32) {
@@ -178,6 +184,18 @@ func Conv2D(x, w *Tensor, pad int) *Tensor {
 		})
 	}
 	record(out, func() {
+		if wino {
+			if needs(w) {
+				winogradWeightGrad(w.grad(), x.Data, out.Grad, g.N, g.H, g.W, g.Cin, g.Cout)
+			}
+			if needs(x) {
+				wf := flipTranspose(w.Data, 3, g.Cin, g.Cout)
+				gx, fresh := x.gradOut()
+				winogradConv(gx, out.Grad, wf, g.N, g.H, g.W, g.Cout, g.Cin, !fresh)
+				release(wf)
+			}
+			return
+		}
 		if implicitConv(g, true) {
 			newSameGeom(g).backward(x, w, out)
 			return

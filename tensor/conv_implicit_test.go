@@ -19,8 +19,25 @@ func forcePath(t *testing.T, v int) {
 // gradients, with only one of x and w requiring gradients too.
 func TestConv2DImplicit(t *testing.T) {
 	forcePath(t, 1)
+	checkSameConvs(t)
+}
+
+// TestConv2DWinograd runs the same checks with Winograd F(2x2, 3x3) forced
+// on the 3x3 convolutions, plus shapes of several tile blocks.
+func TestConv2DWinograd(t *testing.T) {
+	forcePath(t, 4)
+	checkSameConvs(t, sameConv{3, 30, 29, 16, 16, 3}, sameConv{5, 15, 14, 32, 8, 3})
+}
+
+// sameConv is a test convolution: batch, height, width, channels in and
+// out, and the kernel size k of padding k/2.
+type sameConv struct{ n, h, w, cin, cout, k int }
+
+// checkSameConvs checks Conv2D on same convolutions of many shapes, and
+// on the extra ones given, against the float64 references.
+func checkSameConvs(t *testing.T, extra ...sameConv) {
 	rng := gcRNG(31)
-	type conv struct{ n, h, w, cin, cout, k int }
+	type conv = sameConv
 	cases := []conv{
 		{1, 1, 1, 1, 1, 3},
 		{1, 1, 1, 64, 64, 3},
@@ -32,6 +49,7 @@ func TestConv2DImplicit(t *testing.T) {
 		{2, 9, 7, 5, 3, 5},
 		{1, 3, 2, 12, 20, 5},
 	}
+	cases = append(cases, extra...)
 	chans := []int{1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 48, 63, 64}
 	for range 12 {
 		cases = append(cases, conv{1 + rng.IntN(3), 1 + rng.IntN(9), 1 + rng.IntN(7),
@@ -85,8 +103,8 @@ func TestConv2DImplicit(t *testing.T) {
 // algorithm forced, so that both are checked on every shape they take,
 // whichever the shape dispatch picks.
 func TestConv2DPathsAgree(t *testing.T) {
-	for _, v := range []int{1, -1, 2, 3} {
-		t.Run(map[int]string{1: "implicit", -1: "im2col", 2: "implicit-forward", 3: "implicit-backward"}[v], func(t *testing.T) {
+	for _, v := range []int{1, -1, 2, 3, 4} {
+		t.Run(map[int]string{1: "implicit", -1: "im2col", 2: "implicit-forward", 3: "implicit-backward", 4: "winograd"}[v], func(t *testing.T) {
 			forcePath(t, v)
 			TestConv2D(t)
 			TestGradAccumulation(t)
@@ -114,8 +132,8 @@ func BenchmarkConv2DPaths(b *testing.B) {
 		rng := NewRNG(1)
 		x := Randn(rng, c.n, c.h, c.h, c.cin).SetRequiresGrad(true)
 		w := Randn(rng, 3, 3, c.cin, c.cout).SetRequiresGrad(true)
-		for _, path := range []int{-1, 1} {
-			name := fmt.Sprintf("n%d_%dx%d_%dto%d/%s", c.n, c.h, c.h, c.cin, c.cout, map[int]string{-1: "im2col", 1: "implicit"}[path])
+		for _, path := range []int{-1, 1, 4} {
+			name := fmt.Sprintf("n%d_%dx%d_%dto%d/%s", c.n, c.h, c.h, c.cin, c.cout, map[int]string{-1: "im2col", 1: "implicit", 4: "winograd"}[path])
 			b.Run(name+"/forward", func(b *testing.B) {
 				old := useImplicit
 				useImplicit = path

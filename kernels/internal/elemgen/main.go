@@ -539,6 +539,154 @@ func main() {
 		for _, f := range colSpecs {
 			genCols(s, f)
 		}
+		genWinoIn(s)
+		genWinoOut(s, false)
+		genWinoOut(s, true)
+		genWinoGrad(s)
 	}
 	Generate()
+}
+
+// The Winograd F(2x2, 3x3) tile transforms (see kernels.WinogradInput and
+// its siblings) work on tables of pointers to the c-channel vectors of a
+// tile's positions, row-major, and compute every channel alike; each
+// kernel steps through n channels (n a multiple of 16) one vector at a
+// time, reloading the table pointers from memory (L1) as it goes. Each
+// operation rounds as the Go fallback's does, in the same order.
+
+// winoKernel starts a tile-transform kernel with the given table
+// parameters and returns the tables, the byte offset register and the
+// loop's bound, after emitting the loop label.
+func winoKernel(s isa, name, doc, sig string) (dst, src, off, end reg.GPVirtual) {
+	TEXT(name, NOSPLIT, sig)
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s %s, for n a multiple of 16.", name, doc))
+	dst, src, end = GP64(), GP64(), GP64()
+	Load(Param("dst"), dst)
+	Load(Param("src"), src)
+	Load(Param("n"), end)
+	SHLQ(U8(2), end)
+	off = GP64()
+	XORQ(off, off)
+	TESTQ(end, end)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	return dst, src, off, end
+}
+
+// winoEnd closes the loop winoKernel opened.
+func winoEnd(s isa, name string, off, end reg.GPVirtual) {
+	ADDQ(U32(s.vbytes()), off)
+	CMPQ(off, end)
+	JB(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// at returns the vector at byte offset off of the vector that entry i of
+// the pointer table tbl points to.
+func at(tbl reg.GPVirtual, i int, off reg.GPVirtual) Mem {
+	p := GP64()
+	MOVQ(Mem{Base: tbl, Disp: 8 * i}, p)
+	return Mem{Base: p, Index: off, Scale: 1}
+}
+
+// load returns a new register holding the vector at m.
+func (s isa) load(m Mem) reg.VecVirtual {
+	x := s.vec()
+	VMOVUPS(m, x)
+	return x
+}
+
+// op returns a new register holding a+b (plus) or a-b.
+func (s isa) op(a, b reg.VecVirtual, plus bool) reg.VecVirtual {
+	x := s.vec()
+	if plus {
+		VADDPS(b, a, x)
+	} else {
+		VSUBPS(b, a, x)
+	}
+	return x
+}
+
+// genWinoIn generates the input transform q = Bᵀ p B.
+func genWinoIn(s isa) {
+	name := "winoIn" + s.name
+	dst, src, off, end := winoKernel(s, name, "sets the 16 vectors dst points to to Bᵀ p B of the 4x4 tile src points to (Winograd F(2x2, 3x3) input transform)",
+		"func(dst, src *[16]*float32, n int)")
+	// Row i of Bᵀ p is row a of p plus or minus row b.
+	rows := []struct {
+		a, b int
+		plus bool
+	}{{0, 2, false}, {1, 2, true}, {2, 1, false}, {1, 3, false}}
+	for i, r := range rows {
+		var v [4]reg.VecVirtual
+		for j := 0; j < 4; j++ {
+			x := s.load(at(src, 4*r.a+j, off))
+			y := s.load(at(src, 4*r.b+j, off))
+			v[j] = s.op(x, y, r.plus)
+		}
+		out := []reg.VecVirtual{s.op(v[0], v[2], false), s.op(v[1], v[2], true), s.op(v[2], v[1], false), s.op(v[1], v[3], false)}
+		for j, x := range out {
+			VMOVUPS(x, at(dst, 4*i+j, off))
+		}
+	}
+	winoEnd(s, name, off, end)
+}
+
+// genWinoOut generates the output transform out = Aᵀ p A, or out += Aᵀ p A.
+func genWinoOut(s isa, add bool) {
+	name, doc := "winoOut"+s.name, "sets the 4 vectors dst points to to"
+	if add {
+		name, doc = "winoOutAdd"+s.name, "adds to the 4 vectors dst points to"
+	}
+	dst, src, off, end := winoKernel(s, name, doc+" Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform)",
+		"func(dst *[4]*float32, src *[16]*float32, n int)")
+	for i := 0; i < 2; i++ {
+		var v [4]reg.VecVirtual
+		for j := 0; j < 4; j++ {
+			if i == 0 { // p0 + p4 + p8
+				v[j] = s.op(s.op(s.load(at(src, j, off)), s.load(at(src, 4+j, off)), true), s.load(at(src, 8+j, off)), true)
+			} else { // p4 - p8 - p12
+				v[j] = s.op(s.op(s.load(at(src, 4+j, off)), s.load(at(src, 8+j, off)), false), s.load(at(src, 12+j, off)), false)
+			}
+		}
+		out := []reg.VecVirtual{s.op(s.op(v[0], v[1], true), v[2], true), s.op(s.op(v[1], v[2], false), v[3], false)}
+		for j, x := range out {
+			m := at(dst, 2*i+j, off)
+			if add {
+				VADDPS(m, x, x)
+			}
+			VMOVUPS(x, m)
+		}
+	}
+	winoEnd(s, name, off, end)
+}
+
+// genWinoGrad generates the output-gradient transform q = A p Aᵀ.
+func genWinoGrad(s isa) {
+	name := "winoGrad" + s.name
+	dst, src, off, end := winoKernel(s, name, "sets the 16 vectors dst points to to A p Aᵀ of the 2x2 tile src points to (Winograd F(2x2, 3x3) weight-gradient transform)",
+		"func(dst *[16]*float32, src *[4]*float32, n int)")
+	zero := s.vec()
+	s.zero(zero)
+	var p [4]reg.VecVirtual
+	for k := range p {
+		p[k] = s.load(at(src, k, off))
+	}
+	// Rows of A p: p0, p0+p2, p0-p2, 0-p2 (two columns each).
+	rows := [][2]reg.VecVirtual{
+		{p[0], p[1]},
+		{s.op(p[0], p[2], true), s.op(p[1], p[3], true)},
+		{s.op(p[0], p[2], false), s.op(p[1], p[3], false)},
+		{s.op(zero, p[2], false), s.op(zero, p[3], false)},
+	}
+	for i, r := range rows {
+		out := []reg.VecVirtual{r[0], s.op(r[0], r[1], true), s.op(r[0], r[1], false), s.op(zero, r[1], false)}
+		for j, x := range out {
+			VMOVUPS(x, at(dst, 4*i+j, off))
+		}
+	}
+	winoEnd(s, name, off, end)
 }

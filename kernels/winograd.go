@@ -1,0 +1,303 @@
+package kernels
+
+import "unsafe"
+
+// Tile transforms of Winograd's F(2x2, 3x3) convolution (Lavin and Gray
+// 2016), applied to every channel of a tile alike. A tile is a table of
+// slices, one per position in row-major order, each holding the c channel
+// values of that position; the matrices are
+//
+//	     ⎡1  0 -1  0⎤        ⎡1  1  1  0⎤
+//	Bᵀ = ⎢0  1  1  0⎥   Aᵀ = ⎣0  1 -1 -1⎦
+//	     ⎢0 -1  1  0⎥
+//	     ⎣0  1  0 -1⎦
+//
+// (the package tensor's conv_winograd.go puts them together). On amd64 the
+// channels are processed 16 at a time by AVX-512 or AVX2 assembly
+// (internal/elemgen) and the rest in Go; every path rounds each operation
+// alike, in the same order, so results do not depend on the path.
+
+// WinogradTiles is the tiling of a batch of NHWC images [N, H, W, c] into
+// the 2x2 output tiles of F(2x2, 3x3) for a 3x3 convolution with padding
+// 1, numbered in (image, tile row, tile column) order. Tile (th, tw)
+// covers output pixels rows 2th..2th+1 and columns 2tw..2tw+1 and reads
+// the 4x4 input patch at rows 2th-1..2th+2, columns 2tw-1..2tw+2, zero
+// outside the image. Transformed tiles are stored by position: value ξ
+// (0..15, row-major in the 4x4 tile) of the j-th tile of a range starting
+// at t0 is the c-vector at buf[ξ*stride+j*c:], so that the values of one
+// position for consecutive tiles form a [tiles, c] matrix.
+type WinogradTiles struct{ N, H, W int }
+
+// Count returns the number of tiles, N·⌈H/2⌉·⌈W/2⌉.
+func (g WinogradTiles) Count() int { return g.N * ((g.H + 1) / 2) * ((g.W + 1) / 2) }
+
+// check panics unless img holds the images with c channels, [t0, t1) is
+// a range of tiles, and buf holds 16 positions stride apart for them.
+func (g WinogradTiles) check(op string, img []float32, c, t0, t1 int, buf []float32, stride int) {
+	switch {
+	case g.N < 0 || g.H < 0 || g.W < 0 || c < 1:
+		panic("kernels: WinogradTiles." + op + ": negative size or no channels")
+	case len(img) < g.N*g.H*g.W*c:
+		panic("kernels: WinogradTiles." + op + ": image slice too short")
+	case t0 < 0 || t0 > t1 || t1 > g.Count():
+		panic("kernels: WinogradTiles." + op + ": tile range out of bounds")
+	case t1 > t0 && (stride < (t1-t0)*c || len(buf) < 15*stride+(t1-t0)*c):
+		panic("kernels: WinogradTiles." + op + ": transformed-tile buffer too short")
+	}
+}
+
+// origin returns the image and the top-left output pixel of tile t.
+func (g WinogradTiles) origin(t int) (n, oh, ow int) {
+	tw := (g.W + 1) / 2
+	per := (g.H + 1) / 2 * tw
+	n, r := t/per, t%per
+	return n, 2 * (r / tw), 2 * (r % tw)
+}
+
+// Input writes the input transform Bᵀ d B of tiles [t0, t1) of the images
+// x [N, H, W, c] into v, positions vs apart.
+func (g WinogradTiles) Input(v []float32, vs int, x []float32, c, t0, t1 int) {
+	g.check("Input", x, c, t0, t1, v, vs)
+	if t0 == t1 {
+		return
+	}
+	e := elem()
+	zero := make([]float32, c)
+	// Byte offsets of the 16 patch pixels from its top-left one.
+	var off [16]int
+	for a := 0; a < 4; a++ {
+		for b := 0; b < 4; b++ {
+			off[4*a+b] = 4 * (a*g.W + b) * c
+		}
+	}
+	var d0, d, s [16]*float32
+	for xi := range d0 {
+		d0[xi] = &v[xi*vs]
+	}
+	for t := t0; t < t1; t++ {
+		n, oh, ow := g.origin(t)
+		if oh >= 1 && ow >= 1 && oh+2 < g.H && ow+2 < g.W {
+			// An interior tile: the whole patch lies in the image, and
+			// check has made sure that the image lies in x.
+			base := unsafe.Pointer(&x[((n*g.H+oh-1)*g.W+ow-1)*c])
+			for k := range s {
+				s[k] = (*float32)(unsafe.Add(base, off[k]))
+			}
+		} else {
+			for a := 0; a < 4; a++ {
+				ih := oh - 1 + a
+				for b := 0; b < 4; b++ {
+					iw := ow - 1 + b
+					if ih < 0 || ih >= g.H || iw < 0 || iw >= g.W {
+						s[4*a+b] = &zero[0]
+					} else {
+						s[4*a+b] = &x[((n*g.H+ih)*g.W+iw)*c]
+					}
+				}
+			}
+		}
+		// Tile t-t0 of every position: within v, as check made sure.
+		o := 4 * (t - t0) * c
+		for xi := range d {
+			d[xi] = (*float32)(unsafe.Add(unsafe.Pointer(d0[xi]), o))
+		}
+		lo := 0
+		if c >= unit && winoInAsm(e, &d, &s, c&^(unit-1)) {
+			lo = c &^ (unit - 1)
+		}
+		if lo < c {
+			var p, q [16][]float32
+			for k := range p {
+				p[k], q[k] = unsafe.Slice(s[k], c), unsafe.Slice(d[k], c)
+			}
+			winoInGo(&q, &p, lo, c)
+		}
+	}
+}
+
+// Output writes (or adds, when add is set) the output transform Aᵀ M A of
+// the products m of tiles [t0, t1), positions ms apart, into the images y
+// [N, H, W, c], dropping the outputs beyond the image.
+func (g WinogradTiles) Output(y, m []float32, ms, c, t0, t1 int, add bool) {
+	g.check("Output", y, c, t0, t1, m, ms)
+	if t0 == t1 {
+		return
+	}
+	e := elem()
+	scratch := make([]float32, 4*c)
+	var d [4]*float32
+	var s0, s [16]*float32
+	for xi := range s0 {
+		s0[xi] = &m[xi*ms]
+	}
+	for t := t0; t < t1; t++ {
+		n, oh, ow := g.origin(t)
+		// Tile t-t0 of every position: within m, as check made sure.
+		o := 4 * (t - t0) * c
+		for xi := range s {
+			s[xi] = (*float32)(unsafe.Add(unsafe.Pointer(s0[xi]), o))
+		}
+		full := oh+1 < g.H && ow+1 < g.W
+		for a := 0; a < 2; a++ {
+			for b := 0; b < 2; b++ {
+				if full {
+					d[2*a+b] = &y[((n*g.H+oh+a)*g.W+ow+b)*c]
+				} else {
+					d[2*a+b] = &scratch[(2*a+b)*c]
+				}
+			}
+		}
+		addHere := add && full
+		lo := 0
+		if c >= unit && winoOutAsm(e, &d, &s, c&^(unit-1), addHere) {
+			lo = c &^ (unit - 1)
+		}
+		if lo < c {
+			var p [16][]float32
+			var q [4][]float32
+			for k := range p {
+				p[k] = unsafe.Slice(s[k], c)
+			}
+			for k := range q {
+				q[k] = unsafe.Slice(d[k], c)
+			}
+			winoOutGo(&q, &p, lo, c, addHere)
+		}
+		if full {
+			continue
+		}
+		for a := 0; a < 2 && oh+a < g.H; a++ {
+			for b := 0; b < 2 && ow+b < g.W; b++ {
+				off := ((n*g.H+oh+a)*g.W + ow + b) * c
+				dst, src := y[off:off+c], scratch[(2*a+b)*c:(2*a+b+1)*c]
+				if add {
+					AddTo(dst, src)
+				} else {
+					copy(dst, src)
+				}
+			}
+		}
+	}
+}
+
+// Grad writes the output-gradient transform A dY Aᵀ of tiles [t0, t1) of
+// the output gradient gy [N, H, W, c] (zero beyond the image) into dm,
+// positions ms apart: the adjoint of Output.
+func (g WinogradTiles) Grad(dm []float32, ms int, gy []float32, c, t0, t1 int) {
+	g.check("Grad", gy, c, t0, t1, dm, ms)
+	if t0 == t1 {
+		return
+	}
+	e := elem()
+	zero := make([]float32, c)
+	var d0, d [16]*float32
+	var s [4]*float32
+	for xi := range d0 {
+		d0[xi] = &dm[xi*ms]
+	}
+	for t := t0; t < t1; t++ {
+		n, oh, ow := g.origin(t)
+		for a := 0; a < 2; a++ {
+			for b := 0; b < 2; b++ {
+				if oh+a < g.H && ow+b < g.W {
+					s[2*a+b] = &gy[((n*g.H+oh+a)*g.W+ow+b)*c]
+				} else {
+					s[2*a+b] = &zero[0]
+				}
+			}
+		}
+		// Tile t-t0 of every position: within dm, as check made sure.
+		o := 4 * (t - t0) * c
+		for xi := range d {
+			d[xi] = (*float32)(unsafe.Add(unsafe.Pointer(d0[xi]), o))
+		}
+		lo := 0
+		if c >= unit && winoGradAsm(e, &d, &s, c&^(unit-1)) {
+			lo = c &^ (unit - 1)
+		}
+		if lo < c {
+			var p [4][]float32
+			var q [16][]float32
+			for k := range p {
+				p[k] = unsafe.Slice(s[k], c)
+			}
+			for k := range q {
+				q[k] = unsafe.Slice(d[k], c)
+			}
+			winoGradGo(&q, &p, lo, c)
+		}
+	}
+}
+
+// winoInGo computes q = Bᵀ p B for channels [lo, c) of a 4x4 tile.
+func winoInGo(q, p *[16][]float32, lo, c int) {
+	p0, p1, p2, p3 := p[0][:c], p[1][:c], p[2][:c], p[3][:c]
+	p4, p5, p6, p7 := p[4][:c], p[5][:c], p[6][:c], p[7][:c]
+	p8, p9, p10, p11 := p[8][:c], p[9][:c], p[10][:c], p[11][:c]
+	p12, p13, p14, p15 := p[12][:c], p[13][:c], p[14][:c], p[15][:c]
+	q0, q1, q2, q3 := q[0][:c], q[1][:c], q[2][:c], q[3][:c]
+	q4, q5, q6, q7 := q[4][:c], q[5][:c], q[6][:c], q[7][:c]
+	q8, q9, q10, q11 := q[8][:c], q[9][:c], q[10][:c], q[11][:c]
+	q12, q13, q14, q15 := q[12][:c], q[13][:c], q[14][:c], q[15][:c]
+	for i := lo; i < c; i++ {
+		// Bᵀ d, column by column.
+		r00, r01, r02, r03 := p0[i]-p8[i], p1[i]-p9[i], p2[i]-p10[i], p3[i]-p11[i]
+		r10, r11, r12, r13 := p4[i]+p8[i], p5[i]+p9[i], p6[i]+p10[i], p7[i]+p11[i]
+		r20, r21, r22, r23 := p8[i]-p4[i], p9[i]-p5[i], p10[i]-p6[i], p11[i]-p7[i]
+		r30, r31, r32, r33 := p4[i]-p12[i], p5[i]-p13[i], p6[i]-p14[i], p7[i]-p15[i]
+		// (Bᵀ d) B, row by row.
+		q0[i], q1[i], q2[i], q3[i] = r00-r02, r01+r02, r02-r01, r01-r03
+		q4[i], q5[i], q6[i], q7[i] = r10-r12, r11+r12, r12-r11, r11-r13
+		q8[i], q9[i], q10[i], q11[i] = r20-r22, r21+r22, r22-r21, r21-r23
+		q12[i], q13[i], q14[i], q15[i] = r30-r32, r31+r32, r32-r31, r31-r33
+	}
+}
+
+// winoOutGo computes out = Aᵀ p A (or adds it, when add is set) for
+// channels [lo, c) of a 4x4 tile.
+func winoOutGo(out *[4][]float32, p *[16][]float32, lo, c int, add bool) {
+	p0, p1, p2, p3 := p[0][:c], p[1][:c], p[2][:c], p[3][:c]
+	p4, p5, p6, p7 := p[4][:c], p[5][:c], p[6][:c], p[7][:c]
+	p8, p9, p10, p11 := p[8][:c], p[9][:c], p[10][:c], p[11][:c]
+	p12, p13, p14, p15 := p[12][:c], p[13][:c], p[14][:c], p[15][:c]
+	y0, y1, y2, y3 := out[0][:c], out[1][:c], out[2][:c], out[3][:c]
+	for i := lo; i < c; i++ {
+		// Aᵀ M, column by column.
+		s00, s01, s02, s03 := p0[i]+p4[i]+p8[i], p1[i]+p5[i]+p9[i], p2[i]+p6[i]+p10[i], p3[i]+p7[i]+p11[i]
+		s10, s11, s12, s13 := p4[i]-p8[i]-p12[i], p5[i]-p9[i]-p13[i], p6[i]-p10[i]-p14[i], p7[i]-p11[i]-p15[i]
+		// (Aᵀ M) A.
+		a, b := s00+s01+s02, s01-s02-s03
+		d, e := s10+s11+s12, s11-s12-s13
+		if add {
+			y0[i] += a
+			y1[i] += b
+			y2[i] += d
+			y3[i] += e
+		} else {
+			y0[i], y1[i], y2[i], y3[i] = a, b, d, e
+		}
+	}
+}
+
+// winoGradGo computes q = A p Aᵀ for channels [lo, c) of a 2x2 tile. Negations are written
+// 0 - x, as the assembly computes them.
+func winoGradGo(q *[16][]float32, p *[4][]float32, lo, c int) {
+	p0, p1, p2, p3 := p[0][:c], p[1][:c], p[2][:c], p[3][:c]
+	q0, q1, q2, q3 := q[0][:c], q[1][:c], q[2][:c], q[3][:c]
+	q4, q5, q6, q7 := q[4][:c], q[5][:c], q[6][:c], q[7][:c]
+	q8, q9, q10, q11 := q[8][:c], q[9][:c], q[10][:c], q[11][:c]
+	q12, q13, q14, q15 := q[12][:c], q[13][:c], q[14][:c], q[15][:c]
+	var zero float32
+	for i := lo; i < c; i++ {
+		// A dY: rows dY0, dY0+dY1, dY0-dY1, 0-dY1 (two columns each).
+		r00, r01 := p0[i], p1[i]
+		r10, r11 := p0[i]+p2[i], p1[i]+p3[i]
+		r20, r21 := p0[i]-p2[i], p1[i]-p3[i]
+		r30, r31 := zero-p2[i], zero-p3[i]
+		// (A dY) Aᵀ: the same combination of the two columns.
+		q0[i], q1[i], q2[i], q3[i] = r00, r00+r01, r00-r01, zero-r01
+		q4[i], q5[i], q6[i], q7[i] = r10, r10+r11, r10-r11, zero-r11
+		q8[i], q9[i], q10[i], q11[i] = r20, r20+r21, r20-r21, zero-r21
+		q12[i], q13[i], q14[i], q15[i] = r30, r30+r31, r30-r31, zero-r31
+	}
+}

@@ -1,0 +1,9 @@
+//go:build !amd64 || purego
+
+package kernels
+
+// Without assembly every Winograd tile transform runs in Go.
+
+func winoInAsm(*elemKernels, *[16]*float32, *[16]*float32, int) bool       { return false }
+func winoOutAsm(*elemKernels, *[4]*float32, *[16]*float32, int, bool) bool { return false }
+func winoGradAsm(*elemKernels, *[16]*float32, *[4]*float32, int) bool      { return false }
