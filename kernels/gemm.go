@@ -590,13 +590,18 @@ func (g *gemmProblem) macro(blk *macroBlock, ap, bp, c []float32, ldc int, beta 
 		switch {
 		case !blk.direct:
 			as, ars, acs = ap[ir*kcb:], 1, mr
-		case rows < mr:
-			g.packA(blk.ic+ir, rows, blk.pc, kcb, mr, ap)
-			as, ars, acs = ap, 1, mr
 		case !g.transA:
 			as, ars, acs = g.a[g.aIndex(blk.ic+ir, blk.pc):], g.lda, 1
 		default:
 			as, ars, acs = g.a[blk.pc*g.lda+blk.ic+ir:], 1, g.lda
+		}
+		// A short sliver at the bottom edge is still read in place when
+		// its mr rows lie within the slice: the rows past the end of A
+		// only feed rows of the scratch tile that are dropped (row i of
+		// C depends on row i of A alone). Otherwise it is packed.
+		if blk.direct && rows < mr && (mr-1)*ars+(kcb-1)*acs >= len(as) {
+			g.packA(blk.ic+ir, rows, blk.pc, kcb, mr, ap)
+			as, ars, acs = ap, 1, mr
 		}
 		for s := blk.s0; s < blk.s1; s++ {
 			jr := s * nr

@@ -71,6 +71,9 @@ func checkSgemm(t *testing.T, rng *rand.Rand, transA, transB bool, m, n, k, padA
 	}
 	lda, ldb, ldc := max(ac, 1)+padA, max(bc, 1)+padB, max(n, 1)+padC
 	a := randSlice(rng, max(0, (ar-1)*lda+ac))
+	for range aSlack {
+		a = append(a, float32(math.NaN()))
+	}
 	b := randSlice(rng, max(0, (br-1)*ldb+bc))
 	c := randSlice(rng, max(0, (m-1)*ldc+n))
 	for i := 0; i < m; i++ {
@@ -223,6 +226,30 @@ func TestSgemmBInPlace(t *testing.T) {
 			for _, mk := range [][2]int{{1, 1}, {37, 9}, {300, 530}, {120, 1700}} {
 				for _, tA := range []bool{false, true} {
 					checkSgemm(t, rng, tA, false, mk[0], kn.nr, mk[1], rng.IntN(2)*3, 0, rng.IntN(2)*2, 1.5, []float32{0, 1}[rng.IntN(2)])
+				}
+			}
+		}
+	})
+}
+
+// aSlack is the number of NaNs checkSgemm appends to A, past the matrix.
+var aSlack = 0
+
+// TestSgemmEdgeInPlace gives A a tail of NaNs past the matrix, so that the
+// bottom-edge slivers of the blocked path are read in place rather than
+// packed: the NaNs read into the dropped rows must not reach C.
+func TestSgemmEdgeInPlace(t *testing.T) {
+	forceBlocked(t)
+	aSlack = 64 * 40
+	defer func() { aSlack = 0 }()
+	forEachKernel(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(11, 12))
+		for _, m := range []int{1, 5, 13, 15, 17, 30, 32, 45} {
+			for _, n := range []int{7, 16, 32} {
+				for _, k := range []int{9, 300} {
+					for _, tA := range []bool{false, true} {
+						checkSgemm(t, rng, tA, false, m, n, k, rng.IntN(2)*3, 0, 0, 1, []float32{0, 1}[rng.IntN(2)])
+					}
 				}
 			}
 		}

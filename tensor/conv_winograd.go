@@ -193,7 +193,9 @@ func winogradWeightGrad(gw, x, gy []float32, n, h, wd, cin, cout int) {
 	var mu sync.Mutex
 	kernels.ParallelFor(blocks, 1, func(lo, hi int) {
 		vs, ms := winoStride(bt*cin), winoStride(bt*cout)
-		v := alloc(16 * vs)
+		// The slack lets the products read the last position's bottom-edge
+		// sliver in place (kernels.Sgemm reads up to a micro-kernel's rows).
+		v := alloc(16*vs + 32)
 		dm := alloc(16 * ms)
 		part := allocZero(16 * cin * cout)
 		for blk := lo; blk < hi; blk++ {
