@@ -41,8 +41,10 @@ func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 		ar, ac = k, m
 	}
 	checkMatrix("A", ar, ac, a, lda)
-	g := gemmProblem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, serial: true}
-	g.finish(transB, b, ldb, beta, c, ldc)
+	g := gemmProblem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda}
+	if !g.prepare(transB, b, ldb, beta, c, ldc) {
+		g.serial(beta, c, ldc)
+	}
 }
 
 // SgemmOverlap is Sgemm for a read-only A whose stored rows may overlap:
@@ -114,6 +116,16 @@ func checkSizes(m, n, k int) {
 // finish checks B and C and computes the product g describes, whose A
 // has been checked by the caller.
 func (g *gemmProblem) finish(transB bool, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if g.prepare(transB, b, ldb, beta, c, ldc) {
+		return
+	}
+	g.run(beta, c, ldc)
+}
+
+// prepare checks B and C, records B and the micro-kernel in g, and
+// computes the products that need no blocking (empty, scaling only, or
+// tiny); it reports whether the product is done.
+func (g *gemmProblem) prepare(transB bool, b []float32, ldb int, beta float32, c []float32, ldc int) bool {
 	m, n, k := g.m, g.n, g.k
 	br, bc := k, n
 	if transB {
@@ -123,18 +135,18 @@ func (g *gemmProblem) finish(transB bool, b []float32, ldb int, beta float32, c 
 	checkMatrix("C", m, n, c, ldc)
 	g.transB, g.b, g.ldb = transB, b, ldb
 	if m == 0 || n == 0 {
-		return
+		return true
 	}
 	if k == 0 || g.alpha == 0 {
 		scaleC(m, n, beta, c, ldc)
-		return
+		return true
 	}
 	if float64(m)*float64(n)*float64(k) <= float64(smallGemm) {
 		g.small(beta, c, ldc)
-		return
+		return true
 	}
 	g.kern = activeKernel().forN(n)
-	g.run(beta, c, ldc)
+	return false
 }
 
 // SgemmFLOPs returns the number of floating-point operations, 2·m·n·k, that
@@ -242,8 +254,6 @@ type gemmProblem struct {
 	// segments, so that each block of A is a plain strided matrix.
 	aSeg []int
 	segK int
-	// serial keeps the product on the calling goroutine.
-	serial bool
 }
 
 // aIndex returns the index in g.a of element (i, p) of a non-transposed A.
@@ -301,7 +311,7 @@ func (g *gemmProblem) run(beta float32, c []float32, ldc int) {
 	kn := g.kern
 	workers := Workers()
 	work := float64(g.m) * float64(g.n) * float64(g.k)
-	if g.serial || workers > 1 && work < parallelMinWork {
+	if workers > 1 && work < parallelMinWork {
 		workers = 1
 	}
 	if workers > 1 {
@@ -381,30 +391,7 @@ const directMaxN = 128
 func (g *gemmProblem) blocked(p0, p1 int, beta float32, c []float32, ldc int, workers int) {
 	kn := g.kern
 	mr, nr := kn.mr, kn.nr
-	kc, mc := kn.kc, kn.mc
-	direct := false
-	if kn.direct {
-		switch {
-		case g.n <= directMaxN:
-			// Narrow output: A is streamed from memory once and used
-			// for only a few micro-kernel calls.
-			direct, kc, mc = true, kn.kcDirect, kn.mcDirect
-		case !g.transA && g.lda%1024 != 0:
-			// Wide output: a kc-deep sliver of row-major A is reused from
-			// L1 across the slivers of B, which works as long as its rows
-			// do not all map to the same cache sets (a stride of a
-			// multiple of 4 KiB).
-			direct = true
-		}
-	}
-	// nc: as many slivers as keep a kc-deep packed B block within the L2
-	// budget, and no more than n needs.
-	nc := max(nr, bBlockFloats/min(kc, p1-p0)/nr*nr)
-	if g.n < nc {
-		nc = (g.n + nr - 1) / nr * nr
-	}
-	// Outer k range: as many kc blocks as fit in the packed-B budget.
-	kOuter := max(kc, maxPackedB/nc/kc*kc)
+	direct, kc, mc, nc, kOuter := g.blocking(p0, p1)
 
 	bp := getBuf(min(kOuter, p1-p0)*nc + nr)
 	defer putBuf(bp)
@@ -416,9 +403,7 @@ func (g *gemmProblem) blocked(p0, p1 int, beta float32, c []float32, ldc int, wo
 		for po := p0; po < p1; po += kOuter {
 			pe := min(po+kOuter, p1)
 			var b []float32
-			if !g.transB && g.n == nr && g.ldb == nr {
-				// B is one sliver wide and stored row by row without
-				// gaps: exactly its packed form, so it is read in place.
+			if g.bInPlace() {
 				b = g.b[po*nr : pe*nr]
 			} else {
 				b = (*bp)[:(pe-po)*slivers*nr]
@@ -476,6 +461,99 @@ func (g *gemmProblem) blocked(p0, p1 int, beta float32, c []float32, ldc int, wo
 			})
 		}
 	}
+}
+
+// blocking returns the cache blocking of the product over the k range
+// [p0, p1): whether A is read in place, the depth kc and rows mc of a
+// block of A, the columns nc of a block of B, and the k range kOuter of
+// one packed B panel.
+func (g *gemmProblem) blocking(p0, p1 int) (direct bool, kc, mc, nc, kOuter int) {
+	kn := g.kern
+	nr := kn.nr
+	kc, mc = kn.kc, kn.mc
+	if kn.direct {
+		switch {
+		case g.n <= directMaxN:
+			// Narrow output: A is streamed from memory once and used
+			// for only a few micro-kernel calls.
+			direct, kc, mc = true, kn.kcDirect, kn.mcDirect
+		case !g.transA && g.lda%1024 != 0:
+			// Wide output: a kc-deep sliver of row-major A is reused from
+			// L1 across the slivers of B, which works as long as its rows
+			// do not all map to the same cache sets (a stride of a
+			// multiple of 4 KiB).
+			direct = true
+		}
+	}
+	// nc: as many slivers as keep a kc-deep packed B block within the L2
+	// budget, and no more than n needs.
+	nc = max(nr, bBlockFloats/min(kc, p1-p0)/nr*nr)
+	if g.n < nc {
+		nc = (g.n + nr - 1) / nr * nr
+	}
+	// Outer k range: as many kc blocks as fit in the packed-B budget.
+	kOuter = max(kc, maxPackedB/nc/kc*kc)
+	return direct, kc, mc, nc, kOuter
+}
+
+// bInPlace reports whether B is one micro-kernel sliver wide and stored
+// row by row without gaps: exactly its packed form, read in place.
+func (g *gemmProblem) bInPlace() bool {
+	return !g.transB && g.n == g.kern.nr && g.ldb == g.kern.nr
+}
+
+// serial computes the whole product on the calling goroutine with the
+// loop nest of blocked but none of its task sharing. It makes no
+// allocations once the buffer pools are warm and does not leak g (no
+// closures), so SgemmSerial's problem stays on its stack: the Winograd
+// convolution calls it tens of thousands of times per training step, and
+// garbage at that rate grew the heap, and peak memory, by a third.
+func (g *gemmProblem) serial(beta float32, c []float32, ldc int) {
+	kn := g.kern
+	mr, nr := kn.mr, kn.nr
+	direct, kc, mc, nc, kOuter := g.blocking(0, g.k)
+	bp := getBuf(min(kOuter, g.k)*nc + nr)
+	apLen := mc*kc + mr
+	if direct {
+		apLen = mr*kc + mr
+	}
+	ap := getBuf(apLen)
+	tile := getBuf(mr*nr + 16)
+	for jc := 0; jc < g.n; jc += nc {
+		ncb := min(nc, g.n-jc)
+		slivers := (ncb + nr - 1) / nr
+		for po := 0; po < g.k; po += kOuter {
+			pe := min(po+kOuter, g.k)
+			var b []float32
+			if g.bInPlace() {
+				b = g.b[po*nr : pe*nr]
+			} else {
+				b = (*bp)[:(pe-po)*slivers*nr]
+				for pc := po; pc < pe; pc = g.kEnd(pc, pe, kc) {
+					g.packB(pc, g.kEnd(pc, pe, kc)-pc, jc, ncb, 0, slivers, nr, b[(pc-po)*slivers*nr:])
+				}
+			}
+			for ic := 0; ic < g.m; ic += mc {
+				mcb := min(mc, g.m-ic)
+				for pc, pcEnd := po, 0; pc < pe; pc = pcEnd {
+					pcEnd = g.kEnd(pc, pe, kc)
+					kcb := pcEnd - pc
+					if !direct {
+						g.packA(ic, mcb, pc, kcb, mr, *ap)
+					}
+					be := beta
+					if pc != 0 {
+						be = 1
+					}
+					blk := macroBlock{ic: ic, mcb: mcb, pc: pc, kcb: kcb, ncb: ncb, s0: 0, s1: slivers, direct: direct}
+					g.macro(&blk, *ap, b[(pc-po)*slivers*nr:], c[ic*ldc+jc:], ldc, be, *tile)
+				}
+			}
+		}
+	}
+	putBuf(tile)
+	putBuf(ap)
+	putBuf(bp)
 }
 
 // packBRange packs op(B)[po:pe, jc:jc+ncb] into dst as consecutive k

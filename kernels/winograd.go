@@ -62,7 +62,10 @@ func (g WinogradTiles) Input(v []float32, vs int, x []float32, c, t0, t1 int) {
 		return
 	}
 	e := elem()
-	zero := make([]float32, c)
+	zp := getBuf(c)
+	defer putBuf(zp)
+	zero := *zp
+	clear(zero)
 	// Byte offsets of the 16 patch pixels from its top-left one.
 	var off [16]int
 	for a := 0; a < 4; a++ {
@@ -124,7 +127,9 @@ func (g WinogradTiles) Output(y, m []float32, ms, c, t0, t1 int, add bool) {
 		return
 	}
 	e := elem()
-	scratch := make([]float32, 4*c)
+	sp := getBuf(4 * c)
+	defer putBuf(sp)
+	scratch := *sp
 	var d [4]*float32
 	var s0, s [16]*float32
 	for xi := range s0 {
@@ -189,7 +194,10 @@ func (g WinogradTiles) Grad(dm []float32, ms int, gy []float32, c, t0, t1 int) {
 		return
 	}
 	e := elem()
-	zero := make([]float32, c)
+	zp := getBuf(c)
+	defer putBuf(zp)
+	zero := *zp
+	clear(zero)
 	var d0, d [16]*float32
 	var s [4]*float32
 	for xi := range d0 {

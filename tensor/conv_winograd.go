@@ -189,7 +189,8 @@ func winogradWeightGrad(gw, x, gy []float32, n, h, wd, cin, cout int) {
 	bt := winoBlockTiles(cin, cout)
 	tiles := g.Count()
 	blocks := (tiles + bt - 1) / bt
-	du := make([]float32, 16*cin*cout)
+	du := allocZero(16 * cin * cout)
+	defer release(du)
 	var mu sync.Mutex
 	kernels.ParallelFor(blocks, 1, func(lo, hi int) {
 		vs, ms := winoStride(bt*cin), winoStride(bt*cout)
