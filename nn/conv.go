@@ -34,13 +34,7 @@ func NewConv2D(rng *tensor.RNG, k, cin, cout int, bias, zero bool) *Conv2D {
 
 // Forward applies the convolution.
 func (c *Conv2D) Forward(x *tensor.Tensor) *tensor.Tensor {
-	y := tensor.Conv2D(x, c.W, c.Pad)
-	if c.B != nil {
-		yb := tensor.AddChannel(y, c.B)
-		tensor.Done(y)
-		y = yb
-	}
-	return y
+	return tensor.Conv2DBias(x, c.W, c.B, c.Pad)
 }
 
 // Visit implements Module.

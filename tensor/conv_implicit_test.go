@@ -107,6 +107,7 @@ func TestConv2DPathsAgree(t *testing.T) {
 		t.Run(map[int]string{1: "implicit", -1: "im2col", 2: "implicit-forward", 3: "implicit-backward", 4: "winograd"}[v], func(t *testing.T) {
 			forcePath(t, v)
 			TestConv2D(t)
+			TestConv2DBias(t)
 			TestGradAccumulation(t)
 		})
 	}

@@ -77,6 +77,10 @@ func winoBlockTiles(cin, cout int) int {
 	return max(28, min(448, (1<<17)/(16*(cin+cout))/28*28))
 }
 
+// winoBiasPos is the position of the 4x4 transformed tile that a bias is
+// added at: (1, 1), whose column of Aᵀ is all ones.
+const winoBiasPos = 5
+
 // winoStride returns the distance, in values, between the 16 positions of
 // a block of transformed tiles holding n values per position: n rounded
 // up to whole 64-byte cache lines, and to an odd number of them, so that
@@ -152,9 +156,15 @@ func winoWeightGrad(gw, du []float32, cin, cout int) {
 }
 
 // winogradConv writes (or adds, when add is set) the 3x3 same convolution
-// of the images x [N, H, W, cin] with HWIO weights w [3, 3, cin, cout]
-// into y [N, H, W, cout].
-func winogradConv(y, x, w []float32, n, h, wd, cin, cout int, add bool) {
+// of the images x [N, H, W, cin] with HWIO weights w [3, 3, cin, cout],
+// plus the per-channel bias when it is not nil, into y [N, H, W, cout].
+//
+// The bias is added in the transformed domain, to the products at
+// position ξ = 5, (1, 1) of the 4x4 tile: column 1 of Aᵀ is all ones, so
+// Aᵀ (b·e₁₁) A adds b to each of the four outputs of a tile. That costs a
+// pass over one sixteenth of the products, in cache, instead of one over
+// the whole output.
+func winogradConv(y, x, w, bias []float32, n, h, wd, cin, cout int, add bool) {
 	g := kernels.WinogradTiles{N: n, H: h, W: wd}
 	u := alloc(16 * cin * cout)
 	defer release(u)
@@ -162,6 +172,14 @@ func winogradConv(y, x, w []float32, n, h, wd, cin, cout int, add bool) {
 	bt := winoBlockTiles(cin, cout)
 	tiles := g.Count()
 	blocks := (tiles + bt - 1) / bt
+	var ones []float32
+	if bias != nil {
+		ones = alloc(cout)
+		defer release(ones)
+		for i := range ones {
+			ones[i] = 1
+		}
+	}
 	kernels.ParallelFor(blocks, 1, func(lo, hi int) {
 		vs, ms := winoStride(bt*cin), winoStride(bt*cout)
 		v := alloc(16 * vs)
@@ -173,6 +191,10 @@ func winogradConv(y, x, w []float32, n, h, wd, cin, cout int, add bool) {
 			for xi := 0; xi < 16; xi++ {
 				kernels.SgemmSerial(false, false, t1-t0, cout, cin, 1, v[xi*vs:], cin,
 					u[xi*cin*cout:], cout, 0, m[xi*ms:], cout)
+			}
+			if bias != nil {
+				m5 := m[winoBiasPos*ms : winoBiasPos*ms+(t1-t0)*cout]
+				kernels.AffineRows(m5, m5, ones, bias)
 			}
 			g.Output(y, m, ms, cout, t0, t1, add)
 		}

@@ -852,6 +852,39 @@ func TestConv2D(t *testing.T) {
 	}
 }
 
+// TestConv2DBias checks Conv2DBias, and its gradients with respect to
+// the images, weights and bias, against the float64 convolution plus the
+// bias: on shapes the Winograd path takes (bias folded into the products)
+// and on ones the other paths take (a separate AddChannel).
+func TestConv2DBias(t *testing.T) {
+	rng := gcRNG(81)
+	cases := []struct{ n, h, w, cin, cout, k, pad int }{
+		{2, 5, 7, 16, 16, 3, 1}, // Winograd, partial tiles
+		{1, 6, 4, 17, 20, 3, 1}, // Winograd
+		{2, 5, 7, 3, 4, 3, 1},   // few channels: implicit GEMM or im2col
+		{2, 4, 4, 5, 3, 1, 0},   // 1x1: MatMul
+		{1, 7, 5, 4, 2, 5, 2},   // 5x5
+	}
+	for _, c := range cases {
+		x := normal(rng, 0, 1, c.n, c.h, c.w, c.cin).SetRequiresGrad(true)
+		w := normal(rng, 0, 0.3, c.k, c.k, c.cin, c.cout).SetRequiresGrad(true)
+		b := normal(rng, 0, 1, c.cout).SetRequiresGrad(true)
+		pad := c.pad
+		checkGradOpts(t, fmt.Sprintf("Conv2DBias x%v w%v pad %d", x.Shape, w.Shape, pad), []*Tensor{x, w, b},
+			func(in []*Tensor) *Tensor { return Conv2DBias(in[0], in[1], in[2], pad) },
+			func(in []arr) arr {
+				y := refConv(in[0], in[1], pad)
+				for i := range y.data {
+					y.data[i] += in[2].data[i%len(in[2].data)]
+				}
+				return y
+			}, gemmTol)
+	}
+	// No bias is Conv2D.
+	x, w := normal(rng, 0, 1, 1, 4, 4, 16), normal(rng, 0, 0.3, 3, 3, 16, 16)
+	checkClose(t, "Conv2DBias without bias", Conv2DBias(x, w, nil, 1).Data, toArr(Conv2D(x, w, 1)).data, 0, 0)
+}
+
 // TestConv2DChunks uses a shape whose im2col buffer needs more than one
 // chunk (colChunkFloats), with a partial last chunk.
 func TestConv2DChunks(t *testing.T) {
