@@ -41,6 +41,14 @@ type ArchiveOptions struct {
 	Classes []string
 	// NoLabels makes the result have no labels.
 	NoLabels bool
+	// Select, if not nil, reads only the images whose entry name (as for
+	// Label) it accepts; the others are skipped without being decoded.
+	Select func(entry string) bool
+	// Convert, if not nil, transforms each decoded image (one image of
+	// the archive's size, H and W) as it is read, such as a crop and a
+	// resize, so that a large archive never has to be held at full size;
+	// it must return images of one size.
+	Convert func(*Images) (*Images, error)
 }
 
 // maxDecodedRatio bounds the decoded pixel bytes of an archive to this many
@@ -83,10 +91,11 @@ func checkEntryName(name string) error {
 
 // imageCollector decodes images one entry at a time and gathers them.
 type imageCollector struct {
-	opts   ArchiveOptions
-	budget int64 // pixel bytes that may still be decoded
-	h, w   int
-	items  []decodedImage
+	opts       ArchiveOptions
+	budget     int64 // pixel bytes that may still be decoded
+	h, w       int
+	oh, ow, oc int // size of the converted images, with Convert
+	items      []decodedImage
 }
 
 // decodedImage is one decoded entry.
@@ -104,10 +113,10 @@ func (c *imageCollector) wants(name string) bool {
 	if strings.HasSuffix(name, "/") || !isImageName(name) {
 		return false
 	}
-	if c.opts.Dir != "" {
-		return strings.HasPrefix(name, strings.Trim(c.opts.Dir, "/")+"/")
+	if c.opts.Dir != "" && !strings.HasPrefix(name, strings.Trim(c.opts.Dir, "/")+"/") {
+		return false
 	}
-	return true
+	return c.opts.Select == nil || c.opts.Select(name)
 }
 
 // add decodes the image data b of entry name.
@@ -157,7 +166,18 @@ func (c *imageCollector) add(name string, b []byte) error {
 			return fmt.Errorf("entry %s: no class for this image", name)
 		}
 	}
-	c.items = append(c.items, decodedImage{entry: name, class: class, pix: rgbPixels(img)})
+	pix := rgbPixels(img)
+	if c.opts.Convert != nil {
+		one, err := c.opts.Convert(&Images{N: 1, H: c.h, W: c.w, C: 3, Pix: pix})
+		if err != nil {
+			return fmt.Errorf("entry %s: %w", name, err)
+		}
+		if one.N != 1 || (c.oh != 0 && (one.H != c.oh || one.W != c.ow || one.C != c.oc)) {
+			return fmt.Errorf("entry %s: converted to %d images of %dx%dx%d, want one of the size of the others", name, one.N, one.H, one.W, one.C)
+		}
+		c.oh, c.ow, c.oc, pix = one.H, one.W, one.C, one.Pix
+	}
+	c.items = append(c.items, decodedImage{entry: name, class: class, pix: pix})
 	return nil
 }
 
@@ -177,6 +197,9 @@ func (c *imageCollector) result() (*Images, []string, error) {
 		}
 	}
 	im := &Images{N: len(c.items), H: c.h, W: c.w, C: 3}
+	if c.opts.Convert != nil {
+		im.H, im.W, im.C = c.oh, c.ow, c.oc
+	}
 	d := im.Dim()
 	im.Pix = make([]uint8, 0, im.N*d)
 	for _, it := range c.items {

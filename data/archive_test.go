@@ -233,3 +233,28 @@ func FuzzReadImageZip(f *testing.F) {
 		}
 	})
 }
+
+func FuzzReadImageTar(f *testing.F) {
+	var files []entry
+	for _, e := range sampleEntries(f) {
+		if !strings.HasSuffix(e.name, "/") {
+			files = append(files, e)
+		}
+	}
+	f.Add(tarBytes(f, files...))
+	f.Add(tarBytes(f, entry{"valid_64x64/1.png", pngBytes(f, 4, 4, 1)}, entry{"valid_64x64/2.png", pngBytes(f, 4, 4, 2)}))
+	f.Add(tarBytes(f, entry{"../x.png", pngBytes(f, 1, 1, 1)}))
+	f.Add([]byte("ustar"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		im, _, err := ReadImageTar(bytes.NewReader(b), int64(len(b)), ArchiveOptions{})
+		if err != nil {
+			return
+		}
+		if err := im.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(im.Pix)) > maxDecodedRatio*int64(len(b)) {
+			t.Fatalf("decoded %d bytes from %d", len(im.Pix), len(b))
+		}
+	})
+}

@@ -51,25 +51,55 @@ func init() {
 	// LoadEmbeddings. No files are registered.
 	registry["embeddings"] = dataset{tabular: true, note: "npz given by path: data.LoadEmbeddings(PATH)", splits: map[string]splitFiles{}}
 	// SVHN cropped digits, published at http://ufldl.stanford.edu/housenumbers/
-	// as train_32x32.mat and test_32x32.mat (MATLAB v5). Their sha256 is
-	// not known here: cache or mirror only.
+	// as train_32x32.mat and test_32x32.mat (MATLAB v5). Their sha256
+	// digests (and sizes, 182,040,794 and 64,275,384 bytes) are the ones
+	// TensorFlow Datasets records for these downloads
+	// (url_checksums/svhn_cropped.txt); this machine cannot reach the site
+	// to check them against a download.
 	registry["svhn"] = dataset{splits: map[string]splitFiles{
-		"train": {forms: []form{svhnForm("train")}},
-		"test":  {forms: []form{svhnForm("test")}},
+		"train": {forms: []form{svhnForm("train", "435e94d69a87fde4fd4d7f3dd208dfc32cb6ae8af2240d066de1df7508d083b8")}},
+		"test":  {forms: []form{svhnForm("test", "cdce80dfb2a2c4c6160906d0bd7c68ec5a99d7ca4831afa54f09182025b6a75b")}},
 	}}
-	// Downsampled ImageNet 64x64 (Chrabaszcz et al., 2017), the npz
-	// batches of Imagenet64_train_npz.zip and Imagenet64_val_npz.zip,
-	// unpacked. Not fetchable from this machine and no sha256 known: cache
-	// or mirror only. Labels (1000 classes) do not fit Images.Labels and
-	// are dropped; ReadImageNet64Batch returns them.
+	// Downsampled ImageNet 64x64 in two published forms. First, the one
+	// of van den Oord et al. (2016) that Glow and RealNVP, and so the
+	// paper, used: train_64x64.tar and valid_64x64.tar of PNG images from
+	// http://image-net.org/small/ (no labels), with the sha256 digests and
+	// sizes (12,112,588,800 and 477,255,680 bytes) that TensorFlow
+	// Datasets records for them (url_checksums/downsampled_imagenet.txt);
+	// the site no longer serves them, and this machine could not check
+	// them. Second, the npz batches of Chrabaszcz et al. (2017),
+	// Imagenet64_train_npz.zip and Imagenet64_val_npz.zip unpacked: no
+	// sha256 known, cache or mirror only. Their labels (1000 classes) do
+	// not fit Images.Labels and are dropped; ReadImageNet64Batch returns
+	// them.
 	var train []fileSpec
 	for i := 1; i <= 10; i++ {
 		train = append(train, fileSpec{name: "train_data_batch_" + strconv.Itoa(i) + ".npz"})
 	}
 	registry["imagenet64"] = dataset{splits: map[string]splitFiles{
-		"train": {forms: []form{{what: "npz batches", files: train, load: loadImageNet64}}},
-		"val":   {forms: []form{{what: "npz batch", files: []fileSpec{{name: "val_data.npz"}}, load: loadImageNet64}}},
+		"train": {forms: []form{
+			imageNetTarForm("train_64x64.tar", "e2a2c1947a748d0d256e98e6d82800d855441dc9e4de2e71a773f1324c4524d7"),
+			{what: "npz batches", files: train, load: loadImageNet64},
+		}},
+		"val": {forms: []form{
+			imageNetTarForm("valid_64x64.tar", "eeac03ec4f585baf871d2b4cb9c974bfe345e74878a74e5820fe6eb1041629cd"),
+			{what: "npz batch", files: []fileSpec{{name: "val_data.npz"}}, load: loadImageNet64},
+		}},
 	}}
+}
+
+// imageNetTarForm is a tar of the 64x64 PNG images of van den Oord et
+// al.'s downsampled ImageNet, without labels.
+func imageNetTarForm(file, sha string) form {
+	return form{
+		what:  "PNG tar",
+		url:   "http://image-net.org/small/",
+		files: []fileSpec{{name: file, sha256: sha}},
+		load: func(name, split string, paths []string, _ Options) (*Images, error) {
+			im, _, err := ReadImageArchive(paths[0], ArchiveOptions{H: 64, W: 64, NoLabels: true})
+			return im, err
+		},
+	}
 }
 
 func npyForm(file, sha string) form {
@@ -100,10 +130,11 @@ func hepmassForm(file string) form {
 	}
 }
 
-func svhnForm(split string) form {
+func svhnForm(split, sha string) form {
 	return form{
 		what:  "MATLAB v5",
-		files: []fileSpec{{name: split + "_32x32.mat"}},
+		url:   "http://ufldl.stanford.edu/housenumbers/",
+		files: []fileSpec{{name: split + "_32x32.mat", sha256: sha}},
 		load: func(name, split string, paths []string, _ Options) (*Images, error) {
 			return ReadSVHNFile(paths[0], split)
 		},

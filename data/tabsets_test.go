@@ -58,15 +58,24 @@ func svhnMAT(t *testing.T, n int) ([]byte, func(m, i, j, k int) uint8) {
 	return buf.Bytes(), val
 }
 
+// TestLoadSVHNFromMirror reads an SVHN file in its exact format from a
+// mirror: Load rejects it, since it is not the published file (whose
+// sha256 is registered), and the form's reader decodes it.
 func TestLoadSVHNFromMirror(t *testing.T) {
 	isolate(t)
 	mirror := t.TempDir()
 	b, val := svhnMAT(t, 3)
-	writeFile(t, filepath.Join(mirror, "svhn", "test_32x32.mat"), b)
-	im, err := Load("svhn", "test", Options{Mirror: mirror, NoDownload: true})
+	p := filepath.Join(mirror, "svhn", "test_32x32.mat")
+	writeFile(t, p, b)
+	_, err := Load("svhn", "test", Options{Mirror: mirror, NoDownload: true})
+	if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "want cdce80dfb2a2c4c6") {
+		t.Fatalf("Load of a fixture in place of the published file: %v, want a checksum error naming it", err)
+	}
+	im, err := ReadSVHNFile(p, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
+	im.Name = "svhn"
 	if im.N != 3 || im.H != 32 || im.W != 32 || im.C != 3 || im.Name != "svhn" || im.Split != "test" {
 		t.Fatalf("got %s %s %dx%dx%dx%d", im.Name, im.Split, im.N, im.H, im.W, im.C)
 	}
@@ -78,10 +87,15 @@ func TestLoadSVHNFromMirror(t *testing.T) {
 			t.Errorf("label %d = %d", m, im.Labels[m])
 		}
 	}
-	// Not present, no digest recorded: never downloaded, even with a base URL.
+	// Not present: with its digest recorded, it is downloaded.
 	_, err = Load("svhn", "train", Options{Mirror: mirror, CacheDir: t.TempDir(), BaseURL: "http://127.0.0.1:1/"})
+	if err == nil || !strings.Contains(err.Error(), "downloading http://127.0.0.1:1/svhn/train_32x32.mat") {
+		t.Errorf("svhn train: err = %v, want a failed download", err)
+	}
+	// A file with no digest recorded is never downloaded, even with a base URL.
+	_, err = LoadTabular("hepmass", "train", Options{Mirror: mirror, CacheDir: t.TempDir(), BaseURL: "http://127.0.0.1:1/"})
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "never downloaded") {
-		t.Errorf("svhn train: err = %v, want ErrNotFound saying it is never downloaded", err)
+		t.Errorf("hepmass train: err = %v, want ErrNotFound saying it is never downloaded", err)
 	}
 	// A corrupt file is an error naming it.
 	writeFile(t, filepath.Join(mirror, "svhn", "train_32x32.mat"), b[:len(b)/2])
@@ -257,8 +271,12 @@ func TestReadImageNet64Batch(t *testing.T) {
 	if st.Where != PlaceMirror || fmt.Sprint(st.Shape) != "[3 64 64 3]" {
 		t.Errorf("Status = %+v", st)
 	}
-	if st := Status("imagenet64", "train", Options{Mirror: dir}, false); st.Where != WhereNotAvailable {
-		t.Errorf("train Status = %+v, want not available", st)
+	// The train split is not here, but its PNG tar form can be downloaded.
+	if st := Status("imagenet64", "train", Options{Mirror: dir}, false); st.Where != "download" || st.Form != "PNG tar" {
+		t.Errorf("train Status = %+v, want a download of the PNG tar", st)
+	}
+	if st := Status("imagenet64", "train", Options{Mirror: dir, NoDownload: true}, false); st.Where != WhereNotAvailable {
+		t.Errorf("train Status without downloads = %+v, want not available", st)
 	}
 }
 

@@ -71,12 +71,30 @@ func hepmassFixture(t *testing.T, n int) []byte {
 	return buf.Bytes()
 }
 
-// fixtureMirror writes svhn and hepmass fixtures and a corrupt MNIST label
-// file into a new mirror.
+// imageNetFixture returns a downsampled-ImageNet npz batch of n 64x64
+// images.
+func imageNetFixture(t *testing.T, n int) []byte {
+	d := 3 * 64 * 64
+	x := &data.Array{Name: "data", DType: "|u1", Shape: []int{n, d}, U8: make([]uint8, n*d)}
+	for i := range x.U8 {
+		x.U8[i] = uint8(i * 7)
+	}
+	y := &data.Array{Name: "labels", DType: "<i8", Shape: []int{n}, I64: make([]int64, n)}
+	for i := range y.I64 {
+		y.I64[i] = int64(i + 1)
+	}
+	var buf bytes.Buffer
+	if err := data.WriteNPZ(&buf, []*data.Array{x, y}, false); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// fixtureMirror writes imagenet64 (val) and hepmass fixtures, files in
+// their exact formats whose digests are not registered, into a new mirror.
 func fixtureMirror(t *testing.T) string {
 	m := t.TempDir()
-	put(t, filepath.Join(m, "svhn", "test_32x32.mat"), svhnFixture(t, 3))
-	put(t, filepath.Join(m, "svhn", "train_32x32.mat"), svhnFixture(t, 5))
+	put(t, filepath.Join(m, "imagenet64", "val_data.npz"), imageNetFixture(t, 3))
 	put(t, filepath.Join(m, "hepmass", "1000_train.csv.gz"), hepmassFixture(t, 5))
 	put(t, filepath.Join(m, "hepmass", "1000_test.csv.gz"), hepmassFixture(t, 2))
 	return m
@@ -96,12 +114,12 @@ func TestDataList(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, row := range [][]string{
-		{"svhn", "images", "test", "3x32x32x3", "mirror", "MATLAB v5"},
-		{"svhn", "images", "train", "5x32x32x3", "mirror"},
+		{"imagenet64", "images", "val", "3x64x64x3", "mirror", "npz batch"},
+		{"imagenet64", "images", "train", "-", "not available"},
 		{"hepmass", "tabular", "train", "5x28", "mirror"},
 		{"hepmass", "tabular", "test", "2x28", "mirror"},
 		{"mnist", "images", "test", "-", "not available"},
-		{"imagenet64", "images", "val", "-", "not available"},
+		{"svhn", "images", "test", "-", "not available"},
 		{"embeddings", "tabular", "-", "-", "by path"},
 	} {
 		if !hasRow(out, row...) {
@@ -109,18 +127,26 @@ func TestDataList(t *testing.T) {
 		}
 	}
 	// Without --no-download, registered downloads show as such.
-	out, _, err = runCLI(t, "data", "list", "--quick", "--mirror", m, "--cache", cache, "mnist", "svhn")
+	out, _, err = runCLI(t, "data", "list", "--quick", "--mirror", m, "--cache", cache, "mnist", "imagenet64", "svhn")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasRow(out, "mnist", "images", "test", "-", "download") || !hasRow(out, "svhn", "images", "test", "-", "mirror") {
+	if !hasRow(out, "mnist", "images", "test", "-", "download") || !hasRow(out, "imagenet64", "images", "val", "-", "mirror") ||
+		!hasRow(out, "imagenet64", "images", "train", "-", "download", "PNG tar") || !hasRow(out, "svhn", "images", "test", "-", "download") {
 		t.Errorf("quick list:\n%s", out)
 	}
 	// A file that cannot be read makes the list fail, naming it.
-	put(t, filepath.Join(m, "svhn", "train_32x32.mat"), []byte("MATLAB 5.0 truncated"))
-	out, errOut, err := runCLI(t, "data", "list", "--mirror", m, "--cache", cache, "svhn")
-	if err == nil || !hasRow(out, "svhn", "images", "train", "-", "error") || !strings.Contains(errOut, "train_32x32.mat") {
-		t.Errorf("corrupt svhn: err %v\n%s\n%s", err, out, errOut)
+	put(t, filepath.Join(m, "imagenet64", "val_data.npz"), []byte("PK truncated"))
+	out, errOut, err := runCLI(t, "data", "list", "--mirror", m, "--cache", cache, "--no-download", "imagenet64")
+	if err == nil || !hasRow(out, "imagenet64", "images", "val", "-", "error") || !strings.Contains(errOut, "val_data.npz") {
+		t.Errorf("corrupt imagenet64: err %v\n%s\n%s", err, out, errOut)
+	}
+	// So does a file in an exact format that is not the published one:
+	// SVHN's digests are registered.
+	put(t, filepath.Join(m, "svhn", "test_32x32.mat"), svhnFixture(t, 3))
+	out, errOut, err = runCLI(t, "data", "list", "--mirror", m, "--cache", cache, "--no-download", "svhn")
+	if err == nil || !hasRow(out, "svhn", "images", "test", "-", "error") || !strings.Contains(errOut, "checksum mismatch for "+filepath.Join(m, "svhn", "test_32x32.mat")) {
+		t.Errorf("svhn fixture: err %v\n%s\n%s", err, out, errOut)
 	}
 	if _, _, err := runCLI(t, "data", "list", "nosuch"); err == nil || !strings.Contains(err.Error(), `"nosuch"`) {
 		t.Errorf("unknown dataset: %v", err)
@@ -134,14 +160,14 @@ func TestDataVerify(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if !strings.Contains(out, "OK  svhn test "+filepath.Join(m, "svhn", "test_32x32.mat")+" (no recorded sha256") ||
-		!strings.Contains(out, "4 file(s) checked, 0 bad") {
+	if !strings.Contains(out, "OK  imagenet64 val "+filepath.Join(m, "imagenet64", "val_data.npz")+" (no recorded sha256") ||
+		!strings.Contains(out, "3 file(s) checked, 0 bad") {
 		t.Errorf("verify output:\n%s", out)
 	}
 	put(t, filepath.Join(cache, "mnist", "t10k-labels-idx1-ubyte.gz"), []byte("garbage"))
 	out, _, err = runCLI(t, "data", "verify", "--mirror", m, "--cache", cache)
-	if err == nil || !strings.Contains(err.Error(), "1 of 5") {
-		t.Errorf("err = %v, want a failure for 1 of 5 files", err)
+	if err == nil || !strings.Contains(err.Error(), "1 of 4") {
+		t.Errorf("err = %v, want a failure for 1 of 4 files", err)
 	}
 	if !strings.Contains(out, "BAD mnist test "+filepath.Join(cache, "mnist", "t10k-labels-idx1-ubyte.gz")+": checksum mismatch") {
 		t.Errorf("verify output:\n%s", out)
@@ -154,18 +180,24 @@ func TestDataVerify(t *testing.T) {
 func TestDataFetch(t *testing.T) {
 	cache := dataEnv(t)
 	m := fixtureMirror(t)
-	out, _, err := runCLI(t, "data", "fetch", "--mirror", m, "--cache", cache, "svhn", "hepmass")
+	out, _, err := runCLI(t, "data", "fetch", "--mirror", m, "--cache", cache, "hepmass")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"svhn test: mirror (MATLAB v5) " + filepath.Join(m, "svhn", "test_32x32.mat"), "hepmass train: mirror"} {
+	for _, want := range []string{"hepmass train: mirror (UCI csv.gz) " + filepath.Join(m, "hepmass", "1000_train.csv.gz"), "hepmass test: mirror"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("fetch output lacks %q:\n%s", want, out)
 		}
 	}
-	_, _, err = runCLI(t, "data", "fetch", "--mirror", m, "--cache", cache, "imagenet64")
-	if err == nil || !strings.Contains(err.Error(), "never downloaded") {
-		t.Errorf("fetch imagenet64: %v", err)
+	// imagenet64 val is in the mirror; train would be downloaded.
+	out, _, err = runCLI(t, "data", "fetch", "--mirror", m, "--cache", cache, "--no-download", "imagenet64")
+	if err == nil || !strings.Contains(err.Error(), "train_64x64.tar is not in") || !strings.Contains(err.Error(), "downloading is disabled") {
+		t.Errorf("fetch imagenet64: %v\n%s", err, out)
+	}
+	// A file whose digest is not recorded is never downloaded.
+	_, _, err = runCLI(t, "data", "fetch", "--mirror", m, "--cache", cache, "miniboone")
+	if err == nil || !strings.Contains(err.Error(), "never downloaded") && !strings.Contains(err.Error(), "no download location") {
+		t.Errorf("fetch miniboone: %v", err)
 	}
 	_, _, err = runCLI(t, "data", "fetch", "--mirror", m, "--cache", cache, "--no-download", "mnist")
 	if err == nil || !strings.Contains(err.Error(), "downloading is disabled") {
@@ -183,11 +215,11 @@ func TestDataShow(t *testing.T) {
 	cache := dataEnv(t)
 	m := fixtureMirror(t)
 	p := filepath.Join(t.TempDir(), "grid.png")
-	out, _, err := runCLI(t, "data", "show", "svhn", "--mirror", m, "--cache", cache, "--n", "2", "--out", p)
+	out, _, err := runCLI(t, "data", "show", "imagenet64", "--split", "val", "--mirror", m, "--cache", cache, "--n", "2", "--out", p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "svhn test: 3 images of 32x32x3; wrote the first 2 to "+p) {
+	if !strings.Contains(out, "imagenet64 val: 3 images of 64x64x3; wrote the first 2 to "+p) {
 		t.Errorf("show output: %s", out)
 	}
 	f, err := os.Open(p)
@@ -196,7 +228,7 @@ func TestDataShow(t *testing.T) {
 	}
 	defer f.Close()
 	cfg, err := png.DecodeConfig(f)
-	if err != nil || cfg.Width != 2*32+3*2 || cfg.Height != 32+2*2 {
+	if err != nil || cfg.Width != 2*64+3*2 || cfg.Height != 64+2*2 {
 		t.Errorf("PNG %dx%d, %v", cfg.Width, cfg.Height, err)
 	}
 	out, _, err = runCLI(t, "data", "show", "hepmass", "--split", "train", "--mirror", m, "--cache", cache)
@@ -215,7 +247,7 @@ func TestDataShow(t *testing.T) {
 		{[]string{"data", "show"}, "exactly one dataset"},
 		{[]string{"data", "show", "svhn", "--n", "0"}, "--n 0"},
 		{[]string{"data", "show", "svhn", "--split", "val", "--mirror", m}, `no "val" split`},
-		{[]string{"data", "show", "imagenet64", "--mirror", m, "--cache", cache}, "val_data.npz"},
+		{[]string{"data", "show", "svhn", "--mirror", m, "--cache", cache, "--no-download"}, "test_32x32.mat"},
 		{[]string{"data", "show", "embeddings"}, "LoadEmbeddings"},
 		{[]string{"data"}, "want a subcommand"},
 		{[]string{"data", "frob"}, `unknown subcommand "frob"`},
