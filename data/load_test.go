@@ -6,17 +6,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/iotest"
 	"time"
 )
 
@@ -386,28 +386,213 @@ func TestLoadDownload(t *testing.T) {
 	}
 }
 
-func TestProgressReader(t *testing.T) {
+// rangeServer serves fx's files with http.ServeContent, which honours
+// range requests, except that while cut > 0 it breaks off each response
+// after cut bytes; it records the Range header of every request.
+type rangeServer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	ranges  []string
+	cut     int
+	noRange bool // ignore Range headers, always send the whole file
+	sent    atomic.Int64
+}
+
+func (fx *fixtures) serveRanges(t *testing.T) *rangeServer {
+	s := &rangeServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := fx.files[strings.TrimPrefix(r.URL.Path, "/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		s.mu.Lock()
+		s.ranges = append(s.ranges, r.Header.Get("Range"))
+		cut, noRange := s.cut, s.noRange
+		s.mu.Unlock()
+		if noRange {
+			r.Header.Del("Range")
+		}
+		if cut > 0 {
+			// Promise the whole answer, send cut bytes of it, hang up.
+			start := 0
+			if rg := r.Header.Get("Range"); rg != "" {
+				fmt.Sscanf(rg, "bytes=%d-", &start)
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, len(b)-1, len(b)))
+				w.Header().Set("Content-Length", strconv.Itoa(len(b)-start))
+				w.WriteHeader(http.StatusPartialContent)
+			} else {
+				w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+			}
+			n := min(cut, len(b)-start)
+			w.Write(b[start : start+n])
+			s.sent.Add(int64(n))
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}
+		cw := &countingWriter{ResponseWriter: w, n: &s.sent}
+		http.ServeContent(cw, r, "", time.Time{}, bytes.NewReader(b))
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// countingWriter counts the body bytes written through it.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	w.n.Add(int64(len(b)))
+	return w.ResponseWriter.Write(b)
+}
+
+// fastRetries makes failed transfers retry at once, n attempts in all.
+func fastRetries(t *testing.T, n int) {
+	oldN, oldP := downloadAttempts, retryPause
+	downloadAttempts, retryPause = n, 0
+	t.Cleanup(func() { downloadAttempts, retryPause = oldN, oldP })
+}
+
+// TestDownloadResumes leaves the first half of a file in the cache as
+// an interrupted download would: the next download asks for the rest
+// only, appends it, verifies the whole and moves it into place.
+func TestDownloadResumes(t *testing.T) {
+	fx := useFixtures(t)
+	srv := fx.serveRanges(t)
+	cache := t.TempDir()
+	const file = "t10k-images-idx3-ubyte.gz"
+	b := fx.files["notmnist/"+file]
+	half := len(b) / 2
+	writeFile(t, filepath.Join(cache, "notmnist", file+".part"), b[:half])
 	var out bytes.Buffer
-	p := &progressReader{r: iotest.OneByteReader(bytes.NewReader(make([]byte, 100))), w: &out, url: "u", total: 100}
-	p.start()
-	if n, err := io.Copy(io.Discard, p); n != 100 || err != nil {
-		t.Fatalf("copied %d bytes, %v", n, err)
+	im, err := Load("notmnist", "test", Options{CacheDir: cache, BaseURL: srv.URL + "/", Progress: &out})
+	if err != nil {
+		t.Fatal(err)
 	}
-	p.finish("/dst")
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 11 || lines[0] != "downloading u (100 bytes)" ||
-		strings.TrimSpace(lines[1]) != "10% 10 bytes of 100 bytes" ||
-		strings.TrimSpace(lines[9]) != "90% 90 bytes of 100 bytes" ||
-		lines[10] != "downloaded 100 bytes to /dst" {
-		t.Errorf("progress output:\n%s", out.String())
+	checkImages(t, im, fx.images["notmnist/test"], "notmnist", "test")
+	got, _ := os.ReadFile(filepath.Join(cache, "notmnist", file))
+	if !bytes.Equal(got, b) {
+		t.Error("cached file differs from the served one")
+	}
+	if _, err := os.Stat(filepath.Join(cache, "notmnist", file+".part")); !os.IsNotExist(err) {
+		t.Errorf("the .part file is still there: %v", err)
+	}
+	if want := fmt.Sprintf("bytes=%d-", half); !slices.Contains(srv.ranges, want) {
+		t.Errorf("requests had ranges %q, want one for %q", srv.ranges, want)
+	}
+	// The images file was resumed, the labels file fetched whole.
+	labels := len(fx.files["notmnist/t10k-labels-idx1-ubyte.gz"])
+	if sent := srv.sent.Load(); sent != int64(len(b)-half+labels) {
+		t.Errorf("server sent %d bytes, want %d", sent, len(b)-half+labels)
+	}
+	if !strings.Contains(out.String(), "resuming "+srv.URL+"/notmnist/"+file+" at ") {
+		t.Errorf("progress output lacks the resumption:\n%s", out.String())
+	}
+}
+
+// TestDownloadBrokenConnection breaks every response off after a few
+// kilobytes: the download retries with ranges until it has the file.
+func TestDownloadBrokenConnection(t *testing.T) {
+	fx := useFixtures(t)
+	srv := fx.serveRanges(t)
+	const file = "t10k-images-idx3-ubyte.gz"
+	b := fx.files["notmnist/"+file]
+	srv.cut = len(b)/3 + 1
+	fastRetries(t, 5)
+	cache := t.TempDir()
+	var out bytes.Buffer
+	if _, err := Load("notmnist", "test", Options{CacheDir: cache, BaseURL: srv.URL + "/", Progress: &out}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	got, _ := os.ReadFile(filepath.Join(cache, "notmnist", file))
+	if !bytes.Equal(got, b) {
+		t.Error("cached file differs from the served one")
+	}
+	if !strings.Contains(out.String(), "interrupted") || len(srv.ranges) < 3 {
+		t.Errorf("%d requests (ranges %q), progress:\n%s", len(srv.ranges), srv.ranges, out.String())
 	}
 
-	out.Reset()
-	p = &progressReader{r: bytes.NewReader(make([]byte, 3*progressUnknownStep)), w: &out, url: "u", total: -1}
-	p.start()
-	io.Copy(io.Discard, p)
-	if got := strings.Count(out.String(), "MB\n"); got != 3 {
-		t.Errorf("unknown-size progress output has %d size lines, want 3:\n%s", got, out.String())
+	// With too few attempts the part received is kept, and a later call
+	// finishes it.
+	cache = t.TempDir()
+	srv.cut = len(b) / 5
+	fastRetries(t, 2)
+	_, err := Load("notmnist", "test", Options{CacheDir: cache, BaseURL: srv.URL + "/"})
+	part := filepath.Join(cache, "notmnist", file+".part")
+	if err == nil || !strings.Contains(err.Error(), "run again to resume") || !strings.Contains(err.Error(), part) {
+		t.Fatalf("err = %v, want a failure keeping %s", err, part)
+	}
+	if fi, err := os.Stat(part); err != nil || fi.Size() != int64(2*srv.cut) {
+		t.Fatalf("part: %v, %v; want the %d bytes received", fi, err, 2*srv.cut)
+	}
+	srv.cut = 0
+	if _, err := Load("notmnist", "test", Options{CacheDir: cache, BaseURL: srv.URL + "/"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDownloadRestarts covers a server that ignores ranges, and a .part
+// whose bytes are not the file's: the first is restarted from zero, the
+// second fails its checksum, is deleted, and the next call succeeds.
+func TestDownloadRestarts(t *testing.T) {
+	fx := useFixtures(t)
+	srv := fx.serveRanges(t)
+	const file = "t10k-images-idx3-ubyte.gz"
+	b := fx.files["notmnist/"+file]
+	part := func(cache string) string { return filepath.Join(cache, "notmnist", file+".part") }
+
+	srv.noRange = true
+	cache := t.TempDir()
+	writeFile(t, part(cache), []byte("stale bytes from elsewhere"))
+	if _, err := Load("notmnist", "test", Options{CacheDir: cache, BaseURL: srv.URL + "/"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(cache, "notmnist", file)); !bytes.Equal(got, b) {
+		t.Error("cached file differs from the served one")
+	}
+
+	srv.noRange = false
+	cache = t.TempDir()
+	bad := bytes.Clone(b[:len(b)/2])
+	bad[10] ^= 0xff
+	writeFile(t, part(cache), bad)
+	_, err := Load("notmnist", "test", Options{CacheDir: cache, BaseURL: srv.URL + "/"})
+	if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "want ") {
+		t.Fatalf("err = %v, want a checksum error naming the file and the digests", err)
+	}
+	if _, err := os.Stat(part(cache)); !os.IsNotExist(err) {
+		t.Errorf("the corrupt .part is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "notmnist", file)); !os.IsNotExist(err) {
+		t.Errorf("a corrupt file was moved into place: %v", err)
+	}
+	if _, err := Load("notmnist", "test", Options{CacheDir: cache, BaseURL: srv.URL + "/"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseContentRange(t *testing.T) {
+	for _, c := range []struct {
+		h           string
+		start, size int64
+		ok          bool
+	}{
+		{"bytes 100-199/200", 100, 200, true},
+		{"bytes 0-0/1", 0, 1, true},
+		{"bytes 5-9/*", 5, -1, true},
+		{"bytes 200-199/200", 0, 0, false},
+		{"bytes -5-9/20", 0, 0, false},
+		{"bits 0-1/2", 0, 0, false},
+		{"bytes 1-2", 0, 0, false},
+		{"bytes x-2/3", 0, 0, false},
+		{"", 0, 0, false},
+	} {
+		start, size, ok := parseContentRange(c.h)
+		if ok != c.ok || ok && (start != c.start || size != c.size) {
+			t.Errorf("parseContentRange(%q) = %d, %d, %v; want %d, %d, %v", c.h, start, size, ok, c.start, c.size, c.ok)
+		}
 	}
 }
 
@@ -449,6 +634,7 @@ func TestLoadDownloadChecksumMismatch(t *testing.T) {
 
 func TestLoadDownloadHTTPError(t *testing.T) {
 	fx := useFixtures(t)
+	fastRetries(t, 2)
 	srv := fx.serve(t)
 	srv.Close()
 	_, err := Load("mnist", "train", Options{CacheDir: t.TempDir(), BaseURL: srv.URL})

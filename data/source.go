@@ -8,11 +8,14 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/flowood/flowood/internal/atomicfile"
+	"github.com/flowood/flowood/internal/progress"
 )
 
 // ErrNotFound is returned, wrapped with the places searched, when a data file
@@ -161,9 +164,15 @@ func haveVerified(path string, f fileSpec) (bool, error) {
 	return true, nil
 }
 
-// download fetches file f of data set name from base into dir and returns its path.
-// The file is written under a temporary name, verified, synced and only then
-// renamed into place, so dir never holds a partial or corrupt copy.
+// download fetches file f of data set name from base into dir and returns
+// its path. The data goes to dir/NAME.part first and is kept there if the
+// transfer breaks: the next attempt, in this call (a few are made) or a
+// later run, asks the server for the rest with an HTTP range request and
+// appends it, or starts over when the server does not honour ranges. The
+// complete file is verified against its sha256, synced and only then
+// renamed into place, so dir never holds a partial or corrupt copy under
+// the real name; a .part that fails verification is deleted, so that the
+// next attempt starts afresh.
 func (o Options) download(name, base string, f fileSpec, dir string) (string, error) {
 	if o.BaseURL != "" {
 		base = strings.TrimSuffix(o.BaseURL, "/") + "/" + name + "/"
@@ -173,41 +182,44 @@ func (o Options) download(name, base string, f fileSpec, dir string) (string, er
 		return "", fmt.Errorf("downloading %s: creating cache directory: %w", url, err)
 	}
 	dst := filepath.Join(dir, f.name)
-
-	resp, err := httpClient.Get(url)
+	part := dst + ".part"
+	var err error
+	for attempt := 1; attempt <= downloadAttempts; attempt++ {
+		var progressed bool
+		progressed, err = o.fetchPart(name, url, part)
+		if err == nil {
+			break
+		}
+		var re *retryableError
+		if !errors.As(err, &re) {
+			return "", fmt.Errorf("downloading %s: %w", url, err)
+		}
+		if o.Progress != nil && attempt < downloadAttempts {
+			fmt.Fprintf(o.Progress, "download of %s interrupted (%v); resuming\n", url, re.err)
+		}
+		if !progressed {
+			time.Sleep(time.Duration(attempt) * retryPause)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("downloading %s: %w (the part received is kept in %s; run again to resume)", url, err, part)
+	}
+	pf, err := os.Open(part)
 	if err != nil {
 		return "", fmt.Errorf("downloading %s: %w", url, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("downloading %s: HTTP status %s", url, resp.Status)
+	err = f.check(url, pf)
+	pf.Close()
+	if err != nil {
+		os.Remove(part)
+		return "", fmt.Errorf("downloading %s: %w", url, err)
 	}
-
-	var body io.Reader = resp.Body
-	var pr *progressReader
+	if err := os.Rename(part, dst); err != nil {
+		return "", fmt.Errorf("downloading %s: renaming %s into place: %w", url, part, err)
+	}
+	atomicfile.SyncDir(dir)
 	if o.Progress != nil {
-		pr = &progressReader{r: resp.Body, w: o.Progress, url: url, total: resp.ContentLength}
-		pr.start()
-		body = pr
-	}
-	err = atomicfile.Write(dst, func(tmp *os.File) error {
-		bw := bufio.NewWriterSize(tmp, 1<<20)
-		if _, err := io.Copy(bw, body); err != nil {
-			return fmt.Errorf("receiving data: %w", err)
-		}
-		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("writing temporary file: %w", err)
-		}
-		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("rewinding temporary file: %w", err)
-		}
-		return f.check(url, tmp)
-	})
-	if err != nil {
-		return "", fmt.Errorf("downloading %s: %w", url, err)
-	}
-	if pr != nil {
-		pr.finish(dst)
+		fmt.Fprintf(o.Progress, "downloaded %s to %s\n", url, dst)
 	}
 	// The file was verified before the rename; record it so that it is not
 	// hashed again.
@@ -215,50 +227,167 @@ func (o Options) download(name, base string, f fileSpec, dir string) (string, er
 	return dst, nil
 }
 
-// progressReader reports the progress of a download to w as it is read.
-type progressReader struct {
-	r     io.Reader
-	w     io.Writer
-	url   string
-	total int64 // -1 when the size is unknown
-	done  int64
-	next  int64 // byte count at which to report next
-}
+// downloadAttempts is the number of transfers download makes before it
+// gives up (keeping the part received); retryPause is the pause before a
+// retry that follows an attempt which received nothing.
+var (
+	downloadAttempts = 5
+	retryPause       = time.Second
+)
 
-// progressUnknownStep is the reporting interval for downloads of unknown size.
-const progressUnknownStep = 8 << 20
+// retryableError is a transfer failure worth retrying: a broken or short
+// connection, or a range the server answered oddly.
+type retryableError struct{ err error }
 
-// start reports the start of the download.
-func (p *progressReader) start() {
-	if p.total > 0 {
-		fmt.Fprintf(p.w, "downloading %s (%s)\n", p.url, formatBytes(p.total))
-		p.next = p.total / 10
-	} else {
-		fmt.Fprintf(p.w, "downloading %s\n", p.url)
-		p.next = progressUnknownStep
+func (e *retryableError) Error() string { return e.err.Error() }
+func (e *retryableError) Unwrap() error { return e.err }
+
+// fetchPart makes one transfer of url into part, continuing the data part
+// already holds when the server honours range requests. It reports whether
+// it received any data; the error is a *retryableError when another
+// attempt may succeed.
+func (o Options) fetchPart(name, url, part string) (bool, error) {
+	fh, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return false, fmt.Errorf("opening %s: %w", part, err)
 	}
-}
-
-// Read reads from the underlying reader and reports each tenth of the
-// download (or every progressUnknownStep bytes when the size is unknown).
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.done += int64(n)
-	for p.next > 0 && p.done >= p.next && (p.total <= 0 || p.done < p.total) {
-		if p.total > 0 {
-			fmt.Fprintf(p.w, "  %3d%% %s of %s\n", 100*p.done/p.total, formatBytes(p.done), formatBytes(p.total))
-			p.next += p.total / 10
+	defer fh.Close()
+	have, err := fh.Seek(0, io.SeekEnd)
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", part, err)
+	}
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return false, err
+	}
+	if have > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return false, &retryableError{err}
+	}
+	defer resp.Body.Close()
+	total := int64(-1)
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && have > 0:
+		start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || start != have {
+			// Not the range asked for: start over.
+			if err := truncate(fh); err != nil {
+				return false, err
+			}
+			return false, &retryableError{fmt.Errorf("server answered a request for bytes %d- with range %q", have, resp.Header.Get("Content-Range"))}
+		}
+		total = size
+	case resp.StatusCode == http.StatusOK:
+		if have > 0 {
+			// The server ignores ranges and sends the whole file.
+			if err := truncate(fh); err != nil {
+				return false, err
+			}
+			have = 0
+		}
+		total = resp.ContentLength
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0:
+		// part already holds the whole file (or more): the checksum decides.
+		return false, nil
+	case resp.StatusCode >= 500:
+		return false, &retryableError{fmt.Errorf("HTTP status %s", resp.Status)}
+	default:
+		return false, fmt.Errorf("HTTP status %s", resp.Status)
+	}
+	var bar *progress.Bar
+	if o.Progress != nil && total > 0 {
+		bar = progress.New(o.Progress, "downloading "+name+"/"+path.Base(url), int(total/1000), "kB")
+		bar.Start = int(have / 1000)
+		if have > 0 {
+			fmt.Fprintf(o.Progress, "resuming %s at %s of %s\n", url, formatBytes(have), formatBytes(total))
 		} else {
-			fmt.Fprintf(p.w, "  %s\n", formatBytes(p.done))
-			p.next += progressUnknownStep
+			fmt.Fprintf(o.Progress, "downloading %s (%s)\n", url, formatBytes(total))
+		}
+	} else if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "downloading %s\n", url)
+	}
+	bw := bufio.NewWriterSize(fh, 1<<20)
+	got := int64(0)
+	buf := make([]byte, 256<<10)
+	var rerr error
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := bw.Write(buf[:n]); werr != nil {
+				return got > 0, fmt.Errorf("writing %s: %w", part, werr)
+			}
+			got += int64(n)
+			if bar != nil {
+				bar.Update(int((have+got)/1000), int(got/1000), "")
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			rerr = err
+			break
 		}
 	}
-	return n, err
+	if err := bw.Flush(); err != nil {
+		return got > 0, fmt.Errorf("writing %s: %w", part, err)
+	}
+	if err := fh.Sync(); err != nil {
+		return got > 0, fmt.Errorf("syncing %s: %w", part, err)
+	}
+	if rerr != nil {
+		return got > 0, &retryableError{fmt.Errorf("receiving data: %w", rerr)}
+	}
+	if total >= 0 && have+got != total {
+		return got > 0, &retryableError{fmt.Errorf("received %s of %s", formatBytes(have+got), formatBytes(total))}
+	}
+	if bar != nil {
+		bar.Update(int(total/1000), int(got/1000), "")
+	}
+	return got > 0, nil
 }
 
-// finish reports the end of a successful download.
-func (p *progressReader) finish(dst string) {
-	fmt.Fprintf(p.w, "downloaded %s to %s\n", formatBytes(p.done), dst)
+// truncate empties the partial file f.
+func truncate(f *os.File) error {
+	if err := f.Truncate(0); err != nil {
+		return fmt.Errorf("truncating %s: %w", f.Name(), err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("rewinding %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// parseContentRange parses a Content-Range header "bytes START-END/SIZE",
+// returning START and SIZE (-1 when given as *).
+func parseContentRange(h string) (start, size int64, ok bool) {
+	rest, found := strings.CutPrefix(h, "bytes ")
+	if !found {
+		return 0, 0, false
+	}
+	span, sz, found := strings.Cut(rest, "/")
+	if !found {
+		return 0, 0, false
+	}
+	a, _, found := strings.Cut(span, "-")
+	if !found {
+		return 0, 0, false
+	}
+	start, err := strconv.ParseInt(a, 10, 64)
+	if err != nil || start < 0 {
+		return 0, 0, false
+	}
+	if sz == "*" {
+		return start, -1, true
+	}
+	size, err = strconv.ParseInt(sz, 10, 64)
+	if err != nil || size <= start {
+		return 0, 0, false
+	}
+	return start, size, true
 }
 
 // formatBytes renders a byte count in decimal megabytes, or in bytes when

@@ -63,6 +63,7 @@ func svhnMAT(t *testing.T, n int) ([]byte, func(m, i, j, k int) uint8) {
 // sha256 is registered), and the form's reader decodes it.
 func TestLoadSVHNFromMirror(t *testing.T) {
 	isolate(t)
+	fastRetries(t, 1)
 	mirror := t.TempDir()
 	b, val := svhnMAT(t, 3)
 	p := filepath.Join(mirror, "svhn", "test_32x32.mat")
