@@ -91,10 +91,10 @@ func Status(name, split string, opts Options, read bool) SplitStatus {
 	return st
 }
 
-// pinned reports whether every file of fm has a recorded sha256.
+// pinned reports whether every file of fm has a recorded digest.
 func pinned(fm form) bool {
 	for _, f := range fm.files {
-		if f.sha256 == "" {
+		if !f.pinned() {
 			return false
 		}
 	}
@@ -151,6 +151,8 @@ type FileCheck struct {
 	// SHA256 is the file's digest; Want the recorded one, empty when none
 	// is recorded (the file is then accepted as is).
 	SHA256, Want string
+	// WantMD5 is the recorded md5, for a file with no recorded sha256.
+	WantMD5 string
 	// Err is nil when the file passed its check.
 	Err error
 }
@@ -176,7 +178,7 @@ func VerifyLocal(opts Options) []FileCheck {
 							continue
 						}
 						seen[c.Path] = true
-						c.Name, c.Split, c.Want = name, split, f.sha256
+						c.Name, c.Split, c.Want, c.WantMD5 = name, split, f.sha256, f.md5
 						if err == nil && fi.IsDir() {
 							err = fmt.Errorf("%s is a directory", c.Path)
 						}
@@ -228,6 +230,14 @@ func hashFile(path string) (string, error) {
 // checkDigest checks a file whose digest is got against f, accepting a
 // matching content digest as fileSpec.check does.
 func checkDigest(path string, f fileSpec, got string) error {
+	if f.sha256 == "" && f.md5 != "" {
+		fh, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		return f.check(path, fh)
+	}
 	if f.sha256 == "" || got == f.sha256 {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -29,10 +30,29 @@ type fileSpec struct {
 	// removed, so its files differ from the canonical downloads byte-wise
 	// but not in content.
 	contentSHA256 string
+	// md5 is the hex md5 digest of the file as published, for files whose
+	// sha256 is not known here but whose md5 is (the checksum their
+	// publishers and torchvision give). It is checked only when sha256 is
+	// empty, and makes the file downloadable like a sha256 does.
+	md5 string
 }
+
+// pinned reports whether f has a recorded digest (sha256, or md5), which
+// it is checked against and which allows downloading it.
+func (s fileSpec) pinned() bool { return s.sha256 != "" || s.md5 != "" }
 
 // check verifies the file open as f, which is named path in errors.
 func (s fileSpec) check(path string, f io.ReadSeeker) error {
+	if s.sha256 == "" && s.md5 != "" {
+		got, err := md5Digest(f)
+		if err != nil {
+			return fmt.Errorf("computing md5 of %s: %w", path, err)
+		}
+		if got != s.md5 {
+			return fmt.Errorf("%w for %s: md5 %s, want %s (the published md5; no sha256 is known)", ErrChecksum, path, got, s.md5)
+		}
+		return nil
+	}
 	got, err := digest(f)
 	if err != nil {
 		return fmt.Errorf("computing sha256 of %s: %w", path, err)
@@ -53,6 +73,15 @@ func (s fileSpec) check(path string, f io.ReadSeeker) error {
 		}
 	}
 	return fmt.Errorf("%w for %s: sha256 %s, want %s", ErrChecksum, path, got, s.sha256)
+}
+
+// md5Digest returns the hex md5 digest of r's content.
+func md5Digest(r io.Reader) (string, error) {
+	h := md5.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // digest returns the hex sha256 digest of r's content.
@@ -143,7 +172,7 @@ func fileKey(f *os.File, path string, s fileSpec) (verifyKey, bool) {
 	if err != nil {
 		return verifyKey{}, false
 	}
-	return verifyKey{path: abs, size: fi.Size(), mtime: fi.ModTime().UnixNano(), want: s.sha256}, true
+	return verifyKey{path: abs, size: fi.Size(), mtime: fi.ModTime().UnixNano(), want: s.sha256 + "/" + s.md5}, true
 }
 
 // forgetVerified empties the record of verified files.

@@ -33,12 +33,13 @@ func init() {
 		}}},
 	}}
 	registry["tinyimagenet"] = dataset{splits: map[string]splitFiles{
-		"val": {forms: []form{{
+		"train": {forms: []form{tinyFullForm(loadTinyTrain)}},
+		"val": {forms: []form{tinyFullForm(loadTinyImageNet), {
 			// The val folder of Tiny-ImageNet-200 (64x64 JPEG; this copy,
 			// from github.com/rangeetpan/IMagenet at 6125d8a, holds 10,100
 			// images of 202 wnids), zipped for the offline mirror. A proxy
-			// for ImageNet 64x64. The canonical tiny-imagenet-200.zip is not
-			// registered yet.
+			// for ImageNet 64x64. The canonical zip, above, is read instead
+			// when both are present.
 			what:  "JPEG zip",
 			files: []fileSpec{{name: "tiny-imagenet-200-val.zip", sha256: "89ea2b8c4a054fba183c155ef77497b2f5eabfc707d0d7e040e4511a21d21e6f"}},
 			load:  loadTinyImageNet,
@@ -226,6 +227,43 @@ func loadCelebA(name, split string, paths []string, opts Options) (*Images, erro
 		im.Source = src
 	}
 	return im, nil
+}
+
+// tinyFullForm is the canonical tiny-imagenet-200.zip of Stanford's
+// CS231n (train: 500 images of each of 200 wnids under
+// train/WNID/images/; val: 10,000 images with val_annotations.txt; an
+// unlabelled test folder; wnids.txt), read by load. Its sha256 is not
+// known here; it is checked against its md5, 90528d7c..., as recorded by
+// several independent projects' loaders.
+func tinyFullForm(load loader) form {
+	return form{
+		what:  "canonical zip",
+		url:   "http://cs231n.stanford.edu/",
+		files: []fileSpec{{name: "tiny-imagenet-200.zip", md5: "90528d7ca1a48142e341f4ef8d21d0de"}},
+		load:  load,
+	}
+}
+
+// loadTinyTrain reads the train folder of the canonical Tiny-ImageNet zip,
+// labelled by the folder of each image (the sorted wnids of wnids.txt).
+func loadTinyTrain(name, split string, paths []string, _ Options) (*Images, error) {
+	p := paths[0]
+	wnids, _, err := readTinyIndex(p)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	im, _, err := ReadImageArchive(p, ArchiveOptions{
+		H: tinySide, W: tinySide, Dir: tinyRoot + "/train", Classes: wnids,
+		Label: func(entry string) (string, bool) {
+			// tiny-imagenet-200/train/WNID/images/FILE
+			parts := strings.Split(entry, "/")
+			if len(parts) != 5 || parts[3] != "images" {
+				return "", false
+			}
+			return parts[2], true
+		},
+	})
+	return im, err
 }
 
 // Tiny-ImageNet's val folder: images/val_K.JPEG, with their wnids in

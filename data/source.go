@@ -42,7 +42,7 @@ func (o Options) locate(name string, debian bool, url string, f fileSpec) (strin
 		return "", fmt.Errorf("%w: %s is not in %s, and downloading is disabled",
 			ErrNotFound, f.name, strings.Join(searched, ", "))
 	}
-	if f.sha256 == "" {
+	if !f.pinned() {
 		return "", fmt.Errorf("%w: %s is not in %s; its sha256 is not recorded, so it is never downloaded: put a copy there",
 			ErrNotFound, f.name, strings.Join(searched, ", "))
 	}
