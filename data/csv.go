@@ -279,10 +279,19 @@ func RepeatedFeatures(t *Tabular, maxCount int) []int {
 
 // HEPMASSFeatureColumns returns the feature columns of a HEPMASS table
 // (labels held in Labels, not in X) that the MAF preprocessing keeps: all
-// but RepeatedFeatures(t, MAFMaxRepeats). The MAF code computes the rule on
-// the training split and keeps the same columns of the test split; do the
-// same by passing the training table here and the result to Columns of
-// each split.
+// but RepeatedFeatures(t, MAFMaxRepeats). The rule is computed on a
+// training split and the same columns are kept in the test split: pass the
+// training table here and the result to Columns of each split.
+//
+// Which rows the rule sees matters. MAF computes it on the signal class
+// only (21 features remain, as in the MAF paper). The paper reproduced
+// here computes it on the training split with both classes (its code,
+// github.com/PolinaKirichenko/flows_ood, flow_ssl/data/hepmass.py), where
+// more columns have a repeated minimum: App. O.3 reports 15 features.
+// That count could not be checked here, for lack of the data. The same
+// code also normalises each class by its own training mean and standard
+// deviation. The mass column (constant in the "1000" subset) is removed
+// by the rule.
 func HEPMASSFeatureColumns(t *Tabular) []int {
 	drop := RepeatedFeatures(t, MAFMaxRepeats)
 	var keep []int

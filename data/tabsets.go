@@ -41,7 +41,8 @@ func init() {
 	// https://archive.ics.uci.edu/ml/machine-learning-databases/00347/ as
 	// 1000_train.csv.gz and 1000_test.csv.gz; their sha256 is not known
 	// here, so cache or mirror only. LoadTabular returns all 28 feature
-	// columns; HEPMASSFeatureColumns gives the MAF feature selection.
+	// columns; HEPMASSFeatureColumns gives the feature selection of MAF
+	// and of the paper (computed on both classes: see its doc).
 	registry["hepmass"] = dataset{tabular: true, splits: map[string]splitFiles{
 		"train": {forms: []form{hepmassForm("1000_train.csv.gz")}},
 		"test":  {forms: []form{hepmassForm("1000_test.csv.gz")}},
