@@ -33,6 +33,8 @@ type ResNet struct {
 }
 
 // ResBlock is x + conv(relu(BN(conv(relu(BN(x)))))) with 3x3 convolutions.
+// In gradient-free passes its forward may return x itself, with the sum
+// formed in x's buffer (tensor.AddConv2D).
 type ResBlock struct {
 	Norm1, Norm2 *BatchNorm
 	Conv1, Conv2 *Conv2D
@@ -83,12 +85,12 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 	skip := r.InSkip.Forward(h)
 	for i, b := range r.Blocks {
 		h2 := b.forward(h, r)
-		tensor.Done(h)
+		if h2 != h {
+			tensor.Done(h)
+		}
 		h = h2
-		s := r.Skips[i].Forward(h)
-		sum := tensor.Add(skip, s)
-		tensor.Done(skip, s)
-		skip = sum
+		// skip + conv1x1(h), accumulated in place in gradient-free passes.
+		skip = tensor.AddConv2D(skip, h, r.Skips[i].W, r.Skips[i].B, r.Skips[i].Pad)
 	}
 	tensor.Done(h)
 	a = r.normAct(r.OutNorm, skip)
@@ -126,10 +128,10 @@ func (b *ResBlock) forward(x *tensor.Tensor, r *ResNet) *tensor.Tensor {
 	tensor.Done(a)
 	a = r.normAct(b.Norm2, h)
 	tensor.Done(h)
-	h = b.Conv2.Forward(a)
+	// x + conv(a): in gradient-free passes the convolution is added
+	// straight into x's buffer when x is an intermediate (then y is x).
+	y := tensor.AddConv2D(x, a, b.Conv2.W, b.Conv2.B, b.Conv2.Pad)
 	tensor.Done(a)
-	y := tensor.Add(x, h)
-	tensor.Done(h)
 	return y
 }
 

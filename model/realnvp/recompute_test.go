@@ -28,7 +28,11 @@ func TestRecomputeMatchesStored(t *testing.T) {
 	}
 	lOn, on := run("on")
 	lOff, off := run("off")
-	if lOn != lOff {
+	// The forward pass of recomputation runs without gradient recording,
+	// where the st-networks accumulate their skip connections in place
+	// (tensor.AddConv2D) and so round in another order: the losses agree
+	// to float32 rounding, not bit for bit.
+	if d := math.Abs(float64(lOn - lOff)); d > 1e-6*math.Abs(float64(lOff)) {
 		t.Errorf("loss %v with recomputation, %v without", lOn, lOff)
 	}
 	for i := range on {
