@@ -620,12 +620,24 @@ func genWinoIn(s isa) {
 		a, b int
 		plus bool
 	}{{0, 2, false}, {1, 2, true}, {2, 1, false}, {1, 3, false}}
+	// With 32 vector registers (AVX-512) the 16 inputs are loaded once;
+	// with 16 (AVX2) each row of the result reloads the two rows it needs.
+	var in [16]reg.VecVirtual
+	if s.width == 16 {
+		for k := range in {
+			in[k] = s.load(at(src, k, off))
+		}
+	}
+	get := func(k int) reg.VecVirtual {
+		if s.width == 16 {
+			return in[k]
+		}
+		return s.load(at(src, k, off))
+	}
 	for i, r := range rows {
 		var v [4]reg.VecVirtual
 		for j := 0; j < 4; j++ {
-			x := s.load(at(src, 4*r.a+j, off))
-			y := s.load(at(src, 4*r.b+j, off))
-			v[j] = s.op(x, y, r.plus)
+			v[j] = s.op(get(4*r.a+j), get(4*r.b+j), r.plus)
 		}
 		out := []reg.VecVirtual{s.op(v[0], v[2], false), s.op(v[1], v[2], true), s.op(v[2], v[1], false), s.op(v[1], v[3], false)}
 		for j, x := range out {
