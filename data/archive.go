@@ -202,8 +202,9 @@ func (c *imageCollector) result() (*Images, []string, error) {
 	}
 	d := im.Dim()
 	im.Pix = make([]uint8, 0, im.N*d)
-	for _, it := range c.items {
-		im.Pix = append(im.Pix, it.pix...)
+	for i := range c.items {
+		im.Pix = append(im.Pix, c.items[i].pix...)
+		c.items[i].pix = nil // let it go: a large archive is not held twice
 	}
 	if c.opts.NoLabels {
 		return im, nil, nil

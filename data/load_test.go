@@ -575,24 +575,127 @@ func TestDownloadRestarts(t *testing.T) {
 
 func TestParseContentRange(t *testing.T) {
 	for _, c := range []struct {
-		h           string
-		start, size int64
-		ok          bool
+		h                string
+		start, end, size int64
+		ok               bool
 	}{
-		{"bytes 100-199/200", 100, 200, true},
-		{"bytes 0-0/1", 0, 1, true},
-		{"bytes 5-9/*", 5, -1, true},
-		{"bytes 200-199/200", 0, 0, false},
-		{"bytes -5-9/20", 0, 0, false},
-		{"bits 0-1/2", 0, 0, false},
-		{"bytes 1-2", 0, 0, false},
-		{"bytes x-2/3", 0, 0, false},
-		{"", 0, 0, false},
+		{"bytes 100-199/200", 100, 199, 200, true},
+		{"bytes 0-0/1", 0, 0, 1, true},
+		{"bytes 5-9/*", 5, 9, -1, true},
+		{"bytes 5000-9999/6000", 0, 0, 0, false}, // ends past the size
+		{"bytes 200-199/200", 0, 0, 0, false},
+		{"bytes 9-5/20", 0, 0, 0, false},
+		{"bytes -5-9/20", 0, 0, 0, false},
+		{"bits 0-1/2", 0, 0, 0, false},
+		{"bytes 1-2", 0, 0, 0, false},
+		{"bytes x-2/3", 0, 0, 0, false},
+		{"bytes 1-y/3", 0, 0, 0, false},
+		{"", 0, 0, 0, false},
 	} {
-		start, size, ok := parseContentRange(c.h)
-		if ok != c.ok || ok && (start != c.start || size != c.size) {
-			t.Errorf("parseContentRange(%q) = %d, %d, %v; want %d, %d, %v", c.h, start, size, ok, c.start, c.size, c.ok)
+		start, end, size, ok := parseContentRange(c.h)
+		if ok != c.ok || ok && (start != c.start || end != c.end || size != c.size) {
+			t.Errorf("parseContentRange(%q) = %d, %d, %d, %v; want %d, %d, %d, %v", c.h, start, end, size, ok, c.start, c.end, c.size, c.ok)
 		}
+	}
+	for h, want := range map[string]int64{"bytes */300": 300, "bytes */0": 0} {
+		if got, ok := parseUnsatisfiedRange(h); !ok || got != want {
+			t.Errorf("parseUnsatisfiedRange(%q) = %d, %v", h, got, ok)
+		}
+	}
+	for _, h := range []string{"bytes */", "bytes */-1", "bytes 0-1/2", ""} {
+		if _, ok := parseUnsatisfiedRange(h); ok {
+			t.Errorf("parseUnsatisfiedRange(%q) accepted", h)
+		}
+	}
+}
+
+// TestDownloadOddServers covers servers that answer ranges badly: a
+// Content-Range past the file's end (it used to crash the progress bar),
+// a 416 saying the .part is longer than the file, and a 404 (which must
+// leave no empty .part behind).
+func TestDownloadOddServers(t *testing.T) {
+	fx := useFixtures(t)
+	fastRetries(t, 3)
+	const file = "t10k-images-idx3-ubyte.gz"
+	b := fx.files["notmnist/"+file]
+	var mode atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := fx.files[strings.TrimPrefix(r.URL.Path, "/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		var start int
+		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &start); err == nil && start > 0 {
+			switch mode.Load() {
+			case 1: // a range ending past the size it states
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+2*len(body), len(body)+1))
+				w.WriteHeader(http.StatusPartialContent)
+				w.Write(body[min(start, len(body)):])
+				return
+			case 2: // nothing to send past a .part longer than the file
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", len(body)))
+				w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+				return
+			}
+		}
+		w.Write(body)
+	}))
+	defer srv.Close()
+	part := func(cache string) string { return filepath.Join(cache, "notmnist", file+".part") }
+
+	mode.Store(1)
+	cache := t.TempDir()
+	writeFile(t, part(cache), b[:len(b)/2])
+	var out bytes.Buffer
+	if _, err := Load("notmnist", "test", Options{CacheDir: cache, BaseURL: srv.URL + "/", Progress: &out}); err != nil {
+		t.Fatalf("bad Content-Range: %v\n%s", err, out.String())
+	}
+
+	mode.Store(2)
+	cache = t.TempDir()
+	writeFile(t, part(cache), append(bytes.Clone(b), "trailing junk"...))
+	if _, err := Load("notmnist", "test", Options{CacheDir: cache, BaseURL: srv.URL + "/"}); err != nil {
+		t.Fatalf(".part longer than the file: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(cache, "notmnist", file)); !bytes.Equal(got, b) {
+		t.Error(".part longer than the file: cached file differs")
+	}
+
+	cache = t.TempDir()
+	if _, err := Load("mnist", "test", Options{CacheDir: cache, BaseURL: srv.URL + "/nowhere/"}); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("404: %v", err)
+	}
+	matches, _ := filepath.Glob(filepath.Join(cache, "mnist", "*.part"))
+	if len(matches) != 0 {
+		t.Errorf("a failed download left %v", matches)
+	}
+}
+
+// TestDownloadConcurrent loads one data set from several goroutines at
+// once: the file is downloaded once, the others wait for it and use it.
+func TestDownloadConcurrent(t *testing.T) {
+	fx := useFixtures(t)
+	srv := fx.serveRanges(t)
+	cache := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = Load("notmnist", "test", Options{CacheDir: cache, BaseURL: srv.URL + "/"})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("load %d: %v", i, err)
+		}
+	}
+	want := len(fx.files["notmnist/t10k-images-idx3-ubyte.gz"]) + len(fx.files["notmnist/t10k-labels-idx1-ubyte.gz"])
+	if got := srv.sent.Load(); got != int64(want) {
+		t.Errorf("server sent %d bytes, want %d (each file once)", got, want)
 	}
 }
 

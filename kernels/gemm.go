@@ -463,6 +463,10 @@ func (g *gemmProblem) blocked(p0, p1 int, beta float32, c []float32, ldc int, wo
 	}
 }
 
+// testEdgeInPlace, when set by a test, is called each time a bottom-edge
+// sliver of A is read in place.
+var testEdgeInPlace func()
+
 // blocking returns the cache blocking of the product over the k range
 // [p0, p1): whether A is read in place, the depth kc and rows mc of a
 // block of A, the columns nc of a block of B, and the k range kOuter of
@@ -677,9 +681,13 @@ func (g *gemmProblem) macro(blk *macroBlock, ap, bp, c []float32, ldc int, beta 
 		// its mr rows lie within the slice: the rows past the end of A
 		// only feed rows of the scratch tile that are dropped (row i of
 		// C depends on row i of A alone). Otherwise it is packed.
-		if blk.direct && rows < mr && (mr-1)*ars+(kcb-1)*acs >= len(as) {
-			g.packA(blk.ic+ir, rows, blk.pc, kcb, mr, ap)
-			as, ars, acs = ap, 1, mr
+		if blk.direct && rows < mr {
+			if (mr-1)*ars+(kcb-1)*acs >= len(as) {
+				g.packA(blk.ic+ir, rows, blk.pc, kcb, mr, ap)
+				as, ars, acs = ap, 1, mr
+			} else if testEdgeInPlace != nil {
+				testEdgeInPlace()
+			}
 		}
 		for s := blk.s0; s < blk.s1; s++ {
 			jr := s * nr

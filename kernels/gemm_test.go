@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -241,8 +242,17 @@ var aSlack = 0
 func TestSgemmEdgeInPlace(t *testing.T) {
 	forceBlocked(t)
 	aSlack = 64 * 40
-	defer func() { aSlack = 0 }()
+	var inPlace atomic.Int64
+	testEdgeInPlace = func() { inPlace.Add(1) }
+	defer func() { aSlack, testEdgeInPlace = 0, nil }()
 	forEachKernel(t, func(t *testing.T) {
+		before := inPlace.Load()
+		defer func() {
+			// Kernels that read A in place must have done so at the edges.
+			if activeKernel().direct && inPlace.Load() == before && !t.Failed() {
+				t.Error("no bottom-edge sliver was read in place")
+			}
+		}()
 		rng := rand.New(rand.NewPCG(11, 12))
 		for _, m := range []int{1, 5, 13, 15, 17, 30, 32, 45} {
 			for _, n := range []int{7, 16, 32} {

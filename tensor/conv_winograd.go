@@ -1,10 +1,6 @@
 package tensor
 
-import (
-	"sync"
-
-	"github.com/flowood/flowood/kernels"
-)
+import "github.com/flowood/flowood/kernels"
 
 // This file computes 3x3 same convolutions (pad 1, stride 1) with
 // Winograd's minimal filtering algorithm F(2x2, 3x3) (Lavin and Gray,
@@ -213,7 +209,10 @@ func winogradWeightGrad(gw, x, gy []float32, n, h, wd, cin, cout int) {
 	blocks := (tiles + bt - 1) / bt
 	du := allocZero(16 * cin * cout)
 	defer release(du)
-	var mu sync.Mutex
+	// Each worker sums its run of blocks into its own partial, indexed by
+	// the run's first block; the partials are then added in block order,
+	// so the result does not depend on which worker finishes first.
+	parts := make([][]float32, blocks)
 	kernels.ParallelFor(blocks, 1, func(lo, hi int) {
 		vs, ms := winoStride(bt*cin), winoStride(bt*cout)
 		// The slack lets the products read the last position's bottom-edge
@@ -231,13 +230,16 @@ func winogradWeightGrad(gw, x, gy []float32, n, h, wd, cin, cout int) {
 					dm[xi*ms:], cout, 1, part[xi*cin*cout:], cout)
 			}
 		}
-		mu.Lock()
-		kernels.AddTo(du, part)
-		mu.Unlock()
-		release(part)
+		parts[lo] = part
 		release(dm)
 		release(v)
 	})
+	for _, part := range parts {
+		if part != nil {
+			kernels.AddTo(du, part)
+			release(part)
+		}
+	}
 	winoWeightGrad(gw, du, cin, cout)
 }
 

@@ -62,7 +62,7 @@ func (b *Bar) Line(done, rateUnits int, extra string, now time.Time) string {
 	el := now.Sub(b.start)
 	frac := 0.0
 	if b.Total > 0 {
-		frac = float64(done) / float64(b.Total)
+		frac = min(1, max(0, float64(done)/float64(b.Total)))
 	}
 	const width = 24
 	fill := int(frac * width)
