@@ -422,7 +422,7 @@ func (g *gemmProblem) blocked(p0, p1 int, beta float32, c []float32, ldc int, wo
 					apLen = mr*kc + mr
 				}
 				ap := getBuf(apLen)
-				tile := getBuf(mr*nr + 16)
+				tile := scratch{n: mr*nr + 16}
 				for {
 					t := int(next.Add(1)) - 1
 					if t >= tasks {
@@ -446,10 +446,10 @@ func (g *gemmProblem) blocked(p0, p1 int, beta float32, c []float32, ldc int, wo
 							ic: ic, mcb: mcb, pc: pc, kcb: kcb, ncb: ncb,
 							s0: s0, s1: s1, direct: direct,
 						}
-						g.macro(&blk, *ap, b[(pc-po)*slivers*nr:], c[ic*ldc+jc:], ldc, be, *tile)
+						g.macro(&blk, *ap, b[(pc-po)*slivers*nr:], c[ic*ldc+jc:], ldc, be, &tile)
 					}
 				}
-				putBuf(tile)
+				tile.release()
 				putBuf(ap)
 			}
 			if workers <= 1 || tasks <= 1 {
@@ -516,13 +516,26 @@ func (g *gemmProblem) serial(beta float32, c []float32, ldc int) {
 	kn := g.kern
 	mr, nr := kn.mr, kn.nr
 	direct, kc, mc, nc, kOuter := g.blocking(0, g.k)
-	bp := getBuf(min(kOuter, g.k)*nc + nr)
-	apLen := mc*kc + mr
-	if direct {
-		apLen = mr*kc + mr
+	// Buffers only where they are used: the Winograd convolution makes
+	// tens of thousands of small products a step, most of which need no
+	// packing, and pool round trips were a good part of their cost.
+	var bp, ap *[]float32
+	if !g.bInPlace() {
+		bp = getBuf(min(kOuter, g.k)*nc + nr)
+		defer putBuf(bp)
 	}
-	ap := getBuf(apLen)
-	tile := getBuf(mr*nr + 16)
+	var apBuf []float32
+	if !direct || g.m%mr != 0 {
+		apLen := mc*kc + mr
+		if direct {
+			apLen = mr*kc + mr
+		}
+		ap = getBuf(apLen)
+		defer putBuf(ap)
+		apBuf = *ap
+	}
+	tile := scratch{n: mr*nr + 16}
+	defer tile.release()
 	for jc := 0; jc < g.n; jc += nc {
 		ncb := min(nc, g.n-jc)
 		slivers := (ncb + nr - 1) / nr
@@ -543,21 +556,41 @@ func (g *gemmProblem) serial(beta float32, c []float32, ldc int) {
 					pcEnd = g.kEnd(pc, pe, kc)
 					kcb := pcEnd - pc
 					if !direct {
-						g.packA(ic, mcb, pc, kcb, mr, *ap)
+						g.packA(ic, mcb, pc, kcb, mr, apBuf)
 					}
 					be := beta
 					if pc != 0 {
 						be = 1
 					}
 					blk := macroBlock{ic: ic, mcb: mcb, pc: pc, kcb: kcb, ncb: ncb, s0: 0, s1: slivers, direct: direct}
-					g.macro(&blk, *ap, b[(pc-po)*slivers*nr:], c[ic*ldc+jc:], ldc, be, *tile)
+					g.macro(&blk, apBuf, b[(pc-po)*slivers*nr:], c[ic*ldc+jc:], ldc, be, &tile)
 				}
 			}
 		}
 	}
-	putBuf(tile)
-	putBuf(ap)
-	putBuf(bp)
+}
+
+// scratch is a pooled buffer of n values taken on first use, for the
+// scratch tile that only products with edge tiles need.
+type scratch struct {
+	n int
+	p *[]float32
+}
+
+// get returns the buffer, taking it from the pools the first time.
+func (s *scratch) get() []float32 {
+	if s.p == nil {
+		s.p = getBuf(s.n)
+	}
+	return *s.p
+}
+
+// release hands the buffer back if one was taken.
+func (s *scratch) release() {
+	if s.p != nil {
+		putBuf(s.p)
+		s.p = nil
+	}
 }
 
 // packBRange packs op(B)[po:pe, jc:jc+ncb] into dst as consecutive k
@@ -661,7 +694,7 @@ type macroBlock struct {
 // ldc) with the packed B block bp. A comes from the packed block ap, or in
 // place from the operand when blk.direct is set. Partial tiles at the
 // bottom and right edges go through the scratch tile.
-func (g *gemmProblem) macro(blk *macroBlock, ap, bp, c []float32, ldc int, beta float32, tile []float32) {
+func (g *gemmProblem) macro(blk *macroBlock, ap, bp, c []float32, ldc int, beta float32, ts *scratch) {
 	kn := g.kern
 	mr, nr := kn.mr, kn.nr
 	kcb, alpha := blk.kcb, g.alpha
@@ -697,6 +730,7 @@ func (g *gemmProblem) macro(blk *macroBlock, ap, bp, c []float32, ldc int, beta 
 				kn.fn(kcb, as, ars, acs, bs, c[ir*ldc+jr:], ldc, alpha, beta)
 				continue
 			}
+			tile := ts.get()
 			kn.fn(kcb, as, ars, acs, bs, tile, nr, alpha, 0)
 			for i := 0; i < rows; i++ {
 				crow := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+cols]
