@@ -1158,6 +1158,2142 @@ winoGradAVX512_done:
 	VZEROUPPER
 	RET
 
+// func wino4InAVX512(dst *[36]*float32, src *[36]*float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·wino4InAVX512(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), AX
+	MOVQ  src+8(FP), CX
+	MOVQ  n+16(FP), DX
+	SHLQ  $0x02, DX
+	XORQ  BX, BX
+	TESTQ DX, DX
+	JZ    wino4InAVX512_done
+
+wino4InAVX512_loop:
+	VBROADCASTSS wino4InAVX512_c4<>+0(SB), Z0
+	VBROADCASTSS wino4InAVX512_c5<>+0(SB), Z1
+	VBROADCASTSS wino4InAVX512_c2<>+0(SB), Z2
+	VPXORD       Z3, Z3, Z3
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	VMULPS       Z4, Z0, Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z1, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z0, Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z1, Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z0, Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z1, Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z0, Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z1, Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z0, Z8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z1, Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z0, Z9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z1, Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	VMULPS       Z4, Z0, Z4
+	VMULPS       Z6, Z1, Z10
+	VSUBPS       Z10, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         (AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VSUBPS       Z4, Z3, Z4
+	VMULPS       Z6, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         8(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VMULPS       Z6, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	VSUBPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         16(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z2, Z4
+	VSUBPS       Z4, Z3, Z4
+	VSUBPS       Z6, Z4, Z4
+	VMULPS       Z7, Z2, Z10
+	VADDPS       Z10, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         24(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z2, Z4
+	VSUBPS       Z6, Z4, Z4
+	VMULPS       Z7, Z2, Z6
+	VSUBPS       Z6, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         32(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VMULPS       Z7, Z1, Z5
+	VSUBPS       Z5, Z4, Z4
+	VADDPS       Z9, Z4, Z4
+	MOVQ         40(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	VMULPS       Z4, Z0, Z4
+	VSUBPS       Z4, Z3, Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z0, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z0, Z5
+	VSUBPS       Z5, Z3, Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z0, Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z0, Z6
+	VSUBPS       Z6, Z3, Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z0, Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z0, Z7
+	VSUBPS       Z7, Z3, Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z0, Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z0, Z8
+	VSUBPS       Z8, Z3, Z8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z0, Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z0, Z9
+	VSUBPS       Z9, Z3, Z9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z0, Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	VMULPS       Z4, Z0, Z4
+	VMULPS       Z6, Z1, Z10
+	VSUBPS       Z10, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         48(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VSUBPS       Z4, Z3, Z4
+	VMULPS       Z6, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         56(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VMULPS       Z6, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	VSUBPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         64(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z2, Z4
+	VSUBPS       Z4, Z3, Z4
+	VSUBPS       Z6, Z4, Z4
+	VMULPS       Z7, Z2, Z10
+	VADDPS       Z10, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         72(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z2, Z4
+	VSUBPS       Z6, Z4, Z4
+	VMULPS       Z7, Z2, Z6
+	VSUBPS       Z6, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         80(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VMULPS       Z7, Z1, Z5
+	VSUBPS       Z5, Z4, Z4
+	VADDPS       Z9, Z4, Z4
+	MOVQ         88(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	VMULPS       Z4, Z0, Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z0, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z0, Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z0, Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z0, Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z0, Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z0, Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z0, Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z0, Z8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z0, Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z0, Z9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z0, Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	VMULPS       Z4, Z0, Z4
+	VMULPS       Z6, Z1, Z10
+	VSUBPS       Z10, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         96(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VSUBPS       Z4, Z3, Z4
+	VMULPS       Z6, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         104(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VMULPS       Z6, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	VSUBPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         112(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z2, Z4
+	VSUBPS       Z4, Z3, Z4
+	VSUBPS       Z6, Z4, Z4
+	VMULPS       Z7, Z2, Z10
+	VADDPS       Z10, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         120(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z2, Z4
+	VSUBPS       Z6, Z4, Z4
+	VMULPS       Z7, Z2, Z6
+	VSUBPS       Z6, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         128(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VMULPS       Z7, Z1, Z5
+	VSUBPS       Z5, Z4, Z4
+	VADDPS       Z9, Z4, Z4
+	MOVQ         136(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	VMULPS       Z4, Z2, Z4
+	VSUBPS       Z4, Z3, Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z2, Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z2, Z5
+	VSUBPS       Z5, Z3, Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z2, Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z2, Z6
+	VSUBPS       Z6, Z3, Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z2, Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z2, Z7
+	VSUBPS       Z7, Z3, Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z2, Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z2, Z8
+	VSUBPS       Z8, Z3, Z8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z2, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z2, Z9
+	VSUBPS       Z9, Z3, Z9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z2, Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	VMULPS       Z4, Z0, Z4
+	VMULPS       Z6, Z1, Z10
+	VSUBPS       Z10, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         144(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VSUBPS       Z4, Z3, Z4
+	VMULPS       Z6, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         152(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VMULPS       Z6, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	VSUBPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         160(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z2, Z4
+	VSUBPS       Z4, Z3, Z4
+	VSUBPS       Z6, Z4, Z4
+	VMULPS       Z7, Z2, Z10
+	VADDPS       Z10, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         168(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z2, Z4
+	VSUBPS       Z6, Z4, Z4
+	VMULPS       Z7, Z2, Z6
+	VSUBPS       Z6, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         176(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VMULPS       Z7, Z1, Z5
+	VSUBPS       Z5, Z4, Z4
+	VADDPS       Z9, Z4, Z4
+	MOVQ         184(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	VMULPS       Z4, Z2, Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z2, Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z2, Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z2, Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z2, Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z2, Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z2, Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z2, Z8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z2, Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z2, Z9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z2, Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	VMULPS       Z4, Z0, Z4
+	VMULPS       Z6, Z1, Z10
+	VSUBPS       Z10, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         192(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VSUBPS       Z4, Z3, Z4
+	VMULPS       Z6, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         200(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VMULPS       Z6, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	VSUBPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         208(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z2, Z4
+	VSUBPS       Z4, Z3, Z4
+	VSUBPS       Z6, Z4, Z4
+	VMULPS       Z7, Z2, Z10
+	VADDPS       Z10, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         216(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z2, Z4
+	VSUBPS       Z6, Z4, Z4
+	VMULPS       Z7, Z2, Z6
+	VSUBPS       Z6, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         224(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VMULPS       Z7, Z1, Z5
+	VSUBPS       Z5, Z4, Z4
+	VADDPS       Z9, Z4, Z4
+	MOVQ         232(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	VMULPS       Z4, Z0, Z4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z1, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         240(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z0, Z5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z1, Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         248(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z0, Z6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z1, Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         256(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z0, Z7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z1, Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         264(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z0, Z8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z1, Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         272(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z0, Z9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z1, Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         280(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	VMULPS       Z4, Z0, Z4
+	VMULPS       Z6, Z1, Z10
+	VSUBPS       Z10, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         240(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VSUBPS       Z4, Z3, Z4
+	VMULPS       Z6, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         248(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z4
+	VMULPS       Z6, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	VSUBPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         256(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z2, Z4
+	VSUBPS       Z4, Z3, Z4
+	VSUBPS       Z6, Z4, Z4
+	VMULPS       Z7, Z2, Z10
+	VADDPS       Z10, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         264(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VMULPS       Z5, Z2, Z4
+	VSUBPS       Z6, Z4, Z4
+	VMULPS       Z7, Z2, Z2
+	VSUBPS       Z2, Z4, Z2
+	VADDPS       Z8, Z2, Z2
+	MOVQ         272(AX), SI
+	VMOVUPS      Z2, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z0
+	VMULPS       Z7, Z1, Z1
+	VSUBPS       Z1, Z0, Z0
+	VADDPS       Z9, Z0, Z0
+	MOVQ         280(AX), SI
+	VMOVUPS      Z0, (SI)(BX*1)
+	ADDQ         $0x00000040, BX
+	CMPQ         BX, DX
+	JB           wino4InAVX512_loop
+
+wino4InAVX512_done:
+	VZEROUPPER
+	RET
+
+DATA wino4InAVX512_c4<>+0(SB)/4, $0x40800000
+GLOBL wino4InAVX512_c4<>(SB), RODATA|NOPTR, $4
+
+DATA wino4InAVX512_c5<>+0(SB)/4, $0x40a00000
+GLOBL wino4InAVX512_c5<>(SB), RODATA|NOPTR, $4
+
+DATA wino4InAVX512_c2<>+0(SB)/4, $0x40000000
+GLOBL wino4InAVX512_c2<>(SB), RODATA|NOPTR, $4
+
+// func wino4OutAVX512(dst *[16]*float32, src *[36]*float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·wino4OutAVX512(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), AX
+	MOVQ  src+8(FP), CX
+	MOVQ  n+16(FP), DX
+	SHLQ  $0x02, DX
+	XORQ  BX, BX
+	TESTQ DX, DX
+	JZ    wino4OutAVX512_done
+
+wino4OutAVX512_loop:
+	VBROADCASTSS wino4OutAVX512_c2<>+0(SB), Z0
+	VBROADCASTSS wino4OutAVX512_c4<>+0(SB), Z1
+	VBROADCASTSS wino4OutAVX512_c8<>+0(SB), Z2
+	VPXORD       Z3, Z3, Z3
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	VADDPS       Z5, Z4, Z4
+	VADDPS       Z6, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         (AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z0, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	MOVQ         8(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VADDPS       Z6, Z5, Z4
+	VMULPS       Z7, Z1, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z1, Z10
+	VADDPS       Z10, Z4, Z4
+	MOVQ         16(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z2, Z5
+	VADDPS       Z5, Z4, Z4
+	VMULPS       Z8, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	VADDPS       Z9, Z4, Z4
+	MOVQ         24(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z0, Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z0, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z0, Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z0, Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z0, Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z0, Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z0, Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z0, Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z0, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z0, Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z0, Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z0, Z10
+	VSUBPS       Z10, Z9, Z9
+	VADDPS       Z5, Z4, Z4
+	VADDPS       Z6, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         32(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z0, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	MOVQ         40(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VADDPS       Z6, Z5, Z4
+	VMULPS       Z7, Z1, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z1, Z10
+	VADDPS       Z10, Z4, Z4
+	MOVQ         48(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z2, Z5
+	VADDPS       Z5, Z4, Z4
+	VMULPS       Z8, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	VADDPS       Z9, Z4, Z4
+	MOVQ         56(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z1, Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z1, Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z1, Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z1, Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z1, Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z1, Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z1, Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z1, Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z1, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z1, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z1, Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z1, Z10
+	VADDPS       Z10, Z9, Z9
+	VADDPS       Z5, Z4, Z4
+	VADDPS       Z6, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         64(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z0, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	MOVQ         72(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VADDPS       Z6, Z5, Z4
+	VMULPS       Z7, Z1, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z1, Z10
+	VADDPS       Z10, Z4, Z4
+	MOVQ         80(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z2, Z5
+	VADDPS       Z5, Z4, Z4
+	VMULPS       Z8, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	VADDPS       Z9, Z4, Z4
+	MOVQ         88(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z2, Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         240(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z2, Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z2, Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         248(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z2, Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z2, Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         256(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z2, Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z2, Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         264(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z2, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z2, Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         272(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z2, Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z2, Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         280(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	VADDPS       Z5, Z4, Z4
+	VADDPS       Z6, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         96(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z0, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z0, Z0
+	VSUBPS       Z0, Z4, Z0
+	MOVQ         104(AX), SI
+	VMOVUPS      Z0, (SI)(BX*1)
+	VADDPS       Z6, Z5, Z0
+	VMULPS       Z7, Z1, Z4
+	VADDPS       Z4, Z0, Z0
+	VMULPS       Z8, Z1, Z1
+	VADDPS       Z1, Z0, Z0
+	MOVQ         112(AX), SI
+	VMOVUPS      Z0, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z0
+	VMULPS       Z7, Z2, Z1
+	VADDPS       Z1, Z0, Z0
+	VMULPS       Z8, Z2, Z1
+	VSUBPS       Z1, Z0, Z0
+	VADDPS       Z9, Z0, Z0
+	MOVQ         120(AX), SI
+	VMOVUPS      Z0, (SI)(BX*1)
+	ADDQ         $0x00000040, BX
+	CMPQ         BX, DX
+	JB           wino4OutAVX512_loop
+
+wino4OutAVX512_done:
+	VZEROUPPER
+	RET
+
+DATA wino4OutAVX512_c2<>+0(SB)/4, $0x40000000
+GLOBL wino4OutAVX512_c2<>(SB), RODATA|NOPTR, $4
+
+DATA wino4OutAVX512_c4<>+0(SB)/4, $0x40800000
+GLOBL wino4OutAVX512_c4<>(SB), RODATA|NOPTR, $4
+
+DATA wino4OutAVX512_c8<>+0(SB)/4, $0x41000000
+GLOBL wino4OutAVX512_c8<>(SB), RODATA|NOPTR, $4
+
+// func wino4OutAddAVX512(dst *[16]*float32, src *[36]*float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·wino4OutAddAVX512(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), AX
+	MOVQ  src+8(FP), CX
+	MOVQ  n+16(FP), DX
+	SHLQ  $0x02, DX
+	XORQ  BX, BX
+	TESTQ DX, DX
+	JZ    wino4OutAddAVX512_done
+
+wino4OutAddAVX512_loop:
+	VBROADCASTSS wino4OutAddAVX512_c2<>+0(SB), Z0
+	VBROADCASTSS wino4OutAddAVX512_c4<>+0(SB), Z1
+	VBROADCASTSS wino4OutAddAVX512_c8<>+0(SB), Z2
+	VPXORD       Z3, Z3, Z3
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	VADDPS       Z5, Z4, Z4
+	VADDPS       Z6, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         (AX), SI
+	VADDPS       (SI)(BX*1), Z4, Z4
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z0, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	MOVQ         8(AX), SI
+	VADDPS       (SI)(BX*1), Z4, Z4
+	VMOVUPS      Z4, (SI)(BX*1)
+	VADDPS       Z6, Z5, Z4
+	VMULPS       Z7, Z1, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z1, Z10
+	VADDPS       Z10, Z4, Z4
+	MOVQ         16(AX), SI
+	VADDPS       (SI)(BX*1), Z4, Z4
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z2, Z5
+	VADDPS       Z5, Z4, Z4
+	VMULPS       Z8, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	VADDPS       Z9, Z4, Z4
+	MOVQ         24(AX), SI
+	VADDPS       (SI)(BX*1), Z4, Z4
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z0, Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z0, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z0, Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z0, Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z0, Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z0, Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z0, Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z0, Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z0, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z0, Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z0, Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z0, Z10
+	VSUBPS       Z10, Z9, Z9
+	VADDPS       Z5, Z4, Z4
+	VADDPS       Z6, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         32(AX), SI
+	VADDPS       (SI)(BX*1), Z4, Z4
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z0, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	MOVQ         40(AX), SI
+	VADDPS       (SI)(BX*1), Z4, Z4
+	VMOVUPS      Z4, (SI)(BX*1)
+	VADDPS       Z6, Z5, Z4
+	VMULPS       Z7, Z1, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z1, Z10
+	VADDPS       Z10, Z4, Z4
+	MOVQ         48(AX), SI
+	VADDPS       (SI)(BX*1), Z4, Z4
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z2, Z5
+	VADDPS       Z5, Z4, Z4
+	VMULPS       Z8, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	VADDPS       Z9, Z4, Z4
+	MOVQ         56(AX), SI
+	VADDPS       (SI)(BX*1), Z4, Z4
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z1, Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z1, Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z1, Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z1, Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z1, Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z1, Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z1, Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z1, Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z1, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z1, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z1, Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z1, Z10
+	VADDPS       Z10, Z9, Z9
+	VADDPS       Z5, Z4, Z4
+	VADDPS       Z6, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         64(AX), SI
+	VADDPS       (SI)(BX*1), Z4, Z4
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z0, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z0, Z10
+	VSUBPS       Z10, Z4, Z4
+	MOVQ         72(AX), SI
+	VADDPS       (SI)(BX*1), Z4, Z4
+	VMOVUPS      Z4, (SI)(BX*1)
+	VADDPS       Z6, Z5, Z4
+	VMULPS       Z7, Z1, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z1, Z10
+	VADDPS       Z10, Z4, Z4
+	MOVQ         80(AX), SI
+	VADDPS       (SI)(BX*1), Z4, Z4
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z2, Z5
+	VADDPS       Z5, Z4, Z4
+	VMULPS       Z8, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	VADDPS       Z9, Z4, Z4
+	MOVQ         88(AX), SI
+	VADDPS       (SI)(BX*1), Z4, Z4
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z2, Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         240(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z2, Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z2, Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         248(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z2, Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z2, Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         256(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z2, Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z2, Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         264(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z2, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VMULPS       Z9, Z2, Z9
+	VSUBPS       Z9, Z8, Z8
+	MOVQ         272(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z2, Z10
+	VADDPS       Z10, Z9, Z9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VMULPS       Z10, Z2, Z10
+	VSUBPS       Z10, Z9, Z9
+	MOVQ         280(CX), SI
+	VMOVUPS      (SI)(BX*1), Z10
+	VADDPS       Z10, Z9, Z9
+	VADDPS       Z5, Z4, Z4
+	VADDPS       Z6, Z4, Z4
+	VADDPS       Z7, Z4, Z4
+	VADDPS       Z8, Z4, Z4
+	MOVQ         96(AX), SI
+	VADDPS       (SI)(BX*1), Z4, Z4
+	VMOVUPS      Z4, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z4
+	VMULPS       Z7, Z0, Z10
+	VADDPS       Z10, Z4, Z4
+	VMULPS       Z8, Z0, Z0
+	VSUBPS       Z0, Z4, Z0
+	MOVQ         104(AX), SI
+	VADDPS       (SI)(BX*1), Z0, Z0
+	VMOVUPS      Z0, (SI)(BX*1)
+	VADDPS       Z6, Z5, Z0
+	VMULPS       Z7, Z1, Z4
+	VADDPS       Z4, Z0, Z0
+	VMULPS       Z8, Z1, Z1
+	VADDPS       Z1, Z0, Z0
+	MOVQ         112(AX), SI
+	VADDPS       (SI)(BX*1), Z0, Z0
+	VMOVUPS      Z0, (SI)(BX*1)
+	VSUBPS       Z6, Z5, Z0
+	VMULPS       Z7, Z2, Z1
+	VADDPS       Z1, Z0, Z0
+	VMULPS       Z8, Z2, Z1
+	VSUBPS       Z1, Z0, Z0
+	VADDPS       Z9, Z0, Z0
+	MOVQ         120(AX), SI
+	VADDPS       (SI)(BX*1), Z0, Z0
+	VMOVUPS      Z0, (SI)(BX*1)
+	ADDQ         $0x00000040, BX
+	CMPQ         BX, DX
+	JB           wino4OutAddAVX512_loop
+
+wino4OutAddAVX512_done:
+	VZEROUPPER
+	RET
+
+DATA wino4OutAddAVX512_c2<>+0(SB)/4, $0x40000000
+GLOBL wino4OutAddAVX512_c2<>(SB), RODATA|NOPTR, $4
+
+DATA wino4OutAddAVX512_c4<>+0(SB)/4, $0x40800000
+GLOBL wino4OutAddAVX512_c4<>(SB), RODATA|NOPTR, $4
+
+DATA wino4OutAddAVX512_c8<>+0(SB)/4, $0x41000000
+GLOBL wino4OutAddAVX512_c8<>(SB), RODATA|NOPTR, $4
+
+// func wino4GradAVX512(dst *[36]*float32, src *[16]*float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·wino4GradAVX512(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), AX
+	MOVQ  src+8(FP), CX
+	MOVQ  n+16(FP), DX
+	SHLQ  $0x02, DX
+	XORQ  BX, BX
+	TESTQ DX, DX
+	JZ    wino4GradAVX512_done
+
+wino4GradAVX512_loop:
+	VBROADCASTSS wino4GradAVX512_c2<>+0(SB), Z0
+	VBROADCASTSS wino4GradAVX512_c4<>+0(SB), Z1
+	VBROADCASTSS wino4GradAVX512_c8<>+0(SB), Z2
+	VPXORD       Z3, Z3, Z3
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         (AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VADDPS       Z5, Z4, Z8
+	VADDPS       Z6, Z8, Z8
+	VADDPS       Z7, Z8, Z8
+	MOVQ         8(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VSUBPS       Z5, Z4, Z8
+	VADDPS       Z6, Z8, Z8
+	VSUBPS       Z7, Z8, Z8
+	MOVQ         16(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z8
+	VADDPS       Z8, Z4, Z8
+	VMULPS       Z6, Z1, Z9
+	VADDPS       Z9, Z8, Z8
+	VMULPS       Z7, Z2, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         24(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z5
+	VSUBPS       Z5, Z4, Z4
+	VMULPS       Z6, Z1, Z5
+	VADDPS       Z5, Z4, Z4
+	VMULPS       Z7, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         32(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         40(AX), SI
+	VMOVUPS      Z7, (SI)(BX*1)
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         48(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VADDPS       Z5, Z4, Z8
+	VADDPS       Z6, Z8, Z8
+	VADDPS       Z7, Z8, Z8
+	MOVQ         56(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VSUBPS       Z5, Z4, Z8
+	VADDPS       Z6, Z8, Z8
+	VSUBPS       Z7, Z8, Z8
+	MOVQ         64(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z8
+	VADDPS       Z8, Z4, Z8
+	VMULPS       Z6, Z1, Z9
+	VADDPS       Z9, Z8, Z8
+	VMULPS       Z7, Z2, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         72(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z5
+	VSUBPS       Z5, Z4, Z4
+	VMULPS       Z6, Z1, Z5
+	VADDPS       Z5, Z4, Z4
+	VMULPS       Z7, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         80(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         88(AX), SI
+	VMOVUPS      Z7, (SI)(BX*1)
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         96(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VADDPS       Z5, Z4, Z8
+	VADDPS       Z6, Z8, Z8
+	VADDPS       Z7, Z8, Z8
+	MOVQ         104(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VSUBPS       Z5, Z4, Z8
+	VADDPS       Z6, Z8, Z8
+	VSUBPS       Z7, Z8, Z8
+	MOVQ         112(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z8
+	VADDPS       Z8, Z4, Z8
+	VMULPS       Z6, Z1, Z9
+	VADDPS       Z9, Z8, Z8
+	VMULPS       Z7, Z2, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         120(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z5
+	VSUBPS       Z5, Z4, Z4
+	VMULPS       Z6, Z1, Z5
+	VADDPS       Z5, Z4, Z4
+	VMULPS       Z7, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         128(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         136(AX), SI
+	VMOVUPS      Z7, (SI)(BX*1)
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z0, Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z1, Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z2, Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z0, Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z1, Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z2, Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z0, Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z1, Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z2, Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z0, Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z1, Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z2, Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         144(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VADDPS       Z5, Z4, Z8
+	VADDPS       Z6, Z8, Z8
+	VADDPS       Z7, Z8, Z8
+	MOVQ         152(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VSUBPS       Z5, Z4, Z8
+	VADDPS       Z6, Z8, Z8
+	VSUBPS       Z7, Z8, Z8
+	MOVQ         160(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z8
+	VADDPS       Z8, Z4, Z8
+	VMULPS       Z6, Z1, Z9
+	VADDPS       Z9, Z8, Z8
+	VMULPS       Z7, Z2, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         168(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z5
+	VSUBPS       Z5, Z4, Z4
+	VMULPS       Z6, Z1, Z5
+	VADDPS       Z5, Z4, Z4
+	VMULPS       Z7, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         176(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         184(AX), SI
+	VMOVUPS      Z7, (SI)(BX*1)
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z0, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z1, Z5
+	VADDPS       Z5, Z4, Z4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	VMULPS       Z5, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z0, Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z1, Z6
+	VADDPS       Z6, Z5, Z5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	VMULPS       Z6, Z2, Z6
+	VSUBPS       Z6, Z5, Z5
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z0, Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z1, Z7
+	VADDPS       Z7, Z6, Z6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	VMULPS       Z7, Z2, Z7
+	VSUBPS       Z7, Z6, Z6
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z0, Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z1, Z8
+	VADDPS       Z8, Z7, Z7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z8
+	VMULPS       Z8, Z2, Z8
+	VSUBPS       Z8, Z7, Z7
+	MOVQ         192(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VADDPS       Z5, Z4, Z8
+	VADDPS       Z6, Z8, Z8
+	VADDPS       Z7, Z8, Z8
+	MOVQ         200(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VSUBPS       Z5, Z4, Z8
+	VADDPS       Z6, Z8, Z8
+	VSUBPS       Z7, Z8, Z8
+	MOVQ         208(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z8
+	VADDPS       Z8, Z4, Z8
+	VMULPS       Z6, Z1, Z9
+	VADDPS       Z9, Z8, Z8
+	VMULPS       Z7, Z2, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         216(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z5
+	VSUBPS       Z5, Z4, Z4
+	VMULPS       Z6, Z1, Z5
+	VADDPS       Z5, Z4, Z4
+	VMULPS       Z7, Z2, Z5
+	VSUBPS       Z5, Z4, Z4
+	MOVQ         224(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	MOVQ         232(AX), SI
+	VMOVUPS      Z7, (SI)(BX*1)
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Z4
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Z5
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Z6
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Z7
+	MOVQ         240(AX), SI
+	VMOVUPS      Z4, (SI)(BX*1)
+	VADDPS       Z5, Z4, Z8
+	VADDPS       Z6, Z8, Z8
+	VADDPS       Z7, Z8, Z8
+	MOVQ         248(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VSUBPS       Z5, Z4, Z8
+	VADDPS       Z6, Z8, Z8
+	VSUBPS       Z7, Z8, Z8
+	MOVQ         256(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z8
+	VADDPS       Z8, Z4, Z8
+	VMULPS       Z6, Z1, Z9
+	VADDPS       Z9, Z8, Z8
+	VMULPS       Z7, Z2, Z9
+	VADDPS       Z9, Z8, Z8
+	MOVQ         264(AX), SI
+	VMOVUPS      Z8, (SI)(BX*1)
+	VMULPS       Z5, Z0, Z0
+	VSUBPS       Z0, Z4, Z0
+	VMULPS       Z6, Z1, Z1
+	VADDPS       Z1, Z0, Z0
+	VMULPS       Z7, Z2, Z1
+	VSUBPS       Z1, Z0, Z0
+	MOVQ         272(AX), SI
+	VMOVUPS      Z0, (SI)(BX*1)
+	MOVQ         280(AX), SI
+	VMOVUPS      Z7, (SI)(BX*1)
+	ADDQ         $0x00000040, BX
+	CMPQ         BX, DX
+	JB           wino4GradAVX512_loop
+
+wino4GradAVX512_done:
+	VZEROUPPER
+	RET
+
+DATA wino4GradAVX512_c2<>+0(SB)/4, $0x40000000
+GLOBL wino4GradAVX512_c2<>(SB), RODATA|NOPTR, $4
+
+DATA wino4GradAVX512_c4<>+0(SB)/4, $0x40800000
+GLOBL wino4GradAVX512_c4<>(SB), RODATA|NOPTR, $4
+
+DATA wino4GradAVX512_c8<>+0(SB)/4, $0x41000000
+GLOBL wino4GradAVX512_c8<>(SB), RODATA|NOPTR, $4
+
 // func addToAVX2(dst *float32, src *float32, n int)
 // Requires: AVX, AVX2
 TEXT ·addToAVX2(SB), NOSPLIT, $0-24
@@ -2424,3 +4560,2139 @@ winoGradAVX2_loop:
 winoGradAVX2_done:
 	VZEROUPPER
 	RET
+
+// func wino4InAVX2(dst *[36]*float32, src *[36]*float32, n int)
+// Requires: AVX, AVX2
+TEXT ·wino4InAVX2(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), AX
+	MOVQ  src+8(FP), CX
+	MOVQ  n+16(FP), DX
+	SHLQ  $0x02, DX
+	XORQ  BX, BX
+	TESTQ DX, DX
+	JZ    wino4InAVX2_done
+
+wino4InAVX2_loop:
+	VBROADCASTSS wino4InAVX2_c4<>+0(SB), Y0
+	VBROADCASTSS wino4InAVX2_c5<>+0(SB), Y1
+	VBROADCASTSS wino4InAVX2_c2<>+0(SB), Y2
+	VPXOR        Y3, Y3, Y3
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y0, Y4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y1, Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y0, Y5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y1, Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y0, Y6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y1, Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y0, Y7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y1, Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y0, Y8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y1, Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y0, Y9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VMULPS       Y10, Y1, Y10
+	VSUBPS       Y10, Y9, Y9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VADDPS       Y10, Y9, Y9
+	VMULPS       Y4, Y0, Y4
+	VMULPS       Y6, Y1, Y10
+	VSUBPS       Y10, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         (AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VSUBPS       Y4, Y3, Y4
+	VMULPS       Y6, Y0, Y10
+	VSUBPS       Y10, Y4, Y4
+	VADDPS       Y7, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         8(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VMULPS       Y6, Y0, Y10
+	VSUBPS       Y10, Y4, Y4
+	VSUBPS       Y7, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         16(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y2, Y4
+	VSUBPS       Y4, Y3, Y4
+	VSUBPS       Y6, Y4, Y4
+	VMULPS       Y7, Y2, Y10
+	VADDPS       Y10, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         24(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y2, Y4
+	VSUBPS       Y6, Y4, Y4
+	VMULPS       Y7, Y2, Y6
+	VSUBPS       Y6, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         32(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VMULPS       Y7, Y1, Y5
+	VSUBPS       Y5, Y4, Y4
+	VADDPS       Y9, Y4, Y4
+	MOVQ         40(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y0, Y4
+	VSUBPS       Y4, Y3, Y4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y0, Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y0, Y5
+	VSUBPS       Y5, Y3, Y5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y0, Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y0, Y6
+	VSUBPS       Y6, Y3, Y6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y0, Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y0, Y7
+	VSUBPS       Y7, Y3, Y7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y0, Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y0, Y8
+	VSUBPS       Y8, Y3, Y8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y0, Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y0, Y9
+	VSUBPS       Y9, Y3, Y9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VMULPS       Y10, Y0, Y10
+	VSUBPS       Y10, Y9, Y9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VADDPS       Y10, Y9, Y9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VADDPS       Y10, Y9, Y9
+	VMULPS       Y4, Y0, Y4
+	VMULPS       Y6, Y1, Y10
+	VSUBPS       Y10, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         48(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VSUBPS       Y4, Y3, Y4
+	VMULPS       Y6, Y0, Y10
+	VSUBPS       Y10, Y4, Y4
+	VADDPS       Y7, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         56(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VMULPS       Y6, Y0, Y10
+	VSUBPS       Y10, Y4, Y4
+	VSUBPS       Y7, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         64(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y2, Y4
+	VSUBPS       Y4, Y3, Y4
+	VSUBPS       Y6, Y4, Y4
+	VMULPS       Y7, Y2, Y10
+	VADDPS       Y10, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         72(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y2, Y4
+	VSUBPS       Y6, Y4, Y4
+	VMULPS       Y7, Y2, Y6
+	VSUBPS       Y6, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         80(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VMULPS       Y7, Y1, Y5
+	VSUBPS       Y5, Y4, Y4
+	VADDPS       Y9, Y4, Y4
+	MOVQ         88(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y0, Y4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y0, Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y0, Y5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y0, Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y0, Y6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y0, Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y0, Y7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y0, Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y0, Y8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y0, Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y0, Y9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VMULPS       Y10, Y0, Y10
+	VSUBPS       Y10, Y9, Y9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VSUBPS       Y10, Y9, Y9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VADDPS       Y10, Y9, Y9
+	VMULPS       Y4, Y0, Y4
+	VMULPS       Y6, Y1, Y10
+	VSUBPS       Y10, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         96(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VSUBPS       Y4, Y3, Y4
+	VMULPS       Y6, Y0, Y10
+	VSUBPS       Y10, Y4, Y4
+	VADDPS       Y7, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         104(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VMULPS       Y6, Y0, Y10
+	VSUBPS       Y10, Y4, Y4
+	VSUBPS       Y7, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         112(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y2, Y4
+	VSUBPS       Y4, Y3, Y4
+	VSUBPS       Y6, Y4, Y4
+	VMULPS       Y7, Y2, Y10
+	VADDPS       Y10, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         120(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y2, Y4
+	VSUBPS       Y6, Y4, Y4
+	VMULPS       Y7, Y2, Y6
+	VSUBPS       Y6, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         128(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VMULPS       Y7, Y1, Y5
+	VSUBPS       Y5, Y4, Y4
+	VADDPS       Y9, Y4, Y4
+	MOVQ         136(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y2, Y4
+	VSUBPS       Y4, Y3, Y4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y2, Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y2, Y5
+	VSUBPS       Y5, Y3, Y5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y2, Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y2, Y6
+	VSUBPS       Y6, Y3, Y6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y2, Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y2, Y7
+	VSUBPS       Y7, Y3, Y7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y2, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y2, Y8
+	VSUBPS       Y8, Y3, Y8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y2, Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y2, Y9
+	VSUBPS       Y9, Y3, Y9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VSUBPS       Y10, Y9, Y9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VMULPS       Y10, Y2, Y10
+	VADDPS       Y10, Y9, Y9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VADDPS       Y10, Y9, Y9
+	VMULPS       Y4, Y0, Y4
+	VMULPS       Y6, Y1, Y10
+	VSUBPS       Y10, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         144(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VSUBPS       Y4, Y3, Y4
+	VMULPS       Y6, Y0, Y10
+	VSUBPS       Y10, Y4, Y4
+	VADDPS       Y7, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         152(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VMULPS       Y6, Y0, Y10
+	VSUBPS       Y10, Y4, Y4
+	VSUBPS       Y7, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         160(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y2, Y4
+	VSUBPS       Y4, Y3, Y4
+	VSUBPS       Y6, Y4, Y4
+	VMULPS       Y7, Y2, Y10
+	VADDPS       Y10, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         168(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y2, Y4
+	VSUBPS       Y6, Y4, Y4
+	VMULPS       Y7, Y2, Y6
+	VSUBPS       Y6, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         176(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VMULPS       Y7, Y1, Y5
+	VSUBPS       Y5, Y4, Y4
+	VADDPS       Y9, Y4, Y4
+	MOVQ         184(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y2, Y4
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y2, Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y2, Y5
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y2, Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y2, Y6
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y2, Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y2, Y7
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y2, Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y2, Y8
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y2, Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y2, Y9
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VSUBPS       Y10, Y9, Y9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VMULPS       Y10, Y2, Y10
+	VSUBPS       Y10, Y9, Y9
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VADDPS       Y10, Y9, Y9
+	VMULPS       Y4, Y0, Y4
+	VMULPS       Y6, Y1, Y10
+	VSUBPS       Y10, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         192(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VSUBPS       Y4, Y3, Y4
+	VMULPS       Y6, Y0, Y10
+	VSUBPS       Y10, Y4, Y4
+	VADDPS       Y7, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         200(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VMULPS       Y6, Y0, Y10
+	VSUBPS       Y10, Y4, Y4
+	VSUBPS       Y7, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         208(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y2, Y4
+	VSUBPS       Y4, Y3, Y4
+	VSUBPS       Y6, Y4, Y4
+	VMULPS       Y7, Y2, Y10
+	VADDPS       Y10, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         216(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y2, Y4
+	VSUBPS       Y6, Y4, Y4
+	VMULPS       Y7, Y2, Y6
+	VSUBPS       Y6, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         224(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VMULPS       Y7, Y1, Y5
+	VSUBPS       Y5, Y4, Y4
+	VADDPS       Y9, Y4, Y4
+	MOVQ         232(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y0, Y4
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y1, Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         240(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y0, Y5
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y1, Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         248(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y0, Y6
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y1, Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         256(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y0, Y7
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y1, Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         264(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y0, Y8
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y1, Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         272(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y0, Y9
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VMULPS       Y10, Y1, Y10
+	VSUBPS       Y10, Y9, Y9
+	MOVQ         280(CX), SI
+	VMOVUPS      (SI)(BX*1), Y10
+	VADDPS       Y10, Y9, Y9
+	VMULPS       Y4, Y0, Y4
+	VMULPS       Y6, Y1, Y10
+	VSUBPS       Y10, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         240(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VSUBPS       Y4, Y3, Y4
+	VMULPS       Y6, Y0, Y10
+	VSUBPS       Y10, Y4, Y4
+	VADDPS       Y7, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         248(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y4
+	VMULPS       Y6, Y0, Y10
+	VSUBPS       Y10, Y4, Y4
+	VSUBPS       Y7, Y4, Y4
+	VADDPS       Y8, Y4, Y4
+	MOVQ         256(AX), SI
+	VMOVUPS      Y4, (SI)(BX*1)
+	VMULPS       Y5, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	VSUBPS       Y6, Y3, Y3
+	VMULPS       Y7, Y2, Y4
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y8, Y3, Y3
+	MOVQ         264(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VMULPS       Y5, Y2, Y3
+	VSUBPS       Y6, Y3, Y3
+	VMULPS       Y7, Y2, Y2
+	VSUBPS       Y2, Y3, Y2
+	VADDPS       Y8, Y2, Y2
+	MOVQ         272(AX), SI
+	VMOVUPS      Y2, (SI)(BX*1)
+	VMULPS       Y5, Y0, Y0
+	VMULPS       Y7, Y1, Y1
+	VSUBPS       Y1, Y0, Y0
+	VADDPS       Y9, Y0, Y0
+	MOVQ         280(AX), SI
+	VMOVUPS      Y0, (SI)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, DX
+	JB           wino4InAVX2_loop
+
+wino4InAVX2_done:
+	VZEROUPPER
+	RET
+
+DATA wino4InAVX2_c4<>+0(SB)/4, $0x40800000
+GLOBL wino4InAVX2_c4<>(SB), RODATA|NOPTR, $4
+
+DATA wino4InAVX2_c5<>+0(SB)/4, $0x40a00000
+GLOBL wino4InAVX2_c5<>(SB), RODATA|NOPTR, $4
+
+DATA wino4InAVX2_c2<>+0(SB)/4, $0x40000000
+GLOBL wino4InAVX2_c2<>(SB), RODATA|NOPTR, $4
+
+// func wino4OutAVX2(dst *[16]*float32, src *[36]*float32, n int)
+// Requires: AVX, AVX2
+TEXT ·wino4OutAVX2(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), AX
+	MOVQ  src+8(FP), CX
+	MOVQ  n+16(FP), DX
+	SHLQ  $0x02, DX
+	XORQ  BX, BX
+	TESTQ DX, DX
+	JZ    wino4OutAVX2_done
+
+wino4OutAVX2_loop:
+	VBROADCASTSS wino4OutAVX2_c2<>+0(SB), Y0
+	VBROADCASTSS wino4OutAVX2_c4<>+0(SB), Y1
+	VBROADCASTSS wino4OutAVX2_c8<>+0(SB), Y2
+	VPXOR        Y3, Y3, Y3
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
+	VADDPS       Y6, Y3, Y3
+	VADDPS       Y7, Y3, Y3
+	MOVQ         (AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y0, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y0, Y9
+	VSUBPS       Y9, Y3, Y3
+	MOVQ         8(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VADDPS       Y5, Y4, Y3
+	VMULPS       Y6, Y1, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y1, Y9
+	VADDPS       Y9, Y3, Y3
+	MOVQ         16(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y2, Y4
+	VADDPS       Y4, Y3, Y3
+	VMULPS       Y7, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	VADDPS       Y8, Y3, Y3
+	MOVQ         24(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y0, Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y0, Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y0, Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y0, Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y0, Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y0, Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y0, Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y0, Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y0, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y0, Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y0, Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y0, Y9
+	VSUBPS       Y9, Y8, Y8
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
+	VADDPS       Y6, Y3, Y3
+	VADDPS       Y7, Y3, Y3
+	MOVQ         32(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y0, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y0, Y9
+	VSUBPS       Y9, Y3, Y3
+	MOVQ         40(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VADDPS       Y5, Y4, Y3
+	VMULPS       Y6, Y1, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y1, Y9
+	VADDPS       Y9, Y3, Y3
+	MOVQ         48(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y2, Y4
+	VADDPS       Y4, Y3, Y3
+	VMULPS       Y7, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	VADDPS       Y8, Y3, Y3
+	MOVQ         56(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y1, Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y1, Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y1, Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y1, Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y1, Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y1, Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y1, Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y1, Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y1, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y1, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y1, Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y1, Y9
+	VADDPS       Y9, Y8, Y8
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
+	VADDPS       Y6, Y3, Y3
+	VADDPS       Y7, Y3, Y3
+	MOVQ         64(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y0, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y0, Y9
+	VSUBPS       Y9, Y3, Y3
+	MOVQ         72(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VADDPS       Y5, Y4, Y3
+	VMULPS       Y6, Y1, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y1, Y9
+	VADDPS       Y9, Y3, Y3
+	MOVQ         80(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y2, Y4
+	VADDPS       Y4, Y3, Y3
+	VMULPS       Y7, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	VADDPS       Y8, Y3, Y3
+	MOVQ         88(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y2, Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         240(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y2, Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y2, Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         248(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y2, Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y2, Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         256(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y2, Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y2, Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         264(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y2, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y2, Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         272(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y2, Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y2, Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         280(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
+	VADDPS       Y6, Y3, Y3
+	VADDPS       Y7, Y3, Y3
+	MOVQ         96(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y0, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y0, Y0
+	VSUBPS       Y0, Y3, Y0
+	MOVQ         104(AX), SI
+	VMOVUPS      Y0, (SI)(BX*1)
+	VADDPS       Y5, Y4, Y0
+	VMULPS       Y6, Y1, Y3
+	VADDPS       Y3, Y0, Y0
+	VMULPS       Y7, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	MOVQ         112(AX), SI
+	VMOVUPS      Y0, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y0
+	VMULPS       Y6, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VMULPS       Y7, Y2, Y1
+	VSUBPS       Y1, Y0, Y0
+	VADDPS       Y8, Y0, Y0
+	MOVQ         120(AX), SI
+	VMOVUPS      Y0, (SI)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, DX
+	JB           wino4OutAVX2_loop
+
+wino4OutAVX2_done:
+	VZEROUPPER
+	RET
+
+DATA wino4OutAVX2_c2<>+0(SB)/4, $0x40000000
+GLOBL wino4OutAVX2_c2<>(SB), RODATA|NOPTR, $4
+
+DATA wino4OutAVX2_c4<>+0(SB)/4, $0x40800000
+GLOBL wino4OutAVX2_c4<>(SB), RODATA|NOPTR, $4
+
+DATA wino4OutAVX2_c8<>+0(SB)/4, $0x41000000
+GLOBL wino4OutAVX2_c8<>(SB), RODATA|NOPTR, $4
+
+// func wino4OutAddAVX2(dst *[16]*float32, src *[36]*float32, n int)
+// Requires: AVX, AVX2
+TEXT ·wino4OutAddAVX2(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), AX
+	MOVQ  src+8(FP), CX
+	MOVQ  n+16(FP), DX
+	SHLQ  $0x02, DX
+	XORQ  BX, BX
+	TESTQ DX, DX
+	JZ    wino4OutAddAVX2_done
+
+wino4OutAddAVX2_loop:
+	VBROADCASTSS wino4OutAddAVX2_c2<>+0(SB), Y0
+	VBROADCASTSS wino4OutAddAVX2_c4<>+0(SB), Y1
+	VBROADCASTSS wino4OutAddAVX2_c8<>+0(SB), Y2
+	VPXOR        Y3, Y3, Y3
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
+	VADDPS       Y6, Y3, Y3
+	VADDPS       Y7, Y3, Y3
+	MOVQ         (AX), SI
+	VADDPS       (SI)(BX*1), Y3, Y3
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y0, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y0, Y9
+	VSUBPS       Y9, Y3, Y3
+	MOVQ         8(AX), SI
+	VADDPS       (SI)(BX*1), Y3, Y3
+	VMOVUPS      Y3, (SI)(BX*1)
+	VADDPS       Y5, Y4, Y3
+	VMULPS       Y6, Y1, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y1, Y9
+	VADDPS       Y9, Y3, Y3
+	MOVQ         16(AX), SI
+	VADDPS       (SI)(BX*1), Y3, Y3
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y2, Y4
+	VADDPS       Y4, Y3, Y3
+	VMULPS       Y7, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	VADDPS       Y8, Y3, Y3
+	MOVQ         24(AX), SI
+	VADDPS       (SI)(BX*1), Y3, Y3
+	VMOVUPS      Y3, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y0, Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y0, Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y0, Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y0, Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y0, Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y0, Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y0, Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y0, Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y0, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y0, Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y0, Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y0, Y9
+	VSUBPS       Y9, Y8, Y8
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
+	VADDPS       Y6, Y3, Y3
+	VADDPS       Y7, Y3, Y3
+	MOVQ         32(AX), SI
+	VADDPS       (SI)(BX*1), Y3, Y3
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y0, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y0, Y9
+	VSUBPS       Y9, Y3, Y3
+	MOVQ         40(AX), SI
+	VADDPS       (SI)(BX*1), Y3, Y3
+	VMOVUPS      Y3, (SI)(BX*1)
+	VADDPS       Y5, Y4, Y3
+	VMULPS       Y6, Y1, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y1, Y9
+	VADDPS       Y9, Y3, Y3
+	MOVQ         48(AX), SI
+	VADDPS       (SI)(BX*1), Y3, Y3
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y2, Y4
+	VADDPS       Y4, Y3, Y3
+	VMULPS       Y7, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	VADDPS       Y8, Y3, Y3
+	MOVQ         56(AX), SI
+	VADDPS       (SI)(BX*1), Y3, Y3
+	VMOVUPS      Y3, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y1, Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y1, Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y1, Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y1, Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y1, Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y1, Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y1, Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y1, Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y1, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y1, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y1, Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y1, Y9
+	VADDPS       Y9, Y8, Y8
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
+	VADDPS       Y6, Y3, Y3
+	VADDPS       Y7, Y3, Y3
+	MOVQ         64(AX), SI
+	VADDPS       (SI)(BX*1), Y3, Y3
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y0, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y0, Y9
+	VSUBPS       Y9, Y3, Y3
+	MOVQ         72(AX), SI
+	VADDPS       (SI)(BX*1), Y3, Y3
+	VMOVUPS      Y3, (SI)(BX*1)
+	VADDPS       Y5, Y4, Y3
+	VMULPS       Y6, Y1, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y1, Y9
+	VADDPS       Y9, Y3, Y3
+	MOVQ         80(AX), SI
+	VADDPS       (SI)(BX*1), Y3, Y3
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y2, Y4
+	VADDPS       Y4, Y3, Y3
+	VMULPS       Y7, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	VADDPS       Y8, Y3, Y3
+	MOVQ         88(AX), SI
+	VADDPS       (SI)(BX*1), Y3, Y3
+	VMOVUPS      Y3, (SI)(BX*1)
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         144(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y2, Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         192(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         240(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         152(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y2, Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         200(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y2, Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         248(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         160(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y2, Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         208(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y2, Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         256(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         168(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y2, Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         216(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y2, Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         264(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	MOVQ         128(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         176(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y2, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         224(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VMULPS       Y8, Y2, Y8
+	VSUBPS       Y8, Y7, Y7
+	MOVQ         272(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y8
+	MOVQ         136(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         184(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y2, Y9
+	VADDPS       Y9, Y8, Y8
+	MOVQ         232(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VMULPS       Y9, Y2, Y9
+	VSUBPS       Y9, Y8, Y8
+	MOVQ         280(CX), SI
+	VMOVUPS      (SI)(BX*1), Y9
+	VADDPS       Y9, Y8, Y8
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
+	VADDPS       Y6, Y3, Y3
+	VADDPS       Y7, Y3, Y3
+	MOVQ         96(AX), SI
+	VADDPS       (SI)(BX*1), Y3, Y3
+	VMOVUPS      Y3, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y3
+	VMULPS       Y6, Y0, Y9
+	VADDPS       Y9, Y3, Y3
+	VMULPS       Y7, Y0, Y0
+	VSUBPS       Y0, Y3, Y0
+	MOVQ         104(AX), SI
+	VADDPS       (SI)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (SI)(BX*1)
+	VADDPS       Y5, Y4, Y0
+	VMULPS       Y6, Y1, Y3
+	VADDPS       Y3, Y0, Y0
+	VMULPS       Y7, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	MOVQ         112(AX), SI
+	VADDPS       (SI)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (SI)(BX*1)
+	VSUBPS       Y5, Y4, Y0
+	VMULPS       Y6, Y2, Y1
+	VADDPS       Y1, Y0, Y0
+	VMULPS       Y7, Y2, Y1
+	VSUBPS       Y1, Y0, Y0
+	VADDPS       Y8, Y0, Y0
+	MOVQ         120(AX), SI
+	VADDPS       (SI)(BX*1), Y0, Y0
+	VMOVUPS      Y0, (SI)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, DX
+	JB           wino4OutAddAVX2_loop
+
+wino4OutAddAVX2_done:
+	VZEROUPPER
+	RET
+
+DATA wino4OutAddAVX2_c2<>+0(SB)/4, $0x40000000
+GLOBL wino4OutAddAVX2_c2<>(SB), RODATA|NOPTR, $4
+
+DATA wino4OutAddAVX2_c4<>+0(SB)/4, $0x40800000
+GLOBL wino4OutAddAVX2_c4<>(SB), RODATA|NOPTR, $4
+
+DATA wino4OutAddAVX2_c8<>+0(SB)/4, $0x41000000
+GLOBL wino4OutAddAVX2_c8<>(SB), RODATA|NOPTR, $4
+
+// func wino4GradAVX2(dst *[36]*float32, src *[16]*float32, n int)
+// Requires: AVX, AVX2
+TEXT ·wino4GradAVX2(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), AX
+	MOVQ  src+8(FP), CX
+	MOVQ  n+16(FP), DX
+	SHLQ  $0x02, DX
+	XORQ  BX, BX
+	TESTQ DX, DX
+	JZ    wino4GradAVX2_done
+
+wino4GradAVX2_loop:
+	VBROADCASTSS wino4GradAVX2_c2<>+0(SB), Y0
+	VBROADCASTSS wino4GradAVX2_c4<>+0(SB), Y1
+	VBROADCASTSS wino4GradAVX2_c8<>+0(SB), Y2
+	VPXOR        Y3, Y3, Y3
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         (AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VADDPS       Y4, Y3, Y7
+	VADDPS       Y5, Y7, Y7
+	VADDPS       Y6, Y7, Y7
+	MOVQ         8(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VSUBPS       Y4, Y3, Y7
+	VADDPS       Y5, Y7, Y7
+	VSUBPS       Y6, Y7, Y7
+	MOVQ         16(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VMULPS       Y4, Y0, Y7
+	VADDPS       Y7, Y3, Y7
+	VMULPS       Y5, Y1, Y8
+	VADDPS       Y8, Y7, Y7
+	VMULPS       Y6, Y2, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         24(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VMULPS       Y4, Y0, Y4
+	VSUBPS       Y4, Y3, Y3
+	VMULPS       Y5, Y1, Y4
+	VADDPS       Y4, Y3, Y3
+	VMULPS       Y6, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         32(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	MOVQ         40(AX), SI
+	VMOVUPS      Y6, (SI)(BX*1)
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         48(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VADDPS       Y4, Y3, Y7
+	VADDPS       Y5, Y7, Y7
+	VADDPS       Y6, Y7, Y7
+	MOVQ         56(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VSUBPS       Y4, Y3, Y7
+	VADDPS       Y5, Y7, Y7
+	VSUBPS       Y6, Y7, Y7
+	MOVQ         64(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VMULPS       Y4, Y0, Y7
+	VADDPS       Y7, Y3, Y7
+	VMULPS       Y5, Y1, Y8
+	VADDPS       Y8, Y7, Y7
+	VMULPS       Y6, Y2, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         72(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VMULPS       Y4, Y0, Y4
+	VSUBPS       Y4, Y3, Y3
+	VMULPS       Y5, Y1, Y4
+	VADDPS       Y4, Y3, Y3
+	VMULPS       Y6, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         80(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	MOVQ         88(AX), SI
+	VMOVUPS      Y6, (SI)(BX*1)
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         96(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VADDPS       Y4, Y3, Y7
+	VADDPS       Y5, Y7, Y7
+	VADDPS       Y6, Y7, Y7
+	MOVQ         104(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VSUBPS       Y4, Y3, Y7
+	VADDPS       Y5, Y7, Y7
+	VSUBPS       Y6, Y7, Y7
+	MOVQ         112(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VMULPS       Y4, Y0, Y7
+	VADDPS       Y7, Y3, Y7
+	VMULPS       Y5, Y1, Y8
+	VADDPS       Y8, Y7, Y7
+	VMULPS       Y6, Y2, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         120(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VMULPS       Y4, Y0, Y4
+	VSUBPS       Y4, Y3, Y3
+	VMULPS       Y5, Y1, Y4
+	VADDPS       Y4, Y3, Y3
+	VMULPS       Y6, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         128(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	MOVQ         136(AX), SI
+	VMOVUPS      Y6, (SI)(BX*1)
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y0, Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y1, Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y2, Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y0, Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y1, Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y2, Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y0, Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y1, Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y2, Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y0, Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y1, Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y2, Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         144(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VADDPS       Y4, Y3, Y7
+	VADDPS       Y5, Y7, Y7
+	VADDPS       Y6, Y7, Y7
+	MOVQ         152(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VSUBPS       Y4, Y3, Y7
+	VADDPS       Y5, Y7, Y7
+	VSUBPS       Y6, Y7, Y7
+	MOVQ         160(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VMULPS       Y4, Y0, Y7
+	VADDPS       Y7, Y3, Y7
+	VMULPS       Y5, Y1, Y8
+	VADDPS       Y8, Y7, Y7
+	VMULPS       Y6, Y2, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         168(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VMULPS       Y4, Y0, Y4
+	VSUBPS       Y4, Y3, Y3
+	VMULPS       Y5, Y1, Y4
+	VADDPS       Y4, Y3, Y3
+	VMULPS       Y6, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         176(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	MOVQ         184(AX), SI
+	VMOVUPS      Y6, (SI)(BX*1)
+	MOVQ         (CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         32(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y0, Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         64(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y1, Y4
+	VADDPS       Y4, Y3, Y3
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	VMULPS       Y4, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         8(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         40(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y0, Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         72(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y1, Y5
+	VADDPS       Y5, Y4, Y4
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	VMULPS       Y5, Y2, Y5
+	VSUBPS       Y5, Y4, Y4
+	MOVQ         16(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         48(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y0, Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         80(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y1, Y6
+	VADDPS       Y6, Y5, Y5
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	VMULPS       Y6, Y2, Y6
+	VSUBPS       Y6, Y5, Y5
+	MOVQ         24(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         56(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y0, Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         88(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y1, Y7
+	VADDPS       Y7, Y6, Y6
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y7
+	VMULPS       Y7, Y2, Y7
+	VSUBPS       Y7, Y6, Y6
+	MOVQ         192(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VADDPS       Y4, Y3, Y7
+	VADDPS       Y5, Y7, Y7
+	VADDPS       Y6, Y7, Y7
+	MOVQ         200(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VSUBPS       Y4, Y3, Y7
+	VADDPS       Y5, Y7, Y7
+	VSUBPS       Y6, Y7, Y7
+	MOVQ         208(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VMULPS       Y4, Y0, Y7
+	VADDPS       Y7, Y3, Y7
+	VMULPS       Y5, Y1, Y8
+	VADDPS       Y8, Y7, Y7
+	VMULPS       Y6, Y2, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         216(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VMULPS       Y4, Y0, Y4
+	VSUBPS       Y4, Y3, Y3
+	VMULPS       Y5, Y1, Y4
+	VADDPS       Y4, Y3, Y3
+	VMULPS       Y6, Y2, Y4
+	VSUBPS       Y4, Y3, Y3
+	MOVQ         224(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	MOVQ         232(AX), SI
+	VMOVUPS      Y6, (SI)(BX*1)
+	MOVQ         96(CX), SI
+	VMOVUPS      (SI)(BX*1), Y3
+	MOVQ         104(CX), SI
+	VMOVUPS      (SI)(BX*1), Y4
+	MOVQ         112(CX), SI
+	VMOVUPS      (SI)(BX*1), Y5
+	MOVQ         120(CX), SI
+	VMOVUPS      (SI)(BX*1), Y6
+	MOVQ         240(AX), SI
+	VMOVUPS      Y3, (SI)(BX*1)
+	VADDPS       Y4, Y3, Y7
+	VADDPS       Y5, Y7, Y7
+	VADDPS       Y6, Y7, Y7
+	MOVQ         248(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VSUBPS       Y4, Y3, Y7
+	VADDPS       Y5, Y7, Y7
+	VSUBPS       Y6, Y7, Y7
+	MOVQ         256(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VMULPS       Y4, Y0, Y7
+	VADDPS       Y7, Y3, Y7
+	VMULPS       Y5, Y1, Y8
+	VADDPS       Y8, Y7, Y7
+	VMULPS       Y6, Y2, Y8
+	VADDPS       Y8, Y7, Y7
+	MOVQ         264(AX), SI
+	VMOVUPS      Y7, (SI)(BX*1)
+	VMULPS       Y4, Y0, Y0
+	VSUBPS       Y0, Y3, Y0
+	VMULPS       Y5, Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	VMULPS       Y6, Y2, Y1
+	VSUBPS       Y1, Y0, Y0
+	MOVQ         272(AX), SI
+	VMOVUPS      Y0, (SI)(BX*1)
+	MOVQ         280(AX), SI
+	VMOVUPS      Y6, (SI)(BX*1)
+	ADDQ         $0x00000020, BX
+	CMPQ         BX, DX
+	JB           wino4GradAVX2_loop
+
+wino4GradAVX2_done:
+	VZEROUPPER
+	RET
+
+DATA wino4GradAVX2_c2<>+0(SB)/4, $0x40000000
+GLOBL wino4GradAVX2_c2<>(SB), RODATA|NOPTR, $4
+
+DATA wino4GradAVX2_c4<>+0(SB)/4, $0x40800000
+GLOBL wino4GradAVX2_c4<>(SB), RODATA|NOPTR, $4
+
+DATA wino4GradAVX2_c8<>+0(SB)/4, $0x41000000
+GLOBL wino4GradAVX2_c8<>(SB), RODATA|NOPTR, $4

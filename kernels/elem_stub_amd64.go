@@ -89,6 +89,26 @@ func winoOutAddAVX512(dst *[4]*float32, src *[16]*float32, n int)
 //go:noescape
 func winoGradAVX512(dst *[16]*float32, src *[4]*float32, n int)
 
+// wino4InAVX512 sets the 36 vectors dst points to to Bᵀ p B of the 6x6 tile src points to (Winograd F(4x4, 3x3) input transform), for n a multiple of 16.
+//
+//go:noescape
+func wino4InAVX512(dst *[36]*float32, src *[36]*float32, n int)
+
+// wino4OutAVX512 sets the 16 vectors dst points to to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform), for n a multiple of 16.
+//
+//go:noescape
+func wino4OutAVX512(dst *[16]*float32, src *[36]*float32, n int)
+
+// wino4OutAddAVX512 adds to the 16 vectors dst points to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform), for n a multiple of 16.
+//
+//go:noescape
+func wino4OutAddAVX512(dst *[16]*float32, src *[36]*float32, n int)
+
+// wino4GradAVX512 sets the 36 vectors dst points to to A p Aᵀ of the 4x4 tile src points to (Winograd F(4x4, 3x3) weight-gradient transform), for n a multiple of 16.
+//
+//go:noescape
+func wino4GradAVX512(dst *[36]*float32, src *[16]*float32, n int)
+
 // addToAVX2 sets dst[i] += src[i], for n a multiple of 16.
 //
 //go:noescape
@@ -173,3 +193,23 @@ func winoOutAddAVX2(dst *[4]*float32, src *[16]*float32, n int)
 //
 //go:noescape
 func winoGradAVX2(dst *[16]*float32, src *[4]*float32, n int)
+
+// wino4InAVX2 sets the 36 vectors dst points to to Bᵀ p B of the 6x6 tile src points to (Winograd F(4x4, 3x3) input transform), for n a multiple of 16.
+//
+//go:noescape
+func wino4InAVX2(dst *[36]*float32, src *[36]*float32, n int)
+
+// wino4OutAVX2 sets the 16 vectors dst points to to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform), for n a multiple of 16.
+//
+//go:noescape
+func wino4OutAVX2(dst *[16]*float32, src *[36]*float32, n int)
+
+// wino4OutAddAVX2 adds to the 16 vectors dst points to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform), for n a multiple of 16.
+//
+//go:noescape
+func wino4OutAddAVX2(dst *[16]*float32, src *[36]*float32, n int)
+
+// wino4GradAVX2 sets the 36 vectors dst points to to A p Aᵀ of the 4x4 tile src points to (Winograd F(4x4, 3x3) weight-gradient transform), for n a multiple of 16.
+//
+//go:noescape
+func wino4GradAVX2(dst *[36]*float32, src *[16]*float32, n int)

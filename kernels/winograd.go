@@ -18,41 +18,106 @@ import "unsafe"
 // alike, in the same order, so results do not depend on the path.
 
 // WinogradTiles is the tiling of a batch of NHWC images [N, H, W, c] into
-// the 2x2 output tiles of F(2x2, 3x3) for a 3x3 convolution with padding
-// 1, numbered in (image, tile row, tile column) order. Tile (th, tw)
-// covers output pixels rows 2th..2th+1 and columns 2tw..2tw+1 and reads
-// the 4x4 input patch at rows 2th-1..2th+2, columns 2tw-1..2tw+2, zero
-// outside the image. Transformed tiles are stored by position: value ξ
-// (0..15, row-major in the 4x4 tile) of the j-th tile of a range starting
-// at t0 is the c-vector at buf[ξ*stride+j*c:], so that the values of one
-// position for consecutive tiles form a [tiles, c] matrix.
-type WinogradTiles struct{ N, H, W int }
+// the MxM output tiles of F(MxM, 3x3) for a 3x3 convolution with padding
+// 1, numbered in (image, tile row, tile column) order; M is 2 (also when
+// zero) or 4. Tile (th, tw) covers output pixels rows M·th..M·th+M-1 and
+// columns M·tw..M·tw+M-1 and reads the (M+2)x(M+2) input patch starting at
+// row M·th-1, column M·tw-1, zero outside the image. Transformed tiles are
+// stored by position: value ξ (0..(M+2)²-1, row-major in the tile) of the
+// j-th tile of a range starting at t0 is the c-vector at
+// buf[ξ*stride+j*c:], so that the values of one position for consecutive
+// tiles form a [tiles, c] matrix.
+//
+// F(4x4, 3x3) uses the matrices of Lavin and Gray (points 0, ±1, ±2):
+//
+//	     ⎡4  0 -5  0  1  0⎤
+//	     ⎢0 -4 -4  1  1  0⎥        ⎡1  1  1  1  1  0⎤
+//	Bᵀ = ⎢0  4 -4 -1  1  0⎥   Aᵀ = ⎢0  1 -1  2 -2  0⎥
+//	     ⎢0 -2 -1  2  1  0⎥        ⎢0  1  1  4  4  0⎥
+//	     ⎢0  2 -1 -2  1  0⎥        ⎣0  1 -1  8 -8  1⎦
+//	     ⎣0  4  0 -5  0  1⎦
+type WinogradTiles struct{ N, H, W, M int }
 
-// Count returns the number of tiles, N·⌈H/2⌉·⌈W/2⌉.
-func (g WinogradTiles) Count() int { return g.N * ((g.H + 1) / 2) * ((g.W + 1) / 2) }
+// Wino4BT and Wino4AT are F(4x4, 3x3)'s Bᵀ and Aᵀ.
+var (
+	Wino4BT = [][]int{
+		{4, 0, -5, 0, 1, 0},
+		{0, -4, -4, 1, 1, 0},
+		{0, 4, -4, -1, 1, 0},
+		{0, -2, -1, 2, 1, 0},
+		{0, 2, -1, -2, 1, 0},
+		{0, 4, 0, -5, 0, 1},
+	}
+	Wino4AT = [][]int{
+		{1, 1, 1, 1, 1, 0},
+		{0, 1, -1, 2, -2, 0},
+		{0, 1, 1, 4, 4, 0},
+		{0, 1, -1, 8, -8, 1},
+	}
+	wino4A = transposeInts(Wino4AT)
+)
 
-// check panics unless img holds the images with c channels, [t0, t1) is
-// a range of tiles, and buf holds 16 positions stride apart for them.
+func transposeInts(m [][]int) [][]int {
+	t := make([][]int, len(m[0]))
+	for j := range t {
+		t[j] = make([]int, len(m))
+		for i := range m {
+			t[j][i] = m[i][j]
+		}
+	}
+	return t
+}
+
+// tile returns the output tile side M and the input tile side M+2.
+func (g WinogradTiles) tile() (m, a int) {
+	if g.M == 4 {
+		return 4, 6
+	}
+	return 2, 4
+}
+
+// Positions returns the number of positions of a transformed tile, 16 for
+// F(2x2, 3x3) and 36 for F(4x4, 3x3).
+func (g WinogradTiles) Positions() int {
+	_, a := g.tile()
+	return a * a
+}
+
+// Count returns the number of tiles, N·⌈H/M⌉·⌈W/M⌉.
+func (g WinogradTiles) Count() int {
+	m, _ := g.tile()
+	return g.N * ((g.H + m - 1) / m) * ((g.W + m - 1) / m)
+}
+
+// check panics unless the tile size is 2 or 4, img holds the images with
+// c channels, [t0, t1) is a range of tiles, and buf holds the positions
+// stride apart for them.
 func (g WinogradTiles) check(op string, img []float32, c, t0, t1 int, buf []float32, stride int) {
 	switch {
+	case g.M != 0 && g.M != 2 && g.M != 4:
+		panic("kernels: WinogradTiles." + op + ": tile size not 2 or 4")
 	case g.N < 0 || g.H < 0 || g.W < 0 || c < 1:
 		panic("kernels: WinogradTiles." + op + ": negative size or no channels")
 	case len(img) < g.N*g.H*g.W*c:
 		panic("kernels: WinogradTiles." + op + ": image slice too short")
 	case t0 < 0 || t0 > t1 || t1 > g.Count():
 		panic("kernels: WinogradTiles." + op + ": tile range out of bounds")
-	case t1 > t0 && (stride < (t1-t0)*c || len(buf) < 15*stride+(t1-t0)*c):
+	case t1 > t0 && (stride < (t1-t0)*c || len(buf) < (g.Positions()-1)*stride+(t1-t0)*c):
 		panic("kernels: WinogradTiles." + op + ": transformed-tile buffer too short")
 	}
 }
 
 // origin returns the image and the top-left output pixel of tile t.
 func (g WinogradTiles) origin(t int) (n, oh, ow int) {
-	tw := (g.W + 1) / 2
-	per := (g.H + 1) / 2 * tw
+	m, _ := g.tile()
+	tw := (g.W + m - 1) / m
+	per := (g.H + m - 1) / m * tw
 	n, r := t/per, t%per
-	return n, 2 * (r / tw), 2 * (r % tw)
+	return n, m * (r / tw), m * (r % tw)
 }
+
+// maxPositions is the number of positions of the largest tile.
+const maxPositions = 36
 
 // Input writes the input transform Bᵀ d B of tiles [t0, t1) of the images
 // x [N, H, W, c] into v, positions vs apart.
@@ -61,25 +126,28 @@ func (g WinogradTiles) Input(v []float32, vs int, x []float32, c, t0, t1 int) {
 	if t0 == t1 {
 		return
 	}
+	m, a := g.tile()
 	e := elem()
 	zp := getBuf(c)
 	defer putBuf(zp)
 	zero := *zp
 	clear(zero)
-	// Byte offsets of the 16 patch pixels from its top-left one.
-	var off [16]int
-	for a := 0; a < 4; a++ {
-		for b := 0; b < 4; b++ {
-			off[4*a+b] = 4 * (a*g.W + b) * c
+	// Byte offsets of the patch pixels from its top-left one.
+	var off [maxPositions]int
+	for i := 0; i < a; i++ {
+		for j := 0; j < a; j++ {
+			off[a*i+j] = 4 * (i*g.W + j) * c
 		}
 	}
-	var d0, d, s [16]*float32
+	var d0Arr, dArr, sArr [maxPositions]*float32
+	np := a * a
+	d0, d, s := d0Arr[:np], dArr[:np], sArr[:np]
 	for xi := range d0 {
 		d0[xi] = &v[xi*vs]
 	}
 	for t := t0; t < t1; t++ {
 		n, oh, ow := g.origin(t)
-		if oh >= 1 && ow >= 1 && oh+2 < g.H && ow+2 < g.W {
+		if oh >= 1 && ow >= 1 && oh+m+1 <= g.H && ow+m+1 <= g.W {
 			// An interior tile: the whole patch lies in the image, and
 			// check has made sure that the image lies in x.
 			base := unsafe.Pointer(&x[((n*g.H+oh-1)*g.W+ow-1)*c])
@@ -87,14 +155,14 @@ func (g WinogradTiles) Input(v []float32, vs int, x []float32, c, t0, t1 int) {
 				s[k] = (*float32)(unsafe.Add(base, off[k]))
 			}
 		} else {
-			for a := 0; a < 4; a++ {
-				ih := oh - 1 + a
-				for b := 0; b < 4; b++ {
-					iw := ow - 1 + b
+			for i := 0; i < a; i++ {
+				ih := oh - 1 + i
+				for j := 0; j < a; j++ {
+					iw := ow - 1 + j
 					if ih < 0 || ih >= g.H || iw < 0 || iw >= g.W {
-						s[4*a+b] = &zero[0]
+						s[a*i+j] = &zero[0]
 					} else {
-						s[4*a+b] = &x[((n*g.H+ih)*g.W+iw)*c]
+						s[a*i+j] = &x[((n*g.H+ih)*g.W+iw)*c]
 					}
 				}
 			}
@@ -105,15 +173,19 @@ func (g WinogradTiles) Input(v []float32, vs int, x []float32, c, t0, t1 int) {
 			d[xi] = (*float32)(unsafe.Add(unsafe.Pointer(d0[xi]), o))
 		}
 		lo := 0
-		if c >= unit && winoInAsm(e, &d, &s, c&^(unit-1)) {
+		if c >= unit && winoInCall(e, m, d, s, c&^(unit-1)) {
 			lo = c &^ (unit - 1)
 		}
 		if lo < c {
-			var p, q [16][]float32
-			for k := range p {
-				p[k], q[k] = unsafe.Slice(s[k], c), unsafe.Slice(d[k], c)
+			if m == 2 {
+				var p, q [16][]float32
+				for k := range p {
+					p[k], q[k] = unsafe.Slice(s[k], c), unsafe.Slice(d[k], c)
+				}
+				winoInGo(&q, &p, lo, c)
+			} else {
+				winoLXLtGo(d, s, Wino4BT, lo, c, false)
 			}
-			winoInGo(&q, &p, lo, c)
 		}
 	}
 }
@@ -126,12 +198,14 @@ func (g WinogradTiles) Output(y, m []float32, ms, c, t0, t1 int, add bool) {
 	if t0 == t1 {
 		return
 	}
+	tm, a := g.tile()
 	e := elem()
-	sp := getBuf(4 * c)
+	sp := getBuf(tm * tm * c)
 	defer putBuf(sp)
 	scratch := *sp
-	var d [4]*float32
-	var s0, s [16]*float32
+	var dArr [16]*float32
+	var s0Arr, sArr [maxPositions]*float32
+	d, s0, s := dArr[:tm*tm], s0Arr[:a*a], sArr[:a*a]
 	for xi := range s0 {
 		s0[xi] = &m[xi*ms]
 	}
@@ -142,39 +216,43 @@ func (g WinogradTiles) Output(y, m []float32, ms, c, t0, t1 int, add bool) {
 		for xi := range s {
 			s[xi] = (*float32)(unsafe.Add(unsafe.Pointer(s0[xi]), o))
 		}
-		full := oh+1 < g.H && ow+1 < g.W
-		for a := 0; a < 2; a++ {
-			for b := 0; b < 2; b++ {
+		full := oh+tm <= g.H && ow+tm <= g.W
+		for i := 0; i < tm; i++ {
+			for j := 0; j < tm; j++ {
 				if full {
-					d[2*a+b] = &y[((n*g.H+oh+a)*g.W+ow+b)*c]
+					d[tm*i+j] = &y[((n*g.H+oh+i)*g.W+ow+j)*c]
 				} else {
-					d[2*a+b] = &scratch[(2*a+b)*c]
+					d[tm*i+j] = &scratch[(tm*i+j)*c]
 				}
 			}
 		}
 		addHere := add && full
 		lo := 0
-		if c >= unit && winoOutAsm(e, &d, &s, c&^(unit-1), addHere) {
+		if c >= unit && winoOutCall(e, tm, d, s, c&^(unit-1), addHere) {
 			lo = c &^ (unit - 1)
 		}
 		if lo < c {
-			var p [16][]float32
-			var q [4][]float32
-			for k := range p {
-				p[k] = unsafe.Slice(s[k], c)
+			if tm == 2 {
+				var p [16][]float32
+				var q [4][]float32
+				for k := range p {
+					p[k] = unsafe.Slice(s[k], c)
+				}
+				for k := range q {
+					q[k] = unsafe.Slice(d[k], c)
+				}
+				winoOutGo(&q, &p, lo, c, addHere)
+			} else {
+				winoLXLtGo(d, s, Wino4AT, lo, c, addHere)
 			}
-			for k := range q {
-				q[k] = unsafe.Slice(d[k], c)
-			}
-			winoOutGo(&q, &p, lo, c, addHere)
 		}
 		if full {
 			continue
 		}
-		for a := 0; a < 2 && oh+a < g.H; a++ {
-			for b := 0; b < 2 && ow+b < g.W; b++ {
-				off := ((n*g.H+oh+a)*g.W + ow + b) * c
-				dst, src := y[off:off+c], scratch[(2*a+b)*c:(2*a+b+1)*c]
+		for i := 0; i < tm && oh+i < g.H; i++ {
+			for j := 0; j < tm && ow+j < g.W; j++ {
+				off := ((n*g.H+oh+i)*g.W + ow + j) * c
+				dst, src := y[off:off+c], scratch[(tm*i+j)*c:(tm*i+j+1)*c]
 				if add {
 					AddTo(dst, src)
 				} else {
@@ -193,24 +271,26 @@ func (g WinogradTiles) Grad(dm []float32, ms int, gy []float32, c, t0, t1 int) {
 	if t0 == t1 {
 		return
 	}
+	tm, a := g.tile()
 	e := elem()
 	zp := getBuf(c)
 	defer putBuf(zp)
 	zero := *zp
 	clear(zero)
-	var d0, d [16]*float32
-	var s [4]*float32
+	var d0Arr, dArr [maxPositions]*float32
+	var sArr [16]*float32
+	d0, d, s := d0Arr[:a*a], dArr[:a*a], sArr[:tm*tm]
 	for xi := range d0 {
 		d0[xi] = &dm[xi*ms]
 	}
 	for t := t0; t < t1; t++ {
 		n, oh, ow := g.origin(t)
-		for a := 0; a < 2; a++ {
-			for b := 0; b < 2; b++ {
-				if oh+a < g.H && ow+b < g.W {
-					s[2*a+b] = &gy[((n*g.H+oh+a)*g.W+ow+b)*c]
+		for i := 0; i < tm; i++ {
+			for j := 0; j < tm; j++ {
+				if oh+i < g.H && ow+j < g.W {
+					s[tm*i+j] = &gy[((n*g.H+oh+i)*g.W+ow+j)*c]
 				} else {
-					s[2*a+b] = &zero[0]
+					s[tm*i+j] = &zero[0]
 				}
 			}
 		}
@@ -220,19 +300,107 @@ func (g WinogradTiles) Grad(dm []float32, ms int, gy []float32, c, t0, t1 int) {
 			d[xi] = (*float32)(unsafe.Add(unsafe.Pointer(d0[xi]), o))
 		}
 		lo := 0
-		if c >= unit && winoGradAsm(e, &d, &s, c&^(unit-1)) {
+		if c >= unit && winoGradCall(e, tm, d, s, c&^(unit-1)) {
 			lo = c &^ (unit - 1)
 		}
 		if lo < c {
-			var p [4][]float32
-			var q [16][]float32
-			for k := range p {
-				p[k] = unsafe.Slice(s[k], c)
+			if tm == 2 {
+				var p [4][]float32
+				var q [16][]float32
+				for k := range p {
+					p[k] = unsafe.Slice(s[k], c)
+				}
+				for k := range q {
+					q[k] = unsafe.Slice(d[k], c)
+				}
+				winoGradGo(&q, &p, lo, c)
+			} else {
+				winoLXLtGo(d, s, wino4A, lo, c, false)
 			}
-			for k := range q {
-				q[k] = unsafe.Slice(d[k], c)
+		}
+	}
+}
+
+// winoInCall, winoOutCall and winoGradCall run the assembly transform of
+// e's instruction set for tile size m on n channels (a multiple of 16) and
+// report whether there is one.
+func winoInCall(e *elemKernels, m int, d, s []*float32, n int) bool {
+	if m == 2 {
+		return winoInAsm(e, (*[16]*float32)(d), (*[16]*float32)(s), n)
+	}
+	return wino4InAsm(e, (*[36]*float32)(d), (*[36]*float32)(s), n)
+}
+
+func winoOutCall(e *elemKernels, m int, d, s []*float32, n int, add bool) bool {
+	if m == 2 {
+		return winoOutAsm(e, (*[4]*float32)(d), (*[16]*float32)(s), n, add)
+	}
+	return wino4OutAsm(e, (*[16]*float32)(d), (*[36]*float32)(s), n, add)
+}
+
+func winoGradCall(e *elemKernels, m int, d, s []*float32, n int) bool {
+	if m == 2 {
+		return winoGradAsm(e, (*[16]*float32)(d), (*[4]*float32)(s), n)
+	}
+	return wino4GradAsm(e, (*[36]*float32)(d), (*[16]*float32)(s), n)
+}
+
+// winoLXLtGo computes dst = L src Lᵀ (or adds it, with add) for channels
+// [lo, c) of a tile whose positions src and dst point to, in the order
+// of operations of the assembly (internal/elemgen genLXLt): T = L src row
+// by row, then each row of the result from T, every sum over the nonzero
+// coefficients in index order, the first term v or 0 - v, the others
+// added or subtracted, v the value for coefficients ±1 and |c|·value
+// (rounded) otherwise.
+func winoLXLtGo(dst, src []*float32, L [][]int, lo, c int, add bool) {
+	q, r := len(L[0]), len(L)
+	in := make([][]float32, len(src))
+	for k := range in {
+		in[k] = unsafe.Slice(src[k], c)
+	}
+	out := make([][]float32, len(dst))
+	for k := range out {
+		out[k] = unsafe.Slice(dst[k], c)
+	}
+	var t [6]float32
+	combine := func(coef []int, get func(k int) float32) float32 {
+		var acc float32
+		first := true
+		for k, cf := range coef {
+			if cf == 0 {
+				continue
 			}
-			winoGradGo(&q, &p, lo, c)
+			v := get(k)
+			if cf > 1 || cf < -1 {
+				v = float32(float32(max(cf, -cf)) * v)
+			}
+			switch {
+			case first && cf > 0:
+				acc = v
+			case first:
+				acc = 0 - v
+			case cf > 0:
+				acc = acc + v
+			default:
+				acc = acc - v
+			}
+			first = false
+		}
+		return acc
+	}
+	for ch := lo; ch < c; ch++ {
+		for i := 0; i < r; i++ {
+			for l := 0; l < q; l++ {
+				t[l] = combine(L[i], func(k int) float32 { return in[k*q+l][ch] })
+			}
+			for j := 0; j < r; j++ {
+				y := combine(L[j], func(l int) float32 { return t[l] })
+				if add {
+					out[i*r+j][ch] += y
+				} else {
+					out[i*r+j][ch] = y
+				}
+			}
 		}
 	}
 }

@@ -48,3 +48,44 @@ func winoGradAsm(e *elemKernels, d *[16]*float32, s *[4]*float32, n int) bool {
 	}
 	return true
 }
+
+// wino4InAsm, wino4OutAsm and wino4GradAsm are the F(4x4, 3x3) versions.
+func wino4InAsm(e *elemKernels, d, s *[36]*float32, n int) bool {
+	switch e {
+	case avx512Elem:
+		wino4InAVX512(d, s, n)
+	case avx2Elem:
+		wino4InAVX2(d, s, n)
+	default:
+		return false
+	}
+	return true
+}
+
+func wino4OutAsm(e *elemKernels, d *[16]*float32, s *[36]*float32, n int, add bool) bool {
+	switch {
+	case e == avx512Elem && add:
+		wino4OutAddAVX512(d, s, n)
+	case e == avx512Elem:
+		wino4OutAVX512(d, s, n)
+	case e == avx2Elem && add:
+		wino4OutAddAVX2(d, s, n)
+	case e == avx2Elem:
+		wino4OutAVX2(d, s, n)
+	default:
+		return false
+	}
+	return true
+}
+
+func wino4GradAsm(e *elemKernels, d *[36]*float32, s *[16]*float32, n int) bool {
+	switch e {
+	case avx512Elem:
+		wino4GradAVX512(d, s, n)
+	case avx2Elem:
+		wino4GradAVX2(d, s, n)
+	default:
+		return false
+	}
+	return true
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -35,19 +36,39 @@ func refTransform(l [][]float64, x []float64) (out, scale []float64) {
 	return out, scale
 }
 
-// winoCase is a batch of images and a range of its tiles.
-type winoCase struct{ n, h, w, c, t0, t1 int }
+// refMats returns the float64 input-transform, output-transform and
+// gradient-transform matrices (Bᵀ, Aᵀ, A) of tile size m.
+func refMats(m int) (bt, at, a [][]float64) {
+	if m == 2 {
+		return refBT, refAT, refA
+	}
+	conv := func(x [][]int) [][]float64 {
+		out := make([][]float64, len(x))
+		for i, row := range x {
+			for _, v := range row {
+				out[i] = append(out[i], float64(v))
+			}
+		}
+		return out
+	}
+	return conv(Wino4BT), conv(Wino4AT), conv(transposeInts(Wino4AT))
+}
+
+// winoCase is a batch of images, a tile size and a range of its tiles.
+type winoCase struct{ n, h, w, m, c, t0, t1 int }
+
+func (k winoCase) tiles() WinogradTiles { return WinogradTiles{N: k.n, H: k.h, W: k.w, M: k.m} }
 
 // winoCases draws image shapes (odd and even sides, single pixels),
 // channel counts around the 16-value unit, and tile ranges, including
-// the whole batch.
-func winoCases(rng *rand.Rand) []winoCase {
+// the whole batch, for tile size m.
+func winoCases(rng *rand.Rand, m int) []winoCase {
 	var cs []winoCase
 	for _, c := range elemChannels {
-		n, h, w := 1+rng.IntN(3), 1+rng.IntN(7), 1+rng.IntN(7)
-		g := WinogradTiles{n, h, w}
+		n, h, w := 1+rng.IntN(3), 1+rng.IntN(11), 1+rng.IntN(11)
+		g := WinogradTiles{N: n, H: h, W: w, M: m}
 		t0 := rng.IntN(g.Count())
-		cs = append(cs, winoCase{n, h, w, c, 0, g.Count()}, winoCase{n, h, w, c, t0, t0 + 1 + rng.IntN(g.Count()-t0)})
+		cs = append(cs, winoCase{n, h, w, m, c, 0, g.Count()}, winoCase{n, h, w, m, c, t0, t0 + 1 + rng.IntN(g.Count()-t0)})
 	}
 	return cs
 }
@@ -61,10 +82,10 @@ func randFloats(rng *rand.Rand, n int, specials bool) []float32 {
 // inputs and the output buffer.
 func runWino(kind string, k winoCase, seed uint64, specials bool) (in, out []float32, stride int) {
 	rng := rand.New(rand.NewPCG(seed, uint64(k.c)))
-	g := WinogradTiles{k.n, k.h, k.w}
+	g := k.tiles()
 	img := k.n * k.h * k.w * k.c
 	stride = (k.t1-k.t0)*k.c + rng.IntN(3)
-	bufLen := 15*stride + (k.t1-k.t0)*k.c
+	bufLen := (g.Positions()-1)*stride + (k.t1-k.t0)*k.c
 	switch kind {
 	case "input":
 		in, out = randFloats(rng, img, specials), randFloats(rng, bufLen, false)
@@ -79,66 +100,67 @@ func runWino(kind string, k winoCase, seed uint64, specials bool) (in, out []flo
 	return in, out, stride
 }
 
-// TestWinogradTiles checks the three tile transforms of WinogradTiles
-// against float64 matrix products on every tile of a range, that Output
-// leaves the pixels of other tiles alone, and that every kernel set gives
-// the same bits as the Go code, special values included.
+// TestWinogradTiles checks the three tile transforms of WinogradTiles,
+// for tiles of 2 and 4, against float64 matrix products on every tile of a
+// range, that Output leaves the pixels of other tiles alone, and that
+// every kernel set gives the same bits as the Go code, special values
+// included.
 func TestWinogradTiles(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, kind := range []string{"input", "output", "output-add", "grad"} {
-		for _, k := range winoCases(rng) {
-			g := WinogradTiles{k.n, k.h, k.w}
-			name := fmt.Sprintf("%s %dx%dx%dx%d tiles [%d,%d)", kind, k.n, k.h, k.w, k.c, k.t0, k.t1)
-			in, got, stride := runWino(kind, k, 3, false)
-			pix := func(n, i, j, ch int) float64 {
-				if i < 0 || i >= k.h || j < 0 || j >= k.w {
-					return 0
+	for _, m := range []int{2, 4} {
+		rng := rand.New(rand.NewPCG(1, uint64(m)))
+		bt, at, a := refMats(m)
+		for _, kind := range []string{"input", "output", "output-add", "grad"} {
+			for _, k := range winoCases(rng, m) {
+				g := k.tiles()
+				name := fmt.Sprintf("F(%d) %s %dx%dx%dx%d tiles [%d,%d)", m, kind, k.n, k.h, k.w, k.c, k.t0, k.t1)
+				in, got, stride := runWino(kind, k, 3, false)
+				pix := func(n, i, j, ch int) float64 {
+					if i < 0 || i >= k.h || j < 0 || j >= k.w {
+						return 0
+					}
+					return float64(in[((n*k.h+i)*k.w+j)*k.c+ch])
 				}
-				return float64(in[((n*k.h+i)*k.w+j)*k.c+ch])
-			}
-			for tl := k.t0; tl < k.t1; tl++ {
-				n, oh, ow := g.origin(tl)
-				o := (tl - k.t0) * k.c
-				for ch := 0; ch < k.c; ch++ {
-					switch kind {
-					case "input", "grad":
+				for tl := k.t0; tl < k.t1; tl++ {
+					n, oh, ow := g.origin(tl)
+					o := (tl - k.t0) * k.c
+					for ch := 0; ch < k.c && kind != "output" && kind != "output-add"; ch++ {
 						var x []float64
-						l := refBT
+						l := bt
 						if kind == "input" {
-							for a := 0; a < 4; a++ {
-								for b := 0; b < 4; b++ {
-									x = append(x, pix(n, oh-1+a, ow-1+b, ch))
+							for i := 0; i < m+2; i++ {
+								for j := 0; j < m+2; j++ {
+									x = append(x, pix(n, oh-1+i, ow-1+j, ch))
 								}
 							}
 						} else {
-							for a := 0; a < 2; a++ {
-								for b := 0; b < 2; b++ {
-									x = append(x, pix(n, oh+a, ow+b, ch))
+							for i := 0; i < m; i++ {
+								for j := 0; j < m; j++ {
+									x = append(x, pix(n, oh+i, ow+j, ch))
 								}
 							}
-							l = refA
+							l = a
 						}
 						want, scale := refTransform(l, x)
 						for xi := range want {
 							v := got[xi*stride+o+ch]
-							if d := math.Abs(float64(v) - want[xi]); d > 4e-7*scale[xi] {
+							if d := math.Abs(float64(v) - want[xi]); d > 1e-6*scale[xi] {
 								t.Fatalf("%s: tile %d position %d channel %d = %v, want %v", name, tl, xi, ch, v, want[xi])
 							}
 						}
 					}
 				}
+				if kind == "output" || kind == "output-add" {
+					checkWinoOutput(t, name, g, k, at, in, got, stride)
+				}
+				// Every kernel set gives the Go code's bits.
+				SetMicroKernel("generic")
+				_, want, _ := runWino(kind, k, 4, true)
+				SetMicroKernel("auto")
+				forEachElemKernel(t, func(t *testing.T) {
+					_, got, _ := runWino(kind, k, 4, true)
+					checkSame(t, name, got, want)
+				})
 			}
-			if kind == "output" || kind == "output-add" {
-				checkWinoOutput(t, name, g, k, in, got, stride)
-			}
-			// Every kernel set gives the Go code's bits.
-			SetMicroKernel("generic")
-			_, want, _ := runWino(kind, k, 4, true)
-			SetMicroKernel("auto")
-			forEachElemKernel(t, func(t *testing.T) {
-				_, got, _ := runWino(kind, k, 4, true)
-				checkSame(t, name, got, want)
-			})
 		}
 	}
 }
@@ -146,39 +168,40 @@ func TestWinogradTiles(t *testing.T) {
 // checkWinoOutput checks the images y that Output wrote from the products
 // m against float64 references: pixels of tiles in the range hold
 // Aᵀ M A (plus their old value for output-add), the others keep theirs.
-func checkWinoOutput(t *testing.T, name string, g WinogradTiles, k winoCase, m, y []float32, stride int) {
+func checkWinoOutput(t *testing.T, name string, g WinogradTiles, k winoCase, at [][]float64, m, y []float32, stride int) {
 	t.Helper()
 	// Regenerate the images as they were before the call.
 	rng := rand.New(rand.NewPCG(3, uint64(k.c)))
 	img := k.n * k.h * k.w * k.c
 	_ = rng.IntN(3)
-	_ = randFloats(rng, 15*stride+(k.t1-k.t0)*k.c, false)
+	_ = randFloats(rng, (g.Positions()-1)*stride+(k.t1-k.t0)*k.c, false)
 	y0 := randFloats(rng, img, false)
 	written := make([]bool, len(y))
+	add := strings.Contains(name, "output-add")
 	for tl := k.t0; tl < k.t1; tl++ {
 		n, oh, ow := g.origin(tl)
 		o := (tl - k.t0) * k.c
 		for ch := 0; ch < k.c; ch++ {
-			x := make([]float64, 16)
+			x := make([]float64, g.Positions())
 			for xi := range x {
 				x[xi] = float64(m[xi*stride+o+ch])
 			}
-			want, scale := refTransform(refAT, x)
-			for a := 0; a < 2; a++ {
-				for b := 0; b < 2; b++ {
-					if oh+a >= k.h || ow+b >= k.w {
+			want, scale := refTransform(at, x)
+			for i := 0; i < k.m; i++ {
+				for j := 0; j < k.m; j++ {
+					if oh+i >= k.h || ow+j >= k.w {
 						continue
 					}
-					i := ((n*k.h+oh+a)*k.w+ow+b)*k.c + ch
-					w, s := want[2*a+b], scale[2*a+b]
-					if name[:10] == "output-add" {
-						w += float64(y0[i])
-						s += math.Abs(float64(y0[i]))
+					p := ((n*k.h+oh+i)*k.w+ow+j)*k.c + ch
+					w, s := want[k.m*i+j], scale[k.m*i+j]
+					if add {
+						w += float64(y0[p])
+						s += math.Abs(float64(y0[p]))
 					}
-					if d := math.Abs(float64(y[i]) - w); d > 4e-7*s {
-						t.Fatalf("%s: tile %d output (%d,%d) channel %d = %v, want %v", name, tl, a, b, ch, y[i], w)
+					if d := math.Abs(float64(y[p]) - w); d > 1e-6*s {
+						t.Fatalf("%s: tile %d output (%d,%d) channel %d = %v, want %v", name, tl, i, j, ch, y[p], w)
 					}
-					written[i] = true
+					written[p] = true
 				}
 			}
 		}
@@ -193,7 +216,7 @@ func checkWinoOutput(t *testing.T, name string, g WinogradTiles, k winoCase, m, 
 // TestWinogradTilesPanics checks that short buffers and bad ranges panic
 // with a kernels: message instead of being read or written past their end.
 func TestWinogradTilesPanics(t *testing.T) {
-	g := WinogradTiles{2, 5, 4}
+	g := WinogradTiles{N: 2, H: 5, W: 4}
 	img := make([]float32, 2*5*4*16)
 	buf := make([]float32, 16*g.Count()*16)
 	cases := map[string]func(){

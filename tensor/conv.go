@@ -178,8 +178,8 @@ func conv2D(x, w, b *Tensor, pad int) *Tensor {
 	if g.OH <= 0 || g.OW <= 0 {
 		panic(fmt.Sprintf("tensor: Conv2D of %v by %v with padding %d is empty", x.Shape, w.Shape, pad))
 	}
-	wino := winogradApplies(g)
-	if b != nil && !wino {
+	wino := winogradTile(g)
+	if b != nil && wino == 0 {
 		y := conv2D(x, w, nil, pad)
 		yb := AddChannel(y, b)
 		Done(y)
@@ -191,12 +191,12 @@ func conv2D(x, w, b *Tensor, pad int) *Tensor {
 	g.K = g.KH * g.KW * g.Cin
 	g.imagesPerChunk = min(g.N, max(1, colChunkFloats/(g.OH*g.OW*g.K)))
 	out := newOut([]int{g.N, g.OH, g.OW, g.Cout})
-	if wino {
+	if wino != 0 {
 		var bias []float32
 		if b != nil {
 			bias = b.Data
 		}
-		winogradConv(out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, false)
+		winogradConv(out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, false)
 	} else if implicitConv(g, false) {
 		newSameGeom(g).forward(out.Data, x.Data, w.Data)
 	} else {
@@ -208,17 +208,17 @@ func conv2D(x, w, b *Tensor, pad int) *Tensor {
 		})
 	}
 	backward := func() {
-		if wino {
+		if wino != 0 {
 			if needs(b) {
 				addColumnSums(b.grad(), out.Grad, nil, g.Cout)
 			}
 			if needs(w) {
-				winogradWeightGrad(w.grad(), x.Data, out.Grad, g.N, g.H, g.W, g.Cin, g.Cout)
+				winogradWeightGrad(w.grad(), x.Data, out.Grad, g.N, g.H, g.W, g.Cin, g.Cout, wino)
 			}
 			if needs(x) {
 				wf := flipTranspose(w.Data, 3, g.Cin, g.Cout)
 				gx, fresh := x.gradOut()
-				winogradConv(gx, out.Grad, wf, nil, g.N, g.H, g.W, g.Cout, g.Cin, !fresh)
+				winogradConv(gx, out.Grad, wf, nil, g.N, g.H, g.W, g.Cout, g.Cin, wino, !fresh)
 				release(wf)
 			}
 			return

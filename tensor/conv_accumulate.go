@@ -40,8 +40,8 @@ func AddConv2D(acc, x, w, b *Tensor, pad int) *Tensor {
 		bias = b.Data
 	}
 	switch {
-	case winogradApplies(g):
-		winogradConv(acc.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, true)
+	case winogradTile(g) != 0:
+		winogradConv(acc.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, winogradTile(g), true)
 	case g.KH == 1 && g.KW == 1 && pad == 0:
 		m := g.N * g.H * g.W
 		kernels.Sgemm(false, false, m, g.Cout, g.Cin, 1, x.Data, g.Cin, w.Data, g.Cout, 1, acc.Data, g.Cout)

@@ -89,8 +89,8 @@ const maxSameK = 7
 // useImplicit selects the convolution algorithm: 0 chooses by shape,
 // 1 forces the implicit GEMM where it applies, -1 forces im2col, 2 and 3
 // force the implicit GEMM for the forward or the backward pass only and
-// im2col for the other, 4 forces Winograd where it applies (and im2col
-// elsewhere). Tests and benchmarks set it.
+// im2col for the other, 4 and 6 force Winograd F(2x2, 3x3) and F(4x4,
+// 3x3) where they apply (and im2col elsewhere). Tests and benchmarks set it.
 var useImplicit = 0
 
 // implicitConv reports whether Conv2D computes g's forward pass (or, with
@@ -120,7 +120,7 @@ func implicitConv(g *convGeom, backward bool) bool {
 	switch useImplicit {
 	case 1:
 		return true
-	case -1, 4:
+	case -1, 4, 6:
 		return false
 	case 2:
 		return !backward

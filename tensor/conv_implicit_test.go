@@ -29,6 +29,12 @@ func TestConv2DWinograd(t *testing.T) {
 	checkSameConvs(t, sameConv{3, 30, 29, 16, 16, 3}, sameConv{5, 15, 14, 32, 8, 3})
 }
 
+// TestConv2DWinograd4 runs them with Winograd F(4x4, 3x3) forced.
+func TestConv2DWinograd4(t *testing.T) {
+	forcePath(t, 6)
+	checkSameConvs(t, sameConv{3, 30, 29, 16, 16, 3}, sameConv{5, 15, 14, 32, 8, 3}, sameConv{2, 28, 28, 64, 64, 3})
+}
+
 // sameConv is a test convolution: batch, height, width, channels in and
 // out, and the kernel size k of padding k/2.
 type sameConv struct{ n, h, w, cin, cout, k int }
@@ -103,8 +109,8 @@ func checkSameConvs(t *testing.T, extra ...sameConv) {
 // algorithm forced, so that both are checked on every shape they take,
 // whichever the shape dispatch picks.
 func TestConv2DPathsAgree(t *testing.T) {
-	for _, v := range []int{1, -1, 2, 3, 4} {
-		t.Run(map[int]string{1: "implicit", -1: "im2col", 2: "implicit-forward", 3: "implicit-backward", 4: "winograd"}[v], func(t *testing.T) {
+	for _, v := range []int{1, -1, 2, 3, 4, 6} {
+		t.Run(map[int]string{1: "implicit", -1: "im2col", 2: "implicit-forward", 3: "implicit-backward", 4: "winograd", 6: "winograd4"}[v], func(t *testing.T) {
 			forcePath(t, v)
 			TestConv2D(t)
 			TestConv2DBias(t)
@@ -133,8 +139,8 @@ func BenchmarkConv2DPaths(b *testing.B) {
 		rng := NewRNG(1)
 		x := Randn(rng, c.n, c.h, c.h, c.cin).SetRequiresGrad(true)
 		w := Randn(rng, 3, 3, c.cin, c.cout).SetRequiresGrad(true)
-		for _, path := range []int{-1, 1, 4} {
-			name := fmt.Sprintf("n%d_%dx%d_%dto%d/%s", c.n, c.h, c.h, c.cin, c.cout, map[int]string{-1: "im2col", 1: "implicit", 4: "winograd"}[path])
+		for _, path := range []int{-1, 1, 4, 6} {
+			name := fmt.Sprintf("n%d_%dx%d_%dto%d/%s", c.n, c.h, c.h, c.cin, c.cout, map[int]string{-1: "im2col", 1: "implicit", 4: "winograd", 6: "winograd4"}[path])
 			b.Run(name+"/forward", func(b *testing.B) {
 				old := useImplicit
 				useImplicit = path

@@ -41,41 +41,60 @@ import "github.com/flowood/flowood/kernels"
 // cache; workers take contiguous runs of blocks, and every matrix product
 // runs on its worker's goroutine (kernels.SgemmSerial).
 
-// winogradApplies reports whether Conv2D computes g, both passes, by
-// Winograd F(2x2, 3x3): 3x3 kernels with padding 1 and at least 16 input
-// and output channels (or forced by useImplicit). Below that the
-// transforms cost more than the multiplications they save.
+// winogradTile returns the output tile side of the Winograd algorithm
+// Conv2D computes g with, both passes, or 0 for none: 3x3 kernels with
+// padding 1 and at least 16 input and output channels (or as forced by
+// useImplicit: 4 forces F(2x2, 3x3), 6 F(4x4, 3x3)). Below 16 channels
+// the transforms cost more than the multiplications they save. F(4x4,
+// 3x3) needs 1.78x fewer multiplications than F(2x2, 3x3) but wastes the
+// border of images whose sides are not multiples of 4 (31% at 14x14) and
+// has larger transforms and rounding errors; it is taken for images whose
+// sides are multiples of 4, from 16 up.
 //
 // Measured with BenchmarkConv2DPaths (batch 64, 2 cores, AVX-512, min of
-// 3-5 runs, forward+backward, Winograd vs the better of implicit GEMM and
-// im2col): 28x28 16->16 6.8 vs 7.7 ms, 28x28 32->32 15.0 vs 21.5 ms, 14x14
-// 32->32 4.1 vs 6.3 ms, 14x14 48->48 10.5 vs 13.6 ms, 14x14 64->64 12.5
-// vs 19.6 ms, 7x7 128->128 16.0 vs 18.2 ms; but 28x28 8->8 8.8 vs 6.0 ms.
-// Forward alone: 14x14 32->32 0.91 vs 1.63 ms, 28x28 16->16 1.37 vs 1.71.
-func winogradApplies(g *convGeom) bool {
+// 3-5 runs, forward+backward, F(2x2, 3x3) vs the better of implicit GEMM
+// and im2col): 28x28 16->16 6.8 vs 7.7 ms, 28x28 32->32 15.0 vs 21.5 ms,
+// 14x14 32->32 4.1 vs 6.3 ms, 14x14 48->48 10.5 vs 13.6 ms, 14x14 64->64
+// 12.5 vs 19.6 ms, 7x7 128->128 16.0 vs 18.2 ms; but 28x28 8->8 8.8 vs 6.0
+// ms. Forward alone: 14x14 32->32 0.91 vs 1.63 ms, 28x28 16->16 1.37 vs
+// 1.71. F(4x4, 3x3) vs F(2x2, 3x3), forward+backward: 28x28 16->16 5.5 vs
+// 7.0 ms, 28x28 32->32 11.9 vs 15.2 ms, 28x28 64->64 40.1 vs 45.0 ms; but
+// 14x14 32->32 4.6 vs 3.9 ms, 14x14 64->64 15.4 vs 12.9 ms, 7x7 128->128
+// 20.2 vs 17.1 ms.
+func winogradTile(g *convGeom) int {
 	if g.KH != 3 || g.KW != 3 || g.Pad != 1 {
-		return false
+		return 0
 	}
 	switch useImplicit {
 	case 4:
-		return true
+		return 2
+	case 6:
+		return 4
 	case 0:
-		return g.Cin >= 16 && g.Cout >= 16
+		switch {
+		case g.Cin < 16 || g.Cout < 16:
+		case g.H%4 == 0 && g.W%4 == 0 && g.H >= 16 && g.W >= 16:
+			return 4
+		default:
+			return 2
+		}
 	}
-	return false
+	return 0
 }
 
 // winoBlockTiles returns the number of tiles per block for cin input and
-// cout output channels: the transformed input and the products of a
-// block, 16·(cin+cout) values per tile, take about 512 KiB, and the count
-// is a multiple of 28, the row tiles of the AVX-512 micro-kernels.
-func winoBlockTiles(cin, cout int) int {
-	return max(28, min(448, (1<<17)/(16*(cin+cout))/28*28))
+// cout output channels and tiles of the given number of positions: the
+// transformed input and the products of a block, positions·(cin+cout)
+// values per tile, take about 512 KiB, and the count is a multiple of 28,
+// the row tiles of the AVX-512 micro-kernels.
+func winoBlockTiles(cin, cout, positions int) int {
+	return max(28, min(448, (1<<17)/(positions*(cin+cout))/28*28))
 }
 
-// winoBiasPos is the position of the 4x4 transformed tile that a bias is
-// added at: (1, 1), whose column of Aᵀ is all ones.
-const winoBiasPos = 5
+// winoBiasPos returns the position of the transformed tile that a bias is
+// added at: (1, 1), whose column of Aᵀ is all ones, for F(2x2, 3x3) (4x4
+// tiles) and F(4x4, 3x3) (6x6 tiles).
+func winoBiasPos(m int) int { return (m+2)*1 + 1 }
 
 // winoStride returns the distance, in values, between the 16 positions of
 // a block of transformed tiles holding n values per position: n rounded
@@ -151,6 +170,94 @@ func winoWeightGrad(gw, du []float32, cin, cout int) {
 	}
 }
 
+// wino4G is G of F(4x4, 3x3) (Lavin and Gray 2016), 6x3.
+var wino4G = [6][3]float64{
+	{1.0 / 4, 0, 0},
+	{-1.0 / 6, -1.0 / 6, -1.0 / 6},
+	{-1.0 / 6, 1.0 / 6, -1.0 / 6},
+	{1.0 / 24, 1.0 / 12, 1.0 / 6},
+	{1.0 / 24, -1.0 / 12, 1.0 / 6},
+	{0, 0, 1},
+}
+
+// winoChunk is the number of channel pairs the F(4x4, 3x3) weight
+// transforms take at a time, row by row within a chunk.
+const winoChunk = 64
+
+// wino4Weights writes U [36, cin, cout] = G g Gᵀ (F(4x4, 3x3)) for every
+// channel pair of the HWIO weights w [3, 3, cin, cout], in float64 (G has
+// thirds) rounded once, chunk by chunk of pairs as winoWeights does.
+func wino4Weights(u, w []float32, cin, cout int) {
+	n := cin * cout
+	w, u = w[:9*n], u[:36*n]
+	var t [6][3][winoChunk]float64 // G g
+	for i0 := 0; i0 < n; i0 += winoChunk {
+		cn := min(winoChunk, n-i0)
+		for a := 0; a < 6; a++ {
+			for b := 0; b < 3; b++ {
+				row := t[a][b][:cn]
+				clear(row)
+				for k := 0; k < 3; k++ {
+					if c := wino4G[a][k]; c != 0 {
+						for i, v := range w[(3*k+b)*n+i0 : (3*k+b)*n+i0+cn] {
+							row[i] += c * float64(v)
+						}
+					}
+				}
+			}
+		}
+		for a := 0; a < 6; a++ {
+			for c := 0; c < 6; c++ {
+				dst := u[(6*a+c)*n+i0 : (6*a+c)*n+i0+cn]
+				for i := range dst {
+					var v float64
+					for b := 0; b < 3; b++ {
+						v += t[a][b][i] * wino4G[c][b]
+					}
+					dst[i] = float32(v)
+				}
+			}
+		}
+	}
+}
+
+// wino4WeightGrad adds dW = Gᵀ dU G (F(4x4, 3x3)), the weight gradient for
+// the gradient du [36, cin, cout] of the transformed kernels, into the
+// HWIO gradient gw [3, 3, cin, cout], in float64, chunk by chunk.
+func wino4WeightGrad(gw, du []float32, cin, cout int) {
+	n := cin * cout
+	gw, du = gw[:9*n], du[:36*n]
+	var s [3][6][winoChunk]float64 // Gᵀ dU
+	for i0 := 0; i0 < n; i0 += winoChunk {
+		cn := min(winoChunk, n-i0)
+		for k := 0; k < 3; k++ {
+			for c := 0; c < 6; c++ {
+				row := s[k][c][:cn]
+				clear(row)
+				for a := 0; a < 6; a++ {
+					if g := wino4G[a][k]; g != 0 {
+						for i, v := range du[(6*a+c)*n+i0 : (6*a+c)*n+i0+cn] {
+							row[i] += g * float64(v)
+						}
+					}
+				}
+			}
+		}
+		for k := 0; k < 3; k++ {
+			for b := 0; b < 3; b++ {
+				dst := gw[(3*k+b)*n+i0 : (3*k+b)*n+i0+cn]
+				for i := range dst {
+					var v float64
+					for c := 0; c < 6; c++ {
+						v += s[k][c][i] * wino4G[c][b]
+					}
+					dst[i] += float32(v)
+				}
+			}
+		}
+	}
+}
+
 // winogradConv writes (or adds, when add is set) the 3x3 same convolution
 // of the images x [N, H, W, cin] with HWIO weights w [3, 3, cin, cout],
 // plus the per-channel bias when it is not nil, into y [N, H, W, cout].
@@ -160,12 +267,17 @@ func winoWeightGrad(gw, du []float32, cin, cout int) {
 // Aᵀ (b·e₁₁) A adds b to each of the four outputs of a tile. That costs a
 // pass over one sixteenth of the products, in cache, instead of one over
 // the whole output.
-func winogradConv(y, x, w, bias []float32, n, h, wd, cin, cout int, add bool) {
-	g := kernels.WinogradTiles{N: n, H: h, W: wd}
-	u := alloc(16 * cin * cout)
+func winogradConv(y, x, w, bias []float32, n, h, wd, cin, cout, m int, add bool) {
+	g := kernels.WinogradTiles{N: n, H: h, W: wd, M: m}
+	np := g.Positions()
+	u := alloc(np * cin * cout)
 	defer release(u)
-	winoWeights(u, w, cin, cout)
-	bt := winoBlockTiles(cin, cout)
+	if m == 4 {
+		wino4Weights(u, w, cin, cout)
+	} else {
+		winoWeights(u, w, cin, cout)
+	}
+	bt := winoBlockTiles(cin, cout, np)
 	tiles := g.Count()
 	blocks := (tiles + bt - 1) / bt
 	var ones []float32
@@ -178,23 +290,24 @@ func winogradConv(y, x, w, bias []float32, n, h, wd, cin, cout int, add bool) {
 	}
 	kernels.ParallelFor(blocks, 1, func(lo, hi int) {
 		vs, ms := winoStride(bt*cin), winoStride(bt*cout)
-		v := alloc(16 * vs)
-		m := alloc(16 * ms)
+		v := alloc(np * vs)
+		prod := alloc(np * ms)
 		for blk := lo; blk < hi; blk++ {
 			t0 := blk * bt
 			t1 := min(tiles, t0+bt)
 			g.Input(v, vs, x, cin, t0, t1)
-			for xi := 0; xi < 16; xi++ {
+			for xi := 0; xi < np; xi++ {
 				kernels.SgemmSerial(false, false, t1-t0, cout, cin, 1, v[xi*vs:], cin,
-					u[xi*cin*cout:], cout, 0, m[xi*ms:], cout)
+					u[xi*cin*cout:], cout, 0, prod[xi*ms:], cout)
 			}
 			if bias != nil {
-				m5 := m[winoBiasPos*ms : winoBiasPos*ms+(t1-t0)*cout]
-				kernels.AffineRows(m5, m5, ones, bias)
+				bp := winoBiasPos(m) * ms
+				mb := prod[bp : bp+(t1-t0)*cout]
+				kernels.AffineRows(mb, mb, ones, bias)
 			}
-			g.Output(y, m, ms, cout, t0, t1, add)
+			g.Output(y, prod, ms, cout, t0, t1, add)
 		}
-		release(m)
+		release(prod)
 		release(v)
 	})
 }
@@ -202,12 +315,13 @@ func winogradConv(y, x, w, bias []float32, n, h, wd, cin, cout int, add bool) {
 // winogradWeightGrad adds the gradient of the 3x3 same convolution of x
 // [N, H, W, cin] with respect to its HWIO weights, given the output
 // gradient gy [N, H, W, cout], into gw [3, 3, cin, cout].
-func winogradWeightGrad(gw, x, gy []float32, n, h, wd, cin, cout int) {
-	g := kernels.WinogradTiles{N: n, H: h, W: wd}
-	bt := winoBlockTiles(cin, cout)
+func winogradWeightGrad(gw, x, gy []float32, n, h, wd, cin, cout, m int) {
+	g := kernels.WinogradTiles{N: n, H: h, W: wd, M: m}
+	np := g.Positions()
+	bt := winoBlockTiles(cin, cout, np)
 	tiles := g.Count()
 	blocks := (tiles + bt - 1) / bt
-	du := allocZero(16 * cin * cout)
+	du := allocZero(np * cin * cout)
 	defer release(du)
 	// Each worker sums its run of blocks into its own partial, indexed by
 	// the run's first block; the partials are then added in block order,
@@ -217,15 +331,15 @@ func winogradWeightGrad(gw, x, gy []float32, n, h, wd, cin, cout int) {
 		vs, ms := winoStride(bt*cin), winoStride(bt*cout)
 		// The slack lets the products read the last position's bottom-edge
 		// sliver in place (kernels.Sgemm reads up to a micro-kernel's rows).
-		v := alloc(16*vs + 32)
-		dm := alloc(16 * ms)
-		part := allocZero(16 * cin * cout)
+		v := alloc(np*vs + 32)
+		dm := alloc(np * ms)
+		part := allocZero(np * cin * cout)
 		for blk := lo; blk < hi; blk++ {
 			t0 := blk * bt
 			t1 := min(tiles, t0+bt)
 			g.Input(v, vs, x, cin, t0, t1)
 			g.Grad(dm, ms, gy, cout, t0, t1)
-			for xi := 0; xi < 16; xi++ {
+			for xi := 0; xi < np; xi++ {
 				kernels.SgemmSerial(true, false, cin, cout, t1-t0, 1, v[xi*vs:], cin,
 					dm[xi*ms:], cout, 1, part[xi*cin*cout:], cout)
 			}
@@ -240,7 +354,11 @@ func winogradWeightGrad(gw, x, gy []float32, n, h, wd, cin, cout int) {
 			release(part)
 		}
 	}
-	winoWeightGrad(gw, du, cin, cout)
+	if m == 4 {
+		wino4WeightGrad(gw, du, cin, cout)
+	} else {
+		winoWeightGrad(gw, du, cin, cout)
+	}
 }
 
 // flipTranspose returns the kernel of the input gradient of a same

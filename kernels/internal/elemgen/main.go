@@ -25,6 +25,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 
 	. "github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/buildtags"
@@ -543,6 +544,16 @@ func main() {
 		genWinoOut(s, false)
 		genWinoOut(s, true)
 		genWinoGrad(s)
+		// F(4x4, 3x3): input Bᵀ d B (6x6), output Aᵀ m A (6x6 -> 4x4) and
+		// its adjoint A g Aᵀ (4x4 -> 6x6).
+		genLXLt(s, "wino4In", "sets the 36 vectors dst points to to Bᵀ p B of the 6x6 tile src points to (Winograd F(4x4, 3x3) input transform)",
+			"func(dst, src *[36]*float32, n int)", wino4BT, false)
+		genLXLt(s, "wino4Out", "sets the 16 vectors dst points to to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform)",
+			"func(dst *[16]*float32, src *[36]*float32, n int)", wino4AT, false)
+		genLXLt(s, "wino4OutAdd", "adds to the 16 vectors dst points to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform)",
+			"func(dst *[16]*float32, src *[36]*float32, n int)", wino4AT, true)
+		genLXLt(s, "wino4Grad", "sets the 36 vectors dst points to to A p Aᵀ of the 4x4 tile src points to (Winograd F(4x4, 3x3) weight-gradient transform)",
+			"func(dst *[36]*float32, src *[16]*float32, n int)", transpose(wino4AT), false)
 	}
 	Generate()
 }
@@ -701,4 +712,114 @@ func genWinoGrad(s isa) {
 		}
 	}
 	winoEnd(s, name, off, end)
+}
+
+// The F(4x4, 3x3) transform matrices (Lavin and Gray 2016, interpolation
+// points 0, ±1, ±2 and infinity); package kernels holds the same tables
+// for its Go code.
+var (
+	wino4BT = [][]int{
+		{4, 0, -5, 0, 1, 0},
+		{0, -4, -4, 1, 1, 0},
+		{0, 4, -4, -1, 1, 0},
+		{0, -2, -1, 2, 1, 0},
+		{0, 2, -1, -2, 1, 0},
+		{0, 4, 0, -5, 0, 1},
+	}
+	wino4AT = [][]int{
+		{1, 1, 1, 1, 1, 0},
+		{0, 1, -1, 2, -2, 0},
+		{0, 1, 1, 4, 4, 0},
+		{0, 1, -1, 8, -8, 1},
+	}
+)
+
+func transpose(m [][]int) [][]int {
+	t := make([][]int, len(m[0]))
+	for j := range t {
+		t[j] = make([]int, len(m))
+		for i := range m {
+			t[j][i] = m[i][j]
+		}
+	}
+	return t
+}
+
+// genLXLt generates dst = L p Lᵀ (or dst += L p Lᵀ) for tiles given as
+// tables of pointers: p is q x q (q = len(L[0])), dst r x r (r = len(L)),
+// row-major. Row i of the result is computed from row i of T = L p,
+// T[i][l] = Σ_k L[i][k] p[k][l], as Y[i][j] = Σ_l T[i][l] L[j][l]. Every
+// sum runs over the nonzero coefficients in index order: the first term
+// is v or 0 - v, the others are added or subtracted, where v is the value
+// itself for coefficients ±1 and |c|·value (rounded) otherwise. The Go
+// code (kernels.winoLXLtGo) evaluates in exactly this order.
+func genLXLt(s isa, base, doc, sig string, L [][]int, add bool) {
+	name := base + s.name
+	dst, src, off, end := winoKernel(s, name, doc, sig)
+	q := len(L[0])
+	// Broadcast the coefficient magnitudes other than 1 once.
+	consts := map[int]reg.VecVirtual{}
+	for _, row := range L {
+		for _, c := range row {
+			if a := abs(c); a > 1 && consts[a] == nil {
+				// The bits of float32(a): avo prints an F32 of integral
+				// value as an integer, which the assembler would store as
+				// such.
+				m := ConstData(fmt.Sprintf("%s_c%d", name, a), U32(math.Float32bits(float32(a))))
+				r := s.vec()
+				VBROADCASTSS(m, r)
+				consts[a] = r
+			}
+		}
+	}
+	zero := s.vec()
+	s.zero(zero)
+	// combine returns Σ c_k x_k over the nonzero c_k, in order, loading
+	// x_k with get(k) as needed.
+	combine := func(coef []int, get func(k int) reg.VecVirtual) reg.VecVirtual {
+		var acc reg.VecVirtual
+		for k, c := range coef {
+			if c == 0 {
+				continue
+			}
+			v := get(k)
+			if a := abs(c); a > 1 {
+				t := s.vec()
+				VMULPS(v, consts[a], t)
+				v = t
+			}
+			switch {
+			case acc == nil && c > 0:
+				acc = v
+			case acc == nil:
+				acc = s.op(zero, v, false)
+			default:
+				acc = s.op(acc, v, c > 0)
+			}
+		}
+		return acc
+	}
+	for i := range L {
+		t := make([]reg.VecVirtual, q)
+		for l := 0; l < q; l++ {
+			t[l] = combine(L[i], func(k int) reg.VecVirtual { return s.load(at(src, k*q+l, off)) })
+		}
+		for j := range L {
+			y := combine(L[j], func(l int) reg.VecVirtual { return t[l] })
+			m := at(dst, i*len(L)+j, off)
+			if add {
+				VADDPS(m, y, y)
+			}
+			VMOVUPS(y, m)
+		}
+	}
+	// The loop reloads nothing it keeps: constants and zero stay put.
+	winoEnd(s, name, off, end)
+}
+
+func abs(c int) int {
+	if c < 0 {
+		return -c
+	}
+	return c
 }
