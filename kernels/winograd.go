@@ -209,6 +209,13 @@ func (g WinogradTiles) Output(y, m []float32, ms, c, t0, t1 int, add bool) {
 	for xi := range s0 {
 		s0[xi] = &m[xi*ms]
 	}
+	// Byte offsets of the output pixels of a tile from its top-left one.
+	var doff [16]int
+	for i := 0; i < tm; i++ {
+		for j := 0; j < tm; j++ {
+			doff[tm*i+j] = 4 * (i*g.W + j) * c
+		}
+	}
 	for t := t0; t < t1; t++ {
 		n, oh, ow := g.origin(t)
 		// Tile t-t0 of every position: within m, as check made sure.
@@ -217,13 +224,16 @@ func (g WinogradTiles) Output(y, m []float32, ms, c, t0, t1 int, add bool) {
 			s[xi] = (*float32)(unsafe.Add(unsafe.Pointer(s0[xi]), o))
 		}
 		full := oh+tm <= g.H && ow+tm <= g.W
-		for i := 0; i < tm; i++ {
-			for j := 0; j < tm; j++ {
-				if full {
-					d[tm*i+j] = &y[((n*g.H+oh+i)*g.W+ow+j)*c]
-				} else {
-					d[tm*i+j] = &scratch[(tm*i+j)*c]
-				}
+		if full {
+			// The whole tile lies in the image, which check has made
+			// sure lies in y.
+			base := unsafe.Pointer(&y[((n*g.H+oh)*g.W+ow)*c])
+			for k := range d {
+				d[k] = (*float32)(unsafe.Add(base, doff[k]))
+			}
+		} else {
+			for k := range d {
+				d[k] = &scratch[k*c]
 			}
 		}
 		addHere := add && full
