@@ -222,16 +222,22 @@ func FuzzReadImageZip(f *testing.F) {
 	f.Add([]byte("PK\x03\x04"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		im, _, err := ReadImageZip(bytes.NewReader(b), int64(len(b)), ArchiveOptions{})
-		if err != nil {
-			return
-		}
-		if err := im.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		if int64(len(im.Pix)) > maxDecodedRatio*int64(len(b)) {
-			t.Fatalf("decoded %d bytes from %d", len(im.Pix), len(b))
-		}
+		checkFuzzedArchive(t, im, err, len(b))
 	})
+}
+
+// checkFuzzedArchive checks what an archive reader made of n fuzzed
+// bytes: an error, or valid images decoded within the allowed ratio.
+func checkFuzzedArchive(t *testing.T, im *Images, err error, n int) {
+	if err != nil {
+		return
+	}
+	if err := im.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(im.Pix)) > maxDecodedRatio*int64(n) {
+		t.Fatalf("decoded %d bytes from %d", len(im.Pix), n)
+	}
 }
 
 func FuzzReadImageTar(f *testing.F) {
@@ -247,14 +253,6 @@ func FuzzReadImageTar(f *testing.F) {
 	f.Add([]byte("ustar"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		im, _, err := ReadImageTar(bytes.NewReader(b), int64(len(b)), ArchiveOptions{})
-		if err != nil {
-			return
-		}
-		if err := im.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		if int64(len(im.Pix)) > maxDecodedRatio*int64(len(b)) {
-			t.Fatalf("decoded %d bytes from %d", len(im.Pix), len(b))
-		}
+		checkFuzzedArchive(t, im, err, len(b))
 	})
 }

@@ -21,27 +21,31 @@ import (
 // for the sizes given. The work is cache-blocked, packed and spread across
 // Workers() goroutines through ParallelFor.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	g := newProblem(transA, m, n, k, alpha, a, lda, false)
+	g.finish(transB, b, ldb, beta, c, ldc)
+}
+
+// newProblem checks the sizes and A of a product and returns its problem;
+// overlap allows A's stored rows to overlap (SgemmOverlap).
+func newProblem(transA bool, m, n, k int, alpha float32, a []float32, lda int, overlap bool) gemmProblem {
 	checkSizes(m, n, k)
 	ar, ac := m, k
 	if transA {
 		ar, ac = k, m
 	}
-	checkMatrix("A", ar, ac, a, lda)
-	g := gemmProblem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda}
-	g.finish(transB, b, ldb, beta, c, ldc)
+	if overlap {
+		checkOverlap("A", ar, ac, a, lda)
+	} else {
+		checkMatrix("A", ar, ac, a, lda)
+	}
+	return gemmProblem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda}
 }
 
 // SgemmSerial is Sgemm computed on the calling goroutine alone, for
 // callers that already spread their work across the workers (such as the
 // per-tile-block products of a Winograd convolution).
 func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	checkSizes(m, n, k)
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	checkMatrix("A", ar, ac, a, lda)
-	g := gemmProblem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda}
+	g := newProblem(transA, m, n, k, alpha, a, lda, false)
 	if !g.prepare(transB, b, ldb, beta, c, ldc) {
 		g.serial(beta, c, ldc)
 	}
@@ -56,13 +60,7 @@ func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 // image, lda = Cin apart. a must not share memory with c. The slice a must
 // still hold the last stored row, (rows-1)*lda+cols elements.
 func SgemmOverlap(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	checkSizes(m, n, k)
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	checkOverlap("A", ar, ac, a, lda)
-	g := gemmProblem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda}
+	g := newProblem(transA, m, n, k, alpha, a, lda, true)
 	g.finish(transB, b, ldb, beta, c, ldc)
 }
 

@@ -1,6 +1,10 @@
 package kernels
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"github.com/flowood/flowood/kernels/internal/winomat"
+)
 
 // Tile transforms of Winograd's F(2x2, 3x3) convolution (Lavin and Gray
 // 2016), applied to every channel of a tile alike. A tile is a table of
@@ -38,35 +42,8 @@ import "unsafe"
 //	     ⎣0  4  0 -5  0  1⎦
 type WinogradTiles struct{ N, H, W, M int }
 
-// Wino4BT and Wino4AT are F(4x4, 3x3)'s Bᵀ and Aᵀ.
-var (
-	Wino4BT = [][]int{
-		{4, 0, -5, 0, 1, 0},
-		{0, -4, -4, 1, 1, 0},
-		{0, 4, -4, -1, 1, 0},
-		{0, -2, -1, 2, 1, 0},
-		{0, 2, -1, -2, 1, 0},
-		{0, 4, 0, -5, 0, 1},
-	}
-	Wino4AT = [][]int{
-		{1, 1, 1, 1, 1, 0},
-		{0, 1, -1, 2, -2, 0},
-		{0, 1, 1, 4, 4, 0},
-		{0, 1, -1, 8, -8, 1},
-	}
-	wino4A = transposeInts(Wino4AT)
-)
-
-func transposeInts(m [][]int) [][]int {
-	t := make([][]int, len(m[0]))
-	for j := range t {
-		t[j] = make([]int, len(m))
-		for i := range m {
-			t[j][i] = m[i][j]
-		}
-	}
-	return t
-}
+// wino4A is A of F(4x4, 3x3), the gradient transform's matrix.
+var wino4A = winomat.Transpose(winomat.AT)
 
 // tile returns the output tile side M and the input tile side M+2.
 func (g WinogradTiles) tile() (m, a int) {
@@ -184,7 +161,7 @@ func (g WinogradTiles) Input(v []float32, vs int, x []float32, c, t0, t1 int) {
 				}
 				winoInGo(&q, &p, lo, c)
 			} else {
-				winoLXLtGo(d, s, Wino4BT, lo, c, false)
+				winoLXLtGo(d, s, winomat.BT, lo, c, false)
 			}
 		}
 	}
@@ -253,7 +230,7 @@ func (g WinogradTiles) Output(y, m []float32, ms, c, t0, t1 int, add bool) {
 				}
 				winoOutGo(&q, &p, lo, c, addHere)
 			} else {
-				winoLXLtGo(d, s, Wino4AT, lo, c, addHere)
+				winoLXLtGo(d, s, winomat.AT, lo, c, addHere)
 			}
 		}
 		if full {

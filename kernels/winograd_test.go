@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/flowood/flowood/kernels/internal/winomat"
 )
 
 // Winograd F(2x2, 3x3) transform matrices, as float64 references: Bᵀ and
@@ -51,7 +53,7 @@ func refMats(m int) (bt, at, a [][]float64) {
 		}
 		return out
 	}
-	return conv(Wino4BT), conv(Wino4AT), conv(transposeInts(Wino4AT))
+	return conv(winomat.BT), conv(winomat.AT), conv(winomat.Transpose(winomat.AT))
 }
 
 // winoCase is a batch of images, a tile size and a range of its tiles.

@@ -27,6 +27,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/flowood/flowood/kernels/internal/winomat"
+
 	. "github.com/mmcloughlin/avo/build"
 	"github.com/mmcloughlin/avo/buildtags"
 	. "github.com/mmcloughlin/avo/operand"
@@ -547,13 +549,13 @@ func main() {
 		// F(4x4, 3x3): input Bᵀ d B (6x6), output Aᵀ m A (6x6 -> 4x4) and
 		// its adjoint A g Aᵀ (4x4 -> 6x6).
 		genLXLt(s, "wino4In", "sets the 36 vectors dst points to to Bᵀ p B of the 6x6 tile src points to (Winograd F(4x4, 3x3) input transform)",
-			"func(dst, src *[36]*float32, n int)", wino4BT, false)
+			"func(dst, src *[36]*float32, n int)", winomat.BT, false)
 		genLXLt(s, "wino4Out", "sets the 16 vectors dst points to to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform)",
-			"func(dst *[16]*float32, src *[36]*float32, n int)", wino4AT, false)
+			"func(dst *[16]*float32, src *[36]*float32, n int)", winomat.AT, false)
 		genLXLt(s, "wino4OutAdd", "adds to the 16 vectors dst points to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform)",
-			"func(dst *[16]*float32, src *[36]*float32, n int)", wino4AT, true)
+			"func(dst *[16]*float32, src *[36]*float32, n int)", winomat.AT, true)
 		genLXLt(s, "wino4Grad", "sets the 36 vectors dst points to to A p Aᵀ of the 4x4 tile src points to (Winograd F(4x4, 3x3) weight-gradient transform)",
-			"func(dst *[36]*float32, src *[16]*float32, n int)", transpose(wino4AT), false)
+			"func(dst *[36]*float32, src *[16]*float32, n int)", winomat.Transpose(winomat.AT), false)
 	}
 	Generate()
 }
@@ -712,37 +714,6 @@ func genWinoGrad(s isa) {
 		}
 	}
 	winoEnd(s, name, off, end)
-}
-
-// The F(4x4, 3x3) transform matrices (Lavin and Gray 2016, interpolation
-// points 0, ±1, ±2 and infinity); package kernels holds the same tables
-// for its Go code.
-var (
-	wino4BT = [][]int{
-		{4, 0, -5, 0, 1, 0},
-		{0, -4, -4, 1, 1, 0},
-		{0, 4, -4, -1, 1, 0},
-		{0, -2, -1, 2, 1, 0},
-		{0, 2, -1, -2, 1, 0},
-		{0, 4, 0, -5, 0, 1},
-	}
-	wino4AT = [][]int{
-		{1, 1, 1, 1, 1, 0},
-		{0, 1, -1, 2, -2, 0},
-		{0, 1, 1, 4, 4, 0},
-		{0, 1, -1, 8, -8, 1},
-	}
-)
-
-func transpose(m [][]int) [][]int {
-	t := make([][]int, len(m[0]))
-	for j := range t {
-		t[j] = make([]int, len(m))
-		for i := range m {
-			t[j][i] = m[i][j]
-		}
-	}
-	return t
 }
 
 // genLXLt generates dst = L p Lᵀ (or dst += L p Lᵀ) for tiles given as
