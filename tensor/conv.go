@@ -133,8 +133,9 @@ func (g *convGeom) col2im(gx, dcol []float32, n0, n1 int) {
 //
 // A 1x1 convolution without padding is MatMul. A 3x3 convolution with
 // padding 1 and at least 16 channels in and out is computed, both
-// passes, by Winograd's F(2x2, 3x3) algorithm (conv_winograd.go gives the
-// algorithm, the rule and the measurements behind it). Otherwise the
+// passes, by Winograd's F(4x4, 3x3) algorithm on images whose sides are
+// multiples of 4 (from 16), F(2x2, 3x3) otherwise (conv_winograd.go gives
+// the algorithms, the rule and the measurements behind it). Otherwise the
 // forward pass and the backward pass each use one of two algorithms,
 // chosen by shape (implicitConv in conv_implicit.go gives the rule and
 // the measurements behind it):

@@ -36,6 +36,13 @@ import "github.com/flowood/flowood/kernels"
 // gradient, zero beyond the image), dU_ξ = Σ_tiles V_ξᵀ dM_ξ, and
 // dW = Gᵀ dU G per channel pair.
 //
+// F(4x4, 3x3) works the same way on 4x4 output tiles and 6x6 input
+// patches, with the 6x6 Bᵀ, 6x3 G and 4x6 Aᵀ of Lavin and Gray
+// (kernels.WinogradTiles shows them): 36 products of 36·Cin·Cout
+// multiply-adds per 16 outputs, 4 times fewer than direct convolution. Its
+// weight transforms, with G's sixths and twenty-fourths, are computed in
+// float64 (wino4Weights, wino4WeightGrad).
+//
 // The tiles, in (n, th, tw) order, are processed in blocks small enough
 // that a block's transformed input and products stay in the core's L2
 // cache; workers take contiguous runs of blocks, and every matrix product
