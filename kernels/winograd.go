@@ -6,17 +6,18 @@ import (
 	"github.com/flowood/flowood/kernels/internal/winomat"
 )
 
-// Tile transforms of Winograd's F(2x2, 3x3) convolution (Lavin and Gray
-// 2016), applied to every channel of a tile alike. A tile is a table of
-// slices, one per position in row-major order, each holding the c channel
-// values of that position; the matrices are
+// Tile transforms of Winograd's F(2x2, 3x3) and F(4x4, 3x3) convolutions
+// (Lavin and Gray 2016), applied to every channel of a tile alike. A tile
+// is a table of pointers, one per position in row-major order, each to the
+// c channel values of that position; the F(2x2, 3x3) matrices are
 //
 //	     ⎡1  0 -1  0⎤        ⎡1  1  1  0⎤
 //	Bᵀ = ⎢0  1  1  0⎥   Aᵀ = ⎣0  1 -1 -1⎦
 //	     ⎢0 -1  1  0⎥
 //	     ⎣0  1  0 -1⎦
 //
-// (the package tensor's conv_winograd.go puts them together). On amd64 the
+// and F(4x4, 3x3)'s are shown with WinogradTiles (the package tensor's
+// conv_winograd.go puts them together). On amd64 the
 // channels are processed 16 at a time by AVX-512 or AVX2 assembly
 // (internal/elemgen) and the rest in Go; every path rounds each operation
 // alike, in the same order, so results do not depend on the path.
