@@ -169,7 +169,7 @@ func haveVerified(path string, f fileSpec) (bool, error) {
 // transfer breaks: the next attempt, in this call (a few are made) or a
 // later run, asks the server for the rest with an HTTP range request and
 // appends it, or starts over when the server does not honour ranges. The
-// complete file is verified against its sha256, synced and only then
+// complete file is verified against its checksum, synced and only then
 // renamed into place, so dir never holds a partial or corrupt copy under
 // the real name; a .part that fails verification is deleted, so that the
 // next attempt starts afresh.
