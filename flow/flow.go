@@ -3,6 +3,7 @@ package flow
 import (
 	"fmt"
 
+	"github.com/flowood/flowood/kernels"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"
 )
@@ -84,6 +85,44 @@ type Flow struct {
 func (f Flow) LogProb(x *tensor.Tensor) *tensor.Tensor {
 	z, ld := f.Forward(x)
 	return tensor.Add(tensor.StdNormalLogProb(z), ld)
+}
+
+// EvalChunk is the number of examples LogProbEach gives a core at a time:
+// small enough that a chunk's activations stay in the core's own cache
+// (32 examples of 28x28 images with 16-32 hidden channels take 1.6 MB
+// per activation at the widest layer).
+const EvalChunk = 32
+
+// LogProbEach returns log p(x) per example like LogProb, without gradient
+// recording, computed on chunks of chunk examples (EvalChunk when chunk
+// <= 0) that the cores take one at a time (kernels.Each), each chunk with
+// single-threaded kernels. It requires a flow that treats the examples
+// of a batch independently (batch norms with running statistics), and
+// then equals LogProb up to rounding. For evaluation it is faster than
+// LogProb on the whole batch: a core's intermediates stay in its own
+// cache instead of every operation being split across the cores (on
+// this project's 2-core machine, RealNVP's cpu preset at batch 256 went
+// from ~800 to ~1300 img/s; see docs/perf.md).
+func (f Flow) LogProbEach(x *tensor.Tensor, chunk int) *tensor.Tensor {
+	if chunk <= 0 {
+		chunk = EvalChunk
+	}
+	n := x.Shape[0]
+	d := 1
+	if n > 0 {
+		d = len(x.Data) / n
+	}
+	out := tensor.New(n)
+	tensor.NoGrad(func() {
+		kernels.Each((n+chunk-1)/chunk, func(i int) {
+			lo, hi := i*chunk, min((i+1)*chunk, n)
+			shape := append([]int{hi - lo}, x.Shape[1:]...)
+			lp := f.LogProb(tensor.FromData(x.Data[lo*d:hi*d], shape...))
+			copy(out.Data[lo:hi], lp.Data)
+			tensor.Release(lp)
+		})
+	})
+	return out
 }
 
 // Sample draws n examples by inverting standard normal latents of the

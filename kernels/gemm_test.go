@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -376,4 +377,30 @@ func TestSgemmOuterK(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestEach checks that Each calls fn once for every index, with the
+// kernels single-threaded while it runs and as before afterwards.
+func TestEach(t *testing.T) {
+	before := Workers()
+	for _, n := range []int{0, 1, 2, 7, 64} {
+		var mu sync.Mutex
+		calls := make([]int, n)
+		Each(n, func(i int) {
+			mu.Lock()
+			calls[i]++
+			mu.Unlock()
+			if n > 1 && before > 1 && Workers() != 1 {
+				t.Errorf("Workers() = %d inside Each", Workers())
+			}
+		})
+		for i, c := range calls {
+			if c != 1 {
+				t.Errorf("n=%d: fn(%d) called %d times", n, i, c)
+			}
+		}
+	}
+	if Workers() != before {
+		t.Errorf("Workers() = %d after Each, %d before", Workers(), before)
+	}
 }

@@ -3,11 +3,21 @@ package kernels
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
+// inline counts the Each calls in progress: while there is one, Workers
+// reports 1 and every kernel runs on its caller's goroutine.
+var inline atomic.Int32
+
 // Workers returns the number of goroutines the kernels split work across:
-// GOMAXPROCS at the time of the call.
-func Workers() int { return runtime.GOMAXPROCS(0) }
+// GOMAXPROCS at the time of the call, or 1 while Each runs.
+func Workers() int {
+	if inline.Load() > 0 {
+		return 1
+	}
+	return runtime.GOMAXPROCS(0)
+}
 
 // ParallelFor splits the half-open range [0, n) into at most Workers()
 // contiguous chunks of at least grain elements and calls fn(lo, hi) for each,
@@ -38,5 +48,45 @@ func ParallelFor(n, grain int, fn func(lo, hi int)) {
 		}()
 	}
 	fn(0, n/w)
+	wg.Wait()
+}
+
+// Each calls fn(i) for every i in [0, n) on up to Workers() goroutines,
+// each taking the next i not yet taken, and returns when all calls have
+// returned. While it runs the kernels are single-threaded (Workers reports
+// 1) in every goroutine of the process. It is for work that falls into
+// independent parts, such as the examples of a gradient-free batch: one
+// part per core keeps each core's data in its own cache, where splitting
+// every operation across the cores streams each intermediate through the
+// shared cache or memory.
+func Each(n int, fn func(i int)) {
+	w := min(Workers(), n)
+	if w <= 1 {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	inline.Add(1)
+	defer inline.Add(-1)
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= n {
+				return
+			}
+			fn(i)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(w - 1)
+	for k := 1; k < w; k++ {
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
 	wg.Wait()
 }

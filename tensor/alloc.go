@@ -65,14 +65,21 @@ func newOut(shape []int) *Tensor {
 
 // scopes is the stack of active Scoped calls; operations register the
 // buffers they allocate with the innermost one. Like NoGrad it is
-// process-wide: use it from the goroutine that runs the model.
-var scopes []*[]*Tensor
+// process-wide: call Scoped from the goroutine that runs the model. The
+// operations inside may run on several goroutines (kernels.Each), so
+// registering takes a lock.
+var (
+	scopes   []*[]*Tensor
+	scopesMu sync.Mutex
+)
 
 // track registers t with the innermost scope.
 func track(t *Tensor) {
+	scopesMu.Lock()
 	if n := len(scopes); n > 0 {
 		*scopes[n-1] = append(*scopes[n-1], t)
 	}
+	scopesMu.Unlock()
 }
 
 // Scoped runs fn and then recycles the buffers of every intermediate
@@ -84,10 +91,14 @@ func track(t *Tensor) {
 // not be used after Scoped returns.
 func Scoped(fn func() []*Tensor) {
 	var owned []*Tensor
+	scopesMu.Lock()
 	scopes = append(scopes, &owned)
+	scopesMu.Unlock()
 	var keep []*Tensor
 	defer func() {
+		scopesMu.Lock()
 		scopes = scopes[:len(scopes)-1]
+		scopesMu.Unlock()
 		kept := map[*float32]bool{}
 		for _, k := range keep {
 			if k != nil && len(k.Data) > 0 {

@@ -200,6 +200,17 @@ func (m *Model) wrap(steps flow.Chain) flow.Bijector {
 	return &flow.Recompute{Chain: steps, Mode: m.Mode}
 }
 
+// LogProb returns log p(u) per example, in nats. Without gradient
+// recording and with the batch norms in evaluation mode the examples are
+// independent, and batches larger than flow.EvalChunk are evaluated a
+// chunk per core (flow.Flow.LogProbEach), which is faster.
+func (m *Model) LogProb(u *tensor.Tensor) *tensor.Tensor {
+	if !tensor.GradEnabled() && !m.Mode.Train && u.Shape[0] > flow.EvalChunk {
+		return m.Flow.LogProbEach(u, 0)
+	}
+	return m.Flow.LogProb(u)
+}
+
 // Dim returns the number of dimensions D of one image.
 func (m *Model) Dim() int { return m.Config.Height * m.Config.Width * m.Config.Channels }
 

@@ -1,8 +1,10 @@
 package realnvp
 
 import (
+	"math"
 	"testing"
 
+	"github.com/flowood/flowood/flow"
 	"github.com/flowood/flowood/internal/flowtest"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"
@@ -58,5 +60,48 @@ func TestValidate(t *testing.T) {
 	}
 	if err := (Config{Constraint: 1.5}).Validate(); err == nil {
 		t.Error("constraint 1.5 validated")
+	}
+}
+
+// TestLogProbEach checks that evaluation split into per-core chunks
+// (Model.LogProb without gradients, in evaluation mode) gives the
+// log-likelihoods of the whole batch at once, chunk boundaries and a
+// short last chunk included, inside Scoped as the scorers call it.
+func TestLogProbEach(t *testing.T) {
+	cfg := Config{Height: 8, Width: 8, Channels: 1, Scales: 2, Blocks: 1, Mid: 4}
+	rng := tensor.NewRNG(5)
+	m := New(cfg, rng)
+	flowtest.Perturb(m, rng, 0.05)
+	n := 2*flow.EvalChunk + 7
+	u := tensor.New(n, 8, 8, 1)
+	rng.Uniform(u.Data, 0, 1)
+	m.SetTraining(true)
+	tensor.NoGrad(func() { m.Forward(u) }) // running statistics away from 0 and 1
+	m.SetTraining(false)
+	var whole, split []float32
+	tensor.NoGrad(func() {
+		tensor.Scoped(func() []*tensor.Tensor {
+			lp := m.Flow.LogProb(u)
+			whole = append(whole, lp.Data...)
+			return nil
+		})
+		tensor.Scoped(func() []*tensor.Tensor {
+			lp := m.LogProb(u)
+			split = append(split, lp.Data...)
+			return []*tensor.Tensor{lp}
+		})
+	})
+	if len(split) != n {
+		t.Fatalf("%d log-likelihoods for %d examples", len(split), n)
+	}
+	for i := range whole {
+		if d := math.Abs(float64(whole[i] - split[i])); d > 1e-5*math.Abs(float64(whole[i]))+1e-4 {
+			t.Errorf("example %d: %v in chunks, %v as one batch", i, split[i], whole[i])
+		}
+	}
+	// With gradients, or batch statistics, the batch is not split:
+	// the result has a backward node.
+	if lp := m.LogProb(u); !tensor.AnyRequiresGrad(lp) {
+		t.Error("LogProb with gradient recording has no backward node")
 	}
 }
