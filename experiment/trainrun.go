@@ -2,14 +2,15 @@ package experiment
 
 import (
 	"context"
-	"slices"
-
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/flowood/flowood/data"
-
+	"github.com/flowood/flowood/kernels"
+	"github.com/flowood/flowood/model/realnvp"
+	"github.com/flowood/flowood/tensor"
 	"github.com/flowood/flowood/train"
 )
 
@@ -46,8 +47,14 @@ func Train(ctx context.Context, rc RunConfig, run string, resume bool, progress 
 		return train.Result{}, err
 	}
 	mc, _ := json.Marshal(rc)
+	model := rc.BuildModel()
+	par, err := DataParallel(model)
+	if err != nil {
+		return train.Result{}, err
+	}
 	r := &train.Run{
-		Model:       rc.BuildModel(),
+		Model:       model,
+		Parallel:    par,
 		Config:      rc.Train,
 		Train:       trainSet,
 		Test:        testSet,
@@ -111,4 +118,20 @@ func oodSplit(name string, embedded bool) string {
 		}
 	}
 	return order[0]
+}
+
+// DataParallel returns a train.Parallel with a replica of m per core, or
+// nil where data-parallel training does not apply: on one core, and for
+// models that recompute activations in the backward pass.
+func DataParallel(m *realnvp.Model) (*train.Parallel, error) {
+	k := kernels.Workers()
+	if k < 2 || m.Config.Recompute == "on" {
+		return nil, nil
+	}
+	g := tensor.NewGroup(k)
+	reps, err := m.Replicas(g)
+	if err != nil {
+		return nil, err
+	}
+	return train.NewParallel(m, reps, g)
 }

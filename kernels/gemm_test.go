@@ -404,3 +404,25 @@ func TestEach(t *testing.T) {
 		t.Errorf("Workers() = %d after Each, %d before", Workers(), before)
 	}
 }
+
+// TestTogether checks that Together runs all calls at once (each waits
+// for all the others) with single-threaded kernels.
+func TestTogether(t *testing.T) {
+	const n = 3
+	var arrived sync.WaitGroup
+	arrived.Add(n)
+	seen := make([]atomic.Int32, n)
+	Together(n, func(i int) {
+		seen[i].Add(1)
+		arrived.Done()
+		arrived.Wait() // deadlocks unless all n run concurrently
+		if Workers() != 1 {
+			t.Errorf("Workers() = %d inside Together", Workers())
+		}
+	})
+	for i := range seen {
+		if c := seen[i].Load(); c != 1 {
+			t.Errorf("fn(%d) called %d times", i, c)
+		}
+	}
+}

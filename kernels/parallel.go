@@ -90,3 +90,30 @@ func Each(n int, fn func(i int)) {
 	work()
 	wg.Wait()
 }
+
+// Together calls fn(0), ..., fn(n-1) each on its own goroutine, all at
+// the same time, so that the calls may wait for each other (as the
+// replicas of a data-parallel step do at every batch norm), and returns
+// when all have returned. Like Each, it makes the kernels single-threaded
+// while it runs; fn must not let a panic escape (it would end the
+// process).
+func Together(n int, fn func(i int)) {
+	if n <= 1 {
+		if n == 1 {
+			fn(0)
+		}
+		return
+	}
+	inline.Add(1)
+	defer inline.Add(-1)
+	var wg sync.WaitGroup
+	wg.Add(n - 1)
+	for i := 1; i < n; i++ {
+		go func() {
+			defer wg.Done()
+			fn(i)
+		}()
+	}
+	fn(0)
+	wg.Wait()
+}

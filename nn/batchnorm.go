@@ -37,7 +37,8 @@ func (b *BatchNorm) ForwardReLU(x *tensor.Tensor) *tensor.Tensor {
 
 // stats returns the statistics the mode calls for.
 func (b *BatchNorm) stats() *tensor.BatchNormStats {
-	st := &tensor.BatchNormStats{Mean: b.RunMean.Data, Var: b.RunVar.Data, Momentum: b.Momentum, Eps: b.Eps}
+	st := &tensor.BatchNormStats{Mean: b.RunMean.Data, Var: b.RunVar.Data, Momentum: b.Momentum, Eps: b.Eps,
+		Group: b.Mode.Group, Rank: b.Mode.Rank}
 	if b.Mode.Frozen {
 		st.Mean, st.Var = nil, nil
 		if !b.Mode.Train {

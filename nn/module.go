@@ -7,7 +7,12 @@
 // tensors the engine returns.
 package nn
 
-import "github.com/flowood/flowood/tensor"
+import (
+	"fmt"
+	"slices"
+
+	"github.com/flowood/flowood/tensor"
+)
 
 // Module is anything that holds tensors.
 type Module interface {
@@ -60,4 +65,30 @@ type Mode struct {
 	// with batch statistics, as Song et al. 2019 do, without touching the
 	// model).
 	Frozen bool
+	// Group, when not nil, synchronises the batch norms of this model,
+	// replica Rank, with the other replicas of a data-parallel step
+	// (tensor.BatchNormStats.Group).
+	Group *tensor.Group
+	Rank  int
+}
+
+// Share makes every tensor of dst use the data of the tensor of src with
+// the same name, so that dst computes with src's parameters and buffers
+// and sees every change to them (an optimiser step on src). Gradients
+// stay separate. It fails unless the two modules name the same tensors,
+// in the same order, with the same shapes.
+func Share(dst, src Module) error {
+	d, s := Tensors(dst), Tensors(src)
+	if len(d) != len(s) {
+		return fmt.Errorf("nn: sharing %d tensors with a module of %d", len(d), len(s))
+	}
+	for i := range d {
+		if d[i].Name != s[i].Name || !slices.Equal(d[i].T.Shape, s[i].T.Shape) {
+			return fmt.Errorf("nn: tensor %d is %s %v here, %s %v in the module shared", i, d[i].Name, d[i].T.Shape, s[i].Name, s[i].T.Shape)
+		}
+	}
+	for i := range d {
+		d[i].T.Data = s[i].T.Data
+	}
+	return nil
 }

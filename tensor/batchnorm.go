@@ -14,6 +14,13 @@ type BatchNormStats struct {
 	Mean, Var []float32
 	Momentum  float64
 	Eps       float64
+	// Group, when not nil, makes training mode normalise with the
+	// statistics of the whole batch of which x is the part of member Rank
+	// (data-parallel training): the sums of the forward and backward
+	// passes are combined across the group, gamma's and beta's gradients
+	// are this part's share, and only rank 0 updates Mean and Var.
+	Group *Group
+	Rank  int
 }
 
 // BatchNorm normalises x per channel (the last dimension) and applies the
@@ -44,20 +51,27 @@ func batchNorm(op string, x, gamma, beta *Tensor, stats *BatchNormStats, train, 
 	eps := stats.Eps
 	mean := make([]float64, c)
 	invStd := make([]float64, c)
+	// total is the number of rows of the whole batch, x's alone without
+	// a group.
+	total := float64(rows)
 	if train {
-		if rows < 2 {
+		sum, sq := columnMoments(x.Data, nil, nil, c, true)
+		if stats.Group != nil {
+			sum, sq, total = groupSums(stats, sum, sq, total)
+		}
+		if total < 2 {
 			panic(fmt.Sprintf("tensor: %s in training mode over %v needs at least 2 values per channel", op, x.Shape))
 		}
-		sum, sq := columnMoments(x.Data, nil, nil, c, true)
+		update := stats.Mean != nil && (stats.Group == nil || stats.Rank == 0)
 		for j := range mean {
-			m := sum[j] / float64(rows)
-			v := math.Max(sq[j]/float64(rows)-m*m, 0)
+			m := sum[j] / total
+			v := math.Max(sq[j]/total-m*m, 0)
 			mean[j] = m
 			invStd[j] = 1 / math.Sqrt(v+eps)
-			if stats.Mean != nil {
+			if update {
 				mom := stats.Momentum
 				stats.Mean[j] = float32((1-mom)*float64(stats.Mean[j]) + mom*m)
-				stats.Var[j] = float32((1-mom)*float64(stats.Var[j]) + mom*v*float64(rows)/float64(rows-1))
+				stats.Var[j] = float32((1-mom)*float64(stats.Var[j]) + mom*v*total/(total-1))
 			}
 		}
 	} else {
@@ -107,6 +121,10 @@ func batchNorm(op string, x, gamma, beta *Tensor, stats *BatchNormStats, train, 
 				gb[j] += float32(sumG[j])
 			}
 		}
+		if needs(x) && train && stats.Group != nil {
+			// dx needs the sums over the whole batch.
+			sumG, sumGX, _ = groupSums(stats, sumG, sumGX, 0)
+		}
 		if needs(x) {
 			gx, fresh := x.gradOut()
 			k1 := make([]float32, c) // coefficient of g
@@ -116,7 +134,7 @@ func batchNorm(op string, x, gamma, beta *Tensor, stats *BatchNormStats, train, 
 				g := float64(gamma.Data[j]) * invStd[j]
 				k1[j] = float32(g)
 				if train {
-					n := float64(rows)
+					n := total
 					// dx = g*(gy - sumG/n - xhat*sumGX/n), xhat = (x-mean)*invStd
 					k2[j] = float32(-g * sumGX[j] / n * invStd[j])
 					k3[j] = float32(-g*sumG[j]/n + g*sumGX[j]/n*invStd[j]*mean[j])
@@ -133,6 +151,18 @@ func batchNorm(op string, x, gamma, beta *Tensor, stats *BatchNormStats, train, 
 		}
 	}, x, gamma, beta)
 	return out
+}
+
+// groupSums returns the sums of a and b and of the count n over the
+// members of stats.Group.
+func groupSums(stats *BatchNormStats, a, b []float64, n float64) ([]float64, []float64, float64) {
+	c := len(a)
+	v := make([]float64, 2*c+1)
+	copy(v, a)
+	copy(v[c:], b)
+	v[2*c] = n
+	stats.Group.AllSum(stats.Rank, v)
+	return v[:c], v[c : 2*c], v[2*c]
 }
 
 // columnMoments returns, for row-major v with c columns, the per-column

@@ -119,6 +119,9 @@ type Run struct {
 	Progress io.Writer
 	// ModelConfig is stored in checkpoints so a run can be reloaded.
 	ModelConfig json.RawMessage
+	// Parallel, when not nil, computes the gradients of Model (data-parallel
+	// over replicas of it); otherwise one pass over the batch does.
+	Parallel *Parallel
 }
 
 // Result summarises a finished run.
@@ -208,17 +211,25 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 				data.Dequantize(u.Data[i*d:(i+1)*d], r.Train.Image(idx), rng.Rand)
 			}
 			m.SetTraining(true)
-			lp := m.LogProb(u)
 			// loss in bits per dimension: mean of -(log p - D ln 256)/(D ln 2)
-			loss := tensor.AddScalar(tensor.Scale(tensor.Mean(lp), float32(-1/(float64(d)*math.Ln2))), 8)
-			bpd := float64(loss.Data[0])
+			bpdScale := -1 / (float64(d) * math.Ln2)
+			var bpd float64
+			if r.Parallel != nil && cfg.Batch >= r.Parallel.Replicas() {
+				bpd = r.Parallel.Backward(u, bpdScale)*bpdScale + 8
+			} else {
+				lp := m.LogProb(u)
+				loss := tensor.AddScalar(tensor.Scale(tensor.Mean(lp), float32(bpdScale)), 8)
+				bpd = float64(loss.Data[0])
+				if !math.IsNaN(bpd) && !math.IsInf(bpd, 0) {
+					for _, p := range params {
+						p.ZeroGrad()
+					}
+					tensor.Backward(loss)
+				}
+			}
 			if math.IsNaN(bpd) || math.IsInf(bpd, 0) {
 				return res, fmt.Errorf("step %d: %w (kept the last checkpoint; try a lower --lr)", state.Step, ErrNonFinite)
 			}
-			for _, p := range params {
-				p.ZeroGrad()
-			}
-			tensor.Backward(loss)
 			norm := ClipGradNorm(params, cfg.ClipNorm)
 			if math.IsNaN(norm) || math.IsInf(norm, 0) {
 				return res, fmt.Errorf("step %d: gradient norm is %v: %w (kept the last checkpoint; try a lower --lr)", state.Step, norm, ErrNonFinite)

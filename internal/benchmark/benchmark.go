@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flowood/flowood/data"
+	"github.com/flowood/flowood/experiment"
 	"github.com/flowood/flowood/flow"
 	"github.com/flowood/flowood/flow/bijector"
 	"github.com/flowood/flowood/flow/mask"
@@ -151,14 +152,20 @@ type densityModel interface {
 }
 
 // trainStep is one full step: zero gradients, forward, loss (mean negative
-// log-likelihood in nats), backward, Adam update.
-func trainStep(m densityModel, params []*tensor.Tensor, opt train.Optimizer, u *tensor.Tensor) float64 {
-	for _, p := range params {
-		p.ZeroGrad()
+// log-likelihood in nats), backward, Adam update. With par the gradients
+// are computed data-parallel, as flowood train does.
+func trainStep(m densityModel, par *train.Parallel, params []*tensor.Tensor, opt train.Optimizer, u *tensor.Tensor) float64 {
+	var v float64
+	if par != nil {
+		v = -par.Backward(u, -1)
+	} else {
+		for _, p := range params {
+			p.ZeroGrad()
+		}
+		loss := tensor.Scale(tensor.Mean(m.LogProb(u)), -1)
+		v = float64(loss.Data[0])
+		tensor.Backward(loss)
 	}
-	loss := tensor.Scale(tensor.Mean(m.LogProb(u)), -1)
-	v := float64(loss.Data[0])
-	tensor.Backward(loss)
 	opt.Step(params, 1e-3)
 	return v
 }
@@ -175,6 +182,10 @@ func benchRealNVPTrain(quick bool, emit func(Result), preset, recompute string, 
 	m.SetTraining(true)
 	params := nn.Params(m)
 	opt := train.NewAdam(0)
+	par, err := experiment.DataParallel(m)
+	if err != nil {
+		return err
+	}
 	batches, err := fashionBatches(4, batch)
 	if err != nil {
 		return err
@@ -182,10 +193,10 @@ func benchRealNVPTrain(quick bool, emit func(Result), preset, recompute string, 
 	i, loss := 0, 0.0
 	w, s := counts(quick, warmup, steps)
 	med, _ := timeSteps(w, s, func() {
-		loss = trainStep(m, params, opt, batches[i%len(batches)])
+		loss = trainStep(m, par, params, opt, batches[i%len(batches)])
 		i++
 	})
-	extra := map[string]any{"preset": preset, "recompute": cfg.Recompute, "batch": batch, "steps": s,
+	extra := map[string]any{"preset": preset, "recompute": cfg.Recompute, "data_parallel": par != nil, "batch": batch, "steps": s,
 		"median_ms": float64(med.Microseconds()) / 1e3, "loss_nats": loss, "threads": kernels.Workers()}
 	emit(Result{prefix + "_train_img_per_s", "img/s", float64(batch) / med.Seconds(), extra})
 	emit(Result{prefix + "_params", "count", float64(countParams(params)), nil})
@@ -211,7 +222,7 @@ func benchRealNVPEval(quick bool, emit func(Result)) error {
 	}
 	m.SetTraining(true)
 	for i := 0; i < 3; i++ { // running statistics away from their defaults
-		trainStep(m, params, opt, tb[i%2])
+		trainStep(m, nil, params, opt, tb[i%2])
 	}
 	m.SetTraining(false)
 	const batch = 256
@@ -254,7 +265,7 @@ func benchCoupling4(quick bool, emit func(Result)) error {
 	i, loss := 0, 0.0
 	w, s := counts(quick, 3, 20)
 	med, _ := timeSteps(w, s, func() {
-		loss = trainStep(m, params, opt, batches[i%len(batches)])
+		loss = trainStep(m, nil, params, opt, batches[i%len(batches)])
 		i++
 	})
 	extra := map[string]any{"batch": batch, "mid": 64, "blocks": 2, "steps": s, "loss_nats": loss, "threads": kernels.Workers()}

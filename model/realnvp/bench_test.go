@@ -5,8 +5,10 @@ import (
 	"math"
 	"testing"
 
+	"github.com/flowood/flowood/kernels"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"
+	"github.com/flowood/flowood/train"
 )
 
 // BenchmarkTrainStep times one forward and backward pass (no optimiser) of
@@ -55,6 +57,33 @@ func BenchmarkEval(b *testing.B) {
 		tensor.NoGrad(func() {
 			tensor.Scoped(func() []*tensor.Tensor { return []*tensor.Tensor{m.LogProb(u)} })
 		})
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
+}
+
+// BenchmarkTrainStepParallel is BenchmarkTrainStep's cpu preset trained
+// data-parallel (train.Parallel), a replica per core.
+func BenchmarkTrainStepParallel(b *testing.B) {
+	cfg, _ := Preset("cpu")
+	const batch = 64
+	rng := tensor.NewRNG(1)
+	m := New(cfg, rng)
+	g := tensor.NewGroup(kernels.Workers())
+	reps, err := m.Replicas(g)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := train.NewParallel(m, reps, g)
+	if err != nil {
+		b.Fatal(err)
+	}
+	u := tensor.New(batch, 28, 28, 1)
+	rng.Uniform(u.Data, 0, 1)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if lp := p.Backward(u, -1); math.IsNaN(lp) {
+			b.Fatal("NaN loss")
+		}
 	}
 	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
 }

@@ -211,6 +211,30 @@ func (m *Model) LogProb(u *tensor.Tensor) *tensor.Tensor {
 	return m.Flow.LogProb(u)
 }
 
+// Replicas returns a model per member of g for data-parallel training
+// (train.Parallel):
+// each shares m's parameters and running statistics (the same memory, so
+// an optimiser step on m's parameters reaches them all) but keeps its own
+// gradients, and their batch norms, in training mode, normalise with the
+// statistics of the whole batch through g (replica r has rank r). Models that recompute activations in the backward pass are
+// refused: recomputation turns gradient recording off process-wide, which
+// replicas running at the same time would see.
+func (m *Model) Replicas(g *tensor.Group) ([]*Model, error) {
+	if m.Config.Recompute == "on" {
+		return nil, fmt.Errorf("realnvp: data-parallel replicas of a model with recompute on")
+	}
+	reps := make([]*Model, g.Size())
+	for r := range reps {
+		rep := New(m.Config, tensor.NewRNG(0))
+		if err := nn.Share(rep, m); err != nil {
+			return nil, err
+		}
+		rep.Mode.Train, rep.Mode.Group, rep.Mode.Rank = true, g, r
+		reps[r] = rep
+	}
+	return reps, nil
+}
+
 // Dim returns the number of dimensions D of one image.
 func (m *Model) Dim() int { return m.Config.Height * m.Config.Width * m.Config.Channels }
 
