@@ -69,45 +69,45 @@ func colMomentsAVX512(v *float32, w *float32, rows int, p int, ld int, sum *floa
 //go:noescape
 func colMomentsMaskedAVX512(v *float32, m *float32, w *float32, rows int, p int, ld int, sum *float64, prod *float64)
 
-// winoInAVX512 sets the 16 vectors dst points to to Bᵀ p B of the 4x4 tile src points to (Winograd F(2x2, 3x3) input transform), for n a multiple of 16.
+// winoInAVX512 sets the 16 vectors dst points to to Bᵀ p B of the 4x4 tile src points to (Winograd F(2x2, 3x3) input transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func winoInAVX512(dst *[16]*float32, src *[16]*float32, n int)
+func winoInAVX512(dst *[16]*float32, src *[16]*float32, n int, tiles int, sstep int, dstep int)
 
-// winoOutAVX512 sets the 4 vectors dst points to to Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform), for n a multiple of 16.
+// winoOutAVX512 sets the 4 vectors dst points to to Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func winoOutAVX512(dst *[4]*float32, src *[16]*float32, n int)
+func winoOutAVX512(dst *[4]*float32, src *[16]*float32, n int, tiles int, sstep int, dstep int)
 
-// winoOutAddAVX512 adds to the 4 vectors dst points to Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform), for n a multiple of 16.
+// winoOutAddAVX512 adds to the 4 vectors dst points to Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func winoOutAddAVX512(dst *[4]*float32, src *[16]*float32, n int)
+func winoOutAddAVX512(dst *[4]*float32, src *[16]*float32, n int, tiles int, sstep int, dstep int)
 
-// winoGradAVX512 sets the 16 vectors dst points to to A p Aᵀ of the 2x2 tile src points to (Winograd F(2x2, 3x3) weight-gradient transform), for n a multiple of 16.
+// winoGradAVX512 sets the 16 vectors dst points to to A p Aᵀ of the 2x2 tile src points to (Winograd F(2x2, 3x3) weight-gradient transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func winoGradAVX512(dst *[16]*float32, src *[4]*float32, n int)
+func winoGradAVX512(dst *[16]*float32, src *[4]*float32, n int, tiles int, sstep int, dstep int)
 
-// wino4InAVX512 sets the 36 vectors dst points to to Bᵀ p B of the 6x6 tile src points to (Winograd F(4x4, 3x3) input transform), for n a multiple of 16.
+// wino4InAVX512 sets the 36 vectors dst points to to Bᵀ p B of the 6x6 tile src points to (Winograd F(4x4, 3x3) input transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func wino4InAVX512(dst *[36]*float32, src *[36]*float32, n int)
+func wino4InAVX512(dst *[36]*float32, src *[36]*float32, n int, tiles int, sstep int, dstep int)
 
-// wino4OutAVX512 sets the 16 vectors dst points to to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform), for n a multiple of 16.
+// wino4OutAVX512 sets the 16 vectors dst points to to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func wino4OutAVX512(dst *[16]*float32, src *[36]*float32, n int)
+func wino4OutAVX512(dst *[16]*float32, src *[36]*float32, n int, tiles int, sstep int, dstep int)
 
-// wino4OutAddAVX512 adds to the 16 vectors dst points to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform), for n a multiple of 16.
+// wino4OutAddAVX512 adds to the 16 vectors dst points to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func wino4OutAddAVX512(dst *[16]*float32, src *[36]*float32, n int)
+func wino4OutAddAVX512(dst *[16]*float32, src *[36]*float32, n int, tiles int, sstep int, dstep int)
 
-// wino4GradAVX512 sets the 36 vectors dst points to to A p Aᵀ of the 4x4 tile src points to (Winograd F(4x4, 3x3) weight-gradient transform), for n a multiple of 16.
+// wino4GradAVX512 sets the 36 vectors dst points to to A p Aᵀ of the 4x4 tile src points to (Winograd F(4x4, 3x3) weight-gradient transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func wino4GradAVX512(dst *[36]*float32, src *[16]*float32, n int)
+func wino4GradAVX512(dst *[36]*float32, src *[16]*float32, n int, tiles int, sstep int, dstep int)
 
 // addToAVX2 sets dst[i] += src[i], for n a multiple of 16.
 //
@@ -174,42 +174,42 @@ func colMomentsAVX2(v *float32, w *float32, rows int, p int, ld int, sum *float6
 //go:noescape
 func colMomentsMaskedAVX2(v *float32, m *float32, w *float32, rows int, p int, ld int, sum *float64, prod *float64)
 
-// winoInAVX2 sets the 16 vectors dst points to to Bᵀ p B of the 4x4 tile src points to (Winograd F(2x2, 3x3) input transform), for n a multiple of 16.
+// winoInAVX2 sets the 16 vectors dst points to to Bᵀ p B of the 4x4 tile src points to (Winograd F(2x2, 3x3) input transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func winoInAVX2(dst *[16]*float32, src *[16]*float32, n int)
+func winoInAVX2(dst *[16]*float32, src *[16]*float32, n int, tiles int, sstep int, dstep int)
 
-// winoOutAVX2 sets the 4 vectors dst points to to Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform), for n a multiple of 16.
+// winoOutAVX2 sets the 4 vectors dst points to to Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func winoOutAVX2(dst *[4]*float32, src *[16]*float32, n int)
+func winoOutAVX2(dst *[4]*float32, src *[16]*float32, n int, tiles int, sstep int, dstep int)
 
-// winoOutAddAVX2 adds to the 4 vectors dst points to Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform), for n a multiple of 16.
+// winoOutAddAVX2 adds to the 4 vectors dst points to Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func winoOutAddAVX2(dst *[4]*float32, src *[16]*float32, n int)
+func winoOutAddAVX2(dst *[4]*float32, src *[16]*float32, n int, tiles int, sstep int, dstep int)
 
-// winoGradAVX2 sets the 16 vectors dst points to to A p Aᵀ of the 2x2 tile src points to (Winograd F(2x2, 3x3) weight-gradient transform), for n a multiple of 16.
+// winoGradAVX2 sets the 16 vectors dst points to to A p Aᵀ of the 2x2 tile src points to (Winograd F(2x2, 3x3) weight-gradient transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func winoGradAVX2(dst *[16]*float32, src *[4]*float32, n int)
+func winoGradAVX2(dst *[16]*float32, src *[4]*float32, n int, tiles int, sstep int, dstep int)
 
-// wino4InAVX2 sets the 36 vectors dst points to to Bᵀ p B of the 6x6 tile src points to (Winograd F(4x4, 3x3) input transform), for n a multiple of 16.
+// wino4InAVX2 sets the 36 vectors dst points to to Bᵀ p B of the 6x6 tile src points to (Winograd F(4x4, 3x3) input transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func wino4InAVX2(dst *[36]*float32, src *[36]*float32, n int)
+func wino4InAVX2(dst *[36]*float32, src *[36]*float32, n int, tiles int, sstep int, dstep int)
 
-// wino4OutAVX2 sets the 16 vectors dst points to to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform), for n a multiple of 16.
+// wino4OutAVX2 sets the 16 vectors dst points to to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func wino4OutAVX2(dst *[16]*float32, src *[36]*float32, n int)
+func wino4OutAVX2(dst *[16]*float32, src *[36]*float32, n int, tiles int, sstep int, dstep int)
 
-// wino4OutAddAVX2 adds to the 16 vectors dst points to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform), for n a multiple of 16.
+// wino4OutAddAVX2 adds to the 16 vectors dst points to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func wino4OutAddAVX2(dst *[16]*float32, src *[36]*float32, n int)
+func wino4OutAddAVX2(dst *[16]*float32, src *[36]*float32, n int, tiles int, sstep int, dstep int)
 
-// wino4GradAVX2 sets the 36 vectors dst points to to A p Aᵀ of the 4x4 tile src points to (Winograd F(4x4, 3x3) weight-gradient transform), for n a multiple of 16.
+// wino4GradAVX2 sets the 36 vectors dst points to to A p Aᵀ of the 4x4 tile src points to (Winograd F(4x4, 3x3) weight-gradient transform), for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.
 //
 //go:noescape
-func wino4GradAVX2(dst *[36]*float32, src *[16]*float32, n int)
+func wino4GradAVX2(dst *[36]*float32, src *[16]*float32, n int, tiles int, sstep int, dstep int)

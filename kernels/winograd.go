@@ -97,8 +97,21 @@ func (g WinogradTiles) origin(t int) (n, oh, ow int) {
 // maxPositions is the number of positions of the largest tile.
 const maxPositions = 36
 
+// tileRun is a run of tiles transformed by one kernel call: tile k's
+// vectors lie k·sstep bytes (source) and k·dstep bytes (destination)
+// beyond the first tile's.
+type tileRun struct{ tiles, sstep, dstep int }
+
+// perRow returns the number of tiles in a row of tiles.
+func (g WinogradTiles) perRow() int {
+	m, _ := g.tile()
+	return (g.W + m - 1) / m
+}
+
 // Input writes the input transform Bᵀ d B of tiles [t0, t1) of the images
-// x [N, H, W, c] into v, positions vs apart.
+// x [N, H, W, c] into v, positions vs apart. Runs of tiles of a tile row
+// whose patches lie within the image's columns are transformed by one
+// call each: at 28x28 and 14x14, 3 calls per tile row instead of 7.
 func (g WinogradTiles) Input(v []float32, vs int, x []float32, c, t0, t1 int) {
 	g.check("Input", x, c, t0, t1, v, vs)
 	if t0 == t1 {
@@ -106,7 +119,10 @@ func (g WinogradTiles) Input(v []float32, vs int, x []float32, c, t0, t1 int) {
 	}
 	m, a := g.tile()
 	e := elem()
-	zp := getBuf(c)
+	tw := g.perRow()
+	// Zeros for the positions outside the image, enough for a run of a
+	// whole tile row stepping through them.
+	zp := getBuf(c * (m*tw + 1))
 	defer putBuf(zp)
 	zero := *zp
 	clear(zero)
@@ -123,10 +139,18 @@ func (g WinogradTiles) Input(v []float32, vs int, x []float32, c, t0, t1 int) {
 	for xi := range d0 {
 		d0[xi] = &v[xi*vs]
 	}
-	for t := t0; t < t1; t++ {
+	for t := t0; t < t1; {
 		n, oh, ow := g.origin(t)
+		// A run continues while the next tile's patch lies within the
+		// image's columns too; the row is the same for all its tiles.
+		run := 1
+		if ow >= 1 && ow+m+1 <= g.W {
+			for run < t1-t && ow/m+run < tw && ow+run*m+m+1 <= g.W {
+				run++
+			}
+		}
 		if oh >= 1 && ow >= 1 && oh+m+1 <= g.H && ow+m+1 <= g.W {
-			// An interior tile: the whole patch lies in the image, and
+			// Interior tiles: the whole patch lies in the image, and
 			// check has made sure that the image lies in x.
 			base := unsafe.Pointer(&x[((n*g.H+oh-1)*g.W+ow-1)*c])
 			for k := range s {
@@ -150,27 +174,47 @@ func (g WinogradTiles) Input(v []float32, vs int, x []float32, c, t0, t1 int) {
 		for xi := range d {
 			d[xi] = (*float32)(unsafe.Add(unsafe.Pointer(d0[xi]), o))
 		}
+		r := tileRun{run, 4 * m * c, 4 * c}
 		lo := 0
-		if c >= unit && winoInCall(e, m, d, s, c&^(unit-1)) {
+		if c >= unit && winoInCall(e, m, d, s, c&^(unit-1), r) {
 			lo = c &^ (unit - 1)
 		}
 		if lo < c {
-			if m == 2 {
-				var p, q [16][]float32
-				for k := range p {
-					p[k], q[k] = unsafe.Slice(s[k], c), unsafe.Slice(d[k], c)
+			r.each(d, s, func(d, s []*float32) {
+				if m == 2 {
+					var p, q [16][]float32
+					for k := range p {
+						p[k], q[k] = unsafe.Slice(s[k], c), unsafe.Slice(d[k], c)
+					}
+					winoInGo(&q, &p, lo, c)
+				} else {
+					winoLXLtGo(d, s, winomat.BT, lo, c, false)
 				}
-				winoInGo(&q, &p, lo, c)
-			} else {
-				winoLXLtGo(d, s, winomat.BT, lo, c, false)
-			}
+			})
 		}
+		t += run
+	}
+}
+
+// each calls fn with the tables of every tile of the run r whose first
+// tile's tables are d and s.
+func (r tileRun) each(d, s []*float32, fn func(d, s []*float32)) {
+	var dk, sk [maxPositions]*float32
+	for k := 0; k < r.tiles; k++ {
+		for i := range d {
+			dk[i] = (*float32)(unsafe.Add(unsafe.Pointer(d[i]), k*r.dstep))
+		}
+		for i := range s {
+			sk[i] = (*float32)(unsafe.Add(unsafe.Pointer(s[i]), k*r.sstep))
+		}
+		fn(dk[:len(d)], sk[:len(s)])
 	}
 }
 
 // Output writes (or adds, when add is set) the output transform Aᵀ M A of
 // the products m of tiles [t0, t1), positions ms apart, into the images y
-// [N, H, W, c], dropping the outputs beyond the image.
+// [N, H, W, c], dropping the outputs beyond the image. Runs of tiles of a
+// tile row that lie wholly in the image are transformed by one call each.
 func (g WinogradTiles) Output(y, m []float32, ms, c, t0, t1 int, add bool) {
 	g.check("Output", y, c, t0, t1, m, ms)
 	if t0 == t1 {
@@ -178,6 +222,7 @@ func (g WinogradTiles) Output(y, m []float32, ms, c, t0, t1 int, add bool) {
 	}
 	tm, a := g.tile()
 	e := elem()
+	tw := g.perRow()
 	sp := getBuf(tm * tm * c)
 	defer putBuf(sp)
 	scratch := *sp
@@ -194,7 +239,7 @@ func (g WinogradTiles) Output(y, m []float32, ms, c, t0, t1 int, add bool) {
 			doff[tm*i+j] = 4 * (i*g.W + j) * c
 		}
 	}
-	for t := t0; t < t1; t++ {
+	for t := t0; t < t1; {
 		n, oh, ow := g.origin(t)
 		// Tile t-t0 of every position: within m, as check made sure.
 		o := 4 * (t - t0) * c
@@ -202,8 +247,12 @@ func (g WinogradTiles) Output(y, m []float32, ms, c, t0, t1 int, add bool) {
 			s[xi] = (*float32)(unsafe.Add(unsafe.Pointer(s0[xi]), o))
 		}
 		full := oh+tm <= g.H && ow+tm <= g.W
+		run := 1
 		if full {
-			// The whole tile lies in the image, which check has made
+			for run < t1-t && ow/tm+run < tw && ow+(run+1)*tm <= g.W {
+				run++
+			}
+			// The whole run lies in the image, which check has made
 			// sure lies in y.
 			base := unsafe.Pointer(&y[((n*g.H+oh)*g.W+ow)*c])
 			for k := range d {
@@ -215,25 +264,29 @@ func (g WinogradTiles) Output(y, m []float32, ms, c, t0, t1 int, add bool) {
 			}
 		}
 		addHere := add && full
+		r := tileRun{run, 4 * c, 4 * tm * c}
 		lo := 0
-		if c >= unit && winoOutCall(e, tm, d, s, c&^(unit-1), addHere) {
+		if c >= unit && winoOutCall(e, tm, d, s, c&^(unit-1), r, addHere) {
 			lo = c &^ (unit - 1)
 		}
 		if lo < c {
-			if tm == 2 {
-				var p [16][]float32
-				var q [4][]float32
-				for k := range p {
-					p[k] = unsafe.Slice(s[k], c)
+			r.each(d, s, func(d, s []*float32) {
+				if tm == 2 {
+					var p [16][]float32
+					var q [4][]float32
+					for k := range p {
+						p[k] = unsafe.Slice(s[k], c)
+					}
+					for k := range q {
+						q[k] = unsafe.Slice(d[k], c)
+					}
+					winoOutGo(&q, &p, lo, c, addHere)
+				} else {
+					winoLXLtGo(d, s, winomat.AT, lo, c, addHere)
 				}
-				for k := range q {
-					q[k] = unsafe.Slice(d[k], c)
-				}
-				winoOutGo(&q, &p, lo, c, addHere)
-			} else {
-				winoLXLtGo(d, s, winomat.AT, lo, c, addHere)
-			}
+			})
 		}
+		t += run
 		if full {
 			continue
 		}
@@ -253,7 +306,8 @@ func (g WinogradTiles) Output(y, m []float32, ms, c, t0, t1 int, add bool) {
 
 // Grad writes the output-gradient transform A dY Aᵀ of tiles [t0, t1) of
 // the output gradient gy [N, H, W, c] (zero beyond the image) into dm,
-// positions ms apart: the adjoint of Output.
+// positions ms apart: the adjoint of Output. Runs of tiles of a tile row
+// that lie wholly in the image are transformed by one call each.
 func (g WinogradTiles) Grad(dm []float32, ms int, gy []float32, c, t0, t1 int) {
 	g.check("Grad", gy, c, t0, t1, dm, ms)
 	if t0 == t1 {
@@ -261,6 +315,7 @@ func (g WinogradTiles) Grad(dm []float32, ms int, gy []float32, c, t0, t1 int) {
 	}
 	tm, a := g.tile()
 	e := elem()
+	tw := g.perRow()
 	zp := getBuf(c)
 	defer putBuf(zp)
 	zero := *zp
@@ -271,8 +326,14 @@ func (g WinogradTiles) Grad(dm []float32, ms int, gy []float32, c, t0, t1 int) {
 	for xi := range d0 {
 		d0[xi] = &dm[xi*ms]
 	}
-	for t := t0; t < t1; t++ {
+	for t := t0; t < t1; {
 		n, oh, ow := g.origin(t)
+		run := 1
+		if oh+tm <= g.H && ow+tm <= g.W {
+			for run < t1-t && ow/tm+run < tw && ow+(run+1)*tm <= g.W {
+				run++
+			}
+		}
 		for i := 0; i < tm; i++ {
 			for j := 0; j < tm; j++ {
 				if oh+i < g.H && ow+j < g.W {
@@ -287,50 +348,54 @@ func (g WinogradTiles) Grad(dm []float32, ms int, gy []float32, c, t0, t1 int) {
 		for xi := range d {
 			d[xi] = (*float32)(unsafe.Add(unsafe.Pointer(d0[xi]), o))
 		}
+		r := tileRun{run, 4 * tm * c, 4 * c}
 		lo := 0
-		if c >= unit && winoGradCall(e, tm, d, s, c&^(unit-1)) {
+		if c >= unit && winoGradCall(e, tm, d, s, c&^(unit-1), r) {
 			lo = c &^ (unit - 1)
 		}
 		if lo < c {
-			if tm == 2 {
-				var p [4][]float32
-				var q [16][]float32
-				for k := range p {
-					p[k] = unsafe.Slice(s[k], c)
+			r.each(d, s, func(d, s []*float32) {
+				if tm == 2 {
+					var p [4][]float32
+					var q [16][]float32
+					for k := range p {
+						p[k] = unsafe.Slice(s[k], c)
+					}
+					for k := range q {
+						q[k] = unsafe.Slice(d[k], c)
+					}
+					winoGradGo(&q, &p, lo, c)
+				} else {
+					winoLXLtGo(d, s, wino4A, lo, c, false)
 				}
-				for k := range q {
-					q[k] = unsafe.Slice(d[k], c)
-				}
-				winoGradGo(&q, &p, lo, c)
-			} else {
-				winoLXLtGo(d, s, wino4A, lo, c, false)
-			}
+			})
 		}
+		t += run
 	}
 }
 
 // winoInCall, winoOutCall and winoGradCall run the assembly transform of
-// e's instruction set for tile size m on n channels (a multiple of 16) and
-// report whether there is one.
-func winoInCall(e *elemKernels, m int, d, s []*float32, n int) bool {
+// e's instruction set for tile size m on n channels (a multiple of 16) of
+// the run r and report whether there is one.
+func winoInCall(e *elemKernels, m int, d, s []*float32, n int, r tileRun) bool {
 	if m == 2 {
-		return winoInAsm(e, (*[16]*float32)(d), (*[16]*float32)(s), n)
+		return winoInAsm(e, (*[16]*float32)(d), (*[16]*float32)(s), n, r)
 	}
-	return wino4InAsm(e, (*[36]*float32)(d), (*[36]*float32)(s), n)
+	return wino4InAsm(e, (*[36]*float32)(d), (*[36]*float32)(s), n, r)
 }
 
-func winoOutCall(e *elemKernels, m int, d, s []*float32, n int, add bool) bool {
+func winoOutCall(e *elemKernels, m int, d, s []*float32, n int, r tileRun, add bool) bool {
 	if m == 2 {
-		return winoOutAsm(e, (*[4]*float32)(d), (*[16]*float32)(s), n, add)
+		return winoOutAsm(e, (*[4]*float32)(d), (*[16]*float32)(s), n, r, add)
 	}
-	return wino4OutAsm(e, (*[16]*float32)(d), (*[36]*float32)(s), n, add)
+	return wino4OutAsm(e, (*[16]*float32)(d), (*[36]*float32)(s), n, r, add)
 }
 
-func winoGradCall(e *elemKernels, m int, d, s []*float32, n int) bool {
+func winoGradCall(e *elemKernels, m int, d, s []*float32, n int, r tileRun) bool {
 	if m == 2 {
-		return winoGradAsm(e, (*[16]*float32)(d), (*[4]*float32)(s), n)
+		return winoGradAsm(e, (*[16]*float32)(d), (*[4]*float32)(s), n, r)
 	}
-	return wino4GradAsm(e, (*[36]*float32)(d), (*[16]*float32)(s), n)
+	return wino4GradAsm(e, (*[36]*float32)(d), (*[16]*float32)(s), n, r)
 }
 
 // winoLXLtGo computes dst = L src Lᵀ (or adds it, with add) for channels

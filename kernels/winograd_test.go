@@ -67,10 +67,21 @@ func (k winoCase) tiles() WinogradTiles { return WinogradTiles{N: k.n, H: k.h, W
 func winoCases(rng *rand.Rand, m int) []winoCase {
 	var cs []winoCase
 	for _, c := range elemChannels {
-		n, h, w := 1+rng.IntN(3), 1+rng.IntN(11), 1+rng.IntN(11)
+		// Up to 17 wide: F(4x4)'s input runs of more than one tile need
+		// 13 columns or more.
+		n, h, w := 1+rng.IntN(3), 1+rng.IntN(17), 1+rng.IntN(17)
 		g := WinogradTiles{N: n, H: h, W: w, M: m}
 		t0 := rng.IntN(g.Count())
 		cs = append(cs, winoCase{n, h, w, m, c, 0, g.Count()}, winoCase{n, h, w, m, c, t0, t0 + 1 + rng.IntN(g.Count()-t0)})
+	}
+	// The st-networks' shapes, runs of whole tile rows included.
+	for _, c := range []int{16, 17} {
+		side := 14
+		if m == 4 {
+			side = 28
+		}
+		g := WinogradTiles{N: 2, H: side, W: side, M: m}
+		cs = append(cs, winoCase{2, side, side, m, c, 0, g.Count()}, winoCase{2, side, side, m, c, 3, g.Count() - 5})
 	}
 	return cs
 }

@@ -549,13 +549,13 @@ func main() {
 		// F(4x4, 3x3): input Bᵀ d B (6x6), output Aᵀ m A (6x6 -> 4x4) and
 		// its adjoint A g Aᵀ (4x4 -> 6x6).
 		genLXLt(s, "wino4In", "sets the 36 vectors dst points to to Bᵀ p B of the 6x6 tile src points to (Winograd F(4x4, 3x3) input transform)",
-			"func(dst, src *[36]*float32, n int)", winomat.BT, false)
+			"func(dst, src *[36]*float32, n, tiles, sstep, dstep int)", winomat.BT, false)
 		genLXLt(s, "wino4Out", "sets the 16 vectors dst points to to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform)",
-			"func(dst *[16]*float32, src *[36]*float32, n int)", winomat.AT, false)
+			"func(dst *[16]*float32, src *[36]*float32, n, tiles, sstep, dstep int)", winomat.AT, false)
 		genLXLt(s, "wino4OutAdd", "adds to the 16 vectors dst points to Aᵀ p A of the 6x6 tile src points to (Winograd F(4x4, 3x3) output transform)",
-			"func(dst *[16]*float32, src *[36]*float32, n int)", winomat.AT, true)
+			"func(dst *[16]*float32, src *[36]*float32, n, tiles, sstep, dstep int)", winomat.AT, true)
 		genLXLt(s, "wino4Grad", "sets the 36 vectors dst points to to A p Aᵀ of the 4x4 tile src points to (Winograd F(4x4, 3x3) weight-gradient transform)",
-			"func(dst *[36]*float32, src *[16]*float32, n int)", winomat.Transpose(winomat.AT), false)
+			"func(dst *[36]*float32, src *[16]*float32, n, tiles, sstep, dstep int)", winomat.Transpose(winomat.AT), false)
 	}
 	Generate()
 }
@@ -564,35 +564,69 @@ func main() {
 // its siblings) work on tables of pointers to the c-channel vectors of a
 // tile's positions, row-major, and compute every channel alike; each
 // kernel steps through n channels (n a multiple of 16) one vector at a
-// time, reloading the table pointers from memory (L1) as it goes. Each
-// operation rounds as the Go fallback's does, in the same order.
+// time, reloading the table pointers from memory (L1) as it goes, and
+// does so for a run of tiles: tile k's vectors lie k·sstep bytes (source)
+// and k·dstep bytes (destination) beyond the first tile's. Each operation
+// rounds as the Go fallback's does, in the same order.
 
-// winoKernel starts a tile-transform kernel with the given table
-// parameters and returns the tables, the byte offset register and the
-// loop's bound, after emitting the loop label.
-func winoKernel(s isa, name, doc, sig string) (dst, src, off, end reg.GPVirtual) {
-	TEXT(name, NOSPLIT, sig)
-	Pragma("noescape")
-	Doc(fmt.Sprintf("%s %s, for n a multiple of 16.", name, doc))
-	dst, src, end = GP64(), GP64(), GP64()
-	Load(Param("dst"), dst)
-	Load(Param("src"), src)
-	Load(Param("n"), end)
-	SHLQ(U8(2), end)
-	off = GP64()
-	XORQ(off, off)
-	TESTQ(end, end)
-	JZ(LabelRef(name + "_done"))
-	Label(name + "_loop")
-	return dst, src, off, end
+// winoLoop is a tile-transform kernel being generated: the tables, the
+// source and destination byte offsets of the current vector, and the
+// registers of the two loops.
+type winoLoop struct {
+	name                 string
+	dst, src, soff, doff reg.GPVirtual
+	ch, end, tiles       reg.GPVirtual
 }
 
-// winoEnd closes the loop winoKernel opened.
-func winoEnd(s isa, name string, off, end reg.GPVirtual) {
-	ADDQ(U32(s.vbytes()), off)
-	CMPQ(off, end)
-	JB(LabelRef(name + "_loop"))
-	Label(name + "_done")
+// winoKernel starts a tile-transform kernel with the given table
+// parameters, emitting both loops' labels.
+func winoKernel(s isa, name, doc, sig string) *winoLoop {
+	TEXT(name, NOSPLIT, sig)
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s %s, for n a multiple of 16, for tiles tiles: tile k's vectors lie k·sstep bytes (source) and k·dstep bytes (destination) beyond those the tables point to.", name, doc))
+	w := &winoLoop{name: name, dst: GP64(), src: GP64(), soff: GP64(), doff: GP64(), ch: GP64(), end: GP64(), tiles: GP64()}
+	Load(Param("dst"), w.dst)
+	Load(Param("src"), w.src)
+	Load(Param("n"), w.end)
+	Load(Param("tiles"), w.tiles)
+	SHLQ(U8(2), w.end)
+	XORQ(w.soff, w.soff)
+	XORQ(w.doff, w.doff)
+	TESTQ(w.end, w.end)
+	JZ(LabelRef(name + "_done"))
+	TESTQ(w.tiles, w.tiles)
+	JLE(LabelRef(name + "_done"))
+	Label(name + "_tile")
+	XORQ(w.ch, w.ch)
+	Label(name + "_loop")
+	return w
+}
+
+// in and out return the vector of source position i and of destination
+// position i.
+func (w *winoLoop) in(i int) Mem  { return at(w.src, i, w.soff) }
+func (w *winoLoop) out(i int) Mem { return at(w.dst, i, w.doff) }
+
+// end closes the loops winoKernel opened.
+func (w *winoLoop) close(s isa) {
+	vb := U32(s.vbytes())
+	ADDQ(vb, w.soff)
+	ADDQ(vb, w.doff)
+	ADDQ(vb, w.ch)
+	CMPQ(w.ch, w.end)
+	JB(LabelRef(w.name + "_loop"))
+	// The next tile: back to its first channel, one step on.
+	step := GP64()
+	Load(Param("sstep"), step)
+	SUBQ(w.end, step)
+	ADDQ(step, w.soff)
+	step2 := GP64()
+	Load(Param("dstep"), step2)
+	SUBQ(w.end, step2)
+	ADDQ(step2, w.doff)
+	DECQ(w.tiles)
+	JNZ(LabelRef(w.name + "_tile"))
+	Label(w.name + "_done")
 	VZEROUPPER()
 	RET()
 }
@@ -626,8 +660,8 @@ func (s isa) op(a, b reg.VecVirtual, plus bool) reg.VecVirtual {
 // genWinoIn generates the input transform q = Bᵀ p B.
 func genWinoIn(s isa) {
 	name := "winoIn" + s.name
-	dst, src, off, end := winoKernel(s, name, "sets the 16 vectors dst points to to Bᵀ p B of the 4x4 tile src points to (Winograd F(2x2, 3x3) input transform)",
-		"func(dst, src *[16]*float32, n int)")
+	w := winoKernel(s, name, "sets the 16 vectors dst points to to Bᵀ p B of the 4x4 tile src points to (Winograd F(2x2, 3x3) input transform)",
+		"func(dst, src *[16]*float32, n, tiles, sstep, dstep int)")
 	// Row i of Bᵀ p is row a of p plus or minus row b.
 	rows := []struct {
 		a, b int
@@ -638,14 +672,14 @@ func genWinoIn(s isa) {
 	var in [16]reg.VecVirtual
 	if s.width == 16 {
 		for k := range in {
-			in[k] = s.load(at(src, k, off))
+			in[k] = s.load(w.in(k))
 		}
 	}
 	get := func(k int) reg.VecVirtual {
 		if s.width == 16 {
 			return in[k]
 		}
-		return s.load(at(src, k, off))
+		return s.load(w.in(k))
 	}
 	for i, r := range rows {
 		var v [4]reg.VecVirtual
@@ -654,10 +688,10 @@ func genWinoIn(s isa) {
 		}
 		out := []reg.VecVirtual{s.op(v[0], v[2], false), s.op(v[1], v[2], true), s.op(v[2], v[1], false), s.op(v[1], v[3], false)}
 		for j, x := range out {
-			VMOVUPS(x, at(dst, 4*i+j, off))
+			VMOVUPS(x, w.out(4*i+j))
 		}
 	}
-	winoEnd(s, name, off, end)
+	w.close(s)
 }
 
 // genWinoOut generates the output transform out = Aᵀ p A, or out += Aᵀ p A.
@@ -666,39 +700,39 @@ func genWinoOut(s isa, add bool) {
 	if add {
 		name, doc = "winoOutAdd"+s.name, "adds to the 4 vectors dst points to"
 	}
-	dst, src, off, end := winoKernel(s, name, doc+" Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform)",
-		"func(dst *[4]*float32, src *[16]*float32, n int)")
+	w := winoKernel(s, name, doc+" Aᵀ p A of the 4x4 tile src points to (Winograd F(2x2, 3x3) output transform)",
+		"func(dst *[4]*float32, src *[16]*float32, n, tiles, sstep, dstep int)")
 	for i := 0; i < 2; i++ {
 		var v [4]reg.VecVirtual
 		for j := 0; j < 4; j++ {
 			if i == 0 { // p0 + p4 + p8
-				v[j] = s.op(s.op(s.load(at(src, j, off)), s.load(at(src, 4+j, off)), true), s.load(at(src, 8+j, off)), true)
+				v[j] = s.op(s.op(s.load(w.in(j)), s.load(w.in(4+j)), true), s.load(w.in(8+j)), true)
 			} else { // p4 - p8 - p12
-				v[j] = s.op(s.op(s.load(at(src, 4+j, off)), s.load(at(src, 8+j, off)), false), s.load(at(src, 12+j, off)), false)
+				v[j] = s.op(s.op(s.load(w.in(4+j)), s.load(w.in(8+j)), false), s.load(w.in(12+j)), false)
 			}
 		}
 		out := []reg.VecVirtual{s.op(s.op(v[0], v[1], true), v[2], true), s.op(s.op(v[1], v[2], false), v[3], false)}
 		for j, x := range out {
-			m := at(dst, 2*i+j, off)
+			m := w.out(2*i + j)
 			if add {
 				VADDPS(m, x, x)
 			}
 			VMOVUPS(x, m)
 		}
 	}
-	winoEnd(s, name, off, end)
+	w.close(s)
 }
 
 // genWinoGrad generates the output-gradient transform q = A p Aᵀ.
 func genWinoGrad(s isa) {
 	name := "winoGrad" + s.name
-	dst, src, off, end := winoKernel(s, name, "sets the 16 vectors dst points to to A p Aᵀ of the 2x2 tile src points to (Winograd F(2x2, 3x3) weight-gradient transform)",
-		"func(dst *[16]*float32, src *[4]*float32, n int)")
+	w := winoKernel(s, name, "sets the 16 vectors dst points to to A p Aᵀ of the 2x2 tile src points to (Winograd F(2x2, 3x3) weight-gradient transform)",
+		"func(dst *[16]*float32, src *[4]*float32, n, tiles, sstep, dstep int)")
 	zero := s.vec()
 	s.zero(zero)
 	var p [4]reg.VecVirtual
 	for k := range p {
-		p[k] = s.load(at(src, k, off))
+		p[k] = s.load(w.in(k))
 	}
 	// Rows of A p: p0, p0+p2, p0-p2, 0-p2 (two columns each).
 	rows := [][2]reg.VecVirtual{
@@ -710,10 +744,10 @@ func genWinoGrad(s isa) {
 	for i, r := range rows {
 		out := []reg.VecVirtual{r[0], s.op(r[0], r[1], true), s.op(r[0], r[1], false), s.op(zero, r[1], false)}
 		for j, x := range out {
-			VMOVUPS(x, at(dst, 4*i+j, off))
+			VMOVUPS(x, w.out(4*i+j))
 		}
 	}
-	winoEnd(s, name, off, end)
+	w.close(s)
 }
 
 // genLXLt generates dst = L p Lᵀ (or dst += L p Lᵀ) for tiles given as
@@ -726,7 +760,7 @@ func genWinoGrad(s isa) {
 // code (kernels.winoLXLtGo) evaluates in exactly this order.
 func genLXLt(s isa, base, doc, sig string, L [][]int, add bool) {
 	name := base + s.name
-	dst, src, off, end := winoKernel(s, name, doc, sig)
+	w := winoKernel(s, name, doc, sig)
 	q := len(L[0])
 	// Broadcast the coefficient magnitudes other than 1 once.
 	consts := map[int]reg.VecVirtual{}
@@ -773,11 +807,11 @@ func genLXLt(s isa, base, doc, sig string, L [][]int, add bool) {
 	for i := range L {
 		t := make([]reg.VecVirtual, q)
 		for l := 0; l < q; l++ {
-			t[l] = combine(L[i], func(k int) reg.VecVirtual { return s.load(at(src, k*q+l, off)) })
+			t[l] = combine(L[i], func(k int) reg.VecVirtual { return s.load(w.in(k*q + l)) })
 		}
 		for j := range L {
 			y := combine(L[j], func(l int) reg.VecVirtual { return t[l] })
-			m := at(dst, i*len(L)+j, off)
+			m := w.out(i*len(L) + j)
 			if add {
 				VADDPS(m, y, y)
 			}
@@ -785,7 +819,7 @@ func genLXLt(s isa, base, doc, sig string, L [][]int, add bool) {
 		}
 	}
 	// The loop reloads nothing it keeps: constants and zero stay put.
-	winoEnd(s, name, off, end)
+	w.close(s)
 }
 
 func abs(c int) int {
