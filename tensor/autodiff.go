@@ -75,6 +75,20 @@ func addGrad(t *Tensor, g []float32) {
 	})
 }
 
+// passGrad adds out's gradient into t's, as addGrad does, but hands t
+// out's buffer instead when t has no gradient yet and both are
+// intermediates (whose gradient buffers come from the pool and are
+// recycled by Backward): the output of an operation whose input gradient
+// is its output gradient (a sum, a bias, a reshape) then costs no pass
+// over memory. out's gradient must not be used afterwards.
+func passGrad(t, out *Tensor) {
+	if t.Grad == nil && t.node != nil && out.node != nil && len(out.Grad) == len(t.Data) {
+		t.Grad, out.Grad = out.Grad, nil
+		return
+	}
+	addGrad(t, out.Grad)
+}
+
 // Backward computes d loss / d t for every tensor t that loss depends on and
 // that requires gradients, accumulating into t.Grad. loss must have one
 // element.

@@ -31,12 +31,11 @@ func AddChannel(x, b *Tensor) *Tensor {
 		kernels.AffineRows(out.Data[lo*c:hi*c], x.Data[lo*c:hi*c], ones, b.Data)
 	})
 	record(out, func() {
-		gy := out.Grad
-		if needs(x) {
-			addGrad(x, gy)
-		}
 		if needs(b) {
-			addColumnSums(b.grad(), gy, nil, c)
+			addColumnSums(b.grad(), out.Grad, nil, c)
+		}
+		if needs(x) {
+			passGrad(x, out)
 		}
 	}, x, b)
 	return out

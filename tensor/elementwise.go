@@ -184,11 +184,11 @@ func Add(a, b *Tensor) *Tensor {
 	out := newOut(a.Shape)
 	each(len(a.Data), func(lo, hi int) { kernels.Add(out.Data[lo:hi], a.Data[lo:hi], b.Data[lo:hi]) })
 	record(out, func() {
-		if needs(a) {
-			addGrad(a, out.Grad)
-		}
 		if needs(b) {
 			addGrad(b, out.Grad)
+		}
+		if needs(a) {
+			passGrad(a, out)
 		}
 	}, a, b)
 	return out
