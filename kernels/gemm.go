@@ -143,7 +143,7 @@ func (g *gemmProblem) prepare(transB bool, b []float32, ldb int, beta float32, c
 		g.small(beta, c, ldc)
 		return true
 	}
-	g.kern = activeKernel().forN(n)
+	g.kern = activeKernel().forShape(m, n)
 	return false
 }
 

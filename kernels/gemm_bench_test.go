@@ -104,7 +104,7 @@ func BenchmarkSgemm(b *testing.B) {
 // on a packed, cache-resident tile: the ceiling for Sgemm.
 func BenchmarkMicroKernel(b *testing.B) {
 	for _, kn := range kernelList {
-		for _, v := range []*microKernel{kn, kn.narrow} {
+		for _, v := range kn.variants() {
 			if v == nil {
 				continue
 			}

@@ -22,6 +22,12 @@ func sgemmAVX512x28x16P(kc int, a *float32, lda int, b *float32, c *float32, ldc
 // sgemmAVX512x28x16R computes the 28×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p].
 func sgemmAVX512x28x16R(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
 
+// sgemmAVX512x16x16P computes the 16×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
+func sgemmAVX512x16x16P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
+// sgemmAVX512x16x16R computes the 16×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p].
+func sgemmAVX512x16x16R(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
 // sgemmAVX2x6x16P computes the 6×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
 func sgemmAVX2x6x16P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
 

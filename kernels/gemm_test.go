@@ -215,16 +215,13 @@ func TestSgemmBlocking(t *testing.T) {
 
 // TestSgemmBInPlace checks products whose B is exactly one micro-kernel
 // sliver wide and unpadded, which the blocked path reads in place instead
-// of packing, for every kernel and its narrow variant, with several k
+// of packing, for every kernel and its variants, with several k
 // blocks and an implicit A.
 func TestSgemmBInPlace(t *testing.T) {
 	forceBlocked(t)
 	forEachKernel(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(9, 10))
-		for _, kn := range []*microKernel{activeKernel(), activeKernel().narrow} {
-			if kn == nil {
-				continue
-			}
+		for _, kn := range activeKernel().variants() {
 			for _, mk := range [][2]int{{1, 1}, {37, 9}, {300, 530}, {120, 1700}} {
 				for _, tA := range []bool{false, true} {
 					checkSgemm(t, rng, tA, false, mk[0], kn.nr, mk[1], rng.IntN(2)*3, 0, rng.IntN(2)*2, 1.5, []float32{0, 1}[rng.IntN(2)])

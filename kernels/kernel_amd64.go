@@ -29,6 +29,13 @@ var (
 		fn:     asmKernel(28, 16, sgemmAVX512x28x16P, sgemmAVX512x28x16R),
 		direct: true, kcDirect: 768, mcDirect: 112,
 	}
+	avx512Square = &microKernel{
+		name: "avx512",
+		mr:   16, nr: 16,
+		kc: 256, mc: 112,
+		fn:     asmKernel(16, 16, sgemmAVX512x16x16P, sgemmAVX512x16x16R),
+		direct: true, kcDirect: 768, mcDirect: 112,
+	}
 	avx512Kernel = &microKernel{
 		name: "avx512",
 		mr:   14, nr: 32,
@@ -36,6 +43,7 @@ var (
 		fn:     asmKernel(14, 32, sgemmAVX512x14x32P, sgemmAVX512x14x32R),
 		direct: true, kcDirect: 768, mcDirect: 112,
 		narrow: avx512Narrow,
+		square: avx512Square,
 	}
 	avx2Kernel = &microKernel{
 		name: "avx2",

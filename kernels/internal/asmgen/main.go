@@ -41,6 +41,10 @@ func main() {
 		// and 28 rows × 1 zmm (16 columns) for narrow outputs.
 		{name: "sgemmAVX512x14x32", mr: 14, nvec: 2, width: 16, bcst: true},
 		{name: "sgemmAVX512x28x16", mr: 28, nvec: 1, width: 16, bcst: true},
+		// 16 rows × 1 zmm, for products of 16 or 32 rows (the weight
+		// gradients of 16- and 32-channel convolutions), which the 14-
+		// and 28-row tiles would pad by up to 75%.
+		{name: "sgemmAVX512x16x16", mr: 16, nvec: 1, width: 16, bcst: true},
 		// AVX2+FMA: 6 rows × 2 ymm (16 columns) with 12 accumulators.
 		{name: "sgemmAVX2x6x16", mr: 6, nvec: 2, width: 8},
 	}
