@@ -198,7 +198,7 @@ func conv2D(x, w, b *Tensor, pad int) *Tensor {
 			bias = b.Data
 		}
 		winogradConv(out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, false)
-	} else if implicitConv(g, false) {
+	} else if implicitConv(g, false) || (!AnyRequiresGrad(x, w) && implicitForward(g)) {
 		newSameGeom(g).forward(out.Data, x.Data, w.Data)
 	} else {
 		g.chunks(func(n0, n1 int, col []float32) {

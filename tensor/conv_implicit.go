@@ -132,6 +132,15 @@ func implicitConv(g *convGeom, backward bool) bool {
 	return g.Cin >= 8 && f*float64(max(g.Cin, g.Cout)) <= 12
 }
 
+// implicitForward reports whether a gradient-free Conv2D, with no
+// backward pass to share buffers with, computes g by implicit GEMM where
+// implicitConv would not: with fewer than 8 input channels, where the
+// forward pass alone measured faster (28x28 2->16 0.55 vs 1.4 ms, 14x14
+// 4->32 0.40 vs 0.57 ms; see implicitConv).
+func implicitForward(g *convGeom) bool {
+	return useImplicit == 0 && g.KH == g.KW && g.KH == 2*g.Pad+1 && g.Pad >= 1 && g.KH <= maxSameK && g.Cin < 8
+}
+
 // forward computes the convolution y [N, H, W, Cout] of x with w.
 func (s *sameGeom) forward(y, x, w []float32) {
 	xp := alloc(s.grid() * s.Cin)

@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -162,6 +163,28 @@ func BenchmarkConv2DPaths(b *testing.B) {
 					Backward(Sum(Conv2D(x, w, 1)))
 				}
 			})
+		}
+	}
+}
+
+// TestConv2DGradFree checks the forward-only choice of a gradient-free
+// convolution (implicit GEMM with few input channels) against the float64
+// reference, on the st-networks' input convolutions and odd shapes.
+func TestConv2DGradFree(t *testing.T) {
+	rng := gcRNG(40)
+	for _, c := range []sameConv{{3, 28, 28, 2, 16, 3}, {2, 14, 14, 4, 32, 3}, {2, 7, 5, 1, 3, 3}, {1, 9, 8, 7, 5, 5}} {
+		x, w := normal(rng, 0, 1, c.n, c.h, c.w, c.cin), normal(rng, 0, 1, c.k, c.k, c.cin, c.cout)
+		g := &convGeom{N: c.n, H: c.h, W: c.w, Cin: c.cin, KH: c.k, KW: c.k, Cout: c.cout, Pad: c.k / 2}
+		if implicitConv(g, false) || !implicitForward(g) {
+			t.Fatalf("%+v: not a shape the gradient-free choice changes", c)
+		}
+		var y *Tensor
+		NoGrad(func() { y = Conv2D(x, w, c.k/2) })
+		want := refConv(toArr(x), toArr(w), c.k/2)
+		for i, v := range want.data {
+			if d := math.Abs(float64(y.Data[i]) - v); d > 1e-5*(1+math.Abs(v)) {
+				t.Fatalf("%+v: y[%d] = %v, want %v", c, i, y.Data[i], v)
+			}
 		}
 	}
 }
