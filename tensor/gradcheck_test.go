@@ -254,18 +254,25 @@ func checkGradOpts(t *testing.T, name string, inputs []*Tensor, engine func([]*T
 		}
 	}
 
-	// NoGrad records nothing and computes the same values.
+	// NoGrad records nothing and computes the same values: the same bits,
+	// or, for operations that choose another algorithm when there is no
+	// backward pass (convolutions with few input channels), values as
+	// close to the reference.
 	ins = fresh()
 	var y2 *Tensor
 	NoGrad(func() { y2 = engine(ins) })
 	if y2.node != nil || y2.RequiresGrad() {
 		t.Errorf("%s: NoGrad output has a backward node or requires gradients", name)
 	}
+	checkClose(t, name+" NoGrad forward", y2.Data, want.data, o.fwdRtol, o.fwdAtol)
+	same := 0
 	for i := range yData {
-		if math.Float32bits(y2.Data[i]) != math.Float32bits(yData[i]) {
-			t.Errorf("%s: NoGrad output differs at %d: %v vs %v", name, i, y2.Data[i], yData[i])
-			break
+		if math.Float32bits(y2.Data[i]) == math.Float32bits(yData[i]) {
+			same++
 		}
+	}
+	if same != len(yData) && !strings.Contains(name, "Conv2D") {
+		t.Errorf("%s: NoGrad output differs in %d of %d values", name, len(yData)-same, len(yData))
 	}
 }
 
