@@ -208,48 +208,7 @@ func conv2D(x, w, b *Tensor, pad int) *Tensor {
 			kernels.Sgemm(false, false, rows, g.Cout, g.K, 1, col, g.K, w.Data, g.Cout, 0, y, g.Cout)
 		})
 	}
-	backward := func() {
-		if wino != 0 {
-			if needs(b) {
-				addColumnSums(b.grad(), out.Grad, nil, g.Cout)
-			}
-			if needs(w) {
-				winogradWeightGrad(w.grad(), x.Data, out.Grad, g.N, g.H, g.W, g.Cin, g.Cout, wino)
-			}
-			if needs(x) {
-				wf := flipTranspose(w.Data, 3, g.Cin, g.Cout)
-				gx, fresh := x.gradOut()
-				winogradConv(gx, out.Grad, wf, nil, g.N, g.H, g.W, g.Cout, g.Cin, wino, !fresh)
-				release(wf)
-			}
-			return
-		}
-		if implicitConv(g, true) {
-			newSameGeom(g).backward(x, w, out)
-			return
-		}
-		var gw []float32
-		if needs(w) {
-			gw = w.grad()
-		}
-		var dcol []float32
-		if needs(x) {
-			dcol = getCol(g.imagesPerChunk * g.OH * g.OW * g.K)
-			defer putCol(dcol)
-		}
-		g.chunks(func(n0, n1 int, col []float32) {
-			rows := (n1 - n0) * g.OH * g.OW
-			gy := out.Grad[n0*g.OH*g.OW*g.Cout:]
-			if gw != nil {
-				g.im2col(col, x.Data, n0, n1)
-				kernels.Sgemm(true, false, g.K, g.Cout, rows, 1, col, g.K, gy, g.Cout, 1, gw, g.Cout)
-			}
-			if dcol != nil {
-				kernels.Sgemm(false, true, rows, g.K, g.Cout, 1, gy, g.Cout, w.Data, g.Cout, 0, dcol, g.K)
-				g.col2im(x.grad(), dcol, n0, n1)
-			}
-		})
-	}
+	backward := func() { g.backward(x, w, b, out.Grad, wino) }
 	if b != nil {
 		record(out, backward, x, w, b)
 	} else {
@@ -266,4 +225,50 @@ func (g *convGeom) chunks(fn func(n0, n1 int, col []float32)) {
 		n1 := min(n0+g.imagesPerChunk, g.N)
 		fn(n0, n1, col)
 	}
+}
+
+// backward adds the gradients of Conv2DBias(x, w, b, pad) of geometry g,
+// computed by the algorithm conv2D chose (wino the Winograd tile size or
+// 0), given the output gradient gy, into those of x, w and b.
+func (g *convGeom) backward(x, w, b *Tensor, gy []float32, wino int) {
+	if wino != 0 {
+		if needs(b) {
+			addColumnSums(b.grad(), gy, nil, g.Cout)
+		}
+		if needs(w) {
+			winogradWeightGrad(w.grad(), x.Data, gy, g.N, g.H, g.W, g.Cin, g.Cout, wino)
+		}
+		if needs(x) {
+			wf := flipTranspose(w.Data, 3, g.Cin, g.Cout)
+			gx, fresh := x.gradOut()
+			winogradConv(gx, gy, wf, nil, g.N, g.H, g.W, g.Cout, g.Cin, wino, !fresh)
+			release(wf)
+		}
+		return
+	}
+	if implicitConv(g, true) {
+		newSameGeom(g).backward(x, w, gy)
+		return
+	}
+	var gw []float32
+	if needs(w) {
+		gw = w.grad()
+	}
+	var dcol []float32
+	if needs(x) {
+		dcol = getCol(g.imagesPerChunk * g.OH * g.OW * g.K)
+		defer putCol(dcol)
+	}
+	g.chunks(func(n0, n1 int, col []float32) {
+		rows := (n1 - n0) * g.OH * g.OW
+		gyc := gy[n0*g.OH*g.OW*g.Cout:]
+		if gw != nil {
+			g.im2col(col, x.Data, n0, n1)
+			kernels.Sgemm(true, false, g.K, g.Cout, rows, 1, col, g.K, gyc, g.Cout, 1, gw, g.Cout)
+		}
+		if dcol != nil {
+			kernels.Sgemm(false, true, rows, g.K, g.Cout, 1, gyc, g.Cout, w.Data, g.Cout, 0, dcol, g.K)
+			g.col2im(x.grad(), dcol, n0, n1)
+		}
+	})
 }

@@ -7,22 +7,24 @@ import (
 )
 
 // AddConv2D returns acc + Conv2DBias(x, w, b, pad), acc having the
-// convolution's output shape. In a gradient-free pass, when acc is an
-// intermediate that owns its buffer, the sum is formed in that buffer: the
-// convolution's output is accumulated straight into it (the Winograd
-// output transform and the GEMM of a 1x1 convolution add into their
-// destination), with no buffer and no addition pass of its own, and acc
-// itself is returned, its old value gone as after Done. Otherwise
-// (gradients recorded, or acc an input, a parameter or a view) it is
-// Add(acc, Conv2DBias(x, w, b, pad)). For the residual and skip sums of
-// st-networks in evaluation.
+// convolution's output shape. For the residual and skip sums of
+// st-networks it is one operation where it can be:
+//
+//   - In a gradient-free pass, when acc is an intermediate that owns its
+//     buffer, the sum is formed in that buffer: the convolution's output
+//     is accumulated straight into it (the Winograd output transform and
+//     the GEMM of a 1x1 convolution add into their destination), with no
+//     buffer and no addition pass of its own, and acc itself is returned,
+//     its old value gone as after Done.
+//   - With gradients recorded, for Winograd and 1x1 convolutions, the
+//     output starts as a copy of acc (plus the bias, for 1x1) and the
+//     convolution is accumulated into it; the backward pass hands the
+//     output gradient to the convolution's backward and then to acc,
+//     both reading the same buffer. That saves writing and reading the
+//     convolution's own output and copying its gradient.
+//
+// Otherwise it is Add(acc, Conv2DBias(x, w, b, pad)).
 func AddConv2D(acc, x, w, b *Tensor, pad int) *Tensor {
-	if GradEnabled() || !acc.owned || acc.node != nil {
-		y := Conv2DBias(x, w, b, pad)
-		s := Add(acc, y)
-		Done(y)
-		return s
-	}
 	if len(x.Shape) != 4 || len(w.Shape) != 4 || w.Shape[2] != x.Shape[3] {
 		panic(fmt.Sprintf("tensor: AddConv2D of %v by weights %v", x.Shape, w.Shape))
 	}
@@ -35,31 +37,75 @@ func AddConv2D(acc, x, w, b *Tensor, pad int) *Tensor {
 	if b != nil && (len(b.Shape) != 1 || b.Shape[0] != g.Cout) {
 		panic(fmt.Sprintf("tensor: AddConv2D with weights %v and bias %v", w.Shape, b.Shape))
 	}
+	wino := winogradTile(g)
+	oneByOne := g.KH == 1 && g.KW == 1 && pad == 0
+	recorded := AnyRequiresGrad(acc, x, w, b)
+	if (recorded && wino == 0 && !oneByOne) || (!recorded && (GradEnabled() || !acc.owned || acc.node != nil)) {
+		y := Conv2DBias(x, w, b, pad)
+		s := Add(acc, y)
+		Done(y)
+		return s
+	}
 	var bias []float32
 	if b != nil {
 		bias = b.Data
 	}
+	out := acc
+	if recorded {
+		out = newOut(acc.Shape)
+		if !(oneByOne && bias != nil) {
+			each(len(out.Data), func(lo, hi int) { copy(out.Data[lo:hi], acc.Data[lo:hi]) })
+		}
+	}
+	m := g.N * g.H * g.W
 	switch {
-	case winogradTile(g) != 0:
-		winogradConv(acc.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, winogradTile(g), true)
-	case g.KH == 1 && g.KW == 1 && pad == 0:
-		m := g.N * g.H * g.W
-		kernels.Sgemm(false, false, m, g.Cout, g.Cin, 1, x.Data, g.Cin, w.Data, g.Cout, 1, acc.Data, g.Cout)
+	case wino != 0:
+		winogradConv(out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, true)
+	case oneByOne:
 		if bias != nil {
+			// out = acc + b (out may be acc): one pass, ahead of the GEMM.
 			ones := alloc(g.Cout)
 			for i := range ones {
 				ones[i] = 1
 			}
 			c := g.Cout
 			kernels.ParallelFor(m, grain/c+1, func(lo, hi int) {
-				kernels.AffineRows(acc.Data[lo*c:hi*c], acc.Data[lo*c:hi*c], ones, bias)
+				kernels.AffineRows(out.Data[lo*c:hi*c], acc.Data[lo*c:hi*c], ones, bias)
 			})
 			release(ones)
 		}
+		kernels.Sgemm(false, false, m, g.Cout, g.Cin, 1, x.Data, g.Cin, w.Data, g.Cout, 1, out.Data, g.Cout)
 	default:
 		y := conv2D(x, w, b, pad)
-		each(len(acc.Data), func(lo, hi int) { kernels.AddTo(acc.Data[lo:hi], y.Data[lo:hi]) })
+		each(len(out.Data), func(lo, hi int) { kernels.AddTo(out.Data[lo:hi], y.Data[lo:hi]) })
 		Release(y)
 	}
-	return acc
+	if !recorded {
+		return out
+	}
+	record(out, func() {
+		gy := out.Grad
+		if oneByOne {
+			if needs(b) {
+				addColumnSums(b.grad(), gy, nil, g.Cout)
+			}
+			if needs(w) {
+				kernels.Sgemm(true, false, g.Cin, g.Cout, m, 1, x.Data, g.Cin, gy, g.Cout, 1, w.grad(), g.Cout)
+			}
+			if needs(x) {
+				gx, fresh := x.gradOut()
+				beta := float32(1)
+				if fresh {
+					beta = 0
+				}
+				kernels.Sgemm(false, true, m, g.Cin, g.Cout, 1, gy, g.Cout, w.Data, g.Cout, beta, gx, g.Cin)
+			}
+		} else {
+			g.backward(x, w, b, gy, wino)
+		}
+		if needs(acc) {
+			passGrad(acc, out)
+		}
+	}, acc, x, w, b)
+	return out
 }

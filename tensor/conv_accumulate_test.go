@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -55,18 +56,52 @@ func TestAddConv2D(t *testing.T) {
 			})
 		}
 	}
-	// With gradients recorded it is Add(acc, Conv2DBias(...)).
-	acc := normal(rng, 0, 1, 2, 5, 4, 16).SetRequiresGrad(true)
-	x := normal(rng, 0, 1, 2, 5, 4, 16).SetRequiresGrad(true)
-	w := normal(rng, 0, 0.3, 3, 3, 16, 16).SetRequiresGrad(true)
-	b := normal(rng, 0, 1, 16).SetRequiresGrad(true)
-	checkGradOpts(t, "AddConv2D recorded", []*Tensor{acc, x, w, b},
-		func(in []*Tensor) *Tensor { return AddConv2D(in[0], in[1], in[2], in[3], 1) },
-		func(in []arr) arr {
-			y := refConv(in[1], in[2], 1)
-			for i := range y.data {
-				y.data[i] += in[0].data[i] + in[3].data[i%16]
+	// With gradients recorded: one operation for Winograd and 1x1
+	// convolutions, Add(acc, Conv2DBias(...)) otherwise. acc is also an
+	// intermediate (Tanh), whose gradient the backward pass hands over
+	// instead of copying, and a constant (only x, w and b need gradients).
+	sampled := gemmTol
+	sampled.samples = 30
+	for _, c := range cases {
+		for _, withBias := range []bool{true, false} {
+			for _, accKind := range []string{"leaf", "intermediate", "constant"} {
+				name := fmt.Sprintf("AddConv2D recorded %dx%dx%dx%d -> %d k%d bias %v acc %s", c.n, c.h, c.w, c.cin, c.cout, c.k, withBias, accKind)
+				oh, ow := c.h+2*c.pad-c.k+1, c.w+2*c.pad-c.k+1
+				acc := normal(rng, 0, 1, c.n, oh, ow, c.cout).SetRequiresGrad(accKind != "constant")
+				x := normal(rng, 0, 1, c.n, c.h, c.w, c.cin).SetRequiresGrad(true)
+				w := normal(rng, 0, 0.3, c.k, c.k, c.cin, c.cout).SetRequiresGrad(true)
+				ins := []*Tensor{acc, x, w}
+				if withBias {
+					ins = append(ins, normal(rng, 0, 1, c.cout).SetRequiresGrad(true))
+				}
+				pad, cout, tanh := c.pad, c.cout, accKind == "intermediate"
+				checkGradOpts(t, name, ins,
+					func(in []*Tensor) *Tensor {
+						a := in[0]
+						if tanh {
+							a = Tanh(a)
+						}
+						var b *Tensor
+						if len(in) == 4 {
+							b = in[3]
+						}
+						return AddConv2D(a, in[1], in[2], b, pad)
+					},
+					func(in []arr) arr {
+						y := refConv(in[1], in[2], pad)
+						for i := range y.data {
+							a := in[0].data[i]
+							if tanh {
+								a = math.Tanh(a)
+							}
+							y.data[i] += a
+							if len(in) == 4 {
+								y.data[i] += in[3].data[i%cout]
+							}
+						}
+						return y
+					}, sampled)
 			}
-			return y
-		}, gemmTol)
+		}
+	}
 }

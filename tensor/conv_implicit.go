@@ -153,10 +153,10 @@ func (s *sameGeom) forward(y, x, w []float32) {
 }
 
 // backward adds the gradients of Conv2D(x, w) with respect to x and w,
-// given out.Grad, into theirs.
-func (s *sameGeom) backward(x, w, out *Tensor) {
+// given the output gradient gy0, into theirs.
+func (s *sameGeom) backward(x, w *Tensor, gy0 []float32) {
 	gyp := alloc(s.grid() * s.Cout)
-	s.pad(gyp, out.Grad, s.Cout)
+	s.pad(gyp, gy0, s.Cout)
 	if needs(w) {
 		gw := w.grad()
 		xp := alloc(s.grid() * s.Cin)
