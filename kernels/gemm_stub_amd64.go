@@ -28,6 +28,12 @@ func sgemmAVX512x16x16P(kc int, a *float32, lda int, b *float32, c *float32, ldc
 // sgemmAVX512x16x16R computes the 16×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p].
 func sgemmAVX512x16x16R(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
 
+// sgemmAVX512x8x32P computes the 8×32 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
+func sgemmAVX512x8x32P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
+// sgemmAVX512x8x32R computes the 8×32 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p].
+func sgemmAVX512x8x32R(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
 // sgemmAVX2x6x16P computes the 6×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
 func sgemmAVX2x6x16P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
 

@@ -22,28 +22,34 @@ type microKernel struct {
 	direct             bool
 	kcDirect, mcDirect int
 	// narrow, when set, is a variant with a narrower tile for outputs of
-	// at most narrow.nr columns; square, when set, one with a tile of
-	// other rows for outputs that the others would pad by more. Sgemm
-	// chooses among them by forShape.
-	narrow, square *microKernel
+	// at most narrow.nr columns; others are variants with tiles of other
+	// rows for outputs that the main and narrow tiles would pad more.
+	// Sgemm chooses among them by forShape, weighing a variant's padded
+	// area by its cost (in tenths; 10 for the main and narrow kernels).
+	narrow *microKernel
+	others []*microKernel
+	cost   int
 }
 
 // forShape returns the kernel variant to use for an m×n output: the one
-// whose tiles cover it with the least padding, the square variant's area
-// counted 50% larger (per k step it loads 17 values for 16 FMAs, the
-// 14x32 tile 16 for 28: in the weight gradients of 32->32 channel
-// convolutions, 32x32 outputs, it measured 6% slower than the 14x32 tile
-// that pads them to 42 rows; of 16->16 ones, 16x16 outputs, 8% faster
-// than the 28x16 tile), and the narrow variant taken over the main one
-// for outputs no wider than its tile.
+// whose tiles cover it with the least padded area, weighed by cost, the
+// narrow variant taken over the main one for outputs no wider than its
+// tile.
+//
+// The AVX-512 16x16 tile counts 50% more (per k step it loads 17 values
+// for 16 FMAs, the 14x32 tile 16 for 28: on the 32x32 weight-gradient
+// products of 32->32 channel convolutions it measured 6% slower than the
+// 14x32 tile that pads them to 42 rows; on the 16x16 ones of 16->16
+// convolutions, 8% faster than the 28x16 tile), the 8x32 tile 10% more
+// (10 values for 16 FMAs).
 func (kn *microKernel) forShape(m, n int) *microKernel {
-	best, cost := kn, kn.padded(m, n)
+	best, cost := kn, kn.padded(m, n)*10
 	if nw := kn.narrow; nw != nil && n <= nw.nr {
-		best, cost = nw, nw.padded(m, n)
+		best, cost = nw, nw.padded(m, n)*10
 	}
-	if sq := kn.square; sq != nil {
-		if c := sq.padded(m, n) * 3 / 2; c < cost {
-			best = sq
+	for _, o := range kn.others {
+		if c := o.padded(m, n) * o.cost; c < cost {
+			best, cost = o, c
 		}
 	}
 	return best
@@ -54,15 +60,13 @@ func (kn *microKernel) padded(m, n int) int {
 	return (m + kn.mr - 1) / kn.mr * kn.mr * ((n + kn.nr - 1) / kn.nr * kn.nr)
 }
 
-// variants returns kn and its narrow and square variants.
+// variants returns kn and its other variants.
 func (kn *microKernel) variants() []*microKernel {
 	v := []*microKernel{kn}
-	for _, x := range []*microKernel{kn.narrow, kn.square} {
-		if x != nil {
-			v = append(v, x)
-		}
+	if kn.narrow != nil {
+		v = append(v, kn.narrow)
 	}
-	return v
+	return append(v, kn.others...)
 }
 
 // mcTiles returns the number of mr-row slivers in a packed A block.

@@ -35,6 +35,15 @@ var (
 		kc: 256, mc: 112,
 		fn:     asmKernel(16, 16, sgemmAVX512x16x16P, sgemmAVX512x16x16R),
 		direct: true, kcDirect: 768, mcDirect: 112,
+		cost: 15,
+	}
+	avx512x8 = &microKernel{
+		name: "avx512",
+		mr:   8, nr: 32,
+		kc: 256, mc: 112,
+		fn:     asmKernel(8, 32, sgemmAVX512x8x32P, sgemmAVX512x8x32R),
+		direct: true, kcDirect: 768, mcDirect: 112,
+		cost: 11,
 	}
 	avx512Kernel = &microKernel{
 		name: "avx512",
@@ -43,7 +52,7 @@ var (
 		fn:     asmKernel(14, 32, sgemmAVX512x14x32P, sgemmAVX512x14x32R),
 		direct: true, kcDirect: 768, mcDirect: 112,
 		narrow: avx512Narrow,
-		square: avx512Square,
+		others: []*microKernel{avx512Square, avx512x8},
 	}
 	avx2Kernel = &microKernel{
 		name: "avx2",

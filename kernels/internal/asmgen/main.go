@@ -45,6 +45,9 @@ func main() {
 		// gradients of 16- and 32-channel convolutions), which the 14-
 		// and 28-row tiles would pad by up to 75%.
 		{name: "sgemmAVX512x16x16", mr: 16, nvec: 1, width: 16, bcst: true},
+		// 8 rows × 2 zmm, for products of 32 rows and 32 columns (the
+		// weight gradients of 32-channel convolutions).
+		{name: "sgemmAVX512x8x32", mr: 8, nvec: 2, width: 16, bcst: true},
 		// AVX2+FMA: 6 rows × 2 ymm (16 columns) with 12 accumulators.
 		{name: "sgemmAVX2x6x16", mr: 6, nvec: 2, width: 8},
 	}
