@@ -95,7 +95,7 @@ func (p *Parallel) Backward(u *tensor.Tensor, scale float64) float64 {
 		m := p.replicas[r]
 		m.SetTraining(true)
 		for _, t := range p.rparams[r] {
-			t.ZeroGrad()
+			clear(t.Grad) // kept from the last step: no allocation
 		}
 		part := tensor.FromData(u.Data[lo*d:hi*d], append([]int{hi - lo}, u.Shape[1:]...)...)
 		s := tensor.Sum(m.LogProb(part))
