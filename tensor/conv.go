@@ -9,31 +9,68 @@ import (
 
 // MatMul returns x·w for x of shape [..., In] and w of shape [In, Out]: a
 // linear layer, or a 1x1 convolution of an NHWC image.
-func MatMul(x, w *Tensor) *Tensor {
+func MatMul(x, w *Tensor) *Tensor { return matMulBias(x, w, nil) }
+
+// matMulBias returns x·w plus the bias b of shape [Out] on every row (b
+// may be nil). The output starts as the bias and the product is added to
+// it, which costs a pass that only writes instead of one that reads and
+// writes the product again.
+func matMulBias(x, w, b *Tensor) *Tensor {
 	in := x.Dim(-1)
 	if len(w.Shape) != 2 || w.Shape[0] != in {
 		panic(fmt.Sprintf("tensor: MatMul of %v by %v", x.Shape, w.Shape))
 	}
 	outC := w.Shape[1]
+	if b != nil && (len(b.Shape) != 1 || b.Shape[0] != outC) {
+		panic(fmt.Sprintf("tensor: MatMul by %v with bias %v", w.Shape, b.Shape))
+	}
 	m := len(x.Data) / in
 	shape := append(append([]int(nil), x.Shape[:len(x.Shape)-1]...), outC)
 	out := newOut(shape)
-	kernels.Sgemm(false, false, m, outC, in, 1, x.Data, in, w.Data, outC, 0, out.Data, outC)
-	record(out, func() {
-		if needs(w) {
-			kernels.Sgemm(true, false, in, outC, m, 1, x.Data, in, out.Grad, outC, 1, w.grad(), outC)
-		}
-		if needs(x) {
-			// a new gradient is overwritten (beta 0), not cleared and added to
-			gx, fresh := x.gradOut()
-			beta := float32(1)
-			if fresh {
-				beta = 0
-			}
-			kernels.Sgemm(false, true, m, in, outC, 1, out.Grad, outC, w.Data, outC, beta, gx, in)
-		}
-	}, x, w)
+	beta := float32(0)
+	if b != nil {
+		fillRows(out.Data, b.Data)
+		beta = 1
+	}
+	kernels.Sgemm(false, false, m, outC, in, 1, x.Data, in, w.Data, outC, beta, out.Data, outC)
+	record(out, func() { matMulBackward(x, w, b, out.Grad, in, outC) }, x, w, b)
 	return out
+}
+
+// fillRows sets every row of dst, as long as v, to v: the first row of
+// each worker's range, then copies of what is already filled, doubling
+// (a few long copies instead of one short copy per row).
+func fillRows(dst, v []float32) {
+	c := len(v)
+	kernels.ParallelFor(len(dst)/c, grain/c+1, func(lo, hi int) {
+		d := dst[lo*c : hi*c]
+		copy(d, v)
+		for n := c; n < len(d); n *= 2 {
+			copy(d[n:], d[:n])
+		}
+	})
+}
+
+// matMulBackward adds the gradients of x·w + b (b may be nil), w holding
+// an in x outC matrix (whatever its shape), given the output gradient gy,
+// into those of x, w and b.
+func matMulBackward(x, w, b *Tensor, gy []float32, in, outC int) {
+	m := len(x.Data) / in
+	if needs(b) {
+		addColumnSums(b.grad(), gy, nil, outC)
+	}
+	if needs(w) {
+		kernels.Sgemm(true, false, in, outC, m, 1, x.Data, in, gy, outC, 1, w.grad(), outC)
+	}
+	if needs(x) {
+		// a new gradient is overwritten (beta 0), not cleared and added to
+		gx, fresh := x.gradOut()
+		beta := float32(1)
+		if fresh {
+			beta = 0
+		}
+		kernels.Sgemm(false, true, m, in, outC, 1, gy, outC, w.Data, outC, beta, gx, in)
+	}
 }
 
 // convGeom is the geometry of a stride-1 2-D convolution of NHWC images.
@@ -180,26 +217,27 @@ func conv2D(x, w, b *Tensor, pad int) *Tensor {
 		panic(fmt.Sprintf("tensor: Conv2D of %v by %v with padding %d is empty", x.Shape, w.Shape, pad))
 	}
 	wino := winogradTile(g)
-	if b != nil && wino == 0 {
+	if g.KH == 1 && g.KW == 1 && pad == 0 {
+		return matMulBias(x, Reshape(w, g.Cin, g.Cout), b)
+	}
+	implicit := wino == 0 && (implicitConv(g, false) || (!AnyRequiresGrad(x, w, b) && implicitForward(g)))
+	if b != nil && wino == 0 && !implicit {
 		y := conv2D(x, w, nil, pad)
 		yb := AddChannel(y, b)
 		Done(y)
 		return yb
 	}
-	if g.KH == 1 && g.KW == 1 && pad == 0 {
-		return MatMul(x, Reshape(w, g.Cin, g.Cout))
+	var bias []float32
+	if b != nil {
+		bias = b.Data
 	}
 	g.K = g.KH * g.KW * g.Cin
 	g.imagesPerChunk = min(g.N, max(1, colChunkFloats/(g.OH*g.OW*g.K)))
 	out := newOut([]int{g.N, g.OH, g.OW, g.Cout})
 	if wino != 0 {
-		var bias []float32
-		if b != nil {
-			bias = b.Data
-		}
 		winogradConv(out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, false)
-	} else if implicitConv(g, false) || (!AnyRequiresGrad(x, w) && implicitForward(g)) {
-		newSameGeom(g).forward(out.Data, x.Data, w.Data)
+	} else if implicit {
+		newSameGeom(g).forward(out.Data, x.Data, w.Data, bias)
 	} else {
 		g.chunks(func(n0, n1 int, col []float32) {
 			g.im2col(col, x.Data, n0, n1)
@@ -231,10 +269,10 @@ func (g *convGeom) chunks(fn func(n0, n1 int, col []float32)) {
 // computed by the algorithm conv2D chose (wino the Winograd tile size or
 // 0), given the output gradient gy, into those of x, w and b.
 func (g *convGeom) backward(x, w, b *Tensor, gy []float32, wino int) {
+	if needs(b) {
+		addColumnSums(b.grad(), gy, nil, g.Cout)
+	}
 	if wino != 0 {
-		if needs(b) {
-			addColumnSums(b.grad(), gy, nil, g.Cout)
-		}
 		if needs(w) {
 			winogradWeightGrad(w.grad(), x.Data, gy, g.N, g.H, g.W, g.Cin, g.Cout, wino)
 		}

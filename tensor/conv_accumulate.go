@@ -86,20 +86,7 @@ func AddConv2D(acc, x, w, b *Tensor, pad int) *Tensor {
 	record(out, func() {
 		gy := out.Grad
 		if oneByOne {
-			if needs(b) {
-				addColumnSums(b.grad(), gy, nil, g.Cout)
-			}
-			if needs(w) {
-				kernels.Sgemm(true, false, g.Cin, g.Cout, m, 1, x.Data, g.Cin, gy, g.Cout, 1, w.grad(), g.Cout)
-			}
-			if needs(x) {
-				gx, fresh := x.gradOut()
-				beta := float32(1)
-				if fresh {
-					beta = 0
-				}
-				kernels.Sgemm(false, true, m, g.Cin, g.Cout, 1, gy, g.Cout, w.Data, g.Cout, beta, gx, g.Cin)
-			}
+			matMulBackward(x, w, b, gy, g.Cin, g.Cout)
 		} else {
 			g.backward(x, w, b, gy, wino)
 		}

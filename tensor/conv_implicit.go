@@ -141,15 +141,37 @@ func implicitForward(g *convGeom) bool {
 	return useImplicit == 0 && g.KH == g.KW && g.KH == 2*g.Pad+1 && g.Pad >= 1 && g.KH <= maxSameK && g.Cin < 8
 }
 
-// forward computes the convolution y [N, H, W, Cout] of x with w.
-func (s *sameGeom) forward(y, x, w []float32) {
+// forward computes the convolution y [N, H, W, Cout] of x with w, plus
+// the per-channel bias when it is not nil (added as the valid outputs are
+// gathered).
+func (s *sameGeom) forward(y, x, w, bias []float32) {
 	xp := alloc(s.grid() * s.Cin)
 	s.pad(xp, x, s.Cin)
 	res := alloc(s.M * s.Cout)
 	s.conv(res, xp, s.Cin, w, s.Cout)
-	s.gather(y, res, s.Cout, false)
+	if bias != nil {
+		s.gatherBias(y, res, bias)
+	} else {
+		s.gather(y, res, s.Cout, false)
+	}
 	release(res)
 	release(xp)
+}
+
+// gatherBias stores the valid outputs of the grid result src [M, c] plus
+// bias (c values) into dst [N, H, W, c].
+func (s *sameGeom) gatherBias(dst, src, bias []float32) {
+	h, w, c := s.H, s.W, len(bias)
+	ones := make([]float32, c)
+	for i := range ones {
+		ones[i] = 1
+	}
+	kernels.ParallelFor(s.N*h, 8, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			q := ((r/h)*s.Hp + r%h) * s.Wp
+			kernels.AffineRows(dst[r*w*c:(r+1)*w*c], src[q*c:(q+w)*c], ones, bias)
+		}
+	})
 }
 
 // backward adds the gradients of Conv2D(x, w) with respect to x and w,
