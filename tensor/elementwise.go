@@ -24,11 +24,11 @@ func unary(x *Tensor, f func(y, x []float32), df func(gx, gy, x, y []float32)) *
 	return out
 }
 
-// Exp returns e^x elementwise.
+// Exp returns e^x elementwise (within 2 ulp; exp32).
 func Exp(x *Tensor) *Tensor {
 	return unary(x, func(y, x []float32) {
 		for i, v := range x {
-			y[i] = float32(math.Exp(float64(v)))
+			y[i] = exp32(v)
 		}
 	}, func(gx, gy, _, y []float32) {
 		for i := range gx {
@@ -50,11 +50,11 @@ func Log(x *Tensor) *Tensor {
 	})
 }
 
-// Tanh returns tanh x elementwise.
+// Tanh returns tanh x elementwise (within 2 ulp; tanh32).
 func Tanh(x *Tensor) *Tensor {
 	return unary(x, func(y, x []float32) {
 		for i, v := range x {
-			y[i] = float32(math.Tanh(float64(v)))
+			y[i] = tanh32(v)
 		}
 	}, func(gx, gy, _, y []float32) {
 		for i := range gx {

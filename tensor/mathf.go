@@ -1,0 +1,83 @@
+package tensor
+
+import "math"
+
+// Float32 exponential and hyperbolic tangent for the elementwise
+// operations: Cephes' expf and tanhf (S. Moshier), evaluated in float32.
+// They stay within 2 ulp of the correctly rounded results (TestExpTanh32
+// sweeps the float32 range against math.Exp and math.Tanh), and are 3-5
+// times faster than rounding the float64 functions, which took 4-5% of
+// evaluation (the couplings' exp(s) and tanh).
+
+const (
+	exp32Max   = 88.72283935546875 // above: +Inf
+	exp32Min   = -103.972084045410 // below: 0
+	exp32Log2e = 1.44269504088896341
+	exp32C1    = 0.693359375 // ln 2 = C1 + C2, C1 exact in few bits
+	exp32C2    = -2.12194440e-4
+)
+
+// exp32 returns e^x.
+func exp32(x float32) float32 {
+	switch {
+	case x != x:
+		return x
+	case x > exp32Max:
+		return float32(math.Inf(1))
+	case x < exp32Min:
+		return 0
+	}
+	// x = n ln2 + r, |r| <= ln2/2: n = round(x log2 e), by adding and
+	// subtracting 1.5·2^23, which leaves the integer in the low bits.
+	const shifter = 0x1.8p23
+	f := x*exp32Log2e + shifter
+	n := int32(math.Float32bits(f) - math.Float32bits(shifter))
+	nf := f - shifter
+	r := x - nf*exp32C1
+	r -= nf * exp32C2
+	p := float32(1.9875691500e-4)
+	p = p*r + 1.3981999507e-3
+	p = p*r + 8.3334519073e-3
+	p = p*r + 4.1665795894e-2
+	p = p*r + 1.6666665459e-1
+	p = p*r + 5.0000001201e-1
+	y := p*(r*r) + r + 1
+	// y·2^n; below 2^-126 in two steps, the second rounding once.
+	if n < -125 {
+		return y * math.Float32frombits(uint32(n+127+64)<<23) * math.Float32frombits(uint32(127-64)<<23)
+	}
+	if n > 127 {
+		return y * 2 * math.Float32frombits(uint32(n-1+127)<<23)
+	}
+	return y * math.Float32frombits(uint32(n+127)<<23)
+}
+
+// tanh32 returns tanh x.
+func tanh32(x float32) float32 {
+	a := x
+	if a < 0 {
+		a = -a
+	}
+	switch {
+	case x != x:
+		return x
+	case a > 9:
+		if x < 0 {
+			return -1
+		}
+		return 1
+	case a >= 0.625:
+		t := 1 - 2/(exp32(a+a)+1)
+		if x < 0 {
+			return -t
+		}
+		return t
+	}
+	z := x * x
+	p := float32(-5.70498872745e-3)
+	p = p*z + 2.06390887954e-2
+	p = p*z - 5.37397155531e-2
+	p = p*z + 1.33314422036e-1
+	p = p*z - 3.33332819422e-1
+	return p*z*x + x
+}
