@@ -423,3 +423,30 @@ func TestTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestEachTogetherPanic checks that a panic in a call of Each or Together
+// is raised again on the caller's goroutine, after the other calls.
+func TestEachTogetherPanic(t *testing.T) {
+	for name, run := range map[string]func(n int, fn func(int)){"Each": Each, "Together": Together} {
+		var done atomic.Int32
+		func() {
+			defer func() {
+				if r := recover(); r != "boom" {
+					t.Errorf("%s: recovered %v, want boom", name, r)
+				}
+			}()
+			run(4, func(i int) {
+				if i == 1 {
+					panic("boom")
+				}
+				done.Add(1)
+			})
+		}()
+		if name == "Together" && done.Load() != 3 {
+			t.Errorf("%s: %d other calls completed, want 3", name, done.Load())
+		}
+		if Workers() == 1 && runtime.GOMAXPROCS(0) > 1 {
+			t.Errorf("%s: kernels left single-threaded after a panic", name)
+		}
+	}
+}

@@ -11,7 +11,11 @@ import (
 var inline atomic.Int32
 
 // Workers returns the number of goroutines the kernels split work across:
-// GOMAXPROCS at the time of the call, or 1 while Each runs.
+// GOMAXPROCS at the time of the call, or 1 while Each or Together runs.
+// That state is process-wide: while they run, kernels called from any
+// goroutine run single-threaded (and reductions split into parts by the
+// number of workers, such as batch-norm statistics, are then summed in
+// one part).
 func Workers() int {
 	if inline.Load() > 0 {
 		return 1
@@ -53,7 +57,8 @@ func ParallelFor(n, grain int, fn func(lo, hi int)) {
 
 // Each calls fn(i) for every i in [0, n) on up to Workers() goroutines,
 // each taking the next i not yet taken, and returns when all calls have
-// returned. While it runs the kernels are single-threaded (Workers reports
+// returned; a panic in a call is raised again on the caller's goroutine
+// then. While it runs the kernels are single-threaded (Workers reports
 // 1) in every goroutine of the process. It is for work that falls into
 // independent parts, such as the examples of a gradient-free batch: one
 // part per core keeps each core's data in its own cache, where splitting
@@ -70,7 +75,9 @@ func Each(n int, fn func(i int)) {
 	inline.Add(1)
 	defer inline.Add(-1)
 	var next atomic.Int64
+	var p panicked
 	work := func() {
+		defer p.catch()
 		for {
 			i := int(next.Add(1) - 1)
 			if i >= n {
@@ -89,14 +96,43 @@ func Each(n int, fn func(i int)) {
 	}
 	work()
 	wg.Wait()
+	p.rethrow()
+}
+
+// panicked holds the first panic of a group of goroutines, so that it is
+// raised again on the caller's goroutine (where it can be recovered)
+// instead of ending the process.
+type panicked struct {
+	mu    sync.Mutex
+	value any
+	set   bool
+}
+
+// catch, deferred, records a panic of the goroutine.
+func (p *panicked) catch() {
+	if v := recover(); v != nil {
+		p.mu.Lock()
+		if !p.set {
+			p.value, p.set = v, true
+		}
+		p.mu.Unlock()
+	}
+}
+
+// rethrow panics with the recorded value, if any.
+func (p *panicked) rethrow() {
+	if p.set {
+		panic(p.value)
+	}
 }
 
 // Together calls fn(0), ..., fn(n-1) each on its own goroutine, all at
 // the same time, so that the calls may wait for each other (as the
 // replicas of a data-parallel step do at every batch norm), and returns
 // when all have returned. Like Each, it makes the kernels single-threaded
-// while it runs; fn must not let a panic escape (it would end the
-// process).
+// while it runs. A panic in a call is raised again on the caller's
+// goroutine once all calls have returned; a call that fails must
+// therefore release the others from any wait for it (tensor.Group.Abort).
 func Together(n int, fn func(i int)) {
 	if n <= 1 {
 		if n == 1 {
@@ -106,14 +142,20 @@ func Together(n int, fn func(i int)) {
 	}
 	inline.Add(1)
 	defer inline.Add(-1)
+	var p panicked
 	var wg sync.WaitGroup
 	wg.Add(n - 1)
 	for i := 1; i < n; i++ {
 		go func() {
 			defer wg.Done()
+			defer p.catch()
 			fn(i)
 		}()
 	}
-	fn(0)
+	func() {
+		defer p.catch()
+		fn(0)
+	}()
 	wg.Wait()
+	p.rethrow()
 }

@@ -42,6 +42,9 @@ func matMulBias(x, w, b *Tensor) *Tensor {
 // (a few long copies instead of one short copy per row).
 func fillRows(dst, v []float32) {
 	c := len(v)
+	if c == 0 {
+		return
+	}
 	kernels.ParallelFor(len(dst)/c, grain/c+1, func(lo, hi int) {
 		d := dst[lo*c : hi*c]
 		copy(d, v)

@@ -59,6 +59,11 @@ type gradOpts struct {
 	samples int
 	// step is the finite-difference step.
 	step float64
+	// noGradMayDiffer allows the gradient-free output to differ from the
+	// recorded one in its last bits (it must still be as close to the
+	// reference): for convolutions that take another algorithm without
+	// a backward pass (implicitForward).
+	noGradMayDiffer bool
 }
 
 func (o gradOpts) withDefaults() gradOpts {
@@ -256,8 +261,7 @@ func checkGradOpts(t *testing.T, name string, inputs []*Tensor, engine func([]*T
 
 	// NoGrad records nothing and computes the same values: the same bits,
 	// or, for operations that choose another algorithm when there is no
-	// backward pass (convolutions with few input channels), values as
-	// close to the reference.
+	// backward pass (o.noGradMayDiffer), values as close to the reference.
 	ins = fresh()
 	var y2 *Tensor
 	NoGrad(func() { y2 = engine(ins) })
@@ -271,7 +275,7 @@ func checkGradOpts(t *testing.T, name string, inputs []*Tensor, engine func([]*T
 			same++
 		}
 	}
-	if same != len(yData) && !strings.Contains(name, "Conv2D") {
+	if same != len(yData) && !o.noGradMayDiffer {
 		t.Errorf("%s: NoGrad output differs in %d of %d values", name, len(yData)-same, len(yData))
 	}
 }
@@ -852,11 +856,20 @@ func TestConv2D(t *testing.T) {
 			x.SetRequiresGrad(which != "w")
 			w.SetRequiresGrad(which != "x")
 			pad := c.pad
+			o := gemmTol
+			o.noGradMayDiffer = mayTakeImplicitForward(c.cin, c.kh, c.kw, pad)
 			checkGradOpts(t, fmt.Sprintf("Conv2D x%v w%v pad %d/%s", x.Shape, w.Shape, pad, which), []*Tensor{x, w},
 				func(in []*Tensor) *Tensor { return Conv2D(in[0], in[1], pad) },
-				func(in []arr) arr { return refConv(in[0], in[1], pad) }, gemmTol)
+				func(in []arr) arr { return refConv(in[0], in[1], pad) }, o)
 		}
 	}
+}
+
+// mayTakeImplicitForward reports whether a gradient-free convolution of
+// cin input channels with a kh x kw kernel and padding pad may take the
+// implicit GEMM where the recorded one does not (implicitForward).
+func mayTakeImplicitForward(cin, kh, kw, pad int) bool {
+	return cin < 8 && kh == kw && kh == 2*pad+1 && pad >= 1
 }
 
 // TestConv2DBias checks Conv2DBias, and its gradients with respect to
@@ -877,6 +890,8 @@ func TestConv2DBias(t *testing.T) {
 		w := normal(rng, 0, 0.3, c.k, c.k, c.cin, c.cout).SetRequiresGrad(true)
 		b := normal(rng, 0, 1, c.cout).SetRequiresGrad(true)
 		pad := c.pad
+		o := gemmTol
+		o.noGradMayDiffer = mayTakeImplicitForward(c.cin, c.k, c.k, pad)
 		checkGradOpts(t, fmt.Sprintf("Conv2DBias x%v w%v pad %d", x.Shape, w.Shape, pad), []*Tensor{x, w, b},
 			func(in []*Tensor) *Tensor { return Conv2DBias(in[0], in[1], in[2], pad) },
 			func(in []arr) arr {
@@ -885,7 +900,7 @@ func TestConv2DBias(t *testing.T) {
 					y.data[i] += in[2].data[i%len(in[2].data)]
 				}
 				return y
-			}, gemmTol)
+			}, o)
 	}
 	// Without a bias it is the plain convolution.
 	x, w := normal(rng, 0, 1, 1, 4, 4, 16), normal(rng, 0, 0.3, 3, 3, 16, 16)
@@ -1158,12 +1173,14 @@ func TestGradAccumulation(t *testing.T) {
 	checkGradOpts(t, "MatMul(w, w)", []*Tensor{param(normal(rng, 0, 1, 6, 6))},
 		func(in []*Tensor) *Tensor { return MatMul(in[0], in[0]) },
 		func(in []arr) arr { return refMatMul(in[0], in[0]) }, gemmTol)
+	convTol := gemmTol
+	convTol.noGradMayDiffer = mayTakeImplicitForward(3, 3, 3, 1)
 	checkGradOpts(t, "Conv2D(Conv2D(x, w), w)", []*Tensor{param(normal(rng, 0, 1, 2, 5, 6, 3)), param(normal(rng, 0, 0.4, 3, 3, 3, 3))},
 		func(in []*Tensor) *Tensor { return Conv2D(Relu(Conv2D(in[0], in[1], 1)), in[1], 1) },
 		func(in []arr) arr {
 			h := refMap(refConv(in[0], in[1], 1), func(v float64) float64 { return math.Max(v, 0) })
 			return refConv(h, in[1], 1)
-		}, gemmTol)
+		}, convTol)
 
 	// gamma and beta shared by two batch norms.
 	checkGradOpts(t, "BatchNorm(Tanh(BatchNorm(x)))", []*Tensor{param(normal(rng, 1, 2, 3, 2, 2, 3)), param(uniform(rng, 0.5, 1.5, 3)), param(normal(rng, 0, 1, 3))},

@@ -121,6 +121,15 @@ func (g *Group) Abort() {
 	g.mu.Unlock()
 }
 
+// Reset makes an aborted group usable again. Call it only when no member
+// is inside a collective operation (after all have returned).
+func (g *Group) Reset() {
+	g.mu.Lock()
+	g.aborted, g.arrived = nil, 0
+	clear(g.parts)
+	g.mu.Unlock()
+}
+
 func (g *Group) abortLocked(err error) {
 	if g.aborted == nil {
 		g.aborted = err

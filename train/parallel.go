@@ -48,6 +48,22 @@ func NewParallel[R Model](m Model, replicas []R, group *tensor.Group) (*Parallel
 	return p, nil
 }
 
+// reshare makes the replicas share the model's tensors again where the
+// model's have been given new memory.
+func (p *Parallel) reshare() {
+	mt := nn.Tensors(p.model)
+	for _, r := range p.replicas {
+		for i, t := range nn.Tensors(r) {
+			if i < len(mt) && len(t.T.Data) > 0 && len(mt[i].T.Data) > 0 && &t.T.Data[0] != &mt[i].T.Data[0] {
+				if err := nn.Share(r, p.model); err != nil {
+					panic(err)
+				}
+				break
+			}
+		}
+	}
+}
+
 // Replicas returns the number of replicas.
 func (p *Parallel) Replicas() int { return len(p.replicas) }
 
@@ -62,20 +78,9 @@ func (p *Parallel) Backward(u *tensor.Tensor, scale float64) float64 {
 	if n < k {
 		panic(fmt.Sprintf("train: Parallel.Backward of %d examples on %d replicas", n, k))
 	}
-	// The model may have been given new parameter memory (a checkpoint
-	// loaded by replacement): share it again.
-	for _, rp := range p.rparams {
-		for i, t := range rp {
-			if len(t.Data) > 0 && &t.Data[0] != &p.params[i].Data[0] {
-				for r := range p.replicas {
-					if err := nn.Share(p.replicas[r], p.model); err != nil {
-						panic(err)
-					}
-				}
-				break
-			}
-		}
-	}
+	// The model may have been given new memory for its parameters or
+	// buffers (a checkpoint loaded by replacement): share it again.
+	p.reshare()
 	d := len(u.Data) / n
 	sums := make([]float64, k)
 	var mu sync.Mutex
@@ -103,6 +108,8 @@ func (p *Parallel) Backward(u *tensor.Tensor, scale float64) float64 {
 		tensor.Backward(tensor.Scale(s, float32(scale/float64(n))))
 	})
 	if failure != nil {
+		// Every replica has returned: the group can be used again.
+		p.group.Reset()
 		panic(failure)
 	}
 	// The model's gradients: the replicas' summed in rank order.

@@ -92,3 +92,32 @@ func TestParallelMatchesSerial(t *testing.T) {
 		})
 	}
 }
+
+// TestParallelAfterFailure checks that a step whose replicas fail (images
+// of the wrong size) panics on the caller's goroutine and leaves the
+// Parallel usable: the next step gives the serial result.
+func TestParallelAfterFailure(t *testing.T) {
+	cfg := realnvp.Config{Height: 8, Width: 8, Channels: 1, Scales: 2, Blocks: 1, Mid: 4, Recompute: "off"}
+	ser := realnvp.New(cfg, tensor.NewRNG(3))
+	par := realnvp.New(cfg, tensor.NewRNG(3))
+	ser.SetTraining(true)
+	p := newParallel(t, par, 2)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("a step on 6x6 images with an 8x8 model did not panic")
+			}
+		}()
+		bad := tensor.New(4, 6, 6, 1)
+		p.Backward(bad, -1)
+	}()
+	u := tensor.New(6, 8, 8, 1)
+	tensor.NewRNG(4).Uniform(u.Data, 0, 1)
+	lp := tensor.Mean(ser.LogProb(u))
+	want := float64(lp.Data[0])
+	tensor.Backward(tensor.Scale(lp, -1))
+	got := p.Backward(u, -1)
+	if math.Abs(got-want) > 1e-5*math.Abs(want) {
+		t.Errorf("after a failed step: mean log p %v in parallel, %v serial", got, want)
+	}
+}

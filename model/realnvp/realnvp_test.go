@@ -99,9 +99,18 @@ func TestLogProbEach(t *testing.T) {
 			t.Errorf("example %d: %v in chunks, %v as one batch", i, split[i], whole[i])
 		}
 	}
-	// With gradients, or batch statistics, the batch is not split:
-	// the result has a backward node.
+	// With gradients, or batch statistics, the batch is not split: the
+	// result has a backward node, or is the whole batch's.
 	if lp := m.LogProb(u); !tensor.AnyRequiresGrad(lp) {
 		t.Error("LogProb with gradient recording has no backward node")
 	}
+	m.SetTraining(true)
+	tensor.NoGrad(func() {
+		got, want := m.LogProb(u), m.Flow.LogProb(u)
+		for i := range want.Data {
+			if got.Data[i] != want.Data[i] {
+				t.Fatalf("with batch statistics, example %d: %v, whole batch %v", i, got.Data[i], want.Data[i])
+			}
+		}
+	})
 }
