@@ -29,37 +29,51 @@ func fashion(t *testing.T) (*data.Images, *data.Images) {
 	return tr.Head(96), te.Head(16)
 }
 
-// TestResumeIsExact trains 4 steps straight and 2+2 steps with a resume
-// in between; the weights must be bit-identical.
+// TestResumeIsExact trains 8 steps straight and 5+3 steps with a resume
+// in between; the weights must be bit-identical. It does so with one pass
+// over each batch and with data-parallel replicas (train.Parallel), whose
+// steps are as deterministic.
 func TestResumeIsExact(t *testing.T) {
 	tr, te := fashion(t)
-	cfg := train.Config{Epochs: 2, Batch: 16, LR: 1e-3, Seed: 3, LogEvery: 1}
-	straight := tinyModel()
-	cfg.MaxSteps = 8 // crosses the epoch boundary (6 steps per epoch)
-	if _, err := (&train.Run{Model: straight, Config: cfg, Train: tr, Test: te, Dir: t.TempDir()}).Execute(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	first := tinyModel()
-	cfg.MaxSteps = 5
-	if _, err := (&train.Run{Model: first, Config: cfg, Train: tr, Test: te, Dir: dir}).Execute(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	resumed := tinyModel() // fresh weights, overwritten by the checkpoint
-	cfg.MaxSteps = 8
-	res, err := (&train.Run{Model: resumed, Config: cfg, Train: tr, Test: te, Dir: dir, Resume: true}).Execute(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Steps != 8 {
-		t.Fatalf("resumed run ended at step %d, want 8", res.Steps)
-	}
-	a, b := nn.Tensors(straight), nn.Tensors(resumed)
-	for i := range a {
-		for j := range a[i].T.Data {
-			if a[i].T.Data[j] != b[i].T.Data[j] {
-				t.Fatalf("%s[%d]: straight %v, resumed %v", a[i].Name, j, a[i].T.Data[j], b[i].T.Data[j])
+	for _, parallel := range []bool{false, true} {
+		cfg := train.Config{Epochs: 2, Batch: 16, LR: 1e-3, Seed: 3, LogEvery: 1}
+		run := func(m *realnvp.Model, dir string, resume bool) (train.Result, error) {
+			r := &train.Run{Model: m, Config: cfg, Train: tr, Test: te, Dir: dir, Resume: resume}
+			if parallel {
+				r.Parallel = newParallel(t, m, 2)
 			}
+			return r.Execute(context.Background())
+		}
+		straight := tinyModel()
+		cfg.MaxSteps = 8 // crosses the epoch boundary (6 steps per epoch)
+		if _, err := run(straight, t.TempDir(), false); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		first := tinyModel()
+		cfg.MaxSteps = 5
+		if _, err := run(first, dir, false); err != nil {
+			t.Fatal(err)
+		}
+		resumed := tinyModel() // fresh weights, overwritten by the checkpoint
+		cfg.MaxSteps = 8
+		res, err := run(resumed, dir, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Steps != 8 {
+			t.Fatalf("parallel %v: resumed run ended at step %d, want 8", parallel, res.Steps)
+		}
+		a, b := nn.Tensors(straight), nn.Tensors(resumed)
+		for i := range a {
+			for j := range a[i].T.Data {
+				if a[i].T.Data[j] != b[i].T.Data[j] {
+					t.Fatalf("parallel %v: %s[%d]: straight %v, resumed %v", parallel, a[i].Name, j, a[i].T.Data[j], b[i].T.Data[j])
+				}
+			}
+		}
+		if parallel && math.IsNaN(res.TestBPD) {
+			t.Error("data-parallel run: test bits/dim is NaN")
 		}
 	}
 }
