@@ -224,6 +224,9 @@ func benchRealNVPEval(quick bool, emit func(Result)) error {
 	for i := 0; i < 3; i++ { // running statistics away from their defaults
 		trainStep(m, nil, params, opt, tb[i%2])
 	}
+	// As flowood train does between training and evaluation: drop the
+	// training steps' recycled buffers.
+	tensor.ReleaseBuffers()
 	m.SetTraining(false)
 	const batch = 256
 	batches, err := fashionBatches(2, batch)
