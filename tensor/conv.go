@@ -208,17 +208,27 @@ func Conv2DBias(x, w, b *Tensor, pad int) *Tensor {
 	return conv2D(x, w, b, pad)
 }
 
-// conv2D is Conv2DBias.
-func conv2D(x, w, b *Tensor, pad int) *Tensor {
+// newConvGeom returns the geometry of op's convolution of the NHWC images
+// x by the HWIO weights w with padding pad, panicking on shapes that do
+// not fit or give an empty output.
+func newConvGeom(op string, x, w *Tensor, pad int) *convGeom {
 	if len(x.Shape) != 4 || len(w.Shape) != 4 || w.Shape[2] != x.Shape[3] {
-		panic(fmt.Sprintf("tensor: Conv2D of %v by weights %v", x.Shape, w.Shape))
+		panic(fmt.Sprintf("tensor: %s of %v by weights %v", op, x.Shape, w.Shape))
 	}
 	g := &convGeom{N: x.Shape[0], H: x.Shape[1], W: x.Shape[2], Cin: x.Shape[3],
 		KH: w.Shape[0], KW: w.Shape[1], Cout: w.Shape[3], Pad: pad}
 	g.OH, g.OW = g.H+2*pad-g.KH+1, g.W+2*pad-g.KW+1
 	if g.OH <= 0 || g.OW <= 0 {
-		panic(fmt.Sprintf("tensor: Conv2D of %v by %v with padding %d is empty", x.Shape, w.Shape, pad))
+		panic(fmt.Sprintf("tensor: %s of %v by %v with padding %d is empty", op, x.Shape, w.Shape, pad))
 	}
+	g.K = g.KH * g.KW * g.Cin
+	g.imagesPerChunk = min(g.N, max(1, colChunkFloats/(g.OH*g.OW*g.K)))
+	return g
+}
+
+// conv2D is Conv2DBias.
+func conv2D(x, w, b *Tensor, pad int) *Tensor {
+	g := newConvGeom("Conv2D", x, w, pad)
 	wino := winogradTile(g)
 	if g.KH == 1 && g.KW == 1 && pad == 0 {
 		return matMulBias(x, Reshape(w, g.Cin, g.Cout), b)
@@ -234,8 +244,6 @@ func conv2D(x, w, b *Tensor, pad int) *Tensor {
 	if b != nil {
 		bias = b.Data
 	}
-	g.K = g.KH * g.KW * g.Cin
-	g.imagesPerChunk = min(g.N, max(1, colChunkFloats/(g.OH*g.OW*g.K)))
 	out := newOut([]int{g.N, g.OH, g.OW, g.Cout})
 	if wino != 0 {
 		winogradConv(out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, false)

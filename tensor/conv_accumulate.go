@@ -25,14 +25,7 @@ import (
 //
 // Otherwise it is Add(acc, Conv2DBias(x, w, b, pad)).
 func AddConv2D(acc, x, w, b *Tensor, pad int) *Tensor {
-	if len(x.Shape) != 4 || len(w.Shape) != 4 || w.Shape[2] != x.Shape[3] {
-		panic(fmt.Sprintf("tensor: AddConv2D of %v by weights %v", x.Shape, w.Shape))
-	}
-	g := &convGeom{N: x.Shape[0], H: x.Shape[1], W: x.Shape[2], Cin: x.Shape[3],
-		KH: w.Shape[0], KW: w.Shape[1], Cout: w.Shape[3], Pad: pad}
-	g.OH, g.OW = g.H+2*pad-g.KH+1, g.W+2*pad-g.KW+1
-	g.K = g.KH * g.KW * g.Cin
-	g.imagesPerChunk = min(g.N, max(1, colChunkFloats/max(1, g.OH*g.OW*g.K)))
+	g := newConvGeom("AddConv2D", x, w, pad)
 	if want := []int{g.N, g.OH, g.OW, g.Cout}; !SameShape(acc.Shape, want) {
 		panic(fmt.Sprintf("tensor: AddConv2D into %v of a convolution giving %v", acc.Shape, want))
 	}
