@@ -96,13 +96,14 @@ const EvalChunk = 32
 // LogProbEach returns log p(x) per example like LogProb, without gradient
 // recording, computed on chunks of chunk examples (EvalChunk when chunk
 // <= 0) that the cores take one at a time (kernels.Each), each chunk with
-// single-threaded kernels. It requires a flow that treats the examples
-// of a batch independently (batch norms with running statistics), and
-// then equals LogProb up to rounding. For evaluation it is faster than
-// LogProb on the whole batch: a core's intermediates stay in its own
-// cache instead of every operation being split across the cores (on
-// this project's 2-core machine, RealNVP's cpu preset at batch 256 went
-// from ~800 to ~1300 img/s; see docs/perf.md).
+// single-threaded kernels, each convolution kernel transformed once for
+// all chunks (tensor.CacheWeightTransforms). It requires a flow that
+// treats the examples of a batch independently (batch norms with running
+// statistics), and then equals LogProb up to rounding. For evaluation it
+// is faster than LogProb on the whole batch: a core's intermediates stay
+// in its own cache instead of every operation being split across the
+// cores (on this project's 2-core machine, RealNVP's cpu preset at batch
+// 256 went from ~950 to ~1330 img/s; see docs/perf.md).
 func (f Flow) LogProbEach(x *tensor.Tensor, chunk int) *tensor.Tensor {
 	if chunk <= 0 {
 		chunk = EvalChunk
@@ -114,12 +115,14 @@ func (f Flow) LogProbEach(x *tensor.Tensor, chunk int) *tensor.Tensor {
 	}
 	out := tensor.New(n)
 	tensor.NoGrad(func() {
-		kernels.Each((n+chunk-1)/chunk, func(i int) {
-			lo, hi := i*chunk, min((i+1)*chunk, n)
-			shape := append([]int{hi - lo}, x.Shape[1:]...)
-			lp := f.LogProb(tensor.FromData(x.Data[lo*d:hi*d], shape...))
-			copy(out.Data[lo:hi], lp.Data)
-			tensor.Release(lp)
+		tensor.CacheWeightTransforms(func() {
+			kernels.Each((n+chunk-1)/chunk, func(i int) {
+				lo, hi := i*chunk, min((i+1)*chunk, n)
+				shape := append([]int{hi - lo}, x.Shape[1:]...)
+				lp := f.LogProb(tensor.FromData(x.Data[lo*d:hi*d], shape...))
+				copy(out.Data[lo:hi], lp.Data)
+				tensor.Release(lp)
+			})
 		})
 	})
 	return out

@@ -246,7 +246,7 @@ func conv2D(x, w, b *Tensor, pad int) *Tensor {
 	}
 	out := newOut([]int{g.N, g.OH, g.OW, g.Cout})
 	if wino != 0 {
-		winogradConv(out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, false)
+		winogradConv(out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, false, isParam(w))
 	} else if implicit {
 		newSameGeom(g).forward(out.Data, x.Data, w.Data, bias)
 	} else {
@@ -290,7 +290,7 @@ func (g *convGeom) backward(x, w, b *Tensor, gy []float32, wino int) {
 		if needs(x) {
 			wf := flipTranspose(w.Data, 3, g.Cin, g.Cout)
 			gx, fresh := x.gradOut()
-			winogradConv(gx, gy, wf, nil, g.N, g.H, g.W, g.Cout, g.Cin, wino, !fresh)
+			winogradConv(gx, gy, wf, nil, g.N, g.H, g.W, g.Cout, g.Cin, wino, !fresh, false)
 			release(wf)
 		}
 		return

@@ -55,7 +55,7 @@ func AddConv2D(acc, x, w, b *Tensor, pad int) *Tensor {
 	m := g.N * g.H * g.W
 	switch {
 	case wino != 0:
-		winogradConv(out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, true)
+		winogradConv(out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, true, isParam(w))
 	case oneByOne:
 		if bias != nil {
 			// out = acc + b (out may be acc): one pass, ahead of the GEMM.

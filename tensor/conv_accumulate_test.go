@@ -109,3 +109,55 @@ func TestAddConv2D(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheWeightTransforms checks that Winograd convolutions inside
+// CacheWeightTransforms give the bits they give outside it, the second
+// call reusing the transform; that weights which are not parameters are
+// transformed afresh (changing them changes the result); and that the
+// cache is gone afterwards.
+func TestCacheWeightTransforms(t *testing.T) {
+	rng := gcRNG(95)
+	for _, side := range []int{28, 14} { // F(4x4, 3x3) and F(2x2, 3x3)
+		x1, x2 := normal(rng, 0, 1, 2, side, side, 16), normal(rng, 0, 1, 2, side, side, 16)
+		w := normal(rng, 0, 0.3, 3, 3, 16, 16).SetRequiresGrad(true) // a parameter
+		var want1, want2 []float32
+		NoGrad(func() {
+			want1 = Conv2D(x1, w, 1).Data
+			want2 = Conv2D(x2, w, 1).Data
+		})
+		plain := normal(rng, 0, 0.3, 3, 3, 16, 16)
+		NoGrad(func() {
+			CacheWeightTransforms(func() {
+				checkClose(t, "cached, first call", Conv2D(x1, w, 1).Data, toArr(FromData(want1, 2, side, side, 16)).data, 0, 0)
+				checkClose(t, "cached, second call", Conv2D(x2, w, 1).Data, toArr(FromData(want2, 2, side, side, 16)).data, 0, 0)
+				// The transform is reused: a parameter changed inside
+				// (which the contract forbids) goes unseen.
+				orig := append([]float32(nil), w.Data...)
+				for i := range w.Data {
+					w.Data[i] *= 2
+				}
+				checkClose(t, "cached, parameter changed", Conv2D(x1, w, 1).Data, toArr(FromData(want1, 2, side, side, 16)).data, 0, 0)
+				copy(w.Data, orig)
+				before := Conv2D(x1, plain, 1).Data
+				for i := range plain.Data {
+					plain.Data[i] *= 2
+				}
+				after := Conv2D(x1, plain, 1).Data
+				for i := range before {
+					if d := math.Abs(float64(after[i] - 2*before[i])); d > 1e-5*(1+math.Abs(float64(2*before[i]))) {
+						t.Fatalf("weights that are not a parameter: %v after doubling them, want %v", after[i], 2*before[i])
+					}
+				}
+			})
+			for i := range w.Data {
+				w.Data[i] *= 2
+			}
+			got := Conv2D(x1, w, 1).Data
+			for i := range got {
+				if d := math.Abs(float64(got[i] - 2*want1[i])); d > 1e-5*(1+math.Abs(float64(2*want1[i]))) {
+					t.Fatalf("after the cache: %v with doubled weights, want %v", got[i], 2*want1[i])
+				}
+			}
+		})
+	}
+}
