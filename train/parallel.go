@@ -20,7 +20,8 @@ import (
 // over the batch with every operation split across the cores because each
 // core keeps the activations of its part in its own cache (on this
 // project's 2-core machine, RealNVP's cpu preset trained at 175 img/s on
-// one core and 228 on two the serial way; see docs/perf.md).
+// one core and 228 on two the serial way, 280 data-parallel; see
+// docs/perf.md).
 type Parallel struct {
 	model    Model
 	replicas []Model
