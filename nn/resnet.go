@@ -27,8 +27,9 @@ type ResNet struct {
 	DoubleAfterNorm bool
 	// Act is the activation written relu above. nil, as NewResNet sets it,
 	// means ReLU, computed together with the batch norm before it as one
-	// operation (tensor.BatchNormReLU) where there is one. Any other
-	// function, tensor.Relu included, is applied as a separate operation.
+	// operation (tensor.BatchNormReLU) where there is one, and with the
+	// concatenation of the input layer (tensor.CReLU). Any other function,
+	// tensor.Relu included, is applied as a separate operation.
 	Act func(*tensor.Tensor) *tensor.Tensor
 }
 
@@ -75,11 +76,17 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 		tensor.Done(h)
 		h = h2
 	}
-	neg := tensor.Neg(h)
-	cat := tensor.Concat(h, neg)
-	tensor.Done(h, neg)
-	a := r.act(cat)
-	tensor.Done(cat)
+	var a *tensor.Tensor
+	if r.Act == nil {
+		a = tensor.CReLU(h) // relu(concat(h, -h)) in one pass
+		tensor.Done(h)
+	} else {
+		neg := tensor.Neg(h)
+		cat := tensor.Concat(h, neg)
+		tensor.Done(h, neg)
+		a = r.Act(cat)
+		tensor.Done(cat)
+	}
 	h = r.InConv.Forward(a)
 	tensor.Done(a)
 	skip := r.InSkip.Forward(h)
@@ -98,14 +105,6 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 	y := r.OutConv.Forward(a)
 	tensor.Done(a)
 	return y
-}
-
-// act applies the activation.
-func (r *ResNet) act(x *tensor.Tensor) *tensor.Tensor {
-	if r.Act == nil {
-		return tensor.Relu(x)
-	}
-	return r.Act(x)
 }
 
 // normAct applies the batch norm bn and then the activation: as one

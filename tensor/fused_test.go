@@ -214,3 +214,57 @@ func TestWideChannelOps(t *testing.T) {
 		}
 	})
 }
+
+// TestCReLU checks CReLU against the float64 reference, with gradients
+// into leaves and fresh intermediates, and its outputs and gradients bit
+// for bit against Relu(Concat(x, Neg(x))).
+func TestCReLU(t *testing.T) {
+	rng := gcRNG(61)
+	for _, shape := range [][]int{{3, 4, 5, 1}, {2, 7, 7, 2}, {5, 4}} {
+		ref := func(in []arr) arr {
+			c := in[0].shape[len(in[0].shape)-1]
+			outShape := append(append([]int(nil), in[0].shape[:len(in[0].shape)-1]...), 2*c)
+			out := newArr(outShape...)
+			for i, v := range in[0].data {
+				r, j := i/c, i%c
+				out.data[r*2*c+j], out.data[r*2*c+c+j] = math.Max(v, 0), math.Max(-v, 0)
+			}
+			return out
+		}
+		x := param(normal(rng, 0, 1, shape...))
+		checkGrad(t, fmt.Sprintf("CReLU%v", shape), []*Tensor{x},
+			func(in []*Tensor) *Tensor { return CReLU(in[0]) }, ref)
+		checkGrad(t, fmt.Sprintf("CReLU(Tanh)%v", shape), []*Tensor{x},
+			func(in []*Tensor) *Tensor { return CReLU(Tanh(in[0])) },
+			func(in []arr) arr { return ref([]arr{refMap(in[0], math.Tanh)}) })
+		var w *Tensor
+		run := func(fused bool) (y, g []float32) {
+			xx := param(x.Clone())
+			var out *Tensor
+			if fused {
+				out = CReLU(Tanh(xx))
+			} else {
+				h := Tanh(xx)
+				out = Relu(Concat(h, Neg(h)))
+			}
+			y = append([]float32(nil), out.Data...)
+			if w == nil {
+				w = normal(rng, 0, 1, out.Shape...)
+			}
+			Backward(Sum(Mul(out, w)))
+			return y, xx.Grad
+		}
+		y1, g1 := run(true)
+		y2, g2 := run(false)
+		for _, c := range []struct {
+			what     string
+			got, ref []float32
+		}{{"output", y1, y2}, {"input gradient", g1, g2}} {
+			for i := range c.got {
+				if math.Float32bits(c.got[i]) != math.Float32bits(c.ref[i]) {
+					t.Fatalf("CReLU%v %s[%d] = %v, Relu(Concat(x, Neg(x))) %v", shape, c.what, i, c.got[i], c.ref[i])
+				}
+			}
+		}
+	}
+}
