@@ -37,6 +37,14 @@ func matMulBias(x, w, b *Tensor) *Tensor {
 	return out
 }
 
+// dataOf returns t's data, or nil for a nil tensor (an absent bias).
+func dataOf(t *Tensor) []float32 {
+	if t == nil {
+		return nil
+	}
+	return t.Data
+}
+
 // fillRows sets every row of dst, as long as v, to v: the first row of
 // each worker's range, then copies of what is already filled, doubling
 // (a few long copies instead of one short copy per row).
@@ -240,10 +248,7 @@ func conv2D(x, w, b *Tensor, pad int) *Tensor {
 		Done(y)
 		return yb
 	}
-	var bias []float32
-	if b != nil {
-		bias = b.Data
-	}
+	bias := dataOf(b)
 	out := newOut([]int{g.N, g.OH, g.OW, g.Cout})
 	if wino != 0 {
 		winogradConv(out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, false, isParam(w))

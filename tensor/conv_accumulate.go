@@ -41,10 +41,7 @@ func AddConv2D(acc, x, w, b *Tensor, pad int) *Tensor {
 		Done(y)
 		return s
 	}
-	var bias []float32
-	if b != nil {
-		bias = b.Data
-	}
+	bias := dataOf(b)
 	out := acc
 	if recorded {
 		out = newOut(acc.Shape)

@@ -142,22 +142,23 @@ func TestCacheWeightTransforms(t *testing.T) {
 				for i := range plain.Data {
 					plain.Data[i] *= 2
 				}
-				after := Conv2D(x1, plain, 1).Data
-				for i := range before {
-					if d := math.Abs(float64(after[i] - 2*before[i])); d > 1e-5*(1+math.Abs(float64(2*before[i]))) {
-						t.Fatalf("weights that are not a parameter: %v after doubling them, want %v", after[i], 2*before[i])
-					}
-				}
+				checkDoubled(t, "weights that are not a parameter", Conv2D(x1, plain, 1).Data, before)
 			})
 			for i := range w.Data {
 				w.Data[i] *= 2
 			}
-			got := Conv2D(x1, w, 1).Data
-			for i := range got {
-				if d := math.Abs(float64(got[i] - 2*want1[i])); d > 1e-5*(1+math.Abs(float64(2*want1[i]))) {
-					t.Fatalf("after the cache: %v with doubled weights, want %v", got[i], 2*want1[i])
-				}
-			}
+			checkDoubled(t, "after the cache", Conv2D(x1, w, 1).Data, want1)
 		})
+	}
+}
+
+// checkDoubled fails unless got is twice base, value by value, up to
+// rounding (a convolution after its weights were doubled).
+func checkDoubled(t *testing.T, what string, got, base []float32) {
+	t.Helper()
+	for i := range base {
+		if d := math.Abs(float64(got[i] - 2*base[i])); d > 1e-5*(1+math.Abs(float64(2*base[i]))) {
+			t.Fatalf("%s: %v with doubled weights, want %v", what, got[i], 2*base[i])
+		}
 	}
 }
