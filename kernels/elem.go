@@ -35,6 +35,8 @@ type elemKernels struct {
 	add      func(dst, a, b *float32, n int)
 	relu     func(dst, src *float32, n int)
 	reluGrad func(gx, gy, y *float32, n int)
+	exp      func(dst, src *float32, n int)
+	tanh     func(dst, src *float32, n int)
 
 	affineRows         func(dst, src, a, b *float32, rows, p, ld int)
 	affineReluRows     func(dst, src, a, b *float32, rows, p, ld int)

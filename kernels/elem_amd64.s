@@ -217,6 +217,1047 @@ reluGradAVX512_done:
 	VZEROUPPER
 	RET
 
+// func expAVX512(dst *float32, src *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·expAVX512(SB), NOSPLIT, $0-24
+	MOVQ   dst+0(FP), AX
+	MOVQ   src+8(FP), CX
+	MOVQ   n+16(FP), DX
+	VPXORD Z0, Z0, Z0
+	SHRQ   $0x04, DX
+	JZ     expAVX512_done
+	MOVQ   DX, BX
+	SHRQ   $0x02, BX
+	JZ     expAVX512_tail
+
+expAVX512_loop:
+	VMOVUPS   (CX), Z0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Z0, Z1
+	VCVTPS2DQ Z1, Z1
+	VCVTDQ2PS Z1, Z2
+	VMULPS    vconst_3f318000<>+0(SB), Z2, Z3
+	VSUBPS    Z3, Z0, Z4
+	VMULPS    vconst_b95e8083<>+0(SB), Z2, Z3
+	VSUBPS    Z3, Z4, Z4
+	VMOVUPS   vconst_39506967<>+0(SB), Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3ab743ce<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3c088908<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3f000000<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z4, Z3
+	VMULPS    Z3, Z2, Z2
+	VADDPS    Z4, Z2, Z2
+	VADDPS    vconst_3f800000<>+0(SB), Z2, Z2
+	VPSRAD    $0x01, Z1, Z3
+	VPSUBD    Z3, Z1, Z1
+	VPADDD    vconst_0000007f<>+0(SB), Z3, Z3
+	VPSLLD    $0x17, Z3, Z3
+	VPADDD    vconst_0000007f<>+0(SB), Z1, Z1
+	VPSLLD    $0x17, Z1, Z1
+	VMULPS    Z3, Z2, Z2
+	VMULPS    Z1, Z2, Z2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Z0, K1
+	VMOVUPS   vconst_7f800000<>+0(SB), K1, Z2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Z0, K1
+	VMOVUPS   vconst_00000000<>+0(SB), K1, Z2
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z2
+	VMOVUPS   Z2, (AX)
+	VMOVUPS   64(CX), Z0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Z0, Z1
+	VCVTPS2DQ Z1, Z1
+	VCVTDQ2PS Z1, Z2
+	VMULPS    vconst_3f318000<>+0(SB), Z2, Z3
+	VSUBPS    Z3, Z0, Z4
+	VMULPS    vconst_b95e8083<>+0(SB), Z2, Z3
+	VSUBPS    Z3, Z4, Z4
+	VMOVUPS   vconst_39506967<>+0(SB), Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3ab743ce<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3c088908<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3f000000<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z4, Z3
+	VMULPS    Z3, Z2, Z2
+	VADDPS    Z4, Z2, Z2
+	VADDPS    vconst_3f800000<>+0(SB), Z2, Z2
+	VPSRAD    $0x01, Z1, Z3
+	VPSUBD    Z3, Z1, Z1
+	VPADDD    vconst_0000007f<>+0(SB), Z3, Z3
+	VPSLLD    $0x17, Z3, Z3
+	VPADDD    vconst_0000007f<>+0(SB), Z1, Z1
+	VPSLLD    $0x17, Z1, Z1
+	VMULPS    Z3, Z2, Z2
+	VMULPS    Z1, Z2, Z2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Z0, K1
+	VMOVUPS   vconst_7f800000<>+0(SB), K1, Z2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Z0, K1
+	VMOVUPS   vconst_00000000<>+0(SB), K1, Z2
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z2
+	VMOVUPS   Z2, 64(AX)
+	VMOVUPS   128(CX), Z0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Z0, Z1
+	VCVTPS2DQ Z1, Z1
+	VCVTDQ2PS Z1, Z2
+	VMULPS    vconst_3f318000<>+0(SB), Z2, Z3
+	VSUBPS    Z3, Z0, Z4
+	VMULPS    vconst_b95e8083<>+0(SB), Z2, Z3
+	VSUBPS    Z3, Z4, Z4
+	VMOVUPS   vconst_39506967<>+0(SB), Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3ab743ce<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3c088908<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3f000000<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z4, Z3
+	VMULPS    Z3, Z2, Z2
+	VADDPS    Z4, Z2, Z2
+	VADDPS    vconst_3f800000<>+0(SB), Z2, Z2
+	VPSRAD    $0x01, Z1, Z3
+	VPSUBD    Z3, Z1, Z1
+	VPADDD    vconst_0000007f<>+0(SB), Z3, Z3
+	VPSLLD    $0x17, Z3, Z3
+	VPADDD    vconst_0000007f<>+0(SB), Z1, Z1
+	VPSLLD    $0x17, Z1, Z1
+	VMULPS    Z3, Z2, Z2
+	VMULPS    Z1, Z2, Z2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Z0, K1
+	VMOVUPS   vconst_7f800000<>+0(SB), K1, Z2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Z0, K1
+	VMOVUPS   vconst_00000000<>+0(SB), K1, Z2
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z2
+	VMOVUPS   Z2, 128(AX)
+	VMOVUPS   192(CX), Z0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Z0, Z1
+	VCVTPS2DQ Z1, Z1
+	VCVTDQ2PS Z1, Z2
+	VMULPS    vconst_3f318000<>+0(SB), Z2, Z3
+	VSUBPS    Z3, Z0, Z4
+	VMULPS    vconst_b95e8083<>+0(SB), Z2, Z3
+	VSUBPS    Z3, Z4, Z4
+	VMOVUPS   vconst_39506967<>+0(SB), Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3ab743ce<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3c088908<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3f000000<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z4, Z3
+	VMULPS    Z3, Z2, Z2
+	VADDPS    Z4, Z2, Z2
+	VADDPS    vconst_3f800000<>+0(SB), Z2, Z2
+	VPSRAD    $0x01, Z1, Z3
+	VPSUBD    Z3, Z1, Z1
+	VPADDD    vconst_0000007f<>+0(SB), Z3, Z3
+	VPSLLD    $0x17, Z3, Z3
+	VPADDD    vconst_0000007f<>+0(SB), Z1, Z1
+	VPSLLD    $0x17, Z1, Z1
+	VMULPS    Z3, Z2, Z2
+	VMULPS    Z1, Z2, Z2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Z0, K1
+	VMOVUPS   vconst_7f800000<>+0(SB), K1, Z2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Z0, K1
+	VMOVUPS   vconst_00000000<>+0(SB), K1, Z2
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z2
+	VMOVUPS   Z2, 192(AX)
+	ADDQ      $0x00000100, AX
+	ADDQ      $0x00000100, CX
+	DECQ      BX
+	JNZ       expAVX512_loop
+
+expAVX512_tail:
+	ANDQ $0x03, DX
+	JZ   expAVX512_done
+
+expAVX512_tailloop:
+	VMOVUPS   (CX), Z0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Z0, Z1
+	VCVTPS2DQ Z1, Z1
+	VCVTDQ2PS Z1, Z2
+	VMULPS    vconst_3f318000<>+0(SB), Z2, Z3
+	VSUBPS    Z3, Z0, Z4
+	VMULPS    vconst_b95e8083<>+0(SB), Z2, Z3
+	VSUBPS    Z3, Z4, Z4
+	VMOVUPS   vconst_39506967<>+0(SB), Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3ab743ce<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3c088908<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z2, Z2
+	VADDPS    vconst_3f000000<>+0(SB), Z2, Z2
+	VMULPS    Z4, Z4, Z3
+	VMULPS    Z3, Z2, Z2
+	VADDPS    Z4, Z2, Z2
+	VADDPS    vconst_3f800000<>+0(SB), Z2, Z2
+	VPSRAD    $0x01, Z1, Z3
+	VPSUBD    Z3, Z1, Z1
+	VPADDD    vconst_0000007f<>+0(SB), Z3, Z3
+	VPSLLD    $0x17, Z3, Z3
+	VPADDD    vconst_0000007f<>+0(SB), Z1, Z1
+	VPSLLD    $0x17, Z1, Z1
+	VMULPS    Z3, Z2, Z2
+	VMULPS    Z1, Z2, Z2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Z0, K1
+	VMOVUPS   vconst_7f800000<>+0(SB), K1, Z2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Z0, K1
+	VMOVUPS   vconst_00000000<>+0(SB), K1, Z2
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z2
+	VMOVUPS   Z2, (AX)
+	ADDQ      $0x00000040, AX
+	ADDQ      $0x00000040, CX
+	DECQ      DX
+	JNZ       expAVX512_tailloop
+
+expAVX512_done:
+	VZEROUPPER
+	RET
+
+DATA vconst_3fb8aa3b<>+0(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+4(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+8(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+12(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+16(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+20(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+24(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+28(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+32(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+36(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+40(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+44(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+48(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+52(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+56(SB)/4, $0x3fb8aa3b
+DATA vconst_3fb8aa3b<>+60(SB)/4, $0x3fb8aa3b
+GLOBL vconst_3fb8aa3b<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3f318000<>+0(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+4(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+8(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+12(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+16(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+20(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+24(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+28(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+32(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+36(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+40(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+44(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+48(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+52(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+56(SB)/4, $0x3f318000
+DATA vconst_3f318000<>+60(SB)/4, $0x3f318000
+GLOBL vconst_3f318000<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_b95e8083<>+0(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+4(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+8(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+12(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+16(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+20(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+24(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+28(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+32(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+36(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+40(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+44(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+48(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+52(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+56(SB)/4, $0xb95e8083
+DATA vconst_b95e8083<>+60(SB)/4, $0xb95e8083
+GLOBL vconst_b95e8083<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_39506967<>+0(SB)/4, $0x39506967
+DATA vconst_39506967<>+4(SB)/4, $0x39506967
+DATA vconst_39506967<>+8(SB)/4, $0x39506967
+DATA vconst_39506967<>+12(SB)/4, $0x39506967
+DATA vconst_39506967<>+16(SB)/4, $0x39506967
+DATA vconst_39506967<>+20(SB)/4, $0x39506967
+DATA vconst_39506967<>+24(SB)/4, $0x39506967
+DATA vconst_39506967<>+28(SB)/4, $0x39506967
+DATA vconst_39506967<>+32(SB)/4, $0x39506967
+DATA vconst_39506967<>+36(SB)/4, $0x39506967
+DATA vconst_39506967<>+40(SB)/4, $0x39506967
+DATA vconst_39506967<>+44(SB)/4, $0x39506967
+DATA vconst_39506967<>+48(SB)/4, $0x39506967
+DATA vconst_39506967<>+52(SB)/4, $0x39506967
+DATA vconst_39506967<>+56(SB)/4, $0x39506967
+DATA vconst_39506967<>+60(SB)/4, $0x39506967
+GLOBL vconst_39506967<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3ab743ce<>+0(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+4(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+8(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+12(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+16(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+20(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+24(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+28(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+32(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+36(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+40(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+44(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+48(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+52(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+56(SB)/4, $0x3ab743ce
+DATA vconst_3ab743ce<>+60(SB)/4, $0x3ab743ce
+GLOBL vconst_3ab743ce<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3c088908<>+0(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+4(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+8(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+12(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+16(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+20(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+24(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+28(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+32(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+36(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+40(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+44(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+48(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+52(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+56(SB)/4, $0x3c088908
+DATA vconst_3c088908<>+60(SB)/4, $0x3c088908
+GLOBL vconst_3c088908<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3d2aa9c1<>+0(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+4(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+8(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+12(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+16(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+20(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+24(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+28(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+32(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+36(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+40(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+44(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+48(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+52(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+56(SB)/4, $0x3d2aa9c1
+DATA vconst_3d2aa9c1<>+60(SB)/4, $0x3d2aa9c1
+GLOBL vconst_3d2aa9c1<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3e2aaaaa<>+0(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+4(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+8(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+12(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+16(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+20(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+24(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+28(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+32(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+36(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+40(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+44(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+48(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+52(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+56(SB)/4, $0x3e2aaaaa
+DATA vconst_3e2aaaaa<>+60(SB)/4, $0x3e2aaaaa
+GLOBL vconst_3e2aaaaa<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3f000000<>+0(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+4(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+8(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+12(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+16(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+20(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+24(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+28(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+32(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+36(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+40(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+44(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+48(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+52(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+56(SB)/4, $0x3f000000
+DATA vconst_3f000000<>+60(SB)/4, $0x3f000000
+GLOBL vconst_3f000000<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3f800000<>+0(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+4(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+8(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+12(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+16(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+20(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+24(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+28(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+32(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+36(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+40(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+44(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+48(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+52(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+56(SB)/4, $0x3f800000
+DATA vconst_3f800000<>+60(SB)/4, $0x3f800000
+GLOBL vconst_3f800000<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_0000007f<>+0(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+4(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+8(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+12(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+16(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+20(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+24(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+28(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+32(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+36(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+40(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+44(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+48(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+52(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+56(SB)/4, $0x0000007f
+DATA vconst_0000007f<>+60(SB)/4, $0x0000007f
+GLOBL vconst_0000007f<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_42b17218<>+0(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+4(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+8(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+12(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+16(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+20(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+24(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+28(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+32(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+36(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+40(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+44(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+48(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+52(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+56(SB)/4, $0x42b17218
+DATA vconst_42b17218<>+60(SB)/4, $0x42b17218
+GLOBL vconst_42b17218<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_7f800000<>+0(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+4(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+8(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+12(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+16(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+20(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+24(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+28(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+32(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+36(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+40(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+44(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+48(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+52(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+56(SB)/4, $0x7f800000
+DATA vconst_7f800000<>+60(SB)/4, $0x7f800000
+GLOBL vconst_7f800000<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_c2cff1b5<>+0(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+4(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+8(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+12(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+16(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+20(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+24(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+28(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+32(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+36(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+40(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+44(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+48(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+52(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+56(SB)/4, $0xc2cff1b5
+DATA vconst_c2cff1b5<>+60(SB)/4, $0xc2cff1b5
+GLOBL vconst_c2cff1b5<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_00000000<>+0(SB)/4, $0x00000000
+DATA vconst_00000000<>+4(SB)/4, $0x00000000
+DATA vconst_00000000<>+8(SB)/4, $0x00000000
+DATA vconst_00000000<>+12(SB)/4, $0x00000000
+DATA vconst_00000000<>+16(SB)/4, $0x00000000
+DATA vconst_00000000<>+20(SB)/4, $0x00000000
+DATA vconst_00000000<>+24(SB)/4, $0x00000000
+DATA vconst_00000000<>+28(SB)/4, $0x00000000
+DATA vconst_00000000<>+32(SB)/4, $0x00000000
+DATA vconst_00000000<>+36(SB)/4, $0x00000000
+DATA vconst_00000000<>+40(SB)/4, $0x00000000
+DATA vconst_00000000<>+44(SB)/4, $0x00000000
+DATA vconst_00000000<>+48(SB)/4, $0x00000000
+DATA vconst_00000000<>+52(SB)/4, $0x00000000
+DATA vconst_00000000<>+56(SB)/4, $0x00000000
+DATA vconst_00000000<>+60(SB)/4, $0x00000000
+GLOBL vconst_00000000<>(SB), RODATA|NOPTR, $64
+
+// func tanhAVX512(dst *float32, src *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·tanhAVX512(SB), NOSPLIT, $0-24
+	MOVQ   dst+0(FP), AX
+	MOVQ   src+8(FP), CX
+	MOVQ   n+16(FP), DX
+	VPXORD Z0, Z0, Z0
+	SHRQ   $0x04, DX
+	JZ     tanhAVX512_done
+	MOVQ   DX, BX
+	SHRQ   $0x02, BX
+	JZ     tanhAVX512_tail
+
+tanhAVX512_loop:
+	VMOVUPS   (CX), Z0
+	VPANDD    vconst_7fffffff<>+0(SB), Z0, Z1
+	VADDPS    Z1, Z1, Z2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VCVTDQ2PS Z3, Z4
+	VMULPS    vconst_3f318000<>+0(SB), Z4, Z5
+	VSUBPS    Z5, Z2, Z6
+	VMULPS    vconst_b95e8083<>+0(SB), Z4, Z5
+	VSUBPS    Z5, Z6, Z6
+	VMOVUPS   vconst_39506967<>+0(SB), Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3ab743ce<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3c088908<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3f000000<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z6, Z5
+	VMULPS    Z5, Z4, Z4
+	VADDPS    Z6, Z4, Z4
+	VADDPS    vconst_3f800000<>+0(SB), Z4, Z4
+	VPSRAD    $0x01, Z3, Z5
+	VPSUBD    Z5, Z3, Z3
+	VPADDD    vconst_0000007f<>+0(SB), Z5, Z5
+	VPSLLD    $0x17, Z5, Z5
+	VPADDD    vconst_0000007f<>+0(SB), Z3, Z3
+	VPSLLD    $0x17, Z3, Z3
+	VMULPS    Z5, Z4, Z4
+	VMULPS    Z3, Z4, Z4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Z2, K1
+	VMOVUPS   vconst_7f800000<>+0(SB), K1, Z4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Z2, K1
+	VMOVUPS   vconst_00000000<>+0(SB), K1, Z4
+	VCMPPS    $0x03, Z2, Z2, K1
+	VMOVUPS   Z2, K1, Z4
+	VADDPS    vconst_3f800000<>+0(SB), Z4, Z4
+	VMOVUPS   vconst_40000000<>+0(SB), Z2
+	VDIVPS    Z4, Z2, Z2
+	VMOVUPS   vconst_3f800000<>+0(SB), Z3
+	VSUBPS    Z2, Z3, Z3
+	VPANDD    vconst_80000000<>+0(SB), Z0, Z2
+	VPXORD    Z2, Z3, Z3
+	VMULPS    Z0, Z0, Z4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_3ca9134e<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_3e088393<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_beaaaa99<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VMULPS    Z0, Z5, Z5
+	VADDPS    Z0, Z5, Z5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Z1, K1
+	VMOVUPS   Z3, K1, Z5
+	VPORD     vconst_3f800000<>+0(SB), Z2, Z2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Z1, K1
+	VMOVUPS   Z2, K1, Z5
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z5
+	VMOVUPS   Z5, (AX)
+	VMOVUPS   64(CX), Z0
+	VPANDD    vconst_7fffffff<>+0(SB), Z0, Z1
+	VADDPS    Z1, Z1, Z2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VCVTDQ2PS Z3, Z4
+	VMULPS    vconst_3f318000<>+0(SB), Z4, Z5
+	VSUBPS    Z5, Z2, Z6
+	VMULPS    vconst_b95e8083<>+0(SB), Z4, Z5
+	VSUBPS    Z5, Z6, Z6
+	VMOVUPS   vconst_39506967<>+0(SB), Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3ab743ce<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3c088908<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3f000000<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z6, Z5
+	VMULPS    Z5, Z4, Z4
+	VADDPS    Z6, Z4, Z4
+	VADDPS    vconst_3f800000<>+0(SB), Z4, Z4
+	VPSRAD    $0x01, Z3, Z5
+	VPSUBD    Z5, Z3, Z3
+	VPADDD    vconst_0000007f<>+0(SB), Z5, Z5
+	VPSLLD    $0x17, Z5, Z5
+	VPADDD    vconst_0000007f<>+0(SB), Z3, Z3
+	VPSLLD    $0x17, Z3, Z3
+	VMULPS    Z5, Z4, Z4
+	VMULPS    Z3, Z4, Z4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Z2, K1
+	VMOVUPS   vconst_7f800000<>+0(SB), K1, Z4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Z2, K1
+	VMOVUPS   vconst_00000000<>+0(SB), K1, Z4
+	VCMPPS    $0x03, Z2, Z2, K1
+	VMOVUPS   Z2, K1, Z4
+	VADDPS    vconst_3f800000<>+0(SB), Z4, Z4
+	VMOVUPS   vconst_40000000<>+0(SB), Z2
+	VDIVPS    Z4, Z2, Z2
+	VMOVUPS   vconst_3f800000<>+0(SB), Z3
+	VSUBPS    Z2, Z3, Z3
+	VPANDD    vconst_80000000<>+0(SB), Z0, Z2
+	VPXORD    Z2, Z3, Z3
+	VMULPS    Z0, Z0, Z4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_3ca9134e<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_3e088393<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_beaaaa99<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VMULPS    Z0, Z5, Z5
+	VADDPS    Z0, Z5, Z5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Z1, K1
+	VMOVUPS   Z3, K1, Z5
+	VPORD     vconst_3f800000<>+0(SB), Z2, Z2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Z1, K1
+	VMOVUPS   Z2, K1, Z5
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z5
+	VMOVUPS   Z5, 64(AX)
+	VMOVUPS   128(CX), Z0
+	VPANDD    vconst_7fffffff<>+0(SB), Z0, Z1
+	VADDPS    Z1, Z1, Z2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VCVTDQ2PS Z3, Z4
+	VMULPS    vconst_3f318000<>+0(SB), Z4, Z5
+	VSUBPS    Z5, Z2, Z6
+	VMULPS    vconst_b95e8083<>+0(SB), Z4, Z5
+	VSUBPS    Z5, Z6, Z6
+	VMOVUPS   vconst_39506967<>+0(SB), Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3ab743ce<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3c088908<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3f000000<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z6, Z5
+	VMULPS    Z5, Z4, Z4
+	VADDPS    Z6, Z4, Z4
+	VADDPS    vconst_3f800000<>+0(SB), Z4, Z4
+	VPSRAD    $0x01, Z3, Z5
+	VPSUBD    Z5, Z3, Z3
+	VPADDD    vconst_0000007f<>+0(SB), Z5, Z5
+	VPSLLD    $0x17, Z5, Z5
+	VPADDD    vconst_0000007f<>+0(SB), Z3, Z3
+	VPSLLD    $0x17, Z3, Z3
+	VMULPS    Z5, Z4, Z4
+	VMULPS    Z3, Z4, Z4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Z2, K1
+	VMOVUPS   vconst_7f800000<>+0(SB), K1, Z4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Z2, K1
+	VMOVUPS   vconst_00000000<>+0(SB), K1, Z4
+	VCMPPS    $0x03, Z2, Z2, K1
+	VMOVUPS   Z2, K1, Z4
+	VADDPS    vconst_3f800000<>+0(SB), Z4, Z4
+	VMOVUPS   vconst_40000000<>+0(SB), Z2
+	VDIVPS    Z4, Z2, Z2
+	VMOVUPS   vconst_3f800000<>+0(SB), Z3
+	VSUBPS    Z2, Z3, Z3
+	VPANDD    vconst_80000000<>+0(SB), Z0, Z2
+	VPXORD    Z2, Z3, Z3
+	VMULPS    Z0, Z0, Z4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_3ca9134e<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_3e088393<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_beaaaa99<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VMULPS    Z0, Z5, Z5
+	VADDPS    Z0, Z5, Z5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Z1, K1
+	VMOVUPS   Z3, K1, Z5
+	VPORD     vconst_3f800000<>+0(SB), Z2, Z2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Z1, K1
+	VMOVUPS   Z2, K1, Z5
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z5
+	VMOVUPS   Z5, 128(AX)
+	VMOVUPS   192(CX), Z0
+	VPANDD    vconst_7fffffff<>+0(SB), Z0, Z1
+	VADDPS    Z1, Z1, Z2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VCVTDQ2PS Z3, Z4
+	VMULPS    vconst_3f318000<>+0(SB), Z4, Z5
+	VSUBPS    Z5, Z2, Z6
+	VMULPS    vconst_b95e8083<>+0(SB), Z4, Z5
+	VSUBPS    Z5, Z6, Z6
+	VMOVUPS   vconst_39506967<>+0(SB), Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3ab743ce<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3c088908<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3f000000<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z6, Z5
+	VMULPS    Z5, Z4, Z4
+	VADDPS    Z6, Z4, Z4
+	VADDPS    vconst_3f800000<>+0(SB), Z4, Z4
+	VPSRAD    $0x01, Z3, Z5
+	VPSUBD    Z5, Z3, Z3
+	VPADDD    vconst_0000007f<>+0(SB), Z5, Z5
+	VPSLLD    $0x17, Z5, Z5
+	VPADDD    vconst_0000007f<>+0(SB), Z3, Z3
+	VPSLLD    $0x17, Z3, Z3
+	VMULPS    Z5, Z4, Z4
+	VMULPS    Z3, Z4, Z4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Z2, K1
+	VMOVUPS   vconst_7f800000<>+0(SB), K1, Z4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Z2, K1
+	VMOVUPS   vconst_00000000<>+0(SB), K1, Z4
+	VCMPPS    $0x03, Z2, Z2, K1
+	VMOVUPS   Z2, K1, Z4
+	VADDPS    vconst_3f800000<>+0(SB), Z4, Z4
+	VMOVUPS   vconst_40000000<>+0(SB), Z2
+	VDIVPS    Z4, Z2, Z2
+	VMOVUPS   vconst_3f800000<>+0(SB), Z3
+	VSUBPS    Z2, Z3, Z3
+	VPANDD    vconst_80000000<>+0(SB), Z0, Z2
+	VPXORD    Z2, Z3, Z3
+	VMULPS    Z0, Z0, Z4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_3ca9134e<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_3e088393<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_beaaaa99<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VMULPS    Z0, Z5, Z5
+	VADDPS    Z0, Z5, Z5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Z1, K1
+	VMOVUPS   Z3, K1, Z5
+	VPORD     vconst_3f800000<>+0(SB), Z2, Z2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Z1, K1
+	VMOVUPS   Z2, K1, Z5
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z5
+	VMOVUPS   Z5, 192(AX)
+	ADDQ      $0x00000100, AX
+	ADDQ      $0x00000100, CX
+	DECQ      BX
+	JNZ       tanhAVX512_loop
+
+tanhAVX512_tail:
+	ANDQ $0x03, DX
+	JZ   tanhAVX512_done
+
+tanhAVX512_tailloop:
+	VMOVUPS   (CX), Z0
+	VPANDD    vconst_7fffffff<>+0(SB), Z0, Z1
+	VADDPS    Z1, Z1, Z2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Z2, Z3
+	VCVTPS2DQ Z3, Z3
+	VCVTDQ2PS Z3, Z4
+	VMULPS    vconst_3f318000<>+0(SB), Z4, Z5
+	VSUBPS    Z5, Z2, Z6
+	VMULPS    vconst_b95e8083<>+0(SB), Z4, Z5
+	VSUBPS    Z5, Z6, Z6
+	VMOVUPS   vconst_39506967<>+0(SB), Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3ab743ce<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3c088908<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z4, Z4
+	VADDPS    vconst_3f000000<>+0(SB), Z4, Z4
+	VMULPS    Z6, Z6, Z5
+	VMULPS    Z5, Z4, Z4
+	VADDPS    Z6, Z4, Z4
+	VADDPS    vconst_3f800000<>+0(SB), Z4, Z4
+	VPSRAD    $0x01, Z3, Z5
+	VPSUBD    Z5, Z3, Z3
+	VPADDD    vconst_0000007f<>+0(SB), Z5, Z5
+	VPSLLD    $0x17, Z5, Z5
+	VPADDD    vconst_0000007f<>+0(SB), Z3, Z3
+	VPSLLD    $0x17, Z3, Z3
+	VMULPS    Z5, Z4, Z4
+	VMULPS    Z3, Z4, Z4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Z2, K1
+	VMOVUPS   vconst_7f800000<>+0(SB), K1, Z4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Z2, K1
+	VMOVUPS   vconst_00000000<>+0(SB), K1, Z4
+	VCMPPS    $0x03, Z2, Z2, K1
+	VMOVUPS   Z2, K1, Z4
+	VADDPS    vconst_3f800000<>+0(SB), Z4, Z4
+	VMOVUPS   vconst_40000000<>+0(SB), Z2
+	VDIVPS    Z4, Z2, Z2
+	VMOVUPS   vconst_3f800000<>+0(SB), Z3
+	VSUBPS    Z2, Z3, Z3
+	VPANDD    vconst_80000000<>+0(SB), Z0, Z2
+	VPXORD    Z2, Z3, Z3
+	VMULPS    Z0, Z0, Z4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_3ca9134e<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_3e088393<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VADDPS    vconst_beaaaa99<>+0(SB), Z5, Z5
+	VMULPS    Z4, Z5, Z5
+	VMULPS    Z0, Z5, Z5
+	VADDPS    Z0, Z5, Z5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Z1, K1
+	VMOVUPS   Z3, K1, Z5
+	VPORD     vconst_3f800000<>+0(SB), Z2, Z2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Z1, K1
+	VMOVUPS   Z2, K1, Z5
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z5
+	VMOVUPS   Z5, (AX)
+	ADDQ      $0x00000040, AX
+	ADDQ      $0x00000040, CX
+	DECQ      DX
+	JNZ       tanhAVX512_tailloop
+
+tanhAVX512_done:
+	VZEROUPPER
+	RET
+
+DATA vconst_7fffffff<>+0(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+4(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+8(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+12(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+16(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+20(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+24(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+28(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+32(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+36(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+40(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+44(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+48(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+52(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+56(SB)/4, $0x7fffffff
+DATA vconst_7fffffff<>+60(SB)/4, $0x7fffffff
+GLOBL vconst_7fffffff<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_40000000<>+0(SB)/4, $0x40000000
+DATA vconst_40000000<>+4(SB)/4, $0x40000000
+DATA vconst_40000000<>+8(SB)/4, $0x40000000
+DATA vconst_40000000<>+12(SB)/4, $0x40000000
+DATA vconst_40000000<>+16(SB)/4, $0x40000000
+DATA vconst_40000000<>+20(SB)/4, $0x40000000
+DATA vconst_40000000<>+24(SB)/4, $0x40000000
+DATA vconst_40000000<>+28(SB)/4, $0x40000000
+DATA vconst_40000000<>+32(SB)/4, $0x40000000
+DATA vconst_40000000<>+36(SB)/4, $0x40000000
+DATA vconst_40000000<>+40(SB)/4, $0x40000000
+DATA vconst_40000000<>+44(SB)/4, $0x40000000
+DATA vconst_40000000<>+48(SB)/4, $0x40000000
+DATA vconst_40000000<>+52(SB)/4, $0x40000000
+DATA vconst_40000000<>+56(SB)/4, $0x40000000
+DATA vconst_40000000<>+60(SB)/4, $0x40000000
+GLOBL vconst_40000000<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_80000000<>+0(SB)/4, $0x80000000
+DATA vconst_80000000<>+4(SB)/4, $0x80000000
+DATA vconst_80000000<>+8(SB)/4, $0x80000000
+DATA vconst_80000000<>+12(SB)/4, $0x80000000
+DATA vconst_80000000<>+16(SB)/4, $0x80000000
+DATA vconst_80000000<>+20(SB)/4, $0x80000000
+DATA vconst_80000000<>+24(SB)/4, $0x80000000
+DATA vconst_80000000<>+28(SB)/4, $0x80000000
+DATA vconst_80000000<>+32(SB)/4, $0x80000000
+DATA vconst_80000000<>+36(SB)/4, $0x80000000
+DATA vconst_80000000<>+40(SB)/4, $0x80000000
+DATA vconst_80000000<>+44(SB)/4, $0x80000000
+DATA vconst_80000000<>+48(SB)/4, $0x80000000
+DATA vconst_80000000<>+52(SB)/4, $0x80000000
+DATA vconst_80000000<>+56(SB)/4, $0x80000000
+DATA vconst_80000000<>+60(SB)/4, $0x80000000
+GLOBL vconst_80000000<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_bbbaf0ea<>+0(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+4(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+8(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+12(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+16(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+20(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+24(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+28(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+32(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+36(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+40(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+44(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+48(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+52(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+56(SB)/4, $0xbbbaf0ea
+DATA vconst_bbbaf0ea<>+60(SB)/4, $0xbbbaf0ea
+GLOBL vconst_bbbaf0ea<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3ca9134e<>+0(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+4(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+8(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+12(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+16(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+20(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+24(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+28(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+32(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+36(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+40(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+44(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+48(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+52(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+56(SB)/4, $0x3ca9134e
+DATA vconst_3ca9134e<>+60(SB)/4, $0x3ca9134e
+GLOBL vconst_3ca9134e<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_bd5c1e2d<>+0(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+4(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+8(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+12(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+16(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+20(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+24(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+28(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+32(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+36(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+40(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+44(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+48(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+52(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+56(SB)/4, $0xbd5c1e2d
+DATA vconst_bd5c1e2d<>+60(SB)/4, $0xbd5c1e2d
+GLOBL vconst_bd5c1e2d<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3e088393<>+0(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+4(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+8(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+12(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+16(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+20(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+24(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+28(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+32(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+36(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+40(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+44(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+48(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+52(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+56(SB)/4, $0x3e088393
+DATA vconst_3e088393<>+60(SB)/4, $0x3e088393
+GLOBL vconst_3e088393<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_beaaaa99<>+0(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+4(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+8(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+12(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+16(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+20(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+24(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+28(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+32(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+36(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+40(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+44(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+48(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+52(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+56(SB)/4, $0xbeaaaa99
+DATA vconst_beaaaa99<>+60(SB)/4, $0xbeaaaa99
+GLOBL vconst_beaaaa99<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3f200000<>+0(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+4(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+8(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+12(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+16(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+20(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+24(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+28(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+32(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+36(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+40(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+44(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+48(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+52(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+56(SB)/4, $0x3f200000
+DATA vconst_3f200000<>+60(SB)/4, $0x3f200000
+GLOBL vconst_3f200000<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_41100000<>+0(SB)/4, $0x41100000
+DATA vconst_41100000<>+4(SB)/4, $0x41100000
+DATA vconst_41100000<>+8(SB)/4, $0x41100000
+DATA vconst_41100000<>+12(SB)/4, $0x41100000
+DATA vconst_41100000<>+16(SB)/4, $0x41100000
+DATA vconst_41100000<>+20(SB)/4, $0x41100000
+DATA vconst_41100000<>+24(SB)/4, $0x41100000
+DATA vconst_41100000<>+28(SB)/4, $0x41100000
+DATA vconst_41100000<>+32(SB)/4, $0x41100000
+DATA vconst_41100000<>+36(SB)/4, $0x41100000
+DATA vconst_41100000<>+40(SB)/4, $0x41100000
+DATA vconst_41100000<>+44(SB)/4, $0x41100000
+DATA vconst_41100000<>+48(SB)/4, $0x41100000
+DATA vconst_41100000<>+52(SB)/4, $0x41100000
+DATA vconst_41100000<>+56(SB)/4, $0x41100000
+DATA vconst_41100000<>+60(SB)/4, $0x41100000
+GLOBL vconst_41100000<>(SB), RODATA|NOPTR, $64
+
 // func affineRowsAVX512(dst *float32, src *float32, a *float32, b *float32, rows int, p int, ld int)
 // Requires: AVX, AVX512F
 TEXT ·affineRowsAVX512(SB), NOSPLIT, $0-56
@@ -3715,6 +4756,1122 @@ reluGradAVX2_tailloop:
 	JNZ      reluGradAVX2_tailloop
 
 reluGradAVX2_done:
+	VZEROUPPER
+	RET
+
+// func expAVX2(dst *float32, src *float32, n int)
+// Requires: AVX, AVX2
+TEXT ·expAVX2(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), AX
+	MOVQ  src+8(FP), CX
+	MOVQ  n+16(FP), DX
+	VPXOR Y0, Y0, Y0
+	SHRQ  $0x04, DX
+	JZ    expAVX2_done
+	MOVQ  DX, BX
+	SHRQ  $0x02, BX
+	JZ    expAVX2_tail
+
+expAVX2_loop:
+	VMOVUPS   (CX), Y0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y0, Y1
+	VCVTPS2DQ Y1, Y1
+	VCVTDQ2PS Y1, Y2
+	VMULPS    vconst_3f318000<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y0, Y4
+	VMULPS    vconst_b95e8083<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y4, Y4
+	VMOVUPS   vconst_39506967<>+0(SB), Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3ab743ce<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3c088908<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3f000000<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y4, Y3
+	VMULPS    Y3, Y2, Y2
+	VADDPS    Y4, Y2, Y2
+	VADDPS    vconst_3f800000<>+0(SB), Y2, Y2
+	VPSRAD    $0x01, Y1, Y3
+	VPSUBD    Y3, Y1, Y1
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y1, Y1
+	VPSLLD    $0x17, Y1, Y1
+	VMULPS    Y3, Y2, Y2
+	VMULPS    Y1, Y2, Y2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_00000000<>+0(SB), Y2, Y2
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y2, Y2
+	VMOVUPS   Y2, (AX)
+	VMOVUPS   32(CX), Y0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y0, Y1
+	VCVTPS2DQ Y1, Y1
+	VCVTDQ2PS Y1, Y2
+	VMULPS    vconst_3f318000<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y0, Y4
+	VMULPS    vconst_b95e8083<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y4, Y4
+	VMOVUPS   vconst_39506967<>+0(SB), Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3ab743ce<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3c088908<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3f000000<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y4, Y3
+	VMULPS    Y3, Y2, Y2
+	VADDPS    Y4, Y2, Y2
+	VADDPS    vconst_3f800000<>+0(SB), Y2, Y2
+	VPSRAD    $0x01, Y1, Y3
+	VPSUBD    Y3, Y1, Y1
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y1, Y1
+	VPSLLD    $0x17, Y1, Y1
+	VMULPS    Y3, Y2, Y2
+	VMULPS    Y1, Y2, Y2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_00000000<>+0(SB), Y2, Y2
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y2, Y2
+	VMOVUPS   Y2, 32(AX)
+	VMOVUPS   64(CX), Y0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y0, Y1
+	VCVTPS2DQ Y1, Y1
+	VCVTDQ2PS Y1, Y2
+	VMULPS    vconst_3f318000<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y0, Y4
+	VMULPS    vconst_b95e8083<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y4, Y4
+	VMOVUPS   vconst_39506967<>+0(SB), Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3ab743ce<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3c088908<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3f000000<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y4, Y3
+	VMULPS    Y3, Y2, Y2
+	VADDPS    Y4, Y2, Y2
+	VADDPS    vconst_3f800000<>+0(SB), Y2, Y2
+	VPSRAD    $0x01, Y1, Y3
+	VPSUBD    Y3, Y1, Y1
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y1, Y1
+	VPSLLD    $0x17, Y1, Y1
+	VMULPS    Y3, Y2, Y2
+	VMULPS    Y1, Y2, Y2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_00000000<>+0(SB), Y2, Y2
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y2, Y2
+	VMOVUPS   Y2, 64(AX)
+	VMOVUPS   96(CX), Y0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y0, Y1
+	VCVTPS2DQ Y1, Y1
+	VCVTDQ2PS Y1, Y2
+	VMULPS    vconst_3f318000<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y0, Y4
+	VMULPS    vconst_b95e8083<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y4, Y4
+	VMOVUPS   vconst_39506967<>+0(SB), Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3ab743ce<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3c088908<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3f000000<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y4, Y3
+	VMULPS    Y3, Y2, Y2
+	VADDPS    Y4, Y2, Y2
+	VADDPS    vconst_3f800000<>+0(SB), Y2, Y2
+	VPSRAD    $0x01, Y1, Y3
+	VPSUBD    Y3, Y1, Y1
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y1, Y1
+	VPSLLD    $0x17, Y1, Y1
+	VMULPS    Y3, Y2, Y2
+	VMULPS    Y1, Y2, Y2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_00000000<>+0(SB), Y2, Y2
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y2, Y2
+	VMOVUPS   Y2, 96(AX)
+	VMOVUPS   128(CX), Y0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y0, Y1
+	VCVTPS2DQ Y1, Y1
+	VCVTDQ2PS Y1, Y2
+	VMULPS    vconst_3f318000<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y0, Y4
+	VMULPS    vconst_b95e8083<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y4, Y4
+	VMOVUPS   vconst_39506967<>+0(SB), Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3ab743ce<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3c088908<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3f000000<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y4, Y3
+	VMULPS    Y3, Y2, Y2
+	VADDPS    Y4, Y2, Y2
+	VADDPS    vconst_3f800000<>+0(SB), Y2, Y2
+	VPSRAD    $0x01, Y1, Y3
+	VPSUBD    Y3, Y1, Y1
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y1, Y1
+	VPSLLD    $0x17, Y1, Y1
+	VMULPS    Y3, Y2, Y2
+	VMULPS    Y1, Y2, Y2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_00000000<>+0(SB), Y2, Y2
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y2, Y2
+	VMOVUPS   Y2, 128(AX)
+	VMOVUPS   160(CX), Y0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y0, Y1
+	VCVTPS2DQ Y1, Y1
+	VCVTDQ2PS Y1, Y2
+	VMULPS    vconst_3f318000<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y0, Y4
+	VMULPS    vconst_b95e8083<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y4, Y4
+	VMOVUPS   vconst_39506967<>+0(SB), Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3ab743ce<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3c088908<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3f000000<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y4, Y3
+	VMULPS    Y3, Y2, Y2
+	VADDPS    Y4, Y2, Y2
+	VADDPS    vconst_3f800000<>+0(SB), Y2, Y2
+	VPSRAD    $0x01, Y1, Y3
+	VPSUBD    Y3, Y1, Y1
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y1, Y1
+	VPSLLD    $0x17, Y1, Y1
+	VMULPS    Y3, Y2, Y2
+	VMULPS    Y1, Y2, Y2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_00000000<>+0(SB), Y2, Y2
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y2, Y2
+	VMOVUPS   Y2, 160(AX)
+	VMOVUPS   192(CX), Y0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y0, Y1
+	VCVTPS2DQ Y1, Y1
+	VCVTDQ2PS Y1, Y2
+	VMULPS    vconst_3f318000<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y0, Y4
+	VMULPS    vconst_b95e8083<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y4, Y4
+	VMOVUPS   vconst_39506967<>+0(SB), Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3ab743ce<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3c088908<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3f000000<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y4, Y3
+	VMULPS    Y3, Y2, Y2
+	VADDPS    Y4, Y2, Y2
+	VADDPS    vconst_3f800000<>+0(SB), Y2, Y2
+	VPSRAD    $0x01, Y1, Y3
+	VPSUBD    Y3, Y1, Y1
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y1, Y1
+	VPSLLD    $0x17, Y1, Y1
+	VMULPS    Y3, Y2, Y2
+	VMULPS    Y1, Y2, Y2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_00000000<>+0(SB), Y2, Y2
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y2, Y2
+	VMOVUPS   Y2, 192(AX)
+	VMOVUPS   224(CX), Y0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y0, Y1
+	VCVTPS2DQ Y1, Y1
+	VCVTDQ2PS Y1, Y2
+	VMULPS    vconst_3f318000<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y0, Y4
+	VMULPS    vconst_b95e8083<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y4, Y4
+	VMOVUPS   vconst_39506967<>+0(SB), Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3ab743ce<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3c088908<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3f000000<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y4, Y3
+	VMULPS    Y3, Y2, Y2
+	VADDPS    Y4, Y2, Y2
+	VADDPS    vconst_3f800000<>+0(SB), Y2, Y2
+	VPSRAD    $0x01, Y1, Y3
+	VPSUBD    Y3, Y1, Y1
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y1, Y1
+	VPSLLD    $0x17, Y1, Y1
+	VMULPS    Y3, Y2, Y2
+	VMULPS    Y1, Y2, Y2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_00000000<>+0(SB), Y2, Y2
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y2, Y2
+	VMOVUPS   Y2, 224(AX)
+	ADDQ      $0x00000100, AX
+	ADDQ      $0x00000100, CX
+	DECQ      BX
+	JNZ       expAVX2_loop
+
+expAVX2_tail:
+	ANDQ $0x03, DX
+	JZ   expAVX2_done
+
+expAVX2_tailloop:
+	VMOVUPS   (CX), Y0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y0, Y1
+	VCVTPS2DQ Y1, Y1
+	VCVTDQ2PS Y1, Y2
+	VMULPS    vconst_3f318000<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y0, Y4
+	VMULPS    vconst_b95e8083<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y4, Y4
+	VMOVUPS   vconst_39506967<>+0(SB), Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3ab743ce<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3c088908<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3f000000<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y4, Y3
+	VMULPS    Y3, Y2, Y2
+	VADDPS    Y4, Y2, Y2
+	VADDPS    vconst_3f800000<>+0(SB), Y2, Y2
+	VPSRAD    $0x01, Y1, Y3
+	VPSUBD    Y3, Y1, Y1
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y1, Y1
+	VPSLLD    $0x17, Y1, Y1
+	VMULPS    Y3, Y2, Y2
+	VMULPS    Y1, Y2, Y2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_00000000<>+0(SB), Y2, Y2
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y2, Y2
+	VMOVUPS   Y2, (AX)
+	VMOVUPS   32(CX), Y0
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y0, Y1
+	VCVTPS2DQ Y1, Y1
+	VCVTDQ2PS Y1, Y2
+	VMULPS    vconst_3f318000<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y0, Y4
+	VMULPS    vconst_b95e8083<>+0(SB), Y2, Y3
+	VSUBPS    Y3, Y4, Y4
+	VMOVUPS   vconst_39506967<>+0(SB), Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3ab743ce<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3c088908<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y2, Y2
+	VADDPS    vconst_3f000000<>+0(SB), Y2, Y2
+	VMULPS    Y4, Y4, Y3
+	VMULPS    Y3, Y2, Y2
+	VADDPS    Y4, Y2, Y2
+	VADDPS    vconst_3f800000<>+0(SB), Y2, Y2
+	VPSRAD    $0x01, Y1, Y3
+	VPSUBD    Y3, Y1, Y1
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y1, Y1
+	VPSLLD    $0x17, Y1, Y1
+	VMULPS    Y3, Y2, Y2
+	VMULPS    Y1, Y2, Y2
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_00000000<>+0(SB), Y2, Y2
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y2, Y2
+	VMOVUPS   Y2, 32(AX)
+	ADDQ      $0x00000040, AX
+	ADDQ      $0x00000040, CX
+	DECQ      DX
+	JNZ       expAVX2_tailloop
+
+expAVX2_done:
+	VZEROUPPER
+	RET
+
+// func tanhAVX2(dst *float32, src *float32, n int)
+// Requires: AVX, AVX2
+TEXT ·tanhAVX2(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), AX
+	MOVQ  src+8(FP), CX
+	MOVQ  n+16(FP), DX
+	VPXOR Y0, Y0, Y0
+	SHRQ  $0x04, DX
+	JZ    tanhAVX2_done
+	MOVQ  DX, BX
+	SHRQ  $0x02, BX
+	JZ    tanhAVX2_tail
+
+tanhAVX2_loop:
+	VMOVUPS   (CX), Y0
+	VPAND     vconst_7fffffff<>+0(SB), Y0, Y1
+	VADDPS    Y1, Y1, Y2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y2, Y3
+	VCVTPS2DQ Y3, Y3
+	VCVTDQ2PS Y3, Y4
+	VMULPS    vconst_3f318000<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y2, Y6
+	VMULPS    vconst_b95e8083<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y6, Y6
+	VMOVUPS   vconst_39506967<>+0(SB), Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3ab743ce<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3c088908<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3f000000<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y6, Y5
+	VMULPS    Y5, Y4, Y4
+	VADDPS    Y6, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VPSRAD    $0x01, Y3, Y5
+	VPSUBD    Y5, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y5, Y5
+	VPSLLD    $0x17, Y5, Y5
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VMULPS    Y5, Y4, Y4
+	VMULPS    Y3, Y4, Y4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_7f800000<>+0(SB), Y4, Y4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_00000000<>+0(SB), Y4, Y4
+	VCMPPS    $0x03, Y2, Y2, Y3
+	VBLENDVPS Y3, Y2, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VMOVUPS   vconst_40000000<>+0(SB), Y2
+	VDIVPS    Y4, Y2, Y2
+	VMOVUPS   vconst_3f800000<>+0(SB), Y3
+	VSUBPS    Y2, Y3, Y3
+	VPAND     vconst_80000000<>+0(SB), Y0, Y2
+	VPXOR     Y2, Y3, Y3
+	VMULPS    Y0, Y0, Y4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3ca9134e<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3e088393<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_beaaaa99<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VMULPS    Y0, Y5, Y5
+	VADDPS    Y0, Y5, Y5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Y1, Y4
+	VBLENDVPS Y4, Y3, Y5, Y5
+	VPOR      vconst_3f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Y1, Y1
+	VBLENDVPS Y1, Y2, Y5, Y5
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y5, Y5
+	VMOVUPS   Y5, (AX)
+	VMOVUPS   32(CX), Y0
+	VPAND     vconst_7fffffff<>+0(SB), Y0, Y1
+	VADDPS    Y1, Y1, Y2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y2, Y3
+	VCVTPS2DQ Y3, Y3
+	VCVTDQ2PS Y3, Y4
+	VMULPS    vconst_3f318000<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y2, Y6
+	VMULPS    vconst_b95e8083<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y6, Y6
+	VMOVUPS   vconst_39506967<>+0(SB), Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3ab743ce<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3c088908<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3f000000<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y6, Y5
+	VMULPS    Y5, Y4, Y4
+	VADDPS    Y6, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VPSRAD    $0x01, Y3, Y5
+	VPSUBD    Y5, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y5, Y5
+	VPSLLD    $0x17, Y5, Y5
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VMULPS    Y5, Y4, Y4
+	VMULPS    Y3, Y4, Y4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_7f800000<>+0(SB), Y4, Y4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_00000000<>+0(SB), Y4, Y4
+	VCMPPS    $0x03, Y2, Y2, Y3
+	VBLENDVPS Y3, Y2, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VMOVUPS   vconst_40000000<>+0(SB), Y2
+	VDIVPS    Y4, Y2, Y2
+	VMOVUPS   vconst_3f800000<>+0(SB), Y3
+	VSUBPS    Y2, Y3, Y3
+	VPAND     vconst_80000000<>+0(SB), Y0, Y2
+	VPXOR     Y2, Y3, Y3
+	VMULPS    Y0, Y0, Y4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3ca9134e<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3e088393<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_beaaaa99<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VMULPS    Y0, Y5, Y5
+	VADDPS    Y0, Y5, Y5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Y1, Y4
+	VBLENDVPS Y4, Y3, Y5, Y5
+	VPOR      vconst_3f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Y1, Y1
+	VBLENDVPS Y1, Y2, Y5, Y5
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y5, Y5
+	VMOVUPS   Y5, 32(AX)
+	VMOVUPS   64(CX), Y0
+	VPAND     vconst_7fffffff<>+0(SB), Y0, Y1
+	VADDPS    Y1, Y1, Y2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y2, Y3
+	VCVTPS2DQ Y3, Y3
+	VCVTDQ2PS Y3, Y4
+	VMULPS    vconst_3f318000<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y2, Y6
+	VMULPS    vconst_b95e8083<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y6, Y6
+	VMOVUPS   vconst_39506967<>+0(SB), Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3ab743ce<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3c088908<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3f000000<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y6, Y5
+	VMULPS    Y5, Y4, Y4
+	VADDPS    Y6, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VPSRAD    $0x01, Y3, Y5
+	VPSUBD    Y5, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y5, Y5
+	VPSLLD    $0x17, Y5, Y5
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VMULPS    Y5, Y4, Y4
+	VMULPS    Y3, Y4, Y4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_7f800000<>+0(SB), Y4, Y4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_00000000<>+0(SB), Y4, Y4
+	VCMPPS    $0x03, Y2, Y2, Y3
+	VBLENDVPS Y3, Y2, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VMOVUPS   vconst_40000000<>+0(SB), Y2
+	VDIVPS    Y4, Y2, Y2
+	VMOVUPS   vconst_3f800000<>+0(SB), Y3
+	VSUBPS    Y2, Y3, Y3
+	VPAND     vconst_80000000<>+0(SB), Y0, Y2
+	VPXOR     Y2, Y3, Y3
+	VMULPS    Y0, Y0, Y4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3ca9134e<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3e088393<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_beaaaa99<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VMULPS    Y0, Y5, Y5
+	VADDPS    Y0, Y5, Y5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Y1, Y4
+	VBLENDVPS Y4, Y3, Y5, Y5
+	VPOR      vconst_3f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Y1, Y1
+	VBLENDVPS Y1, Y2, Y5, Y5
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y5, Y5
+	VMOVUPS   Y5, 64(AX)
+	VMOVUPS   96(CX), Y0
+	VPAND     vconst_7fffffff<>+0(SB), Y0, Y1
+	VADDPS    Y1, Y1, Y2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y2, Y3
+	VCVTPS2DQ Y3, Y3
+	VCVTDQ2PS Y3, Y4
+	VMULPS    vconst_3f318000<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y2, Y6
+	VMULPS    vconst_b95e8083<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y6, Y6
+	VMOVUPS   vconst_39506967<>+0(SB), Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3ab743ce<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3c088908<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3f000000<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y6, Y5
+	VMULPS    Y5, Y4, Y4
+	VADDPS    Y6, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VPSRAD    $0x01, Y3, Y5
+	VPSUBD    Y5, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y5, Y5
+	VPSLLD    $0x17, Y5, Y5
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VMULPS    Y5, Y4, Y4
+	VMULPS    Y3, Y4, Y4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_7f800000<>+0(SB), Y4, Y4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_00000000<>+0(SB), Y4, Y4
+	VCMPPS    $0x03, Y2, Y2, Y3
+	VBLENDVPS Y3, Y2, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VMOVUPS   vconst_40000000<>+0(SB), Y2
+	VDIVPS    Y4, Y2, Y2
+	VMOVUPS   vconst_3f800000<>+0(SB), Y3
+	VSUBPS    Y2, Y3, Y3
+	VPAND     vconst_80000000<>+0(SB), Y0, Y2
+	VPXOR     Y2, Y3, Y3
+	VMULPS    Y0, Y0, Y4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3ca9134e<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3e088393<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_beaaaa99<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VMULPS    Y0, Y5, Y5
+	VADDPS    Y0, Y5, Y5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Y1, Y4
+	VBLENDVPS Y4, Y3, Y5, Y5
+	VPOR      vconst_3f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Y1, Y1
+	VBLENDVPS Y1, Y2, Y5, Y5
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y5, Y5
+	VMOVUPS   Y5, 96(AX)
+	VMOVUPS   128(CX), Y0
+	VPAND     vconst_7fffffff<>+0(SB), Y0, Y1
+	VADDPS    Y1, Y1, Y2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y2, Y3
+	VCVTPS2DQ Y3, Y3
+	VCVTDQ2PS Y3, Y4
+	VMULPS    vconst_3f318000<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y2, Y6
+	VMULPS    vconst_b95e8083<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y6, Y6
+	VMOVUPS   vconst_39506967<>+0(SB), Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3ab743ce<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3c088908<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3f000000<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y6, Y5
+	VMULPS    Y5, Y4, Y4
+	VADDPS    Y6, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VPSRAD    $0x01, Y3, Y5
+	VPSUBD    Y5, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y5, Y5
+	VPSLLD    $0x17, Y5, Y5
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VMULPS    Y5, Y4, Y4
+	VMULPS    Y3, Y4, Y4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_7f800000<>+0(SB), Y4, Y4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_00000000<>+0(SB), Y4, Y4
+	VCMPPS    $0x03, Y2, Y2, Y3
+	VBLENDVPS Y3, Y2, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VMOVUPS   vconst_40000000<>+0(SB), Y2
+	VDIVPS    Y4, Y2, Y2
+	VMOVUPS   vconst_3f800000<>+0(SB), Y3
+	VSUBPS    Y2, Y3, Y3
+	VPAND     vconst_80000000<>+0(SB), Y0, Y2
+	VPXOR     Y2, Y3, Y3
+	VMULPS    Y0, Y0, Y4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3ca9134e<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3e088393<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_beaaaa99<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VMULPS    Y0, Y5, Y5
+	VADDPS    Y0, Y5, Y5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Y1, Y4
+	VBLENDVPS Y4, Y3, Y5, Y5
+	VPOR      vconst_3f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Y1, Y1
+	VBLENDVPS Y1, Y2, Y5, Y5
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y5, Y5
+	VMOVUPS   Y5, 128(AX)
+	VMOVUPS   160(CX), Y0
+	VPAND     vconst_7fffffff<>+0(SB), Y0, Y1
+	VADDPS    Y1, Y1, Y2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y2, Y3
+	VCVTPS2DQ Y3, Y3
+	VCVTDQ2PS Y3, Y4
+	VMULPS    vconst_3f318000<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y2, Y6
+	VMULPS    vconst_b95e8083<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y6, Y6
+	VMOVUPS   vconst_39506967<>+0(SB), Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3ab743ce<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3c088908<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3f000000<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y6, Y5
+	VMULPS    Y5, Y4, Y4
+	VADDPS    Y6, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VPSRAD    $0x01, Y3, Y5
+	VPSUBD    Y5, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y5, Y5
+	VPSLLD    $0x17, Y5, Y5
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VMULPS    Y5, Y4, Y4
+	VMULPS    Y3, Y4, Y4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_7f800000<>+0(SB), Y4, Y4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_00000000<>+0(SB), Y4, Y4
+	VCMPPS    $0x03, Y2, Y2, Y3
+	VBLENDVPS Y3, Y2, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VMOVUPS   vconst_40000000<>+0(SB), Y2
+	VDIVPS    Y4, Y2, Y2
+	VMOVUPS   vconst_3f800000<>+0(SB), Y3
+	VSUBPS    Y2, Y3, Y3
+	VPAND     vconst_80000000<>+0(SB), Y0, Y2
+	VPXOR     Y2, Y3, Y3
+	VMULPS    Y0, Y0, Y4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3ca9134e<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3e088393<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_beaaaa99<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VMULPS    Y0, Y5, Y5
+	VADDPS    Y0, Y5, Y5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Y1, Y4
+	VBLENDVPS Y4, Y3, Y5, Y5
+	VPOR      vconst_3f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Y1, Y1
+	VBLENDVPS Y1, Y2, Y5, Y5
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y5, Y5
+	VMOVUPS   Y5, 160(AX)
+	VMOVUPS   192(CX), Y0
+	VPAND     vconst_7fffffff<>+0(SB), Y0, Y1
+	VADDPS    Y1, Y1, Y2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y2, Y3
+	VCVTPS2DQ Y3, Y3
+	VCVTDQ2PS Y3, Y4
+	VMULPS    vconst_3f318000<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y2, Y6
+	VMULPS    vconst_b95e8083<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y6, Y6
+	VMOVUPS   vconst_39506967<>+0(SB), Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3ab743ce<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3c088908<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3f000000<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y6, Y5
+	VMULPS    Y5, Y4, Y4
+	VADDPS    Y6, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VPSRAD    $0x01, Y3, Y5
+	VPSUBD    Y5, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y5, Y5
+	VPSLLD    $0x17, Y5, Y5
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VMULPS    Y5, Y4, Y4
+	VMULPS    Y3, Y4, Y4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_7f800000<>+0(SB), Y4, Y4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_00000000<>+0(SB), Y4, Y4
+	VCMPPS    $0x03, Y2, Y2, Y3
+	VBLENDVPS Y3, Y2, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VMOVUPS   vconst_40000000<>+0(SB), Y2
+	VDIVPS    Y4, Y2, Y2
+	VMOVUPS   vconst_3f800000<>+0(SB), Y3
+	VSUBPS    Y2, Y3, Y3
+	VPAND     vconst_80000000<>+0(SB), Y0, Y2
+	VPXOR     Y2, Y3, Y3
+	VMULPS    Y0, Y0, Y4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3ca9134e<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3e088393<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_beaaaa99<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VMULPS    Y0, Y5, Y5
+	VADDPS    Y0, Y5, Y5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Y1, Y4
+	VBLENDVPS Y4, Y3, Y5, Y5
+	VPOR      vconst_3f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Y1, Y1
+	VBLENDVPS Y1, Y2, Y5, Y5
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y5, Y5
+	VMOVUPS   Y5, 192(AX)
+	VMOVUPS   224(CX), Y0
+	VPAND     vconst_7fffffff<>+0(SB), Y0, Y1
+	VADDPS    Y1, Y1, Y2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y2, Y3
+	VCVTPS2DQ Y3, Y3
+	VCVTDQ2PS Y3, Y4
+	VMULPS    vconst_3f318000<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y2, Y6
+	VMULPS    vconst_b95e8083<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y6, Y6
+	VMOVUPS   vconst_39506967<>+0(SB), Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3ab743ce<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3c088908<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3f000000<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y6, Y5
+	VMULPS    Y5, Y4, Y4
+	VADDPS    Y6, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VPSRAD    $0x01, Y3, Y5
+	VPSUBD    Y5, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y5, Y5
+	VPSLLD    $0x17, Y5, Y5
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VMULPS    Y5, Y4, Y4
+	VMULPS    Y3, Y4, Y4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_7f800000<>+0(SB), Y4, Y4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_00000000<>+0(SB), Y4, Y4
+	VCMPPS    $0x03, Y2, Y2, Y3
+	VBLENDVPS Y3, Y2, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VMOVUPS   vconst_40000000<>+0(SB), Y2
+	VDIVPS    Y4, Y2, Y2
+	VMOVUPS   vconst_3f800000<>+0(SB), Y3
+	VSUBPS    Y2, Y3, Y3
+	VPAND     vconst_80000000<>+0(SB), Y0, Y2
+	VPXOR     Y2, Y3, Y3
+	VMULPS    Y0, Y0, Y4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3ca9134e<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3e088393<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_beaaaa99<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VMULPS    Y0, Y5, Y5
+	VADDPS    Y0, Y5, Y5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Y1, Y4
+	VBLENDVPS Y4, Y3, Y5, Y5
+	VPOR      vconst_3f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Y1, Y1
+	VBLENDVPS Y1, Y2, Y5, Y5
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y5, Y5
+	VMOVUPS   Y5, 224(AX)
+	ADDQ      $0x00000100, AX
+	ADDQ      $0x00000100, CX
+	DECQ      BX
+	JNZ       tanhAVX2_loop
+
+tanhAVX2_tail:
+	ANDQ $0x03, DX
+	JZ   tanhAVX2_done
+
+tanhAVX2_tailloop:
+	VMOVUPS   (CX), Y0
+	VPAND     vconst_7fffffff<>+0(SB), Y0, Y1
+	VADDPS    Y1, Y1, Y2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y2, Y3
+	VCVTPS2DQ Y3, Y3
+	VCVTDQ2PS Y3, Y4
+	VMULPS    vconst_3f318000<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y2, Y6
+	VMULPS    vconst_b95e8083<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y6, Y6
+	VMOVUPS   vconst_39506967<>+0(SB), Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3ab743ce<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3c088908<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3f000000<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y6, Y5
+	VMULPS    Y5, Y4, Y4
+	VADDPS    Y6, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VPSRAD    $0x01, Y3, Y5
+	VPSUBD    Y5, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y5, Y5
+	VPSLLD    $0x17, Y5, Y5
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VMULPS    Y5, Y4, Y4
+	VMULPS    Y3, Y4, Y4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_7f800000<>+0(SB), Y4, Y4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_00000000<>+0(SB), Y4, Y4
+	VCMPPS    $0x03, Y2, Y2, Y3
+	VBLENDVPS Y3, Y2, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VMOVUPS   vconst_40000000<>+0(SB), Y2
+	VDIVPS    Y4, Y2, Y2
+	VMOVUPS   vconst_3f800000<>+0(SB), Y3
+	VSUBPS    Y2, Y3, Y3
+	VPAND     vconst_80000000<>+0(SB), Y0, Y2
+	VPXOR     Y2, Y3, Y3
+	VMULPS    Y0, Y0, Y4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3ca9134e<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3e088393<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_beaaaa99<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VMULPS    Y0, Y5, Y5
+	VADDPS    Y0, Y5, Y5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Y1, Y4
+	VBLENDVPS Y4, Y3, Y5, Y5
+	VPOR      vconst_3f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Y1, Y1
+	VBLENDVPS Y1, Y2, Y5, Y5
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y5, Y5
+	VMOVUPS   Y5, (AX)
+	VMOVUPS   32(CX), Y0
+	VPAND     vconst_7fffffff<>+0(SB), Y0, Y1
+	VADDPS    Y1, Y1, Y2
+	VMULPS    vconst_3fb8aa3b<>+0(SB), Y2, Y3
+	VCVTPS2DQ Y3, Y3
+	VCVTDQ2PS Y3, Y4
+	VMULPS    vconst_3f318000<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y2, Y6
+	VMULPS    vconst_b95e8083<>+0(SB), Y4, Y5
+	VSUBPS    Y5, Y6, Y6
+	VMOVUPS   vconst_39506967<>+0(SB), Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3ab743ce<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3c088908<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3d2aa9c1<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3e2aaaaa<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y4, Y4
+	VADDPS    vconst_3f000000<>+0(SB), Y4, Y4
+	VMULPS    Y6, Y6, Y5
+	VMULPS    Y5, Y4, Y4
+	VADDPS    Y6, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VPSRAD    $0x01, Y3, Y5
+	VPSUBD    Y5, Y3, Y3
+	VPADDD    vconst_0000007f<>+0(SB), Y5, Y5
+	VPSLLD    $0x17, Y5, Y5
+	VPADDD    vconst_0000007f<>+0(SB), Y3, Y3
+	VPSLLD    $0x17, Y3, Y3
+	VMULPS    Y5, Y4, Y4
+	VMULPS    Y3, Y4, Y4
+	VCMPPS    $0x1e, vconst_42b17218<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_7f800000<>+0(SB), Y4, Y4
+	VCMPPS    $0x11, vconst_c2cff1b5<>+0(SB), Y2, Y3
+	VBLENDVPS Y3, vconst_00000000<>+0(SB), Y4, Y4
+	VCMPPS    $0x03, Y2, Y2, Y3
+	VBLENDVPS Y3, Y2, Y4, Y4
+	VADDPS    vconst_3f800000<>+0(SB), Y4, Y4
+	VMOVUPS   vconst_40000000<>+0(SB), Y2
+	VDIVPS    Y4, Y2, Y2
+	VMOVUPS   vconst_3f800000<>+0(SB), Y3
+	VSUBPS    Y2, Y3, Y3
+	VPAND     vconst_80000000<>+0(SB), Y0, Y2
+	VPXOR     Y2, Y3, Y3
+	VMULPS    Y0, Y0, Y4
+	VMOVUPS   vconst_bbbaf0ea<>+0(SB), Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3ca9134e<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_bd5c1e2d<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_3e088393<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VADDPS    vconst_beaaaa99<>+0(SB), Y5, Y5
+	VMULPS    Y4, Y5, Y5
+	VMULPS    Y0, Y5, Y5
+	VADDPS    Y0, Y5, Y5
+	VCMPPS    $0x1d, vconst_3f200000<>+0(SB), Y1, Y4
+	VBLENDVPS Y4, Y3, Y5, Y5
+	VPOR      vconst_3f800000<>+0(SB), Y2, Y2
+	VCMPPS    $0x1e, vconst_41100000<>+0(SB), Y1, Y1
+	VBLENDVPS Y1, Y2, Y5, Y5
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y5, Y5
+	VMOVUPS   Y5, 32(AX)
+	ADDQ      $0x00000040, AX
+	ADDQ      $0x00000040, CX
+	DECQ      DX
+	JNZ       tanhAVX2_tailloop
+
+tanhAVX2_done:
 	VZEROUPPER
 	RET
 

@@ -24,6 +24,16 @@ func reluAVX512(dst *float32, src *float32, n int)
 //go:noescape
 func reluGradAVX512(gx *float32, gy *float32, y *float32, n int)
 
+// expAVX512 sets dst[i] = e^src[i] as exp32 (mathf.go) computes it, for n a multiple of 16.
+//
+//go:noescape
+func expAVX512(dst *float32, src *float32, n int)
+
+// tanhAVX512 sets dst[i] = tanh src[i] as tanh32 (mathf.go) computes it, for n a multiple of 16.
+//
+//go:noescape
+func tanhAVX512(dst *float32, src *float32, n int)
+
 // affineRowsAVX512 sets dst = src*a + b per column, for rows of p values (p a positive multiple of 16) starting ld values apart.
 //
 //go:noescape
@@ -128,6 +138,16 @@ func reluAVX2(dst *float32, src *float32, n int)
 //
 //go:noescape
 func reluGradAVX2(gx *float32, gy *float32, y *float32, n int)
+
+// expAVX2 sets dst[i] = e^src[i] as exp32 (mathf.go) computes it, for n a multiple of 16.
+//
+//go:noescape
+func expAVX2(dst *float32, src *float32, n int)
+
+// tanhAVX2 sets dst[i] = tanh src[i] as tanh32 (mathf.go) computes it, for n a multiple of 16.
+//
+//go:noescape
+func tanhAVX2(dst *float32, src *float32, n int)
 
 // affineRowsAVX2 sets dst = src*a + b per column, for rows of p values (p a positive multiple of 16) starting ld values apart.
 //

@@ -24,13 +24,9 @@ func unary(x *Tensor, f func(y, x []float32), df func(gx, gy, x, y []float32)) *
 	return out
 }
 
-// Exp returns e^x elementwise (within 2 ulp; exp32).
+// Exp returns e^x elementwise (within 2 ulp; kernels.Exp).
 func Exp(x *Tensor) *Tensor {
-	return unary(x, func(y, x []float32) {
-		for i, v := range x {
-			y[i] = exp32(v)
-		}
-	}, func(gx, gy, _, y []float32) {
+	return unary(x, kernels.Exp, func(gx, gy, _, y []float32) {
 		for i := range gx {
 			gx[i] += gy[i] * y[i]
 		}
@@ -50,13 +46,9 @@ func Log(x *Tensor) *Tensor {
 	})
 }
 
-// Tanh returns tanh x elementwise (within 2 ulp; tanh32).
+// Tanh returns tanh x elementwise (within 2 ulp; kernels.Tanh).
 func Tanh(x *Tensor) *Tensor {
-	return unary(x, func(y, x []float32) {
-		for i, v := range x {
-			y[i] = tanh32(v)
-		}
-	}, func(gx, gy, _, y []float32) {
+	return unary(x, kernels.Tanh, func(gx, gy, _, y []float32) {
 		for i := range gx {
 			gx[i] += gy[i] * (1 - y[i]*y[i])
 		}

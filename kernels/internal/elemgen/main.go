@@ -536,6 +536,9 @@ func main() {
 		for _, f := range flats {
 			genFlat(s, f)
 		}
+		for _, f := range mathFlats {
+			genFlat(s, f)
+		}
 		for _, f := range rowSpecs {
 			genRows(s, f)
 		}

@@ -1,13 +1,45 @@
-package tensor
+package kernels
 
 import "math"
 
 // Float32 exponential and hyperbolic tangent for the elementwise
 // operations: Cephes' expf and tanhf (S. Moshier), evaluated in float32.
 // They stay within 2 ulp of the correctly rounded results (TestExpTanh32
-// sweeps the float32 range against math.Exp and math.Tanh), and are 3-5
-// times faster than rounding the float64 functions, which took 4-5% of
-// evaluation (the couplings' exp(s) and tanh).
+// sweeps the float32 range against math.Exp and math.Tanh). The scalar
+// versions were 3-5 times faster than rounding the float64 functions; the
+// assembly kernels (internal/elemgen/mathf.go) compute 16 values at a
+// time with the same operations in the same order, so every path returns
+// the same bits.
+
+// Exp sets dst[i] = e^src[i] (exp32). The slices must have equal lengths;
+// dst may be src.
+func Exp(dst, src []float32) {
+	n := len(dst)
+	mustLen("Exp", n, len(src))
+	i := 0
+	if f := elem().exp; f != nil && n >= unit {
+		i = n &^ (unit - 1)
+		f(&dst[0], &src[0], i)
+	}
+	for j, v := range src[i:n] {
+		dst[i+j] = exp32(v)
+	}
+}
+
+// Tanh sets dst[i] = tanh src[i] (tanh32). The slices must have equal
+// lengths; dst may be src.
+func Tanh(dst, src []float32) {
+	n := len(dst)
+	mustLen("Tanh", n, len(src))
+	i := 0
+	if f := elem().tanh; f != nil && n >= unit {
+		i = n &^ (unit - 1)
+		f(&dst[0], &src[0], i)
+	}
+	for j, v := range src[i:n] {
+		dst[i+j] = tanh32(v)
+	}
+}
 
 const (
 	exp32Max   = 88.72283935546875 // above: +Inf
