@@ -37,6 +37,7 @@ type elemKernels struct {
 	reluGrad func(gx, gy, y *float32, n int)
 	exp      func(dst, src *float32, n int)
 	tanh     func(dst, src *float32, n int)
+	log      func(dst, src *float32, n int)
 
 	affineRows         func(dst, src, a, b *float32, rows, p, ld int)
 	affineReluRows     func(dst, src, a, b *float32, rows, p, ld int)

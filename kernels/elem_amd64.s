@@ -1258,6 +1258,689 @@ DATA vconst_41100000<>+56(SB)/4, $0x41100000
 DATA vconst_41100000<>+60(SB)/4, $0x41100000
 GLOBL vconst_41100000<>(SB), RODATA|NOPTR, $64
 
+// func logAVX512(dst *float32, src *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·logAVX512(SB), NOSPLIT, $0-24
+	MOVQ   dst+0(FP), AX
+	MOVQ   src+8(FP), CX
+	MOVQ   n+16(FP), DX
+	VPXORD Z0, Z0, Z0
+	SHRQ   $0x04, DX
+	JZ     logAVX512_done
+	MOVQ   DX, BX
+	SHRQ   $0x02, BX
+	JZ     logAVX512_tail
+
+logAVX512_loop:
+	VMOVUPS   (CX), Z0
+	VMULPS    vconst_4c000000<>+0(SB), Z0, Z6
+	VPXORD    Z1, Z1, Z1
+	VMOVUPS   Z0, Z7
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Z0, K1
+	VMOVUPS   Z6, K1, Z7
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_ffffffe7<>+0(SB), K1, Z1
+	VPSRLD    $0x17, Z7, Z6
+	VPSUBD    vconst_0000007e<>+0(SB), Z6, Z6
+	VPADDD    Z1, Z6, Z6
+	VPANDD    vconst_807fffff<>+0(SB), Z7, Z7
+	VPORD     vconst_3f000000<>+0(SB), Z7, Z7
+	VADDPS    Z7, Z7, Z8
+	VSUBPS    vconst_3f800000<>+0(SB), Z8, Z8
+	VPSUBD    vconst_00000001<>+0(SB), Z6, Z9
+	VSUBPS    vconst_3f800000<>+0(SB), Z7, Z10
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Z7, K1
+	VMOVUPS   Z8, K1, Z10
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Z7, K1
+	VMOVUPS   Z9, K1, Z6
+	VMULPS    Z10, Z10, Z7
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_bdebd1b8<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3def251a<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3e11e9bf<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_be2aae50<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3e4cceac<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_be7ffffc<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VMULPS    Z7, Z8, Z8
+	VCVTDQ2PS Z6, Z6
+	VMULPS    vconst_b95e8083<>+0(SB), Z6, Z9
+	VADDPS    Z9, Z8, Z8
+	VMULPS    vconst_bf000000<>+0(SB), Z7, Z9
+	VADDPS    Z9, Z8, Z8
+	VADDPS    Z8, Z10, Z8
+	VMULPS    vconst_3f318000<>+0(SB), Z6, Z9
+	VADDPS    Z9, Z8, Z8
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Z0, K1
+	VMOVUPS   Z0, K1, Z8
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_ff800000<>+0(SB), K1, Z8
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_7fc00000<>+0(SB), K1, Z8
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z8
+	VMOVUPS   Z8, (AX)
+	VMOVUPS   64(CX), Z0
+	VMULPS    vconst_4c000000<>+0(SB), Z0, Z6
+	VPXORD    Z2, Z2, Z2
+	VMOVUPS   Z0, Z7
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Z0, K1
+	VMOVUPS   Z6, K1, Z7
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_ffffffe7<>+0(SB), K1, Z2
+	VPSRLD    $0x17, Z7, Z6
+	VPSUBD    vconst_0000007e<>+0(SB), Z6, Z6
+	VPADDD    Z2, Z6, Z6
+	VPANDD    vconst_807fffff<>+0(SB), Z7, Z7
+	VPORD     vconst_3f000000<>+0(SB), Z7, Z7
+	VADDPS    Z7, Z7, Z8
+	VSUBPS    vconst_3f800000<>+0(SB), Z8, Z8
+	VPSUBD    vconst_00000001<>+0(SB), Z6, Z9
+	VSUBPS    vconst_3f800000<>+0(SB), Z7, Z10
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Z7, K1
+	VMOVUPS   Z8, K1, Z10
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Z7, K1
+	VMOVUPS   Z9, K1, Z6
+	VMULPS    Z10, Z10, Z7
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_bdebd1b8<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3def251a<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3e11e9bf<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_be2aae50<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3e4cceac<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_be7ffffc<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VMULPS    Z7, Z8, Z8
+	VCVTDQ2PS Z6, Z6
+	VMULPS    vconst_b95e8083<>+0(SB), Z6, Z9
+	VADDPS    Z9, Z8, Z8
+	VMULPS    vconst_bf000000<>+0(SB), Z7, Z9
+	VADDPS    Z9, Z8, Z8
+	VADDPS    Z8, Z10, Z8
+	VMULPS    vconst_3f318000<>+0(SB), Z6, Z9
+	VADDPS    Z9, Z8, Z8
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Z0, K1
+	VMOVUPS   Z0, K1, Z8
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_ff800000<>+0(SB), K1, Z8
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_7fc00000<>+0(SB), K1, Z8
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z8
+	VMOVUPS   Z8, 64(AX)
+	VMOVUPS   128(CX), Z0
+	VMULPS    vconst_4c000000<>+0(SB), Z0, Z6
+	VPXORD    Z3, Z3, Z3
+	VMOVUPS   Z0, Z7
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Z0, K1
+	VMOVUPS   Z6, K1, Z7
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_ffffffe7<>+0(SB), K1, Z3
+	VPSRLD    $0x17, Z7, Z6
+	VPSUBD    vconst_0000007e<>+0(SB), Z6, Z6
+	VPADDD    Z3, Z6, Z6
+	VPANDD    vconst_807fffff<>+0(SB), Z7, Z7
+	VPORD     vconst_3f000000<>+0(SB), Z7, Z7
+	VADDPS    Z7, Z7, Z8
+	VSUBPS    vconst_3f800000<>+0(SB), Z8, Z8
+	VPSUBD    vconst_00000001<>+0(SB), Z6, Z9
+	VSUBPS    vconst_3f800000<>+0(SB), Z7, Z10
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Z7, K1
+	VMOVUPS   Z8, K1, Z10
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Z7, K1
+	VMOVUPS   Z9, K1, Z6
+	VMULPS    Z10, Z10, Z7
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_bdebd1b8<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3def251a<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3e11e9bf<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_be2aae50<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3e4cceac<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_be7ffffc<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VMULPS    Z7, Z8, Z8
+	VCVTDQ2PS Z6, Z6
+	VMULPS    vconst_b95e8083<>+0(SB), Z6, Z9
+	VADDPS    Z9, Z8, Z8
+	VMULPS    vconst_bf000000<>+0(SB), Z7, Z9
+	VADDPS    Z9, Z8, Z8
+	VADDPS    Z8, Z10, Z8
+	VMULPS    vconst_3f318000<>+0(SB), Z6, Z9
+	VADDPS    Z9, Z8, Z8
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Z0, K1
+	VMOVUPS   Z0, K1, Z8
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_ff800000<>+0(SB), K1, Z8
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_7fc00000<>+0(SB), K1, Z8
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z8
+	VMOVUPS   Z8, 128(AX)
+	VMOVUPS   192(CX), Z0
+	VMULPS    vconst_4c000000<>+0(SB), Z0, Z6
+	VPXORD    Z4, Z4, Z4
+	VMOVUPS   Z0, Z7
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Z0, K1
+	VMOVUPS   Z6, K1, Z7
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_ffffffe7<>+0(SB), K1, Z4
+	VPSRLD    $0x17, Z7, Z6
+	VPSUBD    vconst_0000007e<>+0(SB), Z6, Z6
+	VPADDD    Z4, Z6, Z6
+	VPANDD    vconst_807fffff<>+0(SB), Z7, Z7
+	VPORD     vconst_3f000000<>+0(SB), Z7, Z7
+	VADDPS    Z7, Z7, Z8
+	VSUBPS    vconst_3f800000<>+0(SB), Z8, Z8
+	VPSUBD    vconst_00000001<>+0(SB), Z6, Z9
+	VSUBPS    vconst_3f800000<>+0(SB), Z7, Z10
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Z7, K1
+	VMOVUPS   Z8, K1, Z10
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Z7, K1
+	VMOVUPS   Z9, K1, Z6
+	VMULPS    Z10, Z10, Z7
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_bdebd1b8<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3def251a<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3e11e9bf<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_be2aae50<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3e4cceac<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_be7ffffc<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Z8, Z8
+	VMULPS    Z10, Z8, Z8
+	VMULPS    Z7, Z8, Z8
+	VCVTDQ2PS Z6, Z6
+	VMULPS    vconst_b95e8083<>+0(SB), Z6, Z9
+	VADDPS    Z9, Z8, Z8
+	VMULPS    vconst_bf000000<>+0(SB), Z7, Z9
+	VADDPS    Z9, Z8, Z8
+	VADDPS    Z8, Z10, Z8
+	VMULPS    vconst_3f318000<>+0(SB), Z6, Z9
+	VADDPS    Z9, Z8, Z8
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Z0, K1
+	VMOVUPS   Z0, K1, Z8
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_ff800000<>+0(SB), K1, Z8
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_7fc00000<>+0(SB), K1, Z8
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z8
+	VMOVUPS   Z8, 192(AX)
+	ADDQ      $0x00000100, AX
+	ADDQ      $0x00000100, CX
+	DECQ      BX
+	JNZ       logAVX512_loop
+
+logAVX512_tail:
+	ANDQ $0x03, DX
+	JZ   logAVX512_done
+
+logAVX512_tailloop:
+	VMOVUPS   (CX), Z0
+	VMULPS    vconst_4c000000<>+0(SB), Z0, Z1
+	VPXORD    Z5, Z5, Z5
+	VMOVUPS   Z0, Z2
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Z0, K1
+	VMOVUPS   Z1, K1, Z2
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_ffffffe7<>+0(SB), K1, Z5
+	VPSRLD    $0x17, Z2, Z1
+	VPSUBD    vconst_0000007e<>+0(SB), Z1, Z1
+	VPADDD    Z5, Z1, Z1
+	VPANDD    vconst_807fffff<>+0(SB), Z2, Z2
+	VPORD     vconst_3f000000<>+0(SB), Z2, Z2
+	VADDPS    Z2, Z2, Z3
+	VSUBPS    vconst_3f800000<>+0(SB), Z3, Z3
+	VPSUBD    vconst_00000001<>+0(SB), Z1, Z4
+	VSUBPS    vconst_3f800000<>+0(SB), Z2, Z6
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Z2, K1
+	VMOVUPS   Z3, K1, Z6
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Z2, K1
+	VMOVUPS   Z4, K1, Z1
+	VMULPS    Z6, Z6, Z2
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Z3
+	VMULPS    Z6, Z3, Z3
+	VADDPS    vconst_bdebd1b8<>+0(SB), Z3, Z3
+	VMULPS    Z6, Z3, Z3
+	VADDPS    vconst_3def251a<>+0(SB), Z3, Z3
+	VMULPS    Z6, Z3, Z3
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Z3, Z3
+	VMULPS    Z6, Z3, Z3
+	VADDPS    vconst_3e11e9bf<>+0(SB), Z3, Z3
+	VMULPS    Z6, Z3, Z3
+	VADDPS    vconst_be2aae50<>+0(SB), Z3, Z3
+	VMULPS    Z6, Z3, Z3
+	VADDPS    vconst_3e4cceac<>+0(SB), Z3, Z3
+	VMULPS    Z6, Z3, Z3
+	VADDPS    vconst_be7ffffc<>+0(SB), Z3, Z3
+	VMULPS    Z6, Z3, Z3
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Z3, Z3
+	VMULPS    Z6, Z3, Z3
+	VMULPS    Z2, Z3, Z3
+	VCVTDQ2PS Z1, Z1
+	VMULPS    vconst_b95e8083<>+0(SB), Z1, Z4
+	VADDPS    Z4, Z3, Z3
+	VMULPS    vconst_bf000000<>+0(SB), Z2, Z4
+	VADDPS    Z4, Z3, Z3
+	VADDPS    Z3, Z6, Z3
+	VMULPS    vconst_3f318000<>+0(SB), Z1, Z4
+	VADDPS    Z4, Z3, Z3
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Z0, K1
+	VMOVUPS   Z0, K1, Z3
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_ff800000<>+0(SB), K1, Z3
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Z0, K1
+	VMOVUPS   vconst_7fc00000<>+0(SB), K1, Z3
+	VCMPPS    $0x03, Z0, Z0, K1
+	VMOVUPS   Z0, K1, Z3
+	VMOVUPS   Z3, (AX)
+	ADDQ      $0x00000040, AX
+	ADDQ      $0x00000040, CX
+	DECQ      DX
+	JNZ       logAVX512_tailloop
+
+logAVX512_done:
+	VZEROUPPER
+	RET
+
+DATA vconst_4c000000<>+0(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+4(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+8(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+12(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+16(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+20(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+24(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+28(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+32(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+36(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+40(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+44(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+48(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+52(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+56(SB)/4, $0x4c000000
+DATA vconst_4c000000<>+60(SB)/4, $0x4c000000
+GLOBL vconst_4c000000<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_00800000<>+0(SB)/4, $0x00800000
+DATA vconst_00800000<>+4(SB)/4, $0x00800000
+DATA vconst_00800000<>+8(SB)/4, $0x00800000
+DATA vconst_00800000<>+12(SB)/4, $0x00800000
+DATA vconst_00800000<>+16(SB)/4, $0x00800000
+DATA vconst_00800000<>+20(SB)/4, $0x00800000
+DATA vconst_00800000<>+24(SB)/4, $0x00800000
+DATA vconst_00800000<>+28(SB)/4, $0x00800000
+DATA vconst_00800000<>+32(SB)/4, $0x00800000
+DATA vconst_00800000<>+36(SB)/4, $0x00800000
+DATA vconst_00800000<>+40(SB)/4, $0x00800000
+DATA vconst_00800000<>+44(SB)/4, $0x00800000
+DATA vconst_00800000<>+48(SB)/4, $0x00800000
+DATA vconst_00800000<>+52(SB)/4, $0x00800000
+DATA vconst_00800000<>+56(SB)/4, $0x00800000
+DATA vconst_00800000<>+60(SB)/4, $0x00800000
+GLOBL vconst_00800000<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_ffffffe7<>+0(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+4(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+8(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+12(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+16(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+20(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+24(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+28(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+32(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+36(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+40(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+44(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+48(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+52(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+56(SB)/4, $0xffffffe7
+DATA vconst_ffffffe7<>+60(SB)/4, $0xffffffe7
+GLOBL vconst_ffffffe7<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_0000007e<>+0(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+4(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+8(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+12(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+16(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+20(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+24(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+28(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+32(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+36(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+40(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+44(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+48(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+52(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+56(SB)/4, $0x0000007e
+DATA vconst_0000007e<>+60(SB)/4, $0x0000007e
+GLOBL vconst_0000007e<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_807fffff<>+0(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+4(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+8(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+12(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+16(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+20(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+24(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+28(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+32(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+36(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+40(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+44(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+48(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+52(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+56(SB)/4, $0x807fffff
+DATA vconst_807fffff<>+60(SB)/4, $0x807fffff
+GLOBL vconst_807fffff<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_00000001<>+0(SB)/4, $0x00000001
+DATA vconst_00000001<>+4(SB)/4, $0x00000001
+DATA vconst_00000001<>+8(SB)/4, $0x00000001
+DATA vconst_00000001<>+12(SB)/4, $0x00000001
+DATA vconst_00000001<>+16(SB)/4, $0x00000001
+DATA vconst_00000001<>+20(SB)/4, $0x00000001
+DATA vconst_00000001<>+24(SB)/4, $0x00000001
+DATA vconst_00000001<>+28(SB)/4, $0x00000001
+DATA vconst_00000001<>+32(SB)/4, $0x00000001
+DATA vconst_00000001<>+36(SB)/4, $0x00000001
+DATA vconst_00000001<>+40(SB)/4, $0x00000001
+DATA vconst_00000001<>+44(SB)/4, $0x00000001
+DATA vconst_00000001<>+48(SB)/4, $0x00000001
+DATA vconst_00000001<>+52(SB)/4, $0x00000001
+DATA vconst_00000001<>+56(SB)/4, $0x00000001
+DATA vconst_00000001<>+60(SB)/4, $0x00000001
+GLOBL vconst_00000001<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3f3504f3<>+0(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+4(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+8(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+12(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+16(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+20(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+24(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+28(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+32(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+36(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+40(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+44(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+48(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+52(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+56(SB)/4, $0x3f3504f3
+DATA vconst_3f3504f3<>+60(SB)/4, $0x3f3504f3
+GLOBL vconst_3f3504f3<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3d9021bb<>+0(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+4(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+8(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+12(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+16(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+20(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+24(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+28(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+32(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+36(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+40(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+44(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+48(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+52(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+56(SB)/4, $0x3d9021bb
+DATA vconst_3d9021bb<>+60(SB)/4, $0x3d9021bb
+GLOBL vconst_3d9021bb<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_bdebd1b8<>+0(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+4(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+8(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+12(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+16(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+20(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+24(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+28(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+32(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+36(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+40(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+44(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+48(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+52(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+56(SB)/4, $0xbdebd1b8
+DATA vconst_bdebd1b8<>+60(SB)/4, $0xbdebd1b8
+GLOBL vconst_bdebd1b8<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3def251a<>+0(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+4(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+8(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+12(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+16(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+20(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+24(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+28(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+32(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+36(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+40(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+44(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+48(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+52(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+56(SB)/4, $0x3def251a
+DATA vconst_3def251a<>+60(SB)/4, $0x3def251a
+GLOBL vconst_3def251a<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_bdfe5d4f<>+0(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+4(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+8(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+12(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+16(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+20(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+24(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+28(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+32(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+36(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+40(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+44(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+48(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+52(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+56(SB)/4, $0xbdfe5d4f
+DATA vconst_bdfe5d4f<>+60(SB)/4, $0xbdfe5d4f
+GLOBL vconst_bdfe5d4f<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3e11e9bf<>+0(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+4(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+8(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+12(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+16(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+20(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+24(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+28(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+32(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+36(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+40(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+44(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+48(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+52(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+56(SB)/4, $0x3e11e9bf
+DATA vconst_3e11e9bf<>+60(SB)/4, $0x3e11e9bf
+GLOBL vconst_3e11e9bf<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_be2aae50<>+0(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+4(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+8(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+12(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+16(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+20(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+24(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+28(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+32(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+36(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+40(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+44(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+48(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+52(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+56(SB)/4, $0xbe2aae50
+DATA vconst_be2aae50<>+60(SB)/4, $0xbe2aae50
+GLOBL vconst_be2aae50<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3e4cceac<>+0(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+4(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+8(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+12(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+16(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+20(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+24(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+28(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+32(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+36(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+40(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+44(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+48(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+52(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+56(SB)/4, $0x3e4cceac
+DATA vconst_3e4cceac<>+60(SB)/4, $0x3e4cceac
+GLOBL vconst_3e4cceac<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_be7ffffc<>+0(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+4(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+8(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+12(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+16(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+20(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+24(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+28(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+32(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+36(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+40(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+44(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+48(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+52(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+56(SB)/4, $0xbe7ffffc
+DATA vconst_be7ffffc<>+60(SB)/4, $0xbe7ffffc
+GLOBL vconst_be7ffffc<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_3eaaaaaa<>+0(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+4(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+8(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+12(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+16(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+20(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+24(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+28(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+32(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+36(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+40(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+44(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+48(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+52(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+56(SB)/4, $0x3eaaaaaa
+DATA vconst_3eaaaaaa<>+60(SB)/4, $0x3eaaaaaa
+GLOBL vconst_3eaaaaaa<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_bf000000<>+0(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+4(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+8(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+12(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+16(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+20(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+24(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+28(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+32(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+36(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+40(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+44(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+48(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+52(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+56(SB)/4, $0xbf000000
+DATA vconst_bf000000<>+60(SB)/4, $0xbf000000
+GLOBL vconst_bf000000<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_7f7fffff<>+0(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+4(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+8(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+12(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+16(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+20(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+24(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+28(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+32(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+36(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+40(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+44(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+48(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+52(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+56(SB)/4, $0x7f7fffff
+DATA vconst_7f7fffff<>+60(SB)/4, $0x7f7fffff
+GLOBL vconst_7f7fffff<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_ff800000<>+0(SB)/4, $0xff800000
+DATA vconst_ff800000<>+4(SB)/4, $0xff800000
+DATA vconst_ff800000<>+8(SB)/4, $0xff800000
+DATA vconst_ff800000<>+12(SB)/4, $0xff800000
+DATA vconst_ff800000<>+16(SB)/4, $0xff800000
+DATA vconst_ff800000<>+20(SB)/4, $0xff800000
+DATA vconst_ff800000<>+24(SB)/4, $0xff800000
+DATA vconst_ff800000<>+28(SB)/4, $0xff800000
+DATA vconst_ff800000<>+32(SB)/4, $0xff800000
+DATA vconst_ff800000<>+36(SB)/4, $0xff800000
+DATA vconst_ff800000<>+40(SB)/4, $0xff800000
+DATA vconst_ff800000<>+44(SB)/4, $0xff800000
+DATA vconst_ff800000<>+48(SB)/4, $0xff800000
+DATA vconst_ff800000<>+52(SB)/4, $0xff800000
+DATA vconst_ff800000<>+56(SB)/4, $0xff800000
+DATA vconst_ff800000<>+60(SB)/4, $0xff800000
+GLOBL vconst_ff800000<>(SB), RODATA|NOPTR, $64
+
+DATA vconst_7fc00000<>+0(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+4(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+8(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+12(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+16(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+20(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+24(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+28(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+32(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+36(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+40(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+44(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+48(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+52(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+56(SB)/4, $0x7fc00000
+DATA vconst_7fc00000<>+60(SB)/4, $0x7fc00000
+GLOBL vconst_7fc00000<>(SB), RODATA|NOPTR, $64
+
 // func affineRowsAVX512(dst *float32, src *float32, a *float32, b *float32, rows int, p int, ld int)
 // Requires: AVX, AVX512F
 TEXT ·affineRowsAVX512(SB), NOSPLIT, $0-56
@@ -5872,6 +6555,619 @@ tanhAVX2_tailloop:
 	JNZ       tanhAVX2_tailloop
 
 tanhAVX2_done:
+	VZEROUPPER
+	RET
+
+// func logAVX2(dst *float32, src *float32, n int)
+// Requires: AVX, AVX2
+TEXT ·logAVX2(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), AX
+	MOVQ  src+8(FP), CX
+	MOVQ  n+16(FP), DX
+	VPXOR Y0, Y0, Y0
+	SHRQ  $0x04, DX
+	JZ    logAVX2_done
+	MOVQ  DX, BX
+	SHRQ  $0x02, BX
+	JZ    logAVX2_tail
+
+logAVX2_loop:
+	VMOVUPS   (CX), Y0
+	VMULPS    vconst_4c000000<>+0(SB), Y0, Y1
+	VPXOR     Y2, Y2, Y2
+	VMOVUPS   Y0, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y4
+	VBLENDVPS Y4, Y1, Y3, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ffffffe7<>+0(SB), Y2, Y2
+	VPSRLD    $0x17, Y3, Y1
+	VPSUBD    vconst_0000007e<>+0(SB), Y1, Y1
+	VPADDD    Y2, Y1, Y1
+	VPAND     vconst_807fffff<>+0(SB), Y3, Y2
+	VPOR      vconst_3f000000<>+0(SB), Y2, Y2
+	VADDPS    Y2, Y2, Y3
+	VSUBPS    vconst_3f800000<>+0(SB), Y3, Y3
+	VPSUBD    vconst_00000001<>+0(SB), Y1, Y4
+	VSUBPS    vconst_3f800000<>+0(SB), Y2, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y6
+	VBLENDVPS Y6, Y3, Y5, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y2
+	VBLENDVPS Y2, Y4, Y1, Y1
+	VMULPS    Y5, Y5, Y2
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdebd1b8<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3def251a<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e11e9bf<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be2aae50<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e4cceac<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be7ffffc<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VMULPS    Y2, Y3, Y3
+	VCVTDQ2PS Y1, Y1
+	VMULPS    vconst_b95e8083<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VMULPS    vconst_bf000000<>+0(SB), Y2, Y4
+	VADDPS    Y4, Y3, Y3
+	VADDPS    Y3, Y5, Y3
+	VMULPS    vconst_3f318000<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ff800000<>+0(SB), Y3, Y3
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7fc00000<>+0(SB), Y3, Y3
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VMOVUPS   Y3, (AX)
+	VMOVUPS   32(CX), Y0
+	VMULPS    vconst_4c000000<>+0(SB), Y0, Y1
+	VPXOR     Y2, Y2, Y2
+	VMOVUPS   Y0, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y4
+	VBLENDVPS Y4, Y1, Y3, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ffffffe7<>+0(SB), Y2, Y2
+	VPSRLD    $0x17, Y3, Y1
+	VPSUBD    vconst_0000007e<>+0(SB), Y1, Y1
+	VPADDD    Y2, Y1, Y1
+	VPAND     vconst_807fffff<>+0(SB), Y3, Y2
+	VPOR      vconst_3f000000<>+0(SB), Y2, Y2
+	VADDPS    Y2, Y2, Y3
+	VSUBPS    vconst_3f800000<>+0(SB), Y3, Y3
+	VPSUBD    vconst_00000001<>+0(SB), Y1, Y4
+	VSUBPS    vconst_3f800000<>+0(SB), Y2, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y6
+	VBLENDVPS Y6, Y3, Y5, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y2
+	VBLENDVPS Y2, Y4, Y1, Y1
+	VMULPS    Y5, Y5, Y2
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdebd1b8<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3def251a<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e11e9bf<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be2aae50<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e4cceac<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be7ffffc<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VMULPS    Y2, Y3, Y3
+	VCVTDQ2PS Y1, Y1
+	VMULPS    vconst_b95e8083<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VMULPS    vconst_bf000000<>+0(SB), Y2, Y4
+	VADDPS    Y4, Y3, Y3
+	VADDPS    Y3, Y5, Y3
+	VMULPS    vconst_3f318000<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ff800000<>+0(SB), Y3, Y3
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7fc00000<>+0(SB), Y3, Y3
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VMOVUPS   Y3, 32(AX)
+	VMOVUPS   64(CX), Y0
+	VMULPS    vconst_4c000000<>+0(SB), Y0, Y1
+	VPXOR     Y2, Y2, Y2
+	VMOVUPS   Y0, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y4
+	VBLENDVPS Y4, Y1, Y3, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ffffffe7<>+0(SB), Y2, Y2
+	VPSRLD    $0x17, Y3, Y1
+	VPSUBD    vconst_0000007e<>+0(SB), Y1, Y1
+	VPADDD    Y2, Y1, Y1
+	VPAND     vconst_807fffff<>+0(SB), Y3, Y2
+	VPOR      vconst_3f000000<>+0(SB), Y2, Y2
+	VADDPS    Y2, Y2, Y3
+	VSUBPS    vconst_3f800000<>+0(SB), Y3, Y3
+	VPSUBD    vconst_00000001<>+0(SB), Y1, Y4
+	VSUBPS    vconst_3f800000<>+0(SB), Y2, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y6
+	VBLENDVPS Y6, Y3, Y5, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y2
+	VBLENDVPS Y2, Y4, Y1, Y1
+	VMULPS    Y5, Y5, Y2
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdebd1b8<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3def251a<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e11e9bf<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be2aae50<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e4cceac<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be7ffffc<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VMULPS    Y2, Y3, Y3
+	VCVTDQ2PS Y1, Y1
+	VMULPS    vconst_b95e8083<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VMULPS    vconst_bf000000<>+0(SB), Y2, Y4
+	VADDPS    Y4, Y3, Y3
+	VADDPS    Y3, Y5, Y3
+	VMULPS    vconst_3f318000<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ff800000<>+0(SB), Y3, Y3
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7fc00000<>+0(SB), Y3, Y3
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VMOVUPS   Y3, 64(AX)
+	VMOVUPS   96(CX), Y0
+	VMULPS    vconst_4c000000<>+0(SB), Y0, Y1
+	VPXOR     Y2, Y2, Y2
+	VMOVUPS   Y0, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y4
+	VBLENDVPS Y4, Y1, Y3, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ffffffe7<>+0(SB), Y2, Y2
+	VPSRLD    $0x17, Y3, Y1
+	VPSUBD    vconst_0000007e<>+0(SB), Y1, Y1
+	VPADDD    Y2, Y1, Y1
+	VPAND     vconst_807fffff<>+0(SB), Y3, Y2
+	VPOR      vconst_3f000000<>+0(SB), Y2, Y2
+	VADDPS    Y2, Y2, Y3
+	VSUBPS    vconst_3f800000<>+0(SB), Y3, Y3
+	VPSUBD    vconst_00000001<>+0(SB), Y1, Y4
+	VSUBPS    vconst_3f800000<>+0(SB), Y2, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y6
+	VBLENDVPS Y6, Y3, Y5, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y2
+	VBLENDVPS Y2, Y4, Y1, Y1
+	VMULPS    Y5, Y5, Y2
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdebd1b8<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3def251a<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e11e9bf<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be2aae50<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e4cceac<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be7ffffc<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VMULPS    Y2, Y3, Y3
+	VCVTDQ2PS Y1, Y1
+	VMULPS    vconst_b95e8083<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VMULPS    vconst_bf000000<>+0(SB), Y2, Y4
+	VADDPS    Y4, Y3, Y3
+	VADDPS    Y3, Y5, Y3
+	VMULPS    vconst_3f318000<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ff800000<>+0(SB), Y3, Y3
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7fc00000<>+0(SB), Y3, Y3
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VMOVUPS   Y3, 96(AX)
+	VMOVUPS   128(CX), Y0
+	VMULPS    vconst_4c000000<>+0(SB), Y0, Y1
+	VPXOR     Y2, Y2, Y2
+	VMOVUPS   Y0, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y4
+	VBLENDVPS Y4, Y1, Y3, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ffffffe7<>+0(SB), Y2, Y2
+	VPSRLD    $0x17, Y3, Y1
+	VPSUBD    vconst_0000007e<>+0(SB), Y1, Y1
+	VPADDD    Y2, Y1, Y1
+	VPAND     vconst_807fffff<>+0(SB), Y3, Y2
+	VPOR      vconst_3f000000<>+0(SB), Y2, Y2
+	VADDPS    Y2, Y2, Y3
+	VSUBPS    vconst_3f800000<>+0(SB), Y3, Y3
+	VPSUBD    vconst_00000001<>+0(SB), Y1, Y4
+	VSUBPS    vconst_3f800000<>+0(SB), Y2, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y6
+	VBLENDVPS Y6, Y3, Y5, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y2
+	VBLENDVPS Y2, Y4, Y1, Y1
+	VMULPS    Y5, Y5, Y2
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdebd1b8<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3def251a<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e11e9bf<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be2aae50<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e4cceac<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be7ffffc<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VMULPS    Y2, Y3, Y3
+	VCVTDQ2PS Y1, Y1
+	VMULPS    vconst_b95e8083<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VMULPS    vconst_bf000000<>+0(SB), Y2, Y4
+	VADDPS    Y4, Y3, Y3
+	VADDPS    Y3, Y5, Y3
+	VMULPS    vconst_3f318000<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ff800000<>+0(SB), Y3, Y3
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7fc00000<>+0(SB), Y3, Y3
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VMOVUPS   Y3, 128(AX)
+	VMOVUPS   160(CX), Y0
+	VMULPS    vconst_4c000000<>+0(SB), Y0, Y1
+	VPXOR     Y2, Y2, Y2
+	VMOVUPS   Y0, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y4
+	VBLENDVPS Y4, Y1, Y3, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ffffffe7<>+0(SB), Y2, Y2
+	VPSRLD    $0x17, Y3, Y1
+	VPSUBD    vconst_0000007e<>+0(SB), Y1, Y1
+	VPADDD    Y2, Y1, Y1
+	VPAND     vconst_807fffff<>+0(SB), Y3, Y2
+	VPOR      vconst_3f000000<>+0(SB), Y2, Y2
+	VADDPS    Y2, Y2, Y3
+	VSUBPS    vconst_3f800000<>+0(SB), Y3, Y3
+	VPSUBD    vconst_00000001<>+0(SB), Y1, Y4
+	VSUBPS    vconst_3f800000<>+0(SB), Y2, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y6
+	VBLENDVPS Y6, Y3, Y5, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y2
+	VBLENDVPS Y2, Y4, Y1, Y1
+	VMULPS    Y5, Y5, Y2
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdebd1b8<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3def251a<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e11e9bf<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be2aae50<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e4cceac<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be7ffffc<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VMULPS    Y2, Y3, Y3
+	VCVTDQ2PS Y1, Y1
+	VMULPS    vconst_b95e8083<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VMULPS    vconst_bf000000<>+0(SB), Y2, Y4
+	VADDPS    Y4, Y3, Y3
+	VADDPS    Y3, Y5, Y3
+	VMULPS    vconst_3f318000<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ff800000<>+0(SB), Y3, Y3
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7fc00000<>+0(SB), Y3, Y3
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VMOVUPS   Y3, 160(AX)
+	VMOVUPS   192(CX), Y0
+	VMULPS    vconst_4c000000<>+0(SB), Y0, Y1
+	VPXOR     Y2, Y2, Y2
+	VMOVUPS   Y0, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y4
+	VBLENDVPS Y4, Y1, Y3, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ffffffe7<>+0(SB), Y2, Y2
+	VPSRLD    $0x17, Y3, Y1
+	VPSUBD    vconst_0000007e<>+0(SB), Y1, Y1
+	VPADDD    Y2, Y1, Y1
+	VPAND     vconst_807fffff<>+0(SB), Y3, Y2
+	VPOR      vconst_3f000000<>+0(SB), Y2, Y2
+	VADDPS    Y2, Y2, Y3
+	VSUBPS    vconst_3f800000<>+0(SB), Y3, Y3
+	VPSUBD    vconst_00000001<>+0(SB), Y1, Y4
+	VSUBPS    vconst_3f800000<>+0(SB), Y2, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y6
+	VBLENDVPS Y6, Y3, Y5, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y2
+	VBLENDVPS Y2, Y4, Y1, Y1
+	VMULPS    Y5, Y5, Y2
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdebd1b8<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3def251a<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e11e9bf<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be2aae50<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e4cceac<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be7ffffc<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VMULPS    Y2, Y3, Y3
+	VCVTDQ2PS Y1, Y1
+	VMULPS    vconst_b95e8083<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VMULPS    vconst_bf000000<>+0(SB), Y2, Y4
+	VADDPS    Y4, Y3, Y3
+	VADDPS    Y3, Y5, Y3
+	VMULPS    vconst_3f318000<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ff800000<>+0(SB), Y3, Y3
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7fc00000<>+0(SB), Y3, Y3
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VMOVUPS   Y3, 192(AX)
+	VMOVUPS   224(CX), Y0
+	VMULPS    vconst_4c000000<>+0(SB), Y0, Y1
+	VPXOR     Y2, Y2, Y2
+	VMOVUPS   Y0, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y4
+	VBLENDVPS Y4, Y1, Y3, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ffffffe7<>+0(SB), Y2, Y2
+	VPSRLD    $0x17, Y3, Y1
+	VPSUBD    vconst_0000007e<>+0(SB), Y1, Y1
+	VPADDD    Y2, Y1, Y1
+	VPAND     vconst_807fffff<>+0(SB), Y3, Y2
+	VPOR      vconst_3f000000<>+0(SB), Y2, Y2
+	VADDPS    Y2, Y2, Y3
+	VSUBPS    vconst_3f800000<>+0(SB), Y3, Y3
+	VPSUBD    vconst_00000001<>+0(SB), Y1, Y4
+	VSUBPS    vconst_3f800000<>+0(SB), Y2, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y6
+	VBLENDVPS Y6, Y3, Y5, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y2
+	VBLENDVPS Y2, Y4, Y1, Y1
+	VMULPS    Y5, Y5, Y2
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdebd1b8<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3def251a<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e11e9bf<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be2aae50<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e4cceac<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be7ffffc<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VMULPS    Y2, Y3, Y3
+	VCVTDQ2PS Y1, Y1
+	VMULPS    vconst_b95e8083<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VMULPS    vconst_bf000000<>+0(SB), Y2, Y4
+	VADDPS    Y4, Y3, Y3
+	VADDPS    Y3, Y5, Y3
+	VMULPS    vconst_3f318000<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ff800000<>+0(SB), Y3, Y3
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7fc00000<>+0(SB), Y3, Y3
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VMOVUPS   Y3, 224(AX)
+	ADDQ      $0x00000100, AX
+	ADDQ      $0x00000100, CX
+	DECQ      BX
+	JNZ       logAVX2_loop
+
+logAVX2_tail:
+	ANDQ $0x03, DX
+	JZ   logAVX2_done
+
+logAVX2_tailloop:
+	VMOVUPS   (CX), Y0
+	VMULPS    vconst_4c000000<>+0(SB), Y0, Y1
+	VPXOR     Y2, Y2, Y2
+	VMOVUPS   Y0, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y4
+	VBLENDVPS Y4, Y1, Y3, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ffffffe7<>+0(SB), Y2, Y2
+	VPSRLD    $0x17, Y3, Y1
+	VPSUBD    vconst_0000007e<>+0(SB), Y1, Y1
+	VPADDD    Y2, Y1, Y1
+	VPAND     vconst_807fffff<>+0(SB), Y3, Y2
+	VPOR      vconst_3f000000<>+0(SB), Y2, Y2
+	VADDPS    Y2, Y2, Y3
+	VSUBPS    vconst_3f800000<>+0(SB), Y3, Y3
+	VPSUBD    vconst_00000001<>+0(SB), Y1, Y4
+	VSUBPS    vconst_3f800000<>+0(SB), Y2, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y6
+	VBLENDVPS Y6, Y3, Y5, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y2
+	VBLENDVPS Y2, Y4, Y1, Y1
+	VMULPS    Y5, Y5, Y2
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdebd1b8<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3def251a<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e11e9bf<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be2aae50<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e4cceac<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be7ffffc<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VMULPS    Y2, Y3, Y3
+	VCVTDQ2PS Y1, Y1
+	VMULPS    vconst_b95e8083<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VMULPS    vconst_bf000000<>+0(SB), Y2, Y4
+	VADDPS    Y4, Y3, Y3
+	VADDPS    Y3, Y5, Y3
+	VMULPS    vconst_3f318000<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ff800000<>+0(SB), Y3, Y3
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7fc00000<>+0(SB), Y3, Y3
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VMOVUPS   Y3, (AX)
+	VMOVUPS   32(CX), Y0
+	VMULPS    vconst_4c000000<>+0(SB), Y0, Y1
+	VPXOR     Y2, Y2, Y2
+	VMOVUPS   Y0, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y4
+	VBLENDVPS Y4, Y1, Y3, Y3
+	VCMPPS    $0x11, vconst_00800000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ffffffe7<>+0(SB), Y2, Y2
+	VPSRLD    $0x17, Y3, Y1
+	VPSUBD    vconst_0000007e<>+0(SB), Y1, Y1
+	VPADDD    Y2, Y1, Y1
+	VPAND     vconst_807fffff<>+0(SB), Y3, Y2
+	VPOR      vconst_3f000000<>+0(SB), Y2, Y2
+	VADDPS    Y2, Y2, Y3
+	VSUBPS    vconst_3f800000<>+0(SB), Y3, Y3
+	VPSUBD    vconst_00000001<>+0(SB), Y1, Y4
+	VSUBPS    vconst_3f800000<>+0(SB), Y2, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y6
+	VBLENDVPS Y6, Y3, Y5, Y5
+	VCMPPS    $0x11, vconst_3f3504f3<>+0(SB), Y2, Y2
+	VBLENDVPS Y2, Y4, Y1, Y1
+	VMULPS    Y5, Y5, Y2
+	VMOVUPS   vconst_3d9021bb<>+0(SB), Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdebd1b8<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3def251a<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_bdfe5d4f<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e11e9bf<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be2aae50<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3e4cceac<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_be7ffffc<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VADDPS    vconst_3eaaaaaa<>+0(SB), Y3, Y3
+	VMULPS    Y5, Y3, Y3
+	VMULPS    Y2, Y3, Y3
+	VCVTDQ2PS Y1, Y1
+	VMULPS    vconst_b95e8083<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VMULPS    vconst_bf000000<>+0(SB), Y2, Y4
+	VADDPS    Y4, Y3, Y3
+	VADDPS    Y3, Y5, Y3
+	VMULPS    vconst_3f318000<>+0(SB), Y1, Y4
+	VADDPS    Y4, Y3, Y3
+	VCMPPS    $0x1e, vconst_7f7fffff<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VCMPPS    $0x00, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_ff800000<>+0(SB), Y3, Y3
+	VCMPPS    $0x11, vconst_00000000<>+0(SB), Y0, Y1
+	VBLENDVPS Y1, vconst_7fc00000<>+0(SB), Y3, Y3
+	VCMPPS    $0x03, Y0, Y0, Y1
+	VBLENDVPS Y1, Y0, Y3, Y3
+	VMOVUPS   Y3, 32(AX)
+	ADDQ      $0x00000040, AX
+	ADDQ      $0x00000040, CX
+	DECQ      DX
+	JNZ       logAVX2_tailloop
+
+logAVX2_done:
 	VZEROUPPER
 	RET
 

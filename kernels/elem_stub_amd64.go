@@ -34,6 +34,11 @@ func expAVX512(dst *float32, src *float32, n int)
 //go:noescape
 func tanhAVX512(dst *float32, src *float32, n int)
 
+// logAVX512 sets dst[i] = ln src[i] as log32 (mathf.go) computes it, for n a multiple of 16.
+//
+//go:noescape
+func logAVX512(dst *float32, src *float32, n int)
+
 // affineRowsAVX512 sets dst = src*a + b per column, for rows of p values (p a positive multiple of 16) starting ld values apart.
 //
 //go:noescape
@@ -148,6 +153,11 @@ func expAVX2(dst *float32, src *float32, n int)
 //
 //go:noescape
 func tanhAVX2(dst *float32, src *float32, n int)
+
+// logAVX2 sets dst[i] = ln src[i] as log32 (mathf.go) computes it, for n a multiple of 16.
+//
+//go:noescape
+func logAVX2(dst *float32, src *float32, n int)
 
 // affineRowsAVX2 sets dst = src*a + b per column, for rows of p values (p a positive multiple of 16) starting ld values apart.
 //

@@ -113,3 +113,70 @@ func tanh32(x float32) float32 {
 	p = p*z - 3.33332819422e-1
 	return p*z*x + x
 }
+
+// Log sets dst[i] = ln src[i] (log32). The slices must have equal lengths;
+// dst may be src.
+func Log(dst, src []float32) {
+	n := len(dst)
+	mustLen("Log", n, len(src))
+	i := 0
+	if f := elem().log; f != nil && n >= unit {
+		i = n &^ (unit - 1)
+		f(&dst[0], &src[0], i)
+	}
+	for j, v := range src[i:n] {
+		dst[i+j] = log32(v)
+	}
+}
+
+const (
+	log32Sqrt1_2 = 0.707106781186547524 // √½
+	log32Min     = 0x1p-126             // the smallest normal float32
+)
+
+// log32 returns ln x (Cephes' logf): x = m·2^e with m in [√½, √2), and
+// ln x = e ln 2 + ln m, ln(1+f) = f - f²/2 + f³·P(f) for f = m-1.
+func log32(x float32) float32 {
+	switch {
+	case x != x:
+		return x
+	case x < 0:
+		return float32(math.NaN())
+	case x == 0:
+		return float32(math.Inf(-1))
+	case x > math.MaxFloat32:
+		return x
+	}
+	// frexp: x = m·2^e, m in [½, 1); subnormals scaled up first.
+	var e int32
+	if x < log32Min {
+		x *= 0x1p25
+		e = -25
+	}
+	b := math.Float32bits(x)
+	e += int32(b>>23) - 126
+	m := math.Float32frombits(b&0x807fffff | 0x3f000000)
+	if m < log32Sqrt1_2 {
+		e--
+		m = m + m - 1
+	} else {
+		m = m - 1
+	}
+	z := m * m
+	y := float32(7.0376836292e-2)
+	y = y*m - 1.1514610310e-1
+	y = y*m + 1.1676998740e-1
+	y = y*m - 1.2420140846e-1
+	y = y*m + 1.4249322787e-1
+	y = y*m - 1.6668057665e-1
+	y = y*m + 2.0000714765e-1
+	y = y*m - 2.4999993993e-1
+	y = y*m + 3.3333331174e-1
+	y = y * m * z
+	fe := float32(e)
+	y += -2.12194440e-4 * fe
+	y += -0.5 * z
+	r := m + y
+	r += 0.693359375 * fe
+	return r
+}

@@ -68,19 +68,49 @@ func TestExpTanh32(t *testing.T) {
 	}
 }
 
-// TestExpTanhKernels checks Exp and Tanh of every kernel set bit for bit
-// against exp32 and tanh32, which TestExpTanh32 checks against float64
-// math: on a sweep of every 9973rd float32 of both signs, where each
+// TestLog32 sweeps log32 over every 97th positive float32 against float64
+// math, and checks its special values.
+func TestLog32(t *testing.T) {
+	var worst float64
+	var at float32
+	for b := uint32(1); b < 0x7f800000; b += 97 {
+		x := math.Float32frombits(b)
+		if u := ulps(log32(x), math.Log(float64(x))); u > worst {
+			worst, at = u, x
+		}
+	}
+	if worst > 2 {
+		t.Errorf("log32: %v ulp at %v", worst, at)
+	}
+	t.Logf("worst: log32 %v ulp at %v", worst, at)
+	inf := float32(math.Inf(1))
+	for _, c := range []struct{ x, want float32 }{
+		{1, 0}, {0, -inf}, {float32(math.Copysign(0, -1)), -inf}, {inf, inf},
+	} {
+		if got := log32(c.x); got != c.want {
+			t.Errorf("log32(%v) = %v, want %v", c.x, got, c.want)
+		}
+	}
+	for _, x := range []float32{-1, -inf, float32(math.NaN()), math.Float32frombits(0x80000001)} {
+		if got := log32(x); got == got {
+			t.Errorf("log32(%v) = %v, want NaN", x, got)
+		}
+	}
+}
+
+// TestMathKernels checks Exp, Tanh and Log of every kernel set bit for bit
+// against exp32, tanh32 and log32, which TestExpTanh32 and TestLog32
+// check against float64 math: on a sweep of every 9973rd float32 of both signs, where each
 // vector mixes magnitudes (and so both branches of tanh and every special
 // case), on random normal values at unaligned offsets with remainders,
 // and in place.
-func TestExpTanhKernels(t *testing.T) {
+func TestMathKernels(t *testing.T) {
 	var sweep []float32
 	for b := uint32(0); b < 0x7f800000; b += 9973 {
 		sweep = append(sweep, math.Float32frombits(b), -math.Float32frombits(b))
 	}
 	sweep = append(sweep, specials...)
-	for _, v := range []float32{exp32Max, exp32Min, 88.72284, 88.7229, -103.97209, -87.3, -87.4, 0.625, -0.625, 0.62499994, 9, 9.000001, -9.000001, 44.5} {
+	for _, v := range []float32{exp32Max, exp32Min, 88.72284, 88.7229, -103.97209, -87.3, -87.4, 0.625, -0.625, 0.62499994, 9, 9.000001, -9.000001, 44.5, 0x1p-126, 0.70710677, 1, 2, 0.5} {
 		sweep = append(sweep, v, math.Nextafter32(v, 0), math.Nextafter32(v, 200))
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -89,7 +119,7 @@ func TestExpTanhKernels(t *testing.T) {
 		name   string
 		vec    func(dst, src []float32)
 		scalar func(float32) float32
-	}{{"Exp", Exp, exp32}, {"Tanh", Tanh, tanh32}}
+	}{{"Exp", Exp, exp32}, {"Tanh", Tanh, tanh32}, {"Log", Log, log32}}
 	forEachElemKernel(t, func(t *testing.T) {
 		for _, op := range ops {
 			want := make([]float32, len(sweep))
@@ -104,6 +134,9 @@ func TestExpTanhKernels(t *testing.T) {
 					x := elemInput(rng, n, off, true)
 					for i := range x {
 						x[i] *= 20 // both tanh branches, exp's extremes
+						if op.name == "Log" && rng.IntN(2) == 0 {
+							x[i] = float32(math.Exp(float64(x[i]) * 4)) // ln's whole range
+						}
 					}
 					want := make([]float32, n)
 					for i, v := range x {

@@ -33,13 +33,9 @@ func Exp(x *Tensor) *Tensor {
 	})
 }
 
-// Log returns ln x elementwise.
+// Log returns ln x elementwise (within 2 ulp; kernels.Log).
 func Log(x *Tensor) *Tensor {
-	return unary(x, func(y, x []float32) {
-		for i, v := range x {
-			y[i] = float32(math.Log(float64(v)))
-		}
-	}, func(gx, gy, x, _ []float32) {
+	return unary(x, kernels.Log, func(gx, gy, x, _ []float32) {
 		for i := range gx {
 			gx[i] += gy[i] / x[i]
 		}

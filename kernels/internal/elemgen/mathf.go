@@ -9,16 +9,17 @@ import (
 	"github.com/mmcloughlin/avo/reg"
 )
 
-// The exponential and hyperbolic tangent kernels: vector versions of
-// package kernels' exp32 and tanh32 (Cephes' expf and tanhf) that perform
-// the same float32 operations in the same order, without fused
-// multiply-adds, and so return the same bits. Both branches of a
+// The exponential, hyperbolic tangent and logarithm kernels: vector
+// versions of package kernels' exp32, tanh32 and log32 (Cephes' expf,
+// tanhf and logf) that perform the same float32 operations in the same
+// order, without fused multiply-adds, and so return the same bits. Both branches of a
 // piecewise definition are computed for every lane and the results
 // blended; the special cases (NaN, overflow, underflow) are blended in
 // last, as the scalar code tests them first.
 
 // Comparison predicates of VCMPPS (ordered and quiet unless named).
 const (
+	cmpEQ    = 0x00
 	cmpUnord = 0x03
 	cmpLT    = 0x11
 	cmpGE    = 0x1d
@@ -194,6 +195,59 @@ func (s isa) tanh(x reg.VecVirtual) reg.VecVirtual {
 	return p
 }
 
+var logPoly = []float32{7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1}
+
+// log returns ln x in a new register: x = m·2^e with m in [√½, √2) from
+// the exponent and mantissa bits (subnormals scaled by 2²⁵ first), then
+// e ln 2 + ln m with ln m by its polynomial in m-1.
+func (s isa) log(x reg.VecVirtual) reg.VecVirtual {
+	xs := s.vec()
+	VMULPS(vf(0x1p25), x, xs)
+	adj := s.vec()
+	s.zero(adj)
+	norm := s.vec()
+	VMOVUPS(x, norm)
+	s.where(cmpLT, x, vf(0x1p-126), xs, norm)
+	s.where(cmpLT, x, vf(0x1p-126), vbits(uint32(0x100000000-25)), adj)
+	e := s.vec()
+	VPSRLD(U8(23), norm, e)
+	VPSUBD(vbits(126), e, e)
+	VPADDD(adj, e, e)
+	m := s.vec()
+	s.and(vbits(0x807fffff), norm, m)
+	s.or(vbits(0x3f000000), m, m)
+	// m < √½: e-1 and m+m-1, else m-1.
+	lo := s.vec()
+	VADDPS(m, m, lo)
+	VSUBPS(vf(1), lo, lo)
+	e1 := s.vec()
+	VPSUBD(vbits(1), e, e1)
+	f := s.vec()
+	VSUBPS(vf(1), m, f)
+	s.where(cmpLT, m, vf(0.707106781186547524), lo, f)
+	s.where(cmpLT, m, vf(0.707106781186547524), e1, e)
+	z := s.vec()
+	VMULPS(f, f, z)
+	y := s.horner(f, logPoly)
+	VMULPS(f, y, y)
+	VMULPS(z, y, y)
+	fe := s.vec()
+	VCVTDQ2PS(e, fe)
+	t := s.vec()
+	VMULPS(vf(-2.12194440e-4), fe, t)
+	VADDPS(t, y, y)
+	VMULPS(vf(-0.5), z, t)
+	VADDPS(t, y, y)
+	VADDPS(y, f, y)
+	VMULPS(vf(0.693359375), fe, t)
+	VADDPS(t, y, y)
+	s.where(cmpGT, x, vf(math.MaxFloat32), x, y)
+	s.where(cmpEQ, x, vf(0), vf(float32(math.Inf(-1))), y)
+	s.where(cmpLT, x, vf(0), vbits(0x7fc00000), y)
+	s.whereNaN(x, y)
+	return y
+}
+
 // mathFlats are the flat kernels of the functions above.
 var mathFlats = []flatSpec{
 	{
@@ -208,6 +262,13 @@ var mathFlats = []flatSpec{
 		body: func(s isa, p []reg.GPVirtual, off int, _ reg.VecVirtual) {
 			x := s.load(Mem{Base: p[1], Disp: off})
 			VMOVUPS(s.tanh(x), Mem{Base: p[0], Disp: off})
+		},
+	},
+	{
+		name: "log", doc: "sets dst[i] = ln src[i] as log32 (mathf.go) computes it", ptrs: []string{"dst", "src"},
+		body: func(s isa, p []reg.GPVirtual, off int, _ reg.VecVirtual) {
+			x := s.load(Mem{Base: p[1], Disp: off})
+			VMOVUPS(s.log(x), Mem{Base: p[0], Disp: off})
 		},
 	},
 }
