@@ -135,6 +135,55 @@ func TestSgemmSerial(t *testing.T) {
 	})
 }
 
+// TestSgemmStridedSerial checks SgemmStridedSerial: the last of three
+// strided products against the float64 reference (through checkSgemm),
+// the others bit for bit against SgemmSerial on the same operands, and
+// the gaps between the C_i untouched.
+func TestSgemmStridedSerial(t *testing.T) {
+	const count = 3
+	rng := rand.New(rand.NewPCG(9, 10))
+	sgemmUnderTest = func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+		sa, sb, sc := len(a)+5, len(b)+3, len(c)+7
+		as, bs, cs := randSlice(rng, count*sa), randSlice(rng, count*sb), randSlice(rng, count*sc)
+		copy(as[(count-1)*sa:], a)
+		copy(bs[(count-1)*sb:], b)
+		copy(cs[(count-1)*sc:], c)
+		want := append([]float32(nil), cs...)
+		for i := range count - 1 {
+			SgemmSerial(transA, transB, m, n, k, alpha, as[i*sa:], lda, bs[i*sb:], ldb, beta, want[i*sc:], ldc)
+		}
+		SgemmStridedSerial(count, transA, transB, m, n, k, alpha, as, lda, sa, bs, ldb, sb, beta, cs, ldc, sc)
+		checkSame(t, "SgemmStridedSerial C_i, i < last, and gaps", cs[:(count-1)*sc], want[:(count-1)*sc])
+		copy(c, cs[(count-1)*sc:])
+	}
+	defer func() { sgemmUnderTest = Sgemm }()
+	forEachKernel(t, func(t *testing.T) {
+		for _, s := range [][3]int{{37, 60, 29}, {2, 3, 4}, {112, 32, 32}, {112, 16, 16}, {32, 32, 112}, {0, 5, 5}, {5, 5, 0}} {
+			for _, tA := range []bool{false, true} {
+				for _, tB := range []bool{false, true} {
+					beta := []float32{0, 1, 0.5}[rng.IntN(3)]
+					checkSgemm(t, rng, tA, tB, s[0], s[1], s[2], rng.IntN(2)*3, rng.IntN(2)*5, rng.IntN(2)*2, 1.5, beta)
+				}
+			}
+		}
+	})
+	for _, bad := range []func(){
+		func() { SgemmStridedSerial(-1, false, false, 2, 2, 2, 1, nil, 2, 0, nil, 2, 0, 0, nil, 2, 0) },
+		func() {
+			SgemmStridedSerial(2, false, false, 2, 2, 2, 1, make([]float32, 4), 2, 4, make([]float32, 8), 2, 4, 0, make([]float32, 8), 2, 4)
+		},
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil {
+					t.Error("SgemmStridedSerial accepted bad operands")
+				}
+			}()
+			bad()
+		}()
+	}
+}
+
 // forEachKernel runs f once with every micro-kernel available here.
 func forEachKernel(t *testing.T, f func(t *testing.T)) {
 	defer SetMicroKernel("auto")

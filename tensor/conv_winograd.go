@@ -50,7 +50,7 @@ import (
 // The tiles, in (n, th, tw) order, are processed in blocks small enough
 // that a block's transformed input and products stay in the core's L2
 // cache; workers take contiguous runs of blocks, and every matrix product
-// runs on its worker's goroutine (kernels.SgemmSerial).
+// runs on its worker's goroutine (kernels.SgemmStridedSerial).
 
 // winogradTile returns the output tile side of the Winograd algorithm
 // Conv2D computes g with, both passes, or 0 for none: 3x3 kernels with
@@ -305,10 +305,8 @@ func winogradConv(y, x, w, bias []float32, n, h, wd, cin, cout, m int, add, para
 			t0 := blk * bt
 			t1 := min(tiles, t0+bt)
 			g.Input(v, vs, x, cin, t0, t1)
-			for xi := 0; xi < np; xi++ {
-				kernels.SgemmSerial(false, false, t1-t0, cout, cin, 1, v[xi*vs:], cin,
-					u[xi*cin*cout:], cout, 0, prod[xi*ms:], cout)
-			}
+			kernels.SgemmStridedSerial(np, false, false, t1-t0, cout, cin, 1, v, cin, vs,
+				u, cout, cin*cout, 0, prod, cout, ms)
 			if bias != nil {
 				bp := winoBiasPos(m) * ms
 				mb := prod[bp : bp+(t1-t0)*cout]
@@ -436,10 +434,8 @@ func winogradWeightGrad(gw, x, gy []float32, n, h, wd, cin, cout, m int) {
 			t1 := min(tiles, t0+bt)
 			g.Input(v, vs, x, cin, t0, t1)
 			g.Grad(dm, ms, gy, cout, t0, t1)
-			for xi := 0; xi < np; xi++ {
-				kernels.SgemmSerial(true, false, cin, cout, t1-t0, 1, v[xi*vs:], cin,
-					dm[xi*ms:], cout, 1, part[xi*cin*cout:], cout)
-			}
+			kernels.SgemmStridedSerial(np, true, false, cin, cout, t1-t0, 1, v, cin, vs,
+				dm, cout, ms, 1, part, cout, cin*cout)
 		}
 		parts[lo] = part
 		release(dm)
