@@ -133,6 +133,7 @@ func (g WinogradTiles) Input(v []float32, vs int, x []float32, c, t0, t1 int) {
 			off[a*i+j] = 4 * (i*g.W + j) * c
 		}
 	}
+	x0, z0 := unsafe.Pointer(&x[0]), &zero[0]
 	var d0Arr, dArr, sArr [maxPositions]*float32
 	np := a * a
 	d0, d, s := d0Arr[:np], dArr[:np], sArr[:np]
@@ -149,22 +150,34 @@ func (g WinogradTiles) Input(v []float32, vs int, x []float32, c, t0, t1 int) {
 				run++
 			}
 		}
+		// The patch's top-left pixel, in bytes from x[0] (outside the
+		// image, even before x, for border tiles); check has made sure
+		// that the image lies in x.
+		base := 4 * ((n*g.H+oh-1)*g.W + ow - 1) * c
 		if oh >= 1 && ow >= 1 && oh+m+1 <= g.H && ow+m+1 <= g.W {
-			// Interior tiles: the whole patch lies in the image, and
-			// check has made sure that the image lies in x.
-			base := unsafe.Pointer(&x[((n*g.H+oh-1)*g.W+ow-1)*c])
+			// Interior tiles: the whole patch lies in the image.
 			for k := range s {
-				s[k] = (*float32)(unsafe.Add(base, off[k]))
+				s[k] = (*float32)(unsafe.Add(x0, base+off[k]))
 			}
 		} else {
+			// Bit i of rows (cols) is set when patch row (column) i lies
+			// in the image.
+			var rows, cols uint
 			for i := 0; i < a; i++ {
-				ih := oh - 1 + i
+				if ih := oh - 1 + i; ih >= 0 && ih < g.H {
+					rows |= 1 << i
+				}
+				if iw := ow - 1 + i; iw >= 0 && iw < g.W {
+					cols |= 1 << i
+				}
+			}
+			for i := 0; i < a; i++ {
 				for j := 0; j < a; j++ {
-					iw := ow - 1 + j
-					if ih < 0 || ih >= g.H || iw < 0 || iw >= g.W {
-						s[a*i+j] = &zero[0]
+					k := a*i + j
+					if rows>>i&(cols>>j)&1 != 0 {
+						s[k] = (*float32)(unsafe.Add(x0, base+off[k]))
 					} else {
-						s[a*i+j] = &x[((n*g.H+ih)*g.W+iw)*c]
+						s[k] = z0
 					}
 				}
 			}
