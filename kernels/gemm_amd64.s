@@ -286,6 +286,9 @@ sgemmAVX512x14x32P_store:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
+	MOVL         alpha+48(FP), DX
+	CMPL         DX, $0x3f800000
+	JE           sgemmAVX512x14x32P_scaled
 	VBROADCASTSS alpha+48(FP), Z28
 	VMULPS       Z28, Z0, Z0
 	VMULPS       Z28, Z1, Z1
@@ -315,6 +318,8 @@ sgemmAVX512x14x32P_store:
 	VMULPS       Z28, Z25, Z25
 	VMULPS       Z28, Z26, Z26
 	VMULPS       Z28, Z27, Z27
+
+sgemmAVX512x14x32P_scaled:
 	MOVL         beta+52(FP), DX
 	ADDL         DX, DX
 	JZ           sgemmAVX512x14x32P_overwrite
@@ -706,6 +711,9 @@ sgemmAVX512x14x32R_store:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
+	MOVL         alpha+48(FP), DX
+	CMPL         DX, $0x3f800000
+	JE           sgemmAVX512x14x32R_scaled
 	VBROADCASTSS alpha+48(FP), Z28
 	VMULPS       Z28, Z0, Z0
 	VMULPS       Z28, Z1, Z1
@@ -735,6 +743,8 @@ sgemmAVX512x14x32R_store:
 	VMULPS       Z28, Z25, Z25
 	VMULPS       Z28, Z26, Z26
 	VMULPS       Z28, Z27, Z27
+
+sgemmAVX512x14x32R_scaled:
 	MOVL         beta+52(FP), DX
 	ADDL         DX, DX
 	JZ           sgemmAVX512x14x32R_overwrite
@@ -1131,6 +1141,9 @@ sgemmAVX512x28x16P_store:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
+	MOVL         alpha+48(FP), DX
+	CMPL         DX, $0x3f800000
+	JE           sgemmAVX512x28x16P_scaled
 	VBROADCASTSS alpha+48(FP), Z28
 	VMULPS       Z28, Z0, Z0
 	VMULPS       Z28, Z1, Z1
@@ -1160,6 +1173,8 @@ sgemmAVX512x28x16P_store:
 	VMULPS       Z28, Z25, Z25
 	VMULPS       Z28, Z26, Z26
 	VMULPS       Z28, Z27, Z27
+
+sgemmAVX512x28x16P_scaled:
 	MOVL         beta+52(FP), DX
 	ADDL         DX, DX
 	JZ           sgemmAVX512x28x16P_overwrite
@@ -1603,6 +1618,9 @@ sgemmAVX512x28x16R_store:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
+	MOVL         alpha+48(FP), DX
+	CMPL         DX, $0x3f800000
+	JE           sgemmAVX512x28x16R_scaled
 	VBROADCASTSS alpha+48(FP), Z28
 	VMULPS       Z28, Z0, Z0
 	VMULPS       Z28, Z1, Z1
@@ -1632,6 +1650,8 @@ sgemmAVX512x28x16R_store:
 	VMULPS       Z28, Z25, Z25
 	VMULPS       Z28, Z26, Z26
 	VMULPS       Z28, Z27, Z27
+
+sgemmAVX512x28x16R_scaled:
 	MOVL         beta+52(FP), DX
 	ADDL         DX, DX
 	JZ           sgemmAVX512x28x16R_overwrite
@@ -1956,6 +1976,9 @@ sgemmAVX512x16x16P_store:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
+	MOVL         alpha+48(FP), DX
+	CMPL         DX, $0x3f800000
+	JE           sgemmAVX512x16x16P_scaled
 	VBROADCASTSS alpha+48(FP), Z16
 	VMULPS       Z16, Z0, Z0
 	VMULPS       Z16, Z1, Z1
@@ -1973,6 +1996,8 @@ sgemmAVX512x16x16P_store:
 	VMULPS       Z16, Z13, Z13
 	VMULPS       Z16, Z14, Z14
 	VMULPS       Z16, Z15, Z15
+
+sgemmAVX512x16x16P_scaled:
 	MOVL         beta+52(FP), DX
 	ADDL         DX, DX
 	JZ           sgemmAVX512x16x16P_overwrite
@@ -2249,6 +2274,9 @@ sgemmAVX512x16x16R_store:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
+	MOVL         alpha+48(FP), DX
+	CMPL         DX, $0x3f800000
+	JE           sgemmAVX512x16x16R_scaled
 	VBROADCASTSS alpha+48(FP), Z16
 	VMULPS       Z16, Z0, Z0
 	VMULPS       Z16, Z1, Z1
@@ -2266,6 +2294,8 @@ sgemmAVX512x16x16R_store:
 	VMULPS       Z16, Z13, Z13
 	VMULPS       Z16, Z14, Z14
 	VMULPS       Z16, Z15, Z15
+
+sgemmAVX512x16x16R_scaled:
 	MOVL         beta+52(FP), DX
 	ADDL         DX, DX
 	JZ           sgemmAVX512x16x16R_overwrite
@@ -2527,6 +2557,9 @@ sgemmAVX512x8x32P_store:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
+	MOVL         alpha+48(FP), DX
+	CMPL         DX, $0x3f800000
+	JE           sgemmAVX512x8x32P_scaled
 	VBROADCASTSS alpha+48(FP), Z16
 	VMULPS       Z16, Z0, Z0
 	VMULPS       Z16, Z1, Z1
@@ -2544,6 +2577,8 @@ sgemmAVX512x8x32P_store:
 	VMULPS       Z16, Z13, Z13
 	VMULPS       Z16, Z14, Z14
 	VMULPS       Z16, Z15, Z15
+
+sgemmAVX512x8x32P_scaled:
 	MOVL         beta+52(FP), DX
 	ADDL         DX, DX
 	JZ           sgemmAVX512x8x32P_overwrite
@@ -2791,6 +2826,9 @@ sgemmAVX512x8x32R_store:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
+	MOVL         alpha+48(FP), DX
+	CMPL         DX, $0x3f800000
+	JE           sgemmAVX512x8x32R_scaled
 	VBROADCASTSS alpha+48(FP), Z16
 	VMULPS       Z16, Z0, Z0
 	VMULPS       Z16, Z1, Z1
@@ -2808,6 +2846,8 @@ sgemmAVX512x8x32R_store:
 	VMULPS       Z16, Z13, Z13
 	VMULPS       Z16, Z14, Z14
 	VMULPS       Z16, Z15, Z15
+
+sgemmAVX512x8x32R_scaled:
 	MOVL         beta+52(FP), DX
 	ADDL         DX, DX
 	JZ           sgemmAVX512x8x32R_overwrite
@@ -3047,6 +3087,9 @@ sgemmAVX2x6x16P_store:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
+	MOVL         alpha+48(FP), DX
+	CMPL         DX, $0x3f800000
+	JE           sgemmAVX2x6x16P_scaled
 	VBROADCASTSS alpha+48(FP), Y12
 	VMULPS       Y12, Y0, Y0
 	VMULPS       Y12, Y1, Y1
@@ -3060,6 +3103,8 @@ sgemmAVX2x6x16P_store:
 	VMULPS       Y12, Y9, Y9
 	VMULPS       Y12, Y10, Y10
 	VMULPS       Y12, Y11, Y11
+
+sgemmAVX2x6x16P_scaled:
 	MOVL         beta+52(FP), DX
 	ADDL         DX, DX
 	JZ           sgemmAVX2x6x16P_overwrite
@@ -3285,6 +3330,9 @@ sgemmAVX2x6x16R_store:
 	MOVQ         c+32(FP), AX
 	MOVQ         ldc+40(FP), CX
 	SHLQ         $0x02, CX
+	MOVL         alpha+48(FP), DX
+	CMPL         DX, $0x3f800000
+	JE           sgemmAVX2x6x16R_scaled
 	VBROADCASTSS alpha+48(FP), Y12
 	VMULPS       Y12, Y0, Y0
 	VMULPS       Y12, Y1, Y1
@@ -3298,6 +3346,8 @@ sgemmAVX2x6x16R_store:
 	VMULPS       Y12, Y9, Y9
 	VMULPS       Y12, Y10, Y10
 	VMULPS       Y12, Y11, Y11
+
+sgemmAVX2x6x16R_scaled:
 	MOVL         beta+52(FP), DX
 	ADDL         DX, DX
 	JZ           sgemmAVX2x6x16R_overwrite
