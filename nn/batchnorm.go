@@ -35,6 +35,27 @@ func (b *BatchNorm) ForwardReLU(x *tensor.Tensor) *tensor.Tensor {
 	return tensor.BatchNormReLU(x, b.Gamma, b.Beta, b.stats(), b.Mode.Train)
 }
 
+// forwardShifted returns Forward(x + shift), or ForwardReLU with relu,
+// for a per-channel shift added to every row, in evaluation mode
+// (running statistics): the shift is folded into the statistics, as mean
+// - shift, instead of being added to every value. It panics in training
+// mode, whose batch statistics would cancel the shift.
+func (b *BatchNorm) forwardShifted(x *tensor.Tensor, shift []float64, relu bool) *tensor.Tensor {
+	st := b.stats()
+	if b.Mode.Train || st.Mean == nil {
+		panic("nn: BatchNorm.forwardShifted in training mode")
+	}
+	mean := make([]float32, len(st.Mean))
+	for j, m := range st.Mean {
+		mean[j] = float32(float64(m) - shift[j])
+	}
+	st.Mean = mean
+	if relu {
+		return tensor.BatchNormReLU(x, b.Gamma, b.Beta, st, false)
+	}
+	return tensor.BatchNorm(x, b.Gamma, b.Beta, st, false)
+}
+
 // stats returns the statistics the mode calls for.
 func (b *BatchNorm) stats() *tensor.BatchNormStats {
 	st := &tensor.BatchNormStats{Mean: b.RunMean.Data, Var: b.RunVar.Data, Momentum: b.Momentum, Eps: b.Eps,

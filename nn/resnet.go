@@ -89,7 +89,26 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 	}
 	h = r.InConv.Forward(a)
 	tensor.Done(a)
-	skip := r.InSkip.Forward(h)
+	// In gradient-free passes with running statistics, the skip
+	// convolutions' biases are left out of the skip sum and folded into
+	// the output batch norm: BN(s + Σb) with running mean μ is BN(s) with
+	// running mean μ - Σb. That saves a pass over the sum per bias (the
+	// bias rows written ahead of each product).
+	fold := !tensor.GradEnabled() && !r.OutNorm.Mode.Train
+	var shift []float64
+	bias := func(c *Conv2D) *tensor.Tensor {
+		if !fold || c.B == nil {
+			return c.B
+		}
+		if shift == nil {
+			shift = make([]float64, len(c.B.Data))
+		}
+		for j, v := range c.B.Data {
+			shift[j] += float64(v)
+		}
+		return nil
+	}
+	skip := tensor.Conv2DBias(h, r.InSkip.W, bias(r.InSkip), r.InSkip.Pad)
 	for i, b := range r.Blocks {
 		h2 := b.forward(h, r)
 		if h2 != h {
@@ -97,10 +116,10 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 		}
 		h = h2
 		// skip + conv1x1(h), accumulated in place in gradient-free passes.
-		skip = tensor.AddConv2D(skip, h, r.Skips[i].W, r.Skips[i].B, r.Skips[i].Pad)
+		skip = tensor.AddConv2D(skip, h, r.Skips[i].W, bias(r.Skips[i]), r.Skips[i].Pad)
 	}
 	tensor.Done(h)
-	a = r.normAct(r.OutNorm, skip)
+	a = r.normAct(r.OutNorm, skip, shift)
 	tensor.Done(skip)
 	y := r.OutConv.Forward(a)
 	tensor.Done(a)
@@ -109,8 +128,18 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 
 // normAct applies the batch norm bn and then the activation: as one
 // operation for ReLU, otherwise recycling the normalised values in
-// gradient-free passes.
-func (r *ResNet) normAct(bn *BatchNorm, x *tensor.Tensor) *tensor.Tensor {
+// gradient-free passes. A non-nil shift is added to x per channel first
+// (BatchNorm.forwardShifted: evaluation mode only).
+func (r *ResNet) normAct(bn *BatchNorm, x *tensor.Tensor, shift []float64) *tensor.Tensor {
+	if shift != nil {
+		n := bn.forwardShifted(x, shift, r.Act == nil)
+		if r.Act == nil {
+			return n
+		}
+		a := r.Act(n)
+		tensor.Done(n)
+		return a
+	}
 	if r.Act == nil {
 		return bn.ForwardReLU(x)
 	}
@@ -122,10 +151,10 @@ func (r *ResNet) normAct(bn *BatchNorm, x *tensor.Tensor) *tensor.Tensor {
 
 // forward applies the block with the activation of r.
 func (b *ResBlock) forward(x *tensor.Tensor, r *ResNet) *tensor.Tensor {
-	a := r.normAct(b.Norm1, x)
+	a := r.normAct(b.Norm1, x, nil)
 	h := b.Conv1.Forward(a)
 	tensor.Done(a)
-	a = r.normAct(b.Norm2, h)
+	a = r.normAct(b.Norm2, h, nil)
 	tensor.Done(h)
 	// x + conv(a): in gradient-free passes the convolution is added
 	// straight into x's buffer when x is an intermediate (then y is x).

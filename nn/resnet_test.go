@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/flowood/flowood/tensor"
@@ -75,5 +76,42 @@ func same(t *testing.T, what string, got, want []float32) {
 		if got[i] != want[i] {
 			t.Fatalf("%s: element %d = %v, unfused %v", what, i, got[i], want[i])
 		}
+	}
+}
+
+// TestResNetEvalFoldsSkipBiases checks the gradient-free evaluation pass,
+// which folds the skip convolutions' biases into the output batch norm's
+// running mean, against the recorded pass, which adds them, with non-zero
+// biases and running statistics everywhere: equal up to float32 rounding.
+func TestResNetEvalFoldsSkipBiases(t *testing.T) {
+	for _, act := range []func(*tensor.Tensor) *tensor.Tensor{nil, tensor.Softplus} {
+		mode := &Mode{}
+		r := NewResNet(tensor.NewRNG(1), 2, 16, 4, 2, false, mode)
+		r.Act = act
+		rng := tensor.NewRNG(2)
+		for _, p := range Tensors(r) {
+			switch {
+			case p.Trainable:
+				rng.Uniform(p.T.Data, -0.5, 0.5)
+			default: // running mean and variance
+				rng.Uniform(p.T.Data, 0.5, 1.5)
+			}
+		}
+		x := tensor.New(3, 6, 5, 2)
+		tensor.NewRNG(3).Normal(x.Data, 0.2, 1)
+		want := r.Forward(x) // gradients enabled: biases added
+		var got []float32
+		tensor.NoGrad(func() {
+			got = append([]float32(nil), r.Forward(x).Data...)
+		})
+		var worst float64
+		for i, w := range want.Data {
+			d := math.Abs(float64(got[i]-w)) / (1 + math.Abs(float64(w)))
+			worst = max(worst, d)
+		}
+		if worst > 1e-5 || len(got) != len(want.Data) {
+			t.Errorf("act %v: folded biases differ from added ones by %.3g (relative)", act != nil, worst)
+		}
+		t.Logf("act %v: largest relative difference %.3g", act != nil, worst)
 	}
 }
