@@ -730,17 +730,28 @@ func (g *gemmProblem) macro(blk *macroBlock, ap, bp, c []float32, ldc int, beta 
 	kn := g.kern
 	mr, nr := kn.mr, kn.nr
 	kcb, alpha := blk.kcb, g.alpha
+	// With one sliver of B, all full tiles go to one looping call.
+	loopTiles := 0
+	if kn.loop != nil && blk.s1-blk.s0 == 1 && blk.ncb-blk.s0*nr >= nr {
+		loopTiles = blk.mcb / mr
+	}
 	for ir := 0; ir < blk.mcb; ir += mr {
 		rows := min(mr, blk.mcb-ir)
 		var as []float32
-		var ars, acs int
+		var ars, acs, astep int
 		switch {
 		case !blk.direct:
-			as, ars, acs = ap[ir*kcb:], 1, mr
+			as, ars, acs, astep = ap[ir*kcb:], 1, mr, mr*kcb
 		case !g.transA:
-			as, ars, acs = g.a[g.aIndex(blk.ic+ir, blk.pc):], g.lda, 1
+			as, ars, acs, astep = g.a[g.aIndex(blk.ic+ir, blk.pc):], g.lda, 1, mr*g.lda
 		default:
-			as, ars, acs = g.a[blk.pc*g.lda+blk.ic+ir:], 1, g.lda
+			as, ars, acs, astep = g.a[blk.pc*g.lda+blk.ic+ir:], 1, g.lda, mr
+		}
+		if ir == 0 && loopTiles > 0 {
+			jr := blk.s0 * nr
+			kn.loop(kcb, as, ars, acs, bp[blk.s0*kcb*nr:], c[jr:], ldc, alpha, beta, loopTiles, astep)
+			ir = (loopTiles - 1) * mr
+			continue
 		}
 		// A short sliver at the bottom edge is still read in place when
 		// its mr rows lie within the slice: the rows past the end of A

@@ -13,29 +13,59 @@ func xgetbv() (eax uint32, edx uint32)
 // sgemmAVX512x14x32P computes the 14×32 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
 func sgemmAVX512x14x32P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
 
+// sgemmAVX512x14x32PL computes tiles 14×32 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda], each 14 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x14x32PL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
+
 // sgemmAVX512x14x32R computes the 14×32 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p].
 func sgemmAVX512x14x32R(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
+// sgemmAVX512x14x32RL computes tiles 14×32 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p], each 14 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x14x32RL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
 
 // sgemmAVX512x28x16P computes the 28×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
 func sgemmAVX512x28x16P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
 
+// sgemmAVX512x28x16PL computes tiles 28×16 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda], each 28 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x28x16PL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
+
 // sgemmAVX512x28x16R computes the 28×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p].
 func sgemmAVX512x28x16R(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
+// sgemmAVX512x28x16RL computes tiles 28×16 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p], each 28 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x28x16RL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
 
 // sgemmAVX512x16x16P computes the 16×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
 func sgemmAVX512x16x16P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
 
+// sgemmAVX512x16x16PL computes tiles 16×16 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda], each 16 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x16x16PL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
+
 // sgemmAVX512x16x16R computes the 16×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p].
 func sgemmAVX512x16x16R(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
+// sgemmAVX512x16x16RL computes tiles 16×16 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p], each 16 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x16x16RL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
 
 // sgemmAVX512x8x32P computes the 8×32 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
 func sgemmAVX512x8x32P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
 
+// sgemmAVX512x8x32PL computes tiles 8×32 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda], each 8 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x8x32PL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
+
 // sgemmAVX512x8x32R computes the 8×32 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p].
 func sgemmAVX512x8x32R(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
+// sgemmAVX512x8x32RL computes tiles 8×32 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p], each 8 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x8x32RL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
 
 // sgemmAVX2x6x16P computes the 6×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
 func sgemmAVX2x6x16P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
 
+// sgemmAVX2x6x16PL computes tiles 6×16 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda], each 6 rows of C and astep values of A beyond the previous one.
+func sgemmAVX2x6x16PL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
+
 // sgemmAVX2x6x16R computes the 6×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p].
 func sgemmAVX2x6x16R(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
+// sgemmAVX2x6x16RL computes tiles 6×16 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p], each 6 rows of C and astep values of A beyond the previous one.
+func sgemmAVX2x6x16RL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)

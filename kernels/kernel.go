@@ -17,6 +17,9 @@ type microKernel struct {
 	// of nr values. When beta is 0, C is written without being read. A
 	// packed A sliver has ars = 1 and acs = mr.
 	fn func(kc int, a []float32, ars, acs int, b, c []float32, ldc int, alpha, beta float32)
+	// loop, when not nil, is fn over tiles tiles one under another: tile
+	// t covers rows t*mr.. of C, with A at a[t*astep:] and the same B.
+	loop func(kc int, a []float32, ars, acs int, b, c []float32, ldc int, alpha, beta float32, tiles, astep int)
 	// direct reports whether fn also accepts A in place, with ars = 1 or
 	// acs = 1; kcDirect and mcDirect are the blocking used then.
 	direct             bool

@@ -21,12 +21,32 @@ func asmKernel(mr, nr int, colForm, rowForm func(kc int, a *float32, lda int, b,
 	}
 }
 
+// asmLoop adapts a pair of looping assembly micro-kernels (the L
+// variants, loopSig in internal/asmgen) like asmKernel, checking the
+// bounds of the last tile.
+func asmLoop(mr, nr int, colForm, rowForm func(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, tiles, astep int)) func(kc int, a []float32, ars, acs int, b, c []float32, ldc int, alpha, beta float32, tiles, astep int) {
+	return func(kc int, a []float32, ars, acs int, b, c []float32, ldc int, alpha, beta float32, tiles, astep int) {
+		if tiles < 1 || astep < 0 {
+			panic("kernels: micro-kernel loop over no tiles")
+		}
+		_ = a[(tiles-1)*astep+(mr-1)*ars+(kc-1)*acs]
+		_ = b[kc*nr-1]
+		_ = c[(tiles*mr-1)*ldc+nr-1]
+		if ars == 1 {
+			colForm(kc, &a[0], acs, &b[0], &c[0], ldc, alpha, beta, tiles, astep)
+		} else {
+			rowForm(kc, &a[0], ars, &b[0], &c[0], ldc, alpha, beta, tiles, astep)
+		}
+	}
+}
+
 var (
 	avx512Narrow = &microKernel{
 		name: "avx512",
 		mr:   28, nr: 16,
 		kc: 256, mc: 112,
 		fn:     asmKernel(28, 16, sgemmAVX512x28x16P, sgemmAVX512x28x16R),
+		loop:   asmLoop(28, 16, sgemmAVX512x28x16PL, sgemmAVX512x28x16RL),
 		direct: true, kcDirect: 768, mcDirect: 112,
 	}
 	avx512Square = &microKernel{
@@ -34,6 +54,7 @@ var (
 		mr:   16, nr: 16,
 		kc: 256, mc: 112,
 		fn:     asmKernel(16, 16, sgemmAVX512x16x16P, sgemmAVX512x16x16R),
+		loop:   asmLoop(16, 16, sgemmAVX512x16x16PL, sgemmAVX512x16x16RL),
 		direct: true, kcDirect: 768, mcDirect: 112,
 		cost: 15,
 	}
@@ -42,6 +63,7 @@ var (
 		mr:   8, nr: 32,
 		kc: 256, mc: 112,
 		fn:     asmKernel(8, 32, sgemmAVX512x8x32P, sgemmAVX512x8x32R),
+		loop:   asmLoop(8, 32, sgemmAVX512x8x32PL, sgemmAVX512x8x32RL),
 		direct: true, kcDirect: 768, mcDirect: 112,
 		cost: 11,
 	}
@@ -50,6 +72,7 @@ var (
 		mr:   14, nr: 32,
 		kc: 256, mc: 112,
 		fn:     asmKernel(14, 32, sgemmAVX512x14x32P, sgemmAVX512x14x32R),
+		loop:   asmLoop(14, 32, sgemmAVX512x14x32PL, sgemmAVX512x14x32RL),
 		direct: true, kcDirect: 768, mcDirect: 112,
 		narrow: avx512Narrow,
 		others: []*microKernel{avx512Square, avx512x8},
@@ -59,6 +82,7 @@ var (
 		mr:   6, nr: 16,
 		kc: 256, mc: 96,
 		fn:     asmKernel(6, 16, sgemmAVX2x6x16P, sgemmAVX2x6x16R),
+		loop:   asmLoop(6, 16, sgemmAVX2x6x16PL, sgemmAVX2x6x16RL),
 		direct: true, kcDirect: 768, mcDirect: 96,
 	}
 )

@@ -29,6 +29,13 @@ import (
 // kernelSig is the Go signature shared by all micro-kernels.
 const kernelSig = "func(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)"
 
+// loopSig is the signature of the looping variants (suffix L), which
+// compute tiles tiles of C one under another, mr rows apart, with the
+// same Bp, A moving astep values from one tile to the next: the row
+// slivers of a product with a one-sliver-wide B in one call instead of
+// one call each, whose Go overhead was ~4% of evaluation.
+const loopSig = "func(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, tiles, astep int)"
+
 // main generates the CPU probes and both forms of every micro-kernel.
 func main() {
 	Constraint(buildtags.Not("purego"))
@@ -54,7 +61,10 @@ func main() {
 	for _, k := range kernels {
 		for _, rows := range []bool{false, true} {
 			k.rows = rows
-			genKernel(k)
+			for _, loop := range []bool{false, true} {
+				k.loop = loop
+				genKernel(k)
+			}
 		}
 	}
 
@@ -94,6 +104,7 @@ type kernelSpec struct {
 	width int  // float32 lanes per vector: 16 (zmm) or 8 (ymm)
 	bcst  bool // use embedded-broadcast FMAs instead of VBROADCASTSS
 	rows  bool // the R form: A(i, p) at a[i*lda + p] instead of a[i + p*lda]
+	loop  bool // the looping variant (loopSig): tiles tiles, one under another
 }
 
 // unroll is the number of k steps in one iteration of the main loop.
@@ -235,8 +246,17 @@ func genKernel(s kernelSpec) {
 		name = s.name + "R"
 		form = "A(i, p) = a[i*lda + p]"
 	}
-	TEXT(name, NOSPLIT, kernelSig)
-	Doc(fmt.Sprintf("%s computes the %d×%d tile C = alpha*A*Bp + beta*C over kc steps, with %s.", name, s.mr, nr, form))
+	if s.loop {
+		name += "L"
+		TEXT(name, NOSPLIT, loopSig)
+		Doc(fmt.Sprintf("%s computes tiles %d×%d tiles C = alpha*A*Bp + beta*C over kc steps, with %s, each %d rows of C and astep values of A beyond the previous one.", name, s.mr, nr, form, s.mr))
+		// Each tile reloads the arguments, a and c advanced in their
+		// slots by the previous one.
+		Label(name + "_next")
+	} else {
+		TEXT(name, NOSPLIT, kernelSig)
+		Doc(fmt.Sprintf("%s computes the %d×%d tile C = alpha*A*Bp + beta*C over kc steps, with %s.", name, s.mr, nr, form))
+	}
 	kc := Load(Param("kc"), GP64())
 	a := Load(Param("a"), GP64())
 	ld := Load(Param("lda"), GP64())
@@ -386,8 +406,12 @@ func genKernel(s kernelSpec) {
 			ADDQ(ldc, c)
 		}
 	}
-	VZEROUPPER()
-	RET()
+	if s.loop {
+		JMP(LabelRef(name + "_advance"))
+	} else {
+		VZEROUPPER()
+		RET()
+	}
 
 	Label(name + "_overwrite")
 	for i := 0; i < s.mr; i++ {
@@ -397,6 +421,21 @@ func genKernel(s kernelSpec) {
 		if i+1 < s.mr {
 			ADDQ(ldc, c)
 		}
+	}
+	if s.loop {
+		// The next tile: a += astep, c += mr*ldc (in bytes), in their
+		// argument slots, while tiles counts down.
+		Label(name + "_advance")
+		step := GP64()
+		Load(Param("astep"), step)
+		SHLQ(U8(2), step)
+		ADDQ(step, paramMem("a"))
+		cstep := GP64()
+		Load(Param("ldc"), cstep)
+		IMUL3Q(U32(4*s.mr), cstep, cstep)
+		ADDQ(cstep, paramMem("c"))
+		DECQ(paramMem("tiles"))
+		JNZ(LabelRef(name + "_next"))
 	}
 	VZEROUPPER()
 	RET()
