@@ -629,6 +629,8 @@ func TestShapeOps(t *testing.T) {
 		func(in []*Tensor) *Tensor { return Concat(in...) }, refConcat)
 	checkGrad(t, "Concat/const-middle", []*Tensor{param(normal(rng, 0, 1, 4, 2)), normal(rng, 0, 1, 4, 3), param(normal(rng, 0, 1, 4, 1))},
 		func(in []*Tensor) *Tensor { return Concat(in...) }, refConcat)
+	checkGrad(t, "Concat/4+2+1", []*Tensor{param(normal(rng, 0, 1, 3, 5, 4)), param(normal(rng, 0, 1, 3, 5, 2)), param(normal(rng, 0, 1, 3, 5, 1))},
+		func(in []*Tensor) *Tensor { return Concat(in...) }, refConcat)
 	checkGrad(t, "Concat/1", []*Tensor{param(normal(rng, 0, 1, 2, 2, 2, 3))},
 		func(in []*Tensor) *Tensor { return Concat(in...) }, refConcat)
 	checkGradOpts(t, "Concat/large", []*Tensor{param(normal(rng, 0, 1, 2000, 3)), param(normal(rng, 0, 1, 2000, 7))},

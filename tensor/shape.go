@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/flowood/flowood/kernels"
 )
@@ -46,13 +47,11 @@ func Concat(xs ...*Tensor) *Tensor {
 	shape := append(append([]int(nil), lead...), total)
 	out := newOut(shape)
 	kernels.ParallelFor(rows, grain/total+1, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			off := r * total
-			for i, x := range xs {
-				w := widths[i]
-				copySmall(out.Data[off:off+w], x.Data[r*w:(r+1)*w])
-				off += w
-			}
+		off := 0
+		for i, x := range xs {
+			w := widths[i]
+			copyColumns(out.Data[lo*total:hi*total], total, off, x.Data[lo*w:hi*w], w, 0, w)
+			off += w
 		}
 	})
 	record(out, func() {
@@ -88,9 +87,7 @@ func Slice(x *Tensor, lo, hi int) *Tensor {
 	shape := append(append([]int(nil), x.Shape[:len(x.Shape)-1]...), w)
 	out := newOut(shape)
 	kernels.ParallelFor(rows, grain/c+1, func(a, b int) {
-		for r := a; r < b; r++ {
-			copySmall(out.Data[r*w:(r+1)*w], x.Data[r*c+lo:r*c+hi])
-		}
+		copyColumns(out.Data[a*w:b*w], w, 0, x.Data[a*c:b*c], c, lo, w)
 	})
 	record(out, func() {
 		g := x.grad()
@@ -188,14 +185,39 @@ func Unsqueeze2x2(x *Tensor) *Tensor {
 	return permute(x, []int{N, 2 * H, 2 * W, C4 / 4}, squeezePerm(2*H, 2*W, C4/4), true)
 }
 
-// copySmall is copy for the short rows of channel slicing, where calling
-// memmove per row costs more than the copy.
-func copySmall(dst, src []float32) {
-	if len(src) > 16 {
-		copy(dst, src)
+// copyColumns copies columns [so, so+w) of the rows of src, sw values
+// wide, to columns [do, do+w) of the rows of dst, dw values wide, for as
+// many rows as src holds. Channel slicing and concatenation copy rows of
+// a few values each (2 of 4 channels in the channel-wise couplings),
+// where a bounds-checked copy per row cost more than the copying: rows
+// of 1, 2 and 4 values are moved as arrays after a single bounds check.
+func copyColumns(dst []float32, dw, do int, src []float32, sw, so, w int) {
+	rows := len(src) / sw
+	if rows == 0 || w == 0 {
 		return
 	}
-	for i, v := range src {
-		dst[i] = v
+	if so < 0 || do < 0 || so+w > sw || do+w > dw || len(dst) < rows*dw {
+		panic(fmt.Sprintf("tensor: copyColumns of %d values at %d of %d into %d of %d", w, so, sw, do, dw))
+	}
+	d := unsafe.Pointer(&dst[do])
+	s := unsafe.Pointer(&src[so])
+	ds, ss := 4*dw, 4*sw
+	switch w {
+	case 1:
+		for r := range rows {
+			*(*[1]float32)(unsafe.Add(d, r*ds)) = *(*[1]float32)(unsafe.Add(s, r*ss))
+		}
+	case 2:
+		for r := range rows {
+			*(*[2]float32)(unsafe.Add(d, r*ds)) = *(*[2]float32)(unsafe.Add(s, r*ss))
+		}
+	case 4:
+		for r := range rows {
+			*(*[4]float32)(unsafe.Add(d, r*ds)) = *(*[4]float32)(unsafe.Add(s, r*ss))
+		}
+	default:
+		for r := range rows {
+			copy(dst[r*dw+do:r*dw+do+w], src[r*sw+so:r*sw+so+w])
+		}
 	}
 }
