@@ -58,6 +58,18 @@ func sgemmAVX512x8x32R(kc int, a *float32, lda int, b *float32, c *float32, ldc 
 // sgemmAVX512x8x32RL computes tiles 8×32 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p], each 8 rows of C and astep values of A beyond the previous one.
 func sgemmAVX512x8x32RL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
 
+// sgemmAVX512x28x8P computes the 28×8 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
+func sgemmAVX512x28x8P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
+// sgemmAVX512x28x8PL computes tiles 28×8 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda], each 28 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x28x8PL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
+
+// sgemmAVX512x28x8R computes the 28×8 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p].
+func sgemmAVX512x28x8R(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
+
+// sgemmAVX512x28x8RL computes tiles 28×8 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p], each 28 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x28x8RL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
+
 // sgemmAVX2x6x16P computes the 6×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
 func sgemmAVX2x6x16P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
 

@@ -67,6 +67,15 @@ var (
 		direct: true, kcDirect: 768, mcDirect: 112,
 		cost: 11,
 	}
+	avx512x28x8 = &microKernel{
+		name: "avx512",
+		mr:   28, nr: 8,
+		kc: 256, mc: 112,
+		fn:     asmKernel(28, 8, sgemmAVX512x28x8P, sgemmAVX512x28x8R),
+		loop:   asmLoop(28, 8, sgemmAVX512x28x8PL, sgemmAVX512x28x8RL),
+		direct: true, kcDirect: 768, mcDirect: 112,
+		cost: 12,
+	}
 	avx512Kernel = &microKernel{
 		name: "avx512",
 		mr:   14, nr: 32,
@@ -75,7 +84,7 @@ var (
 		loop:   asmLoop(14, 32, sgemmAVX512x14x32PL, sgemmAVX512x14x32RL),
 		direct: true, kcDirect: 768, mcDirect: 112,
 		narrow: avx512Narrow,
-		others: []*microKernel{avx512Square, avx512x8},
+		others: []*microKernel{avx512Square, avx512x8, avx512x28x8},
 	}
 	avx2Kernel = &microKernel{
 		name: "avx2",

@@ -27,14 +27,51 @@ func matMulBias(x, w, b *Tensor) *Tensor {
 	m := len(x.Data) / in
 	shape := append(append([]int(nil), x.Shape[:len(x.Shape)-1]...), outC)
 	out := newOut(shape)
-	beta := float32(0)
-	if b != nil {
+	switch {
+	case outC < narrowOut && m >= 64:
+		narrowMatMul(out.Data, x.Data, w.Data, dataOf(b), m, in, outC)
+	case b != nil:
 		fillRows(out.Data, b.Data)
-		beta = 1
+		kernels.Sgemm(false, false, m, outC, in, 1, x.Data, in, w.Data, outC, 1, out.Data, outC)
+	default:
+		kernels.Sgemm(false, false, m, outC, in, 1, x.Data, in, w.Data, outC, 0, out.Data, outC)
 	}
-	kernels.Sgemm(false, false, m, outC, in, 1, x.Data, in, w.Data, outC, beta, out.Data, outC)
 	record(out, func() { matMulBackward(x, w, b, out.Grad, in, outC) }, x, w, b)
 	return out
+}
+
+// narrowOut is the number of columns of the narrowest micro-kernel tile.
+const narrowOut = 8
+
+// narrowMatMul sets y [m, outC] = x [m, in] · w [in, outC] (+ b per row
+// when b is not nil) for outC < narrowOut: the product is computed
+// against w padded with zero columns to narrowOut, whole micro-kernel
+// tiles instead of partial ones, each of which went through a scratch
+// tile merged into y value by value (as costly as the multiplications
+// for the st-networks' 2- and 4-channel output convolutions); then the
+// outC columns plus the bias are copied out. The bias is added to the
+// finished sum, rounding once, as the fillRows path does.
+func narrowMatMul(y, x, w, b []float32, m, in, outC int) {
+	wp := allocZero(in * narrowOut)
+	for k := 0; k < in; k++ {
+		copy(wp[k*narrowOut:k*narrowOut+outC], w[k*outC:(k+1)*outC])
+	}
+	p := alloc(m * narrowOut)
+	kernels.Sgemm(false, false, m, narrowOut, in, 1, x, in, wp, narrowOut, 0, p, narrowOut)
+	kernels.ParallelFor(m, grain/narrowOut+1, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			src, dst := p[r*narrowOut:r*narrowOut+outC], y[r*outC:(r+1)*outC]
+			if b == nil {
+				copy(dst, src)
+				continue
+			}
+			for j, v := range src {
+				dst[j] = v + b[j]
+			}
+		}
+	})
+	release(p)
+	release(wp)
 }
 
 // dataOf returns t's data, or nil for a nil tensor (an absent bias).

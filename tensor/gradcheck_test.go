@@ -749,6 +749,8 @@ func TestMatMul(t *testing.T) {
 		{[]int{3, 5, 7, 8}, []int{8, 6}},    // 4-D, blocked
 		{[]int{4, 1}, []int{1, 6}},          // inner dimension 1
 		{[]int{2, 2, 2, 10}, []int{10, 60}}, // wide output
+		{[]int{70, 13}, []int{13, 5}},       // narrow output: zero-padded weights
+		{[]int{2, 8, 8, 16}, []int{16, 2}},  // narrow output, 4-D
 	}
 	for _, c := range cases {
 		for _, which := range []string{"both", "x", "w"} {
@@ -885,6 +887,8 @@ func TestConv2DBias(t *testing.T) {
 		{1, 6, 4, 17, 20, 3, 1}, // Winograd
 		{2, 5, 7, 3, 4, 3, 1},   // few channels: implicit GEMM or im2col
 		{2, 4, 4, 5, 3, 1, 0},   // 1x1: MatMul
+		{2, 8, 8, 16, 2, 1, 0},  // 1x1, narrow output: zero-padded weights
+		{1, 9, 9, 32, 4, 1, 0},  // 1x1, narrow output
 		{1, 7, 5, 4, 2, 5, 2},   // 5x5
 	}
 	for _, c := range cases {

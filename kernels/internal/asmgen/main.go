@@ -55,6 +55,11 @@ func main() {
 		// 8 rows × 2 zmm, for products of 32 rows and 32 columns (the
 		// weight gradients of 32-channel convolutions).
 		{name: "sgemmAVX512x8x32", mr: 8, nvec: 2, width: 16, bcst: true},
+		// 28 rows × 1 ymm (8 columns), for outputs of at most 8 columns
+		// (the st-networks' output convolutions, 2 or 4 channels), which
+		// the 16-column tiles pad 2-8 times: on CPUs that split 512-bit
+		// operations in two (Zen 4) a ymm FMA costs half a zmm one.
+		{name: "sgemmAVX512x28x8", mr: 28, nvec: 1, width: 8, bcst: true, evex: true},
 		// AVX2+FMA: 6 rows × 2 ymm (16 columns) with 12 accumulators.
 		{name: "sgemmAVX2x6x16", mr: 6, nvec: 2, width: 8},
 	}
@@ -105,6 +110,7 @@ type kernelSpec struct {
 	bcst  bool // use embedded-broadcast FMAs instead of VBROADCASTSS
 	rows  bool // the R form: A(i, p) at a[i*lda + p] instead of a[i + p*lda]
 	loop  bool // the looping variant (loopSig): tiles tiles, one under another
+	evex  bool // an AVX-512 kernel of ymm vectors: 32 registers, EVEX encodings
 }
 
 // unroll is the number of k steps in one iteration of the main loop.
@@ -133,6 +139,8 @@ var zmm = []reg.VecPhysical{
 var ymm = []reg.VecPhysical{
 	reg.Y0, reg.Y1, reg.Y2, reg.Y3, reg.Y4, reg.Y5, reg.Y6, reg.Y7,
 	reg.Y8, reg.Y9, reg.Y10, reg.Y11, reg.Y12, reg.Y13, reg.Y14, reg.Y15,
+	reg.Y16, reg.Y17, reg.Y18, reg.Y19, reg.Y20, reg.Y21, reg.Y22, reg.Y23,
+	reg.Y24, reg.Y25, reg.Y26, reg.Y27, reg.Y28, reg.Y29, reg.Y30, reg.Y31,
 }
 
 // aAddr computes the addresses of A elements for one kernel.
@@ -225,7 +233,7 @@ func genKernel(s kernelSpec) {
 	nr := s.nvec * s.width
 	nacc := s.mr * s.nvec
 	nregs := 16
-	if s.width == 16 {
+	if s.width == 16 || s.evex {
 		nregs = 32
 	}
 	ntmp := 2
@@ -282,7 +290,7 @@ func genKernel(s kernelSpec) {
 	for i := 0; i < s.mr; i++ {
 		for j := 0; j < s.nvec; j++ {
 			r := acc(i, j)
-			if s.width == 16 {
+			if s.width == 16 || s.evex {
 				VPXORD(r, r, r)
 			} else {
 				VXORPS(r, r, r)
