@@ -88,10 +88,16 @@ func (f Flow) LogProb(x *tensor.Tensor) *tensor.Tensor {
 }
 
 // EvalChunk is the number of examples LogProbEach gives a core at a time:
-// small enough that a chunk's activations stay in the core's own cache
-// (32 examples of 28x28 images with 16-32 hidden channels take 1.6 MB
-// per activation at the widest layer).
-const EvalChunk = 32
+// small enough that a chunk's activations stay in the core's own cache (8
+// examples of 28x28 images with 16-32 hidden channels take 400 KB per
+// activation at the widest layer). Measured on the cpu preset, batch 256,
+// 2 cores (BenchmarkEval in model/realnvp, alternating binaries): in
+// phases where this VM's two cores share the caches and memory badly,
+// chunks of 32 (1.6 MB) gave 1227-1258 img/s, 16 1367-1389 and 8
+// 1443-1456; in good phases 32 and 8 tie (1703-1721 vs 1707-1731) and 4
+// is slower (1668-1683); on one core 8 is 1-4% slower than 32 (more,
+// smaller operations).
+const EvalChunk = 8
 
 // LogProbEach returns log p(x) per example like LogProb, without gradient
 // recording, computed on chunks of chunk examples (EvalChunk when chunk
