@@ -3,6 +3,7 @@ package tensor
 import (
 	"fmt"
 	"sync"
+	"unsafe"
 
 	"github.com/flowood/flowood/kernels"
 )
@@ -58,15 +59,16 @@ func narrowMatMul(y, x, w, b []float32, m, in, outC int) {
 	}
 	p := alloc(m * narrowOut)
 	kernels.Sgemm(false, false, m, narrowOut, in, 1, x, in, wp, narrowOut, 0, p, narrowOut)
+	var bias [narrowOut]float32
+	copy(bias[:], b)
 	kernels.ParallelFor(m, grain/narrowOut+1, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			src, dst := p[r*narrowOut:r*narrowOut+outC], y[r*outC:(r+1)*outC]
-			if b == nil {
-				copy(dst, src)
-				continue
-			}
-			for j, v := range src {
-				dst[j] = v + b[j]
+		rows := unsafe.Slice((*[narrowOut]float32)(unsafe.Pointer(&p[lo*narrowOut])), hi-lo)
+		dst := y[lo*outC : hi*outC]
+		for r := range rows {
+			// With b nil the bias is +0 (a sum of -0 becomes +0).
+			d := dst[r*outC : r*outC+outC]
+			for j := range d {
+				d[j] = rows[r][j] + bias[j]
 			}
 		}
 	})
