@@ -5,9 +5,10 @@ import (
 	"sync/atomic"
 )
 
-// The elementwise kernels: flat operations over slices (AddTo, Add,
-// ReluForward, ReluBackward), per-channel operations over row-major data
-// whose rows are C channels wide (AffineRows and its variants), and
+// The elementwise kernels: flat operations over slices (AddTo, Add, Mul,
+// ReluForward, ReluBackward, Exp, Tanh, Log), per-channel operations over
+// row-major data whose rows are C channels wide (AffineRows and its
+// variants), and
 // per-channel column sums in float64 (ColumnSums, ColumnMoments). They run
 // on the calling goroutine; callers split large slices across workers.
 //
@@ -33,6 +34,7 @@ type elemKernels struct {
 
 	addTo    func(dst, src *float32, n int)
 	add      func(dst, a, b *float32, n int)
+	mul      func(dst, a, b *float32, n int)
 	relu     func(dst, src *float32, n int)
 	reluGrad func(gx, gy, y *float32, n int)
 	exp      func(dst, src *float32, n int)
@@ -131,6 +133,26 @@ func addGo(dst, a, b []float32) {
 	a, b = a[:len(dst)], b[:len(dst)]
 	for i := range dst {
 		dst[i] = a[i] + b[i]
+	}
+}
+
+// Mul sets dst[i] = a[i] * b[i]. The slices must have equal lengths; dst
+// may be a or b.
+func Mul(dst, a, b []float32) {
+	n := len(dst)
+	mustLen("Mul", n, len(a), len(b))
+	i := 0
+	if f := elem().mul; f != nil && n >= unit {
+		i = n &^ (unit - 1)
+		f(&dst[0], &a[0], &b[0], i)
+	}
+	mulGo(dst[i:], a[i:n], b[i:n])
+}
+
+func mulGo(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i := range dst {
+		dst[i] = a[i] * b[i]
 	}
 }
 

@@ -103,6 +103,57 @@ addAVX512_done:
 	VZEROUPPER
 	RET
 
+// func mulAVX512(dst *float32, a *float32, b *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·mulAVX512(SB), NOSPLIT, $0-32
+	MOVQ   dst+0(FP), AX
+	MOVQ   a+8(FP), CX
+	MOVQ   b+16(FP), DX
+	MOVQ   n+24(FP), BX
+	VPXORD Z0, Z0, Z0
+	SHRQ   $0x04, BX
+	JZ     mulAVX512_done
+	MOVQ   BX, SI
+	SHRQ   $0x02, SI
+	JZ     mulAVX512_tail
+
+mulAVX512_loop:
+	VMOVUPS (CX), Z0
+	VMULPS  (DX), Z0, Z0
+	VMOVUPS Z0, (AX)
+	VMOVUPS 64(CX), Z0
+	VMULPS  64(DX), Z0, Z0
+	VMOVUPS Z0, 64(AX)
+	VMOVUPS 128(CX), Z0
+	VMULPS  128(DX), Z0, Z0
+	VMOVUPS Z0, 128(AX)
+	VMOVUPS 192(CX), Z0
+	VMULPS  192(DX), Z0, Z0
+	VMOVUPS Z0, 192(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, CX
+	ADDQ    $0x00000100, DX
+	DECQ    SI
+	JNZ     mulAVX512_loop
+
+mulAVX512_tail:
+	ANDQ $0x03, BX
+	JZ   mulAVX512_done
+
+mulAVX512_tailloop:
+	VMOVUPS (CX), Z0
+	VMULPS  (DX), Z0, Z0
+	VMOVUPS Z0, (AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	ADDQ    $0x00000040, DX
+	DECQ    BX
+	JNZ     mulAVX512_tailloop
+
+mulAVX512_done:
+	VZEROUPPER
+	RET
+
 // func reluAVX512(dst *float32, src *float32, n int)
 // Requires: AVX, AVX512F
 TEXT ·reluAVX512(SB), NOSPLIT, $0-24
@@ -5280,6 +5331,72 @@ addAVX2_tailloop:
 	JNZ     addAVX2_tailloop
 
 addAVX2_done:
+	VZEROUPPER
+	RET
+
+// func mulAVX2(dst *float32, a *float32, b *float32, n int)
+// Requires: AVX, AVX2
+TEXT ·mulAVX2(SB), NOSPLIT, $0-32
+	MOVQ  dst+0(FP), AX
+	MOVQ  a+8(FP), CX
+	MOVQ  b+16(FP), DX
+	MOVQ  n+24(FP), BX
+	VPXOR Y0, Y0, Y0
+	SHRQ  $0x04, BX
+	JZ    mulAVX2_done
+	MOVQ  BX, SI
+	SHRQ  $0x02, SI
+	JZ    mulAVX2_tail
+
+mulAVX2_loop:
+	VMOVUPS (CX), Y0
+	VMULPS  (DX), Y0, Y0
+	VMOVUPS Y0, (AX)
+	VMOVUPS 32(CX), Y0
+	VMULPS  32(DX), Y0, Y0
+	VMOVUPS Y0, 32(AX)
+	VMOVUPS 64(CX), Y0
+	VMULPS  64(DX), Y0, Y0
+	VMOVUPS Y0, 64(AX)
+	VMOVUPS 96(CX), Y0
+	VMULPS  96(DX), Y0, Y0
+	VMOVUPS Y0, 96(AX)
+	VMOVUPS 128(CX), Y0
+	VMULPS  128(DX), Y0, Y0
+	VMOVUPS Y0, 128(AX)
+	VMOVUPS 160(CX), Y0
+	VMULPS  160(DX), Y0, Y0
+	VMOVUPS Y0, 160(AX)
+	VMOVUPS 192(CX), Y0
+	VMULPS  192(DX), Y0, Y0
+	VMOVUPS Y0, 192(AX)
+	VMOVUPS 224(CX), Y0
+	VMULPS  224(DX), Y0, Y0
+	VMOVUPS Y0, 224(AX)
+	ADDQ    $0x00000100, AX
+	ADDQ    $0x00000100, CX
+	ADDQ    $0x00000100, DX
+	DECQ    SI
+	JNZ     mulAVX2_loop
+
+mulAVX2_tail:
+	ANDQ $0x03, BX
+	JZ   mulAVX2_done
+
+mulAVX2_tailloop:
+	VMOVUPS (CX), Y0
+	VMULPS  (DX), Y0, Y0
+	VMOVUPS Y0, (AX)
+	VMOVUPS 32(CX), Y0
+	VMULPS  32(DX), Y0, Y0
+	VMOVUPS Y0, 32(AX)
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	ADDQ    $0x00000040, DX
+	DECQ    BX
+	JNZ     mulAVX2_tailloop
+
+mulAVX2_done:
 	VZEROUPPER
 	RET
 

@@ -14,6 +14,11 @@ func addToAVX512(dst *float32, src *float32, n int)
 //go:noescape
 func addAVX512(dst *float32, a *float32, b *float32, n int)
 
+// mulAVX512 sets dst[i] = a[i] * b[i], for n a multiple of 16.
+//
+//go:noescape
+func mulAVX512(dst *float32, a *float32, b *float32, n int)
+
 // reluAVX512 sets dst[i] = src[i], or +0 where the sign bit of src[i] is set (ReLU), for n a multiple of 16.
 //
 //go:noescape
@@ -133,6 +138,11 @@ func addToAVX2(dst *float32, src *float32, n int)
 //
 //go:noescape
 func addAVX2(dst *float32, a *float32, b *float32, n int)
+
+// mulAVX2 sets dst[i] = a[i] * b[i], for n a multiple of 16.
+//
+//go:noescape
+func mulAVX2(dst *float32, a *float32, b *float32, n int)
 
 // reluAVX2 sets dst[i] = src[i], or +0 where the sign bit of src[i] is set (ReLU), for n a multiple of 16.
 //

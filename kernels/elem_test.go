@@ -133,6 +133,17 @@ func TestFlatKernels(t *testing.T) {
 				Add(got, got, b)
 				checkSame(t, what("Add in place"), got, want)
 
+				// Mul, also in place
+				for i := range want {
+					want[i] = a[i] * b[i]
+				}
+				got = elemInput(rng, n, 5, false)
+				Mul(got, a, b)
+				checkSame(t, what("Mul"), got, want)
+				got = append([]float32(nil), a...)
+				Mul(got, got, b)
+				checkSame(t, what("Mul in place"), got, want)
+
 				// ReluForward, also in place
 				for i := range want {
 					want[i] = refRelu(a[i])

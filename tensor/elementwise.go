@@ -197,11 +197,7 @@ func Sub(a, b *Tensor) *Tensor {
 
 // Mul returns a * b elementwise for tensors of the same shape.
 func Mul(a, b *Tensor) *Tensor {
-	return binary("Mul", a, b, func(y, a, b []float32) {
-		for i := range y {
-			y[i] = a[i] * b[i]
-		}
-	}, func(g, gy, _, b []float32) {
+	return binary("Mul", a, b, kernels.Mul, func(g, gy, _, b []float32) {
 		for i := range g {
 			g[i] += gy[i] * b[i]
 		}

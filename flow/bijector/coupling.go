@@ -106,6 +106,9 @@ func (c *AffineCoupling) join(id, ch *tensor.Tensor) *tensor.Tensor {
 
 // Forward implements flow.Bijector.
 func (c *AffineCoupling) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) {
+	if c.Observe == nil && !tensor.GradEnabled() {
+		return c.forwardFused(x)
+	}
 	if c.channel {
 		id, ch := c.split(x)
 		s, t := c.st(id)
@@ -122,6 +125,26 @@ func (c *AffineCoupling) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tens
 	c.observe(s, t, z)
 	ld := tensor.SumPerExample(s)
 	tensor.Done(xid, s, t)
+	return z, ld
+}
+
+// forwardFused is Forward without gradient recording: what follows the
+// st-network is one operation, tensor.CouplingAffine, which computes the
+// same values bit for bit.
+func (c *AffineCoupling) forwardFused(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) {
+	if c.channel {
+		id, ch := c.split(x)
+		out := c.Net.Forward(id)
+		zc, ld := tensor.CouplingAffine(ch, out, c.Scale, nil)
+		z := c.join(id, zc)
+		tensor.Done(id, ch, out, zc)
+		return z, ld
+	}
+	xid := tensor.MulExample(x, c.Mask)
+	out := c.Net.Forward(xid)
+	tensor.Done(xid)
+	z, ld := tensor.CouplingAffine(x, out, c.Scale, c.inv)
+	tensor.Done(out)
 	return z, ld
 }
 

@@ -63,6 +63,15 @@ func CheckBijector(t *testing.T, b flow.Bijector, x *tensor.Tensor, opt Options)
 			t.Errorf("example %d: forward logDet %g + inverse logDet %g = %g, want 0", i, ld.Data[i], ldInv.Data[i], s)
 		}
 	}
+	// The recorded pass (which training differentiates) computes what the
+	// gradient-free one (evaluation's fused and folded operations) does.
+	zr, ldr := b.Forward(x.Clone().SetRequiresGrad(true))
+	if e := maxAbsDiff(zr.Data, z.Data); e > 1e-5*math.Max(1, maxAbs(z.Data)) {
+		t.Errorf("Forward recorded and gradient-free differ by %g (max abs)", e)
+	}
+	if e := maxAbsDiff(ldr.Data, ld.Data); e > 1e-5*math.Max(1, maxAbs(ld.Data)) {
+		t.Errorf("Forward log-det recorded and gradient-free differ by %g (max abs)", e)
+	}
 	if !opt.SkipJacobian {
 		checkJacobian(t, b, x, ld)
 	}
@@ -216,6 +225,15 @@ func maxAbsDiff(a, b []float32) float64 {
 	var m float64
 	for i := range a {
 		m = math.Max(m, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return m
+}
+
+// maxAbs returns the largest magnitude in a.
+func maxAbs(a []float32) float64 {
+	var m float64
+	for _, v := range a {
+		m = math.Max(m, math.Abs(float64(v)))
 	}
 	return m
 }

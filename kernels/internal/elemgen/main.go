@@ -463,6 +463,15 @@ func main() {
 			},
 		},
 		{
+			name: "mul", doc: "sets dst[i] = a[i] * b[i]", ptrs: []string{"dst", "a", "b"},
+			body: func(s isa, p []reg.GPVirtual, off int, _ reg.VecVirtual) {
+				x := s.vec()
+				VMOVUPS(Mem{Base: p[1], Disp: off}, x)
+				VMULPS(Mem{Base: p[2], Disp: off}, x, x)
+				VMOVUPS(x, Mem{Base: p[0], Disp: off})
+			},
+		},
+		{
 			name: "relu", doc: "sets dst[i] = src[i], or +0 where the sign bit of src[i] is set (ReLU)", ptrs: []string{"dst", "src"},
 			body: func(s isa, p []reg.GPVirtual, off int, _ reg.VecVirtual) {
 				x := s.vec()
