@@ -82,23 +82,52 @@ func newOut(shape []int) *Tensor {
 	return t
 }
 
-// scopes is the stack of active Scoped calls; operations register the
-// buffers they allocate with the innermost one. Like NoGrad it is
-// process-wide: call Scoped from the goroutine that runs the model. The
-// operations inside may run on several goroutines (kernels.Each), so
-// registering takes a lock.
+// scopes is the stack of active Scoped calls, innermost the last of them;
+// operations register the buffers they allocate with the innermost one.
+// Like NoGrad it is process-wide: call Scoped from the goroutine that runs
+// the model. The operations inside may run on several goroutines
+// (kernels.Each).
 var (
-	scopes   []*[]*Tensor
-	scopesMu sync.Mutex
+	scopes    []*scope
+	scopesMu  sync.Mutex // guards scopes
+	innermost atomic.Pointer[scope]
 )
+
+// scope holds the tensors registered with one Scoped call, in shards
+// handed out by a sync.Pool: each processor appends to a shard of its
+// own, so that cores running operations side by side do not write to
+// shared memory (a lock and a list they shared cost a cache-line transfer
+// per operation).
+type scope struct {
+	mu     sync.Mutex   // guards shards
+	shards []*[]*Tensor // every shard made, in order
+	free   sync.Pool    // of *[]*Tensor, from shards
+}
+
+func newScope() *scope {
+	s := &scope{}
+	s.free.New = func() any {
+		sh := new([]*Tensor)
+		s.mu.Lock()
+		s.shards = append(s.shards, sh)
+		s.mu.Unlock()
+		return sh
+	}
+	return s
+}
+
+// add registers t.
+func (s *scope) add(t *Tensor) {
+	sh := s.free.Get().(*[]*Tensor)
+	*sh = append(*sh, t)
+	s.free.Put(sh)
+}
 
 // track registers t with the innermost scope.
 func track(t *Tensor) {
-	scopesMu.Lock()
-	if n := len(scopes); n > 0 {
-		*scopes[n-1] = append(*scopes[n-1], t)
+	if s := innermost.Load(); s != nil {
+		s.add(t)
 	}
-	scopesMu.Unlock()
 }
 
 // Scoped runs fn and then recycles the buffers of every intermediate
@@ -109,14 +138,20 @@ func track(t *Tensor) {
 // warm and flat. Tensors created inside fn other than those returned must
 // not be used after Scoped returns.
 func Scoped(fn func() []*Tensor) {
-	var owned []*Tensor
+	sc := newScope()
 	scopesMu.Lock()
-	scopes = append(scopes, &owned)
+	scopes = append(scopes, sc)
+	innermost.Store(sc)
 	scopesMu.Unlock()
 	var keep []*Tensor
 	defer func() {
 		scopesMu.Lock()
 		scopes = scopes[:len(scopes)-1]
+		if n := len(scopes); n > 0 {
+			innermost.Store(scopes[n-1])
+		} else {
+			innermost.Store(nil)
+		}
 		scopesMu.Unlock()
 		kept := map[*float32]bool{}
 		for _, k := range keep {
@@ -124,15 +159,20 @@ func Scoped(fn func() []*Tensor) {
 				kept[&k.Data[0]] = true
 			}
 		}
-		for _, t := range owned {
-			if !t.owned || t.node != nil || len(t.Data) == 0 || kept[&t.Data[0]] {
-				if t.owned && len(t.Data) > 0 && kept[&t.Data[0]] {
-					track(t) // hand ownership to the enclosing scope
+		sc.mu.Lock()
+		shards := sc.shards
+		sc.mu.Unlock()
+		for _, sh := range shards {
+			for _, t := range *sh {
+				if !t.owned || t.node != nil || len(t.Data) == 0 || kept[&t.Data[0]] {
+					if t.owned && len(t.Data) > 0 && kept[&t.Data[0]] {
+						track(t) // hand ownership to the enclosing scope
+					}
+					continue
 				}
-				continue
+				release(t.Data)
+				t.Data, t.owned = nil, false
 			}
-			release(t.Data)
-			t.Data, t.owned = nil, false
 		}
 	}()
 	keep = fn()

@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/flowood/flowood/kernels"
 )
@@ -338,27 +339,20 @@ func winoKernels(w []float32, cin, cout, m int, param bool) ([]float32, func()) 
 		return u, func() { release(u) }
 	}
 	key := winoKey{&w[0], len(w), m}
-	wcache.Lock()
-	if wcache.m == nil {
-		wcache.Unlock()
+	cache := wcache.m.Load()
+	if cache == nil {
 		u := compute()
 		return u, func() { release(u) }
 	}
-	u, ok := wcache.m[key]
-	wcache.Unlock()
-	if ok {
-		return u, func() {}
+	if u, ok := cache.Load(key); ok {
+		return u.([]float32), func() {}
 	}
-	u = compute()
-	wcache.Lock()
-	if old, ok := wcache.m[key]; ok {
+	u := compute()
+	if old, loaded := cache.LoadOrStore(key, u); loaded {
 		// Another goroutine transformed it meanwhile: keep one.
-		wcache.Unlock()
 		release(u)
-		return old, func() {}
+		return old.([]float32), func() {}
 	}
-	wcache.m[key] = u
-	wcache.Unlock()
 	return u, func() {}
 }
 
@@ -369,12 +363,14 @@ type winoKey struct {
 	n, m int
 }
 
-// wcache holds the kernel transforms while CacheWeightTransforms runs
-// (m not nil).
+// wcache holds the kernel transforms while CacheWeightTransforms runs (m
+// not nil). Lookups read a sync.Map without writing shared memory: the
+// cores evaluating chunks side by side look up every convolution's
+// transform, and a lock's cache line moved between them on every one.
 var wcache struct {
-	sync.Mutex
-	depth int
-	m     map[winoKey][]float32
+	sync.Mutex // guards depth and the replacement of m
+	depth      int
+	m          atomic.Pointer[sync.Map] // winoKey -> []float32
 }
 
 // CacheWeightTransforms runs fn with the Winograd kernel transforms of
@@ -385,7 +381,7 @@ var wcache struct {
 func CacheWeightTransforms(fn func()) {
 	wcache.Lock()
 	if wcache.depth == 0 {
-		wcache.m = map[winoKey][]float32{}
+		wcache.m.Store(new(sync.Map))
 	}
 	wcache.depth++
 	wcache.Unlock()
@@ -393,10 +389,11 @@ func CacheWeightTransforms(fn func()) {
 		wcache.Lock()
 		wcache.depth--
 		if wcache.depth == 0 {
-			for _, u := range wcache.m {
-				release(u)
-			}
-			wcache.m = nil
+			wcache.m.Load().Range(func(_, u any) bool {
+				release(u.([]float32))
+				return true
+			})
+			wcache.m.Store(nil)
 		}
 		wcache.Unlock()
 	}()
