@@ -178,7 +178,40 @@ func (g *gemmProblem) prepare(transB bool, b []float32, ldb int, beta float32, c
 		return true
 	}
 	g.kern = activeKernel().forShape(m, n)
+	g.segFused, g.segStep = g.fuseSegments()
 	return false
+}
+
+// fuseSegments reports whether the micro-kernel can take an implicit A
+// whole, all segments in one call (its segLoop), and the distance between
+// the segments: when A is read in place in one k block and its segments
+// are equally spaced.
+func (g *gemmProblem) fuseSegments() (bool, int) {
+	kn := g.kern
+	kc := kn.kc // the depth of a k block in place (blocking)
+	if g.n <= directMaxN {
+		kc = kn.kcDirect
+	}
+	if len(g.aSeg) < 2 || g.transA || kn.segLoop == nil || !g.readsAInPlace() || g.k > kc {
+		return false, 0
+	}
+	step := g.aSeg[1] - g.aSeg[0]
+	if step < 0 {
+		return false, 0
+	}
+	for i := 2; i < len(g.aSeg); i++ {
+		if g.aSeg[i]-g.aSeg[i-1] != step {
+			return false, 0
+		}
+	}
+	return true, step
+}
+
+// readsAInPlace reports whether the blocked loops read A in place rather
+// than packing it (see blocking).
+func (g *gemmProblem) readsAInPlace() bool {
+	kn := g.kern
+	return kn.direct && (g.n <= directMaxN || (!g.transA && g.lda%1024 != 0))
 }
 
 // SgemmFLOPs returns the number of floating-point operations, 2·m·n·k, that
@@ -286,6 +319,11 @@ type gemmProblem struct {
 	// segments, so that each block of A is a plain strided matrix.
 	aSeg []int
 	segK int
+	// segFused, set by prepare, says that the blocks of an implicit A
+	// read in place span all its segments, which the kernel's segLoop
+	// walks segStep values apart (equally spaced segments, one k block).
+	segFused bool
+	segStep  int
 }
 
 // aIndex returns the index in g.a of element (i, p) of a non-transposed A.
@@ -300,7 +338,7 @@ func (g *gemmProblem) aIndex(i, p int) int {
 // but no further than pe or the end of pc's segment of an implicit A.
 func (g *gemmProblem) kEnd(pc, pe, kc int) int {
 	e := min(pc+kc, pe)
-	if g.aSeg != nil {
+	if g.aSeg != nil && !g.segFused {
 		e = min(e, (pc/g.segK+1)*g.segK)
 	}
 	return e
@@ -495,6 +533,10 @@ func (g *gemmProblem) blocked(p0, p1 int, beta float32, c []float32, ldc int, wo
 	}
 }
 
+// testSegFused, when set by a test, is called each time the macro-kernel
+// takes an implicit A with all its segments at once.
+var testSegFused func()
+
 // testEdgeInPlace, when set by a test, is called each time a bottom-edge
 // sliver of A is read in place.
 var testEdgeInPlace func()
@@ -507,18 +549,15 @@ func (g *gemmProblem) blocking(p0, p1 int) (direct bool, kc, mc, nc, kOuter int)
 	kn := g.kern
 	nr := kn.nr
 	kc, mc = kn.kc, kn.mc
-	if kn.direct {
-		switch {
-		case g.n <= directMaxN:
-			// Narrow output: A is streamed from memory once and used
-			// for only a few micro-kernel calls.
-			direct, kc, mc = true, kn.kcDirect, kn.mcDirect
-		case !g.transA && g.lda%1024 != 0:
-			// Wide output: a kc-deep sliver of row-major A is reused from
-			// L1 across the slivers of B, which works as long as its rows
-			// do not all map to the same cache sets (a stride of a
-			// multiple of 4 KiB).
-			direct = true
+	// readsAInPlace: a narrow output (A is streamed from memory once
+	// and used for only a few micro-kernel calls), or a wide one whose
+	// kc-deep sliver of row-major A is reused from L1 across the slivers
+	// of B, which works as long as its rows do not all map to the same
+	// cache sets (a stride of a multiple of 4 KiB).
+	if g.readsAInPlace() {
+		direct = true
+		if g.n <= directMaxN {
+			kc, mc = kn.kcDirect, kn.mcDirect
 		}
 	}
 	// nc: as many slivers as keep a kc-deep packed B block within the L2
@@ -659,10 +698,18 @@ func (g *gemmProblem) packA(ic, mcb, pc, kcb, mr int, dst []float32) {
 		d := dst[ir*kcb : ir*kcb+mr*kcb]
 		if !g.transA {
 			for i := 0; i < rows; i++ {
-				src := a[g.aIndex(ic+ir+i, pc):]
-				src = src[:kcb]
-				for p, v := range src {
-					d[p*mr+i] = v
+				// Contiguous runs: the whole block, or up to the end of
+				// a segment of an implicit A.
+				for p := 0; p < kcb; {
+					run := kcb - p
+					if g.aSeg != nil {
+						run = min(run, g.segK-(pc+p)%g.segK)
+					}
+					src := a[g.aIndex(ic+ir+i, pc+p):]
+					for q, v := range src[:run] {
+						d[(p+q)*mr+i] = v
+					}
+					p += run
 				}
 			}
 		} else {
@@ -713,6 +760,58 @@ func (g *gemmProblem) packB(pc, kcb, jc, ncb, s0, s1, nr int, dst []float32) {
 	}
 }
 
+// macroSegmented computes, for macro, the row sliver at ir of a block
+// whose implicit A is read in place with all its segments in one call
+// (g.segFused), or from ir = 0 the loopTiles full tiles of a one-sliver
+// B in one call; it returns the row of the last sliver it computed. A
+// bottom-edge sliver is packed (all segments) and computed by kn.fn.
+func (g *gemmProblem) macroSegmented(blk *macroBlock, ap, bp, c []float32, ldc int, beta float32, ts *scratch, ir, loopTiles int) int {
+	kn := g.kern
+	mr, nr := kn.mr, kn.nr
+	kcb, alpha := blk.kcb, g.alpha
+	nseg := len(g.aSeg)
+	rows := min(mr, blk.mcb-ir)
+	if testSegFused != nil {
+		testSegFused()
+	}
+	as := g.a[g.aIndex(blk.ic+ir, 0):]
+	if ir == 0 && loopTiles > 0 {
+		jr := blk.s0 * nr
+		kn.segLoop(g.segK, as, g.lda, bp[blk.s0*kcb*nr:], c[jr:], ldc, alpha, beta, loopTiles, mr*g.lda, nseg, g.segStep)
+		return (loopTiles - 1) * mr
+	}
+	if rows < mr {
+		g.packA(blk.ic+ir, rows, 0, kcb, mr, ap)
+	}
+	for s := blk.s0; s < blk.s1; s++ {
+		jr := s * nr
+		cols := min(nr, blk.ncb-jr)
+		bs := bp[s*kcb*nr:]
+		if rows == mr && cols == nr {
+			kn.segLoop(g.segK, as, g.lda, bs, c[ir*ldc+jr:], ldc, alpha, beta, 1, 0, nseg, g.segStep)
+			continue
+		}
+		tile := ts.get()
+		if rows == mr {
+			kn.segLoop(g.segK, as, g.lda, bs, tile, nr, alpha, 0, 1, 0, nseg, g.segStep)
+		} else {
+			kn.fn(kcb, ap, 1, mr, bs, tile, nr, alpha, 0)
+		}
+		for i := 0; i < rows; i++ {
+			crow := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+cols]
+			trow := tile[i*nr : i*nr+cols]
+			if beta == 0 {
+				copy(crow, trow)
+				continue
+			}
+			for j, v := range trow {
+				crow[j] = beta*crow[j] + v
+			}
+		}
+	}
+	return ir
+}
+
 // macroBlock describes the part of the product one macro-kernel call
 // covers: rows ic..ic+mcb of C, the k range pc..pc+kcb, and the column
 // slivers s0..s1 of an ncb-column block.
@@ -746,6 +845,11 @@ func (g *gemmProblem) macro(blk *macroBlock, ap, bp, c []float32, ldc int, beta 
 			as, ars, acs, astep = g.a[g.aIndex(blk.ic+ir, blk.pc):], g.lda, 1, mr*g.lda
 		default:
 			as, ars, acs, astep = g.a[blk.pc*g.lda+blk.ic+ir:], 1, g.lda, mr
+		}
+		if blk.direct && g.segFused {
+			// An implicit A whole, from its first segment (blk.pc is 0).
+			ir = g.macroSegmented(blk, ap, bp, c, ldc, beta, ts, ir, loopTiles)
+			continue
 		}
 		if ir == 0 && loopTiles > 0 {
 			jr := blk.s0 * nr

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -89,12 +90,27 @@ func checkOverlapGemm(t *testing.T, rng *rand.Rand, transA, transB bool, m, n, k
 // columns at random, possibly overlapping, offsets.
 func checkImplicitGemm(t *testing.T, rng *rand.Rand, transB bool, m, n, segK, nseg, lda, padB, padC int, alpha, beta float32) {
 	t.Helper()
+	checkImplicitGemmOffs(t, rng, transB, m, n, segK, nseg, lda, padB, padC, alpha, beta, false)
+}
+
+// checkImplicitGemmOffs is checkImplicitGemm with, when uniform is set,
+// equally spaced segments (as a convolution's kernel rows are), which the
+// micro-kernels' segmented loops take whole.
+func checkImplicitGemmOffs(t *testing.T, rng *rand.Rand, transB bool, m, n, segK, nseg, lda, padB, padC int, alpha, beta float32, uniform bool) {
+	t.Helper()
 	span := max(0, (m-1)*lda+segK)
 	size := span + rng.IntN(3*span+10)
 	a := randSlice(rng, size)
 	offs := make([]int, nseg)
 	for s := range offs {
 		offs[s] = rng.IntN(size - span + 1)
+	}
+	if uniform && nseg > 1 {
+		step := rng.IntN((size-span)/(nseg-1) + 1)
+		offs[0] = rng.IntN(size - span - (nseg-1)*step + 1)
+		for s := 1; s < nseg; s++ {
+			offs[s] = offs[s-1] + step
+		}
 	}
 	k := segK * nseg
 	ad := denseA(m, k, func(i, p int) float32 { return a[offs[p/segK]+i*lda+p%segK] })
@@ -214,6 +230,48 @@ func TestSgemmImplicit(t *testing.T) {
 						beta := []float32{0, 1, -0.5}[rng.IntN(3)]
 						checkImplicitGemm(t, rng, tB, s.m, s.n, s.segK, s.nseg, s.lda, rng.IntN(2)*3, rng.IntN(2)*2, 0.75, beta)
 					}
+				}
+			})
+		})
+	}
+}
+
+// TestSgemmImplicitUniform checks implicit A with equally spaced
+// segments, which the micro-kernels' segmented loops take whole: the
+// convolution shapes of the st-networks' first layers, bottom-edge
+// slivers, partial and several column slivers, segments shorter than the
+// k loop's unrolling, through the small and blocked paths.
+func TestSgemmImplicitUniform(t *testing.T) {
+	var fused atomic.Int64
+	testSegFused = func() { fused.Add(1) }
+	defer func() { testSegFused = nil }()
+	type shape struct{ m, n, segK, nseg, lda int }
+	shapes := []shape{
+		{870, 16, 6, 3, 2},   // 28x28 padded grid, Cin 2 -> 16
+		{1000, 32, 12, 3, 4}, // Cin 4 -> 32
+		{57, 16, 6, 3, 2},    // bottom-edge sliver
+		{100, 8, 3, 3, 1},    // 28x8 tiles
+		{90, 45, 9, 5, 3},    // several and partial column slivers, 5x5
+		{64, 33, 1, 7, 1},    // one-column segments
+		{200, 20, 5, 2, 5},   // a partial 16-column sliver
+	}
+	for _, blocked := range []bool{false, true} {
+		t.Run(map[bool]string{false: "auto", true: "blocked"}[blocked], func(t *testing.T) {
+			if blocked {
+				forceBlocked(t)
+			}
+			forEachKernel(t, func(t *testing.T) {
+				before := fused.Load()
+				rng := rand.New(rand.NewPCG(29, 30))
+				for _, s := range shapes {
+					for _, tB := range []bool{false, true} {
+						beta := []float32{0, 1, -0.5}[rng.IntN(3)]
+						alpha := []float32{1, 0.75}[rng.IntN(2)]
+						checkImplicitGemmOffs(t, rng, tB, s.m, s.n, s.segK, s.nseg, s.lda, rng.IntN(2)*3, rng.IntN(2)*2, alpha, beta, true)
+					}
+				}
+				if activeKernel().segLoop != nil && fused.Load() == before {
+					t.Error("no product took the segmented micro-kernel loop")
 				}
 			})
 		})

@@ -22,6 +22,9 @@ func sgemmAVX512x14x32R(kc int, a *float32, lda int, b *float32, c *float32, ldc
 // sgemmAVX512x14x32RL computes tiles 14×32 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p], each 14 rows of C and astep values of A beyond the previous one.
 func sgemmAVX512x14x32RL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
 
+// sgemmAVX512x14x32RLS computes tiles 14×32 tiles C = alpha*A*Bp + beta*C over nseg segments of kc steps, A(i, s*kc + p) = a[s*segstep + i*lda + p], each tile 14 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x14x32RLS(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int, nseg int, segstep int)
+
 // sgemmAVX512x28x16P computes the 28×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
 func sgemmAVX512x28x16P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
 
@@ -33,6 +36,9 @@ func sgemmAVX512x28x16R(kc int, a *float32, lda int, b *float32, c *float32, ldc
 
 // sgemmAVX512x28x16RL computes tiles 28×16 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p], each 28 rows of C and astep values of A beyond the previous one.
 func sgemmAVX512x28x16RL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
+
+// sgemmAVX512x28x16RLS computes tiles 28×16 tiles C = alpha*A*Bp + beta*C over nseg segments of kc steps, A(i, s*kc + p) = a[s*segstep + i*lda + p], each tile 28 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x28x16RLS(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int, nseg int, segstep int)
 
 // sgemmAVX512x16x16P computes the 16×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
 func sgemmAVX512x16x16P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
@@ -46,6 +52,9 @@ func sgemmAVX512x16x16R(kc int, a *float32, lda int, b *float32, c *float32, ldc
 // sgemmAVX512x16x16RL computes tiles 16×16 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p], each 16 rows of C and astep values of A beyond the previous one.
 func sgemmAVX512x16x16RL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
 
+// sgemmAVX512x16x16RLS computes tiles 16×16 tiles C = alpha*A*Bp + beta*C over nseg segments of kc steps, A(i, s*kc + p) = a[s*segstep + i*lda + p], each tile 16 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x16x16RLS(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int, nseg int, segstep int)
+
 // sgemmAVX512x8x32P computes the 8×32 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
 func sgemmAVX512x8x32P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
 
@@ -57,6 +66,9 @@ func sgemmAVX512x8x32R(kc int, a *float32, lda int, b *float32, c *float32, ldc 
 
 // sgemmAVX512x8x32RL computes tiles 8×32 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p], each 8 rows of C and astep values of A beyond the previous one.
 func sgemmAVX512x8x32RL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
+
+// sgemmAVX512x8x32RLS computes tiles 8×32 tiles C = alpha*A*Bp + beta*C over nseg segments of kc steps, A(i, s*kc + p) = a[s*segstep + i*lda + p], each tile 8 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x8x32RLS(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int, nseg int, segstep int)
 
 // sgemmAVX512x28x8P computes the 28×8 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
 func sgemmAVX512x28x8P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
@@ -70,6 +82,9 @@ func sgemmAVX512x28x8R(kc int, a *float32, lda int, b *float32, c *float32, ldc 
 // sgemmAVX512x28x8RL computes tiles 28×8 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p], each 28 rows of C and astep values of A beyond the previous one.
 func sgemmAVX512x28x8RL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
 
+// sgemmAVX512x28x8RLS computes tiles 28×8 tiles C = alpha*A*Bp + beta*C over nseg segments of kc steps, A(i, s*kc + p) = a[s*segstep + i*lda + p], each tile 28 rows of C and astep values of A beyond the previous one.
+func sgemmAVX512x28x8RLS(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int, nseg int, segstep int)
+
 // sgemmAVX2x6x16P computes the 6×16 tile C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i + p*lda].
 func sgemmAVX2x6x16P(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32)
 
@@ -81,3 +96,6 @@ func sgemmAVX2x6x16R(kc int, a *float32, lda int, b *float32, c *float32, ldc in
 
 // sgemmAVX2x6x16RL computes tiles 6×16 tiles C = alpha*A*Bp + beta*C over kc steps, with A(i, p) = a[i*lda + p], each 6 rows of C and astep values of A beyond the previous one.
 func sgemmAVX2x6x16RL(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int)
+
+// sgemmAVX2x6x16RLS computes tiles 6×16 tiles C = alpha*A*Bp + beta*C over nseg segments of kc steps, A(i, s*kc + p) = a[s*segstep + i*lda + p], each tile 6 rows of C and astep values of A beyond the previous one.
+func sgemmAVX2x6x16RLS(kc int, a *float32, lda int, b *float32, c *float32, ldc int, alpha float32, beta float32, tiles int, astep int, nseg int, segstep int)

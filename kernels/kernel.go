@@ -20,6 +20,12 @@ type microKernel struct {
 	// loop, when not nil, is fn over tiles tiles one under another: tile
 	// t covers rows t*mr.. of C, with A at a[t*astep:] and the same B.
 	loop func(kc int, a []float32, ars, acs int, b, c []float32, ldc int, alpha, beta float32, tiles, astep int)
+	// segLoop, when not nil, is loop for an A read in place row by row
+	// (ars = lda, acs = 1) made of nseg segments of kc columns, segment s
+	// starting segstep values after segment s-1, and Bp of nseg*kc
+	// groups: the implicit GEMM of SgemmImplicit in one call per run of
+	// tiles.
+	segLoop func(kc int, a []float32, lda int, b, c []float32, ldc int, alpha, beta float32, tiles, astep, nseg, segstep int)
 	// direct reports whether fn also accepts A in place, with ars = 1 or
 	// acs = 1; kcDirect and mcDirect are the blocking used then.
 	direct             bool

@@ -40,49 +40,69 @@ func asmLoop(mr, nr int, colForm, rowForm func(kc int, a *float32, lda int, b, c
 	}
 }
 
+// asmSegLoop adapts a segmented looping assembly micro-kernel (the LS
+// variants, segSig in internal/asmgen, reading A in place row by row),
+// checking the bounds of the last tile.
+func asmSegLoop(mr, nr int, fn func(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, tiles, astep, nseg, segstep int)) func(kc int, a []float32, lda int, b, c []float32, ldc int, alpha, beta float32, tiles, astep, nseg, segstep int) {
+	return func(kc int, a []float32, lda int, b, c []float32, ldc int, alpha, beta float32, tiles, astep, nseg, segstep int) {
+		if tiles < 1 || nseg < 1 || kc < 1 || astep < 0 || segstep < 0 {
+			panic("kernels: segmented micro-kernel loop over nothing")
+		}
+		_ = a[(tiles-1)*astep+(mr-1)*lda+(nseg-1)*segstep+kc-1]
+		_ = b[nseg*kc*nr-1]
+		_ = c[(tiles*mr-1)*ldc+nr-1]
+		fn(kc, &a[0], lda, &b[0], &c[0], ldc, alpha, beta, tiles, astep, nseg, segstep)
+	}
+}
+
 var (
 	avx512Narrow = &microKernel{
 		name: "avx512",
 		mr:   28, nr: 16,
 		kc: 256, mc: 112,
-		fn:     asmKernel(28, 16, sgemmAVX512x28x16P, sgemmAVX512x28x16R),
-		loop:   asmLoop(28, 16, sgemmAVX512x28x16PL, sgemmAVX512x28x16RL),
-		direct: true, kcDirect: 768, mcDirect: 112,
+		fn:      asmKernel(28, 16, sgemmAVX512x28x16P, sgemmAVX512x28x16R),
+		loop:    asmLoop(28, 16, sgemmAVX512x28x16PL, sgemmAVX512x28x16RL),
+		segLoop: asmSegLoop(28, 16, sgemmAVX512x28x16RLS),
+		direct:  true, kcDirect: 768, mcDirect: 112,
 	}
 	avx512Square = &microKernel{
 		name: "avx512",
 		mr:   16, nr: 16,
 		kc: 256, mc: 112,
-		fn:     asmKernel(16, 16, sgemmAVX512x16x16P, sgemmAVX512x16x16R),
-		loop:   asmLoop(16, 16, sgemmAVX512x16x16PL, sgemmAVX512x16x16RL),
-		direct: true, kcDirect: 768, mcDirect: 112,
+		fn:      asmKernel(16, 16, sgemmAVX512x16x16P, sgemmAVX512x16x16R),
+		loop:    asmLoop(16, 16, sgemmAVX512x16x16PL, sgemmAVX512x16x16RL),
+		segLoop: asmSegLoop(16, 16, sgemmAVX512x16x16RLS),
+		direct:  true, kcDirect: 768, mcDirect: 112,
 		cost: 15,
 	}
 	avx512x8 = &microKernel{
 		name: "avx512",
 		mr:   8, nr: 32,
 		kc: 256, mc: 112,
-		fn:     asmKernel(8, 32, sgemmAVX512x8x32P, sgemmAVX512x8x32R),
-		loop:   asmLoop(8, 32, sgemmAVX512x8x32PL, sgemmAVX512x8x32RL),
-		direct: true, kcDirect: 768, mcDirect: 112,
+		fn:      asmKernel(8, 32, sgemmAVX512x8x32P, sgemmAVX512x8x32R),
+		loop:    asmLoop(8, 32, sgemmAVX512x8x32PL, sgemmAVX512x8x32RL),
+		segLoop: asmSegLoop(8, 32, sgemmAVX512x8x32RLS),
+		direct:  true, kcDirect: 768, mcDirect: 112,
 		cost: 11,
 	}
 	avx512x28x8 = &microKernel{
 		name: "avx512",
 		mr:   28, nr: 8,
 		kc: 256, mc: 112,
-		fn:     asmKernel(28, 8, sgemmAVX512x28x8P, sgemmAVX512x28x8R),
-		loop:   asmLoop(28, 8, sgemmAVX512x28x8PL, sgemmAVX512x28x8RL),
-		direct: true, kcDirect: 768, mcDirect: 112,
+		fn:      asmKernel(28, 8, sgemmAVX512x28x8P, sgemmAVX512x28x8R),
+		loop:    asmLoop(28, 8, sgemmAVX512x28x8PL, sgemmAVX512x28x8RL),
+		segLoop: asmSegLoop(28, 8, sgemmAVX512x28x8RLS),
+		direct:  true, kcDirect: 768, mcDirect: 112,
 		cost: 12,
 	}
 	avx512Kernel = &microKernel{
 		name: "avx512",
 		mr:   14, nr: 32,
 		kc: 256, mc: 112,
-		fn:     asmKernel(14, 32, sgemmAVX512x14x32P, sgemmAVX512x14x32R),
-		loop:   asmLoop(14, 32, sgemmAVX512x14x32PL, sgemmAVX512x14x32RL),
-		direct: true, kcDirect: 768, mcDirect: 112,
+		fn:      asmKernel(14, 32, sgemmAVX512x14x32P, sgemmAVX512x14x32R),
+		loop:    asmLoop(14, 32, sgemmAVX512x14x32PL, sgemmAVX512x14x32RL),
+		segLoop: asmSegLoop(14, 32, sgemmAVX512x14x32RLS),
+		direct:  true, kcDirect: 768, mcDirect: 112,
 		narrow: avx512Narrow,
 		others: []*microKernel{avx512Square, avx512x8, avx512x28x8},
 	}
@@ -90,9 +110,10 @@ var (
 		name: "avx2",
 		mr:   6, nr: 16,
 		kc: 256, mc: 96,
-		fn:     asmKernel(6, 16, sgemmAVX2x6x16P, sgemmAVX2x6x16R),
-		loop:   asmLoop(6, 16, sgemmAVX2x6x16PL, sgemmAVX2x6x16RL),
-		direct: true, kcDirect: 768, mcDirect: 96,
+		fn:      asmKernel(6, 16, sgemmAVX2x6x16P, sgemmAVX2x6x16R),
+		loop:    asmLoop(6, 16, sgemmAVX2x6x16PL, sgemmAVX2x6x16RL),
+		segLoop: asmSegLoop(6, 16, sgemmAVX2x6x16RLS),
+		direct:  true, kcDirect: 768, mcDirect: 96,
 	}
 )
 

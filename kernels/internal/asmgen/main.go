@@ -36,6 +36,14 @@ const kernelSig = "func(kc int, a *float32, lda int, b, c *float32, ldc int, alp
 // one call each, whose Go overhead was ~4% of evaluation.
 const loopSig = "func(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, tiles, astep int)"
 
+// segSig is the signature of the segmented looping variants (suffix LS,
+// R form): A is nseg segments of kc columns each, segment s of row i at
+// a[s*segstep + i*lda:], and Bp holds nseg*kc groups. It is the implicit
+// GEMM of a same convolution (kernels.SgemmImplicit, one segment per
+// kernel row) in one call per run of tiles instead of one per segment,
+// each of which loaded and stored the C tile.
+const segSig = "func(kc int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, tiles, astep, nseg, segstep int)"
+
 // main generates the CPU probes and both forms of every micro-kernel.
 func main() {
 	Constraint(buildtags.Not("purego"))
@@ -69,6 +77,11 @@ func main() {
 			for _, loop := range []bool{false, true} {
 				k.loop = loop
 				genKernel(k)
+			}
+			if rows {
+				k.loop, k.seg = true, true
+				genKernel(k)
+				k.seg = false
 			}
 		}
 	}
@@ -111,6 +124,7 @@ type kernelSpec struct {
 	rows  bool // the R form: A(i, p) at a[i*lda + p] instead of a[i + p*lda]
 	loop  bool // the looping variant (loopSig): tiles tiles, one under another
 	evex  bool // an AVX-512 kernel of ymm vectors: 32 registers, EVEX encodings
+	seg   bool // the segmented looping variant (segSig), R form only
 }
 
 // unroll is the number of k steps in one iteration of the main loop.
@@ -254,7 +268,12 @@ func genKernel(s kernelSpec) {
 		name = s.name + "R"
 		form = "A(i, p) = a[i*lda + p]"
 	}
-	if s.loop {
+	if s.seg {
+		name += "LS"
+		TEXT(name, NOSPLIT, segSig)
+		Doc(fmt.Sprintf("%s computes tiles %d×%d tiles C = alpha*A*Bp + beta*C over nseg segments of kc steps, A(i, s*kc + p) = a[s*segstep + i*lda + p], each tile %d rows of C and astep values of A beyond the previous one.", name, s.mr, nr, s.mr))
+		Label(name + "_next")
+	} else if s.loop {
 		name += "L"
 		TEXT(name, NOSPLIT, loopSig)
 		Doc(fmt.Sprintf("%s computes tiles %d×%d tiles C = alpha*A*Bp + beta*C over kc steps, with %s, each %d rows of C and astep values of A beyond the previous one.", name, s.mr, nr, form, s.mr))
@@ -319,6 +338,18 @@ func genKernel(s kernelSpec) {
 		}
 	}
 
+	// The segments: a counter in the frame, the k loops below once per
+	// segment, A moved on to the next segment after each.
+	var segLeft Mem
+	if s.seg {
+		segLeft = AllocLocal(8)
+		nseg := GP64()
+		Load(Param("nseg"), nseg)
+		MOVQ(nseg, segLeft)
+		Label(name + "_segment")
+		Load(Param("kc"), kc)
+	}
+
 	// Main loop: unroll k steps at a time.
 	n4 := GP64()
 	MOVQ(kc, n4)
@@ -368,13 +399,26 @@ func genKernel(s kernelSpec) {
 	// Remaining kc%unroll steps.
 	Label(name + "_tail")
 	ANDQ(U8(unroll-1), kc)
-	JZ(LabelRef(name + "_store"))
+	JZ(LabelRef(name + "_segdone"))
 	Label(name + "_tailloop")
 	step(0)
 	x.advance(1)
 	ADDQ(U32(4*nr), b)
 	DECQ(kc)
 	JNZ(LabelRef(name + "_tailloop"))
+	Label(name + "_segdone")
+	if s.seg {
+		// A has moved kc values along its rows: on by segstep - kc more.
+		jump := GP64()
+		Load(Param("segstep"), jump)
+		SUBQ(paramMem("kc"), jump)
+		SHLQ(U8(2), jump)
+		for _, r := range x.bases {
+			ADDQ(jump, r)
+		}
+		DECQ(segLeft)
+		JNZ(LabelRef(name + "_segment"))
+	}
 
 	Label(name + "_store")
 	c = Load(Param("c"), GP64())
