@@ -68,7 +68,7 @@ func SgemmStridedSerial(count int, transA, transB bool, m, n, k int, alpha float
 	}
 	// The last operands are the shortest slices: checking them checks all.
 	last := count - 1
-	if last*strideA > len(a) || last*strideB > len(b) || last*strideC > len(c) {
+	if tooFar(last, strideA, len(a)) || tooFar(last, strideB, len(b)) || tooFar(last, strideC, len(c)) {
 		panic("kernels: SgemmStridedSerial: operand slice too short")
 	}
 	g := newProblem(transA, m, n, k, alpha, a[last*strideA:], lda, false)
@@ -83,6 +83,11 @@ func SgemmStridedSerial(count int, transA, transB bool, m, n, k int, alpha float
 		g.a, g.b = a[i*strideA:], b[i*strideB:]
 		g.serial(beta, c[i*strideC:], ldc)
 	}
+}
+
+// tooFar reports whether i*stride lies beyond n (without overflowing).
+func tooFar(i, stride, n int) bool {
+	return i > 0 && stride > n/i
 }
 
 // SgemmOverlap is Sgemm for a read-only A whose stored rows may overlap:

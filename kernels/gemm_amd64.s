@@ -857,14 +857,17 @@ sgemmAVX512x14x32PL_overwrite:
 	VMOVUPS Z27, 64(AX)
 
 sgemmAVX512x14x32PL_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x14x32PL_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000038, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x14x32PL_next
+	JMP    sgemmAVX512x14x32PL_next
+
+sgemmAVX512x14x32PL_done:
 	VZEROUPPER
 	RET
 
@@ -1717,14 +1720,17 @@ sgemmAVX512x14x32RL_overwrite:
 	VMOVUPS Z27, 64(AX)
 
 sgemmAVX512x14x32RL_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x14x32RL_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000038, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x14x32RL_next
+	JMP    sgemmAVX512x14x32RL_next
+
+sgemmAVX512x14x32RL_done:
 	VZEROUPPER
 	RET
 
@@ -2165,14 +2171,17 @@ sgemmAVX512x14x32RLS_overwrite:
 	VMOVUPS Z27, 64(AX)
 
 sgemmAVX512x14x32RLS_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x14x32RLS_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000038, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x14x32RLS_next
+	JMP    sgemmAVX512x14x32RLS_next
+
+sgemmAVX512x14x32RLS_done:
 	VZEROUPPER
 	RET
 
@@ -3091,14 +3100,17 @@ sgemmAVX512x28x16PL_overwrite:
 	VMOVUPS Z27, (AX)
 
 sgemmAVX512x28x16PL_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x28x16PL_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000070, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x28x16PL_next
+	JMP    sgemmAVX512x28x16PL_next
+
+sgemmAVX512x28x16PL_done:
 	VZEROUPPER
 	RET
 
@@ -4055,14 +4067,17 @@ sgemmAVX512x28x16RL_overwrite:
 	VMOVUPS Z27, (AX)
 
 sgemmAVX512x28x16RL_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x28x16RL_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000070, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x28x16RL_next
+	JMP    sgemmAVX512x28x16RL_next
+
+sgemmAVX512x28x16RL_done:
 	VZEROUPPER
 	RET
 
@@ -4558,14 +4573,17 @@ sgemmAVX512x28x16RLS_overwrite:
 	VMOVUPS Z27, (AX)
 
 sgemmAVX512x28x16RLS_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x28x16RLS_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000070, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x28x16RLS_next
+	JMP    sgemmAVX512x28x16RLS_next
+
+sgemmAVX512x28x16RLS_done:
 	VZEROUPPER
 	RET
 
@@ -5140,14 +5158,17 @@ sgemmAVX512x16x16PL_overwrite:
 	VMOVUPS Z15, (AX)
 
 sgemmAVX512x16x16PL_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x16x16PL_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000040, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x16x16PL_next
+	JMP    sgemmAVX512x16x16PL_next
+
+sgemmAVX512x16x16PL_done:
 	VZEROUPPER
 	RET
 
@@ -5746,14 +5767,17 @@ sgemmAVX512x16x16RL_overwrite:
 	VMOVUPS Z15, (AX)
 
 sgemmAVX512x16x16RL_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x16x16RL_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000040, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x16x16RL_next
+	JMP    sgemmAVX512x16x16RL_next
+
+sgemmAVX512x16x16RL_done:
 	VZEROUPPER
 	RET
 
@@ -6068,14 +6092,17 @@ sgemmAVX512x16x16RLS_overwrite:
 	VMOVUPS Z15, (AX)
 
 sgemmAVX512x16x16RLS_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x16x16RLS_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000040, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x16x16RLS_next
+	JMP    sgemmAVX512x16x16RLS_next
+
+sgemmAVX512x16x16RLS_done:
 	VZEROUPPER
 	RET
 
@@ -6612,14 +6639,17 @@ sgemmAVX512x8x32PL_overwrite:
 	VMOVUPS Z15, 64(AX)
 
 sgemmAVX512x8x32PL_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x8x32PL_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000020, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x8x32PL_next
+	JMP    sgemmAVX512x8x32PL_next
+
+sgemmAVX512x8x32PL_done:
 	VZEROUPPER
 	RET
 
@@ -7160,14 +7190,17 @@ sgemmAVX512x8x32RL_overwrite:
 	VMOVUPS Z15, 64(AX)
 
 sgemmAVX512x8x32RL_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x8x32RL_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000020, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x8x32RL_next
+	JMP    sgemmAVX512x8x32RL_next
+
+sgemmAVX512x8x32RL_done:
 	VZEROUPPER
 	RET
 
@@ -7451,14 +7484,17 @@ sgemmAVX512x8x32RLS_overwrite:
 	VMOVUPS Z15, 64(AX)
 
 sgemmAVX512x8x32RLS_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x8x32RLS_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000020, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x8x32RLS_next
+	JMP    sgemmAVX512x8x32RLS_next
+
+sgemmAVX512x8x32RLS_done:
 	VZEROUPPER
 	RET
 
@@ -8377,14 +8413,17 @@ sgemmAVX512x28x8PL_overwrite:
 	VMOVUPS Y27, (AX)
 
 sgemmAVX512x28x8PL_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x28x8PL_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000070, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x28x8PL_next
+	JMP    sgemmAVX512x28x8PL_next
+
+sgemmAVX512x28x8PL_done:
 	VZEROUPPER
 	RET
 
@@ -9341,14 +9380,17 @@ sgemmAVX512x28x8RL_overwrite:
 	VMOVUPS Y27, (AX)
 
 sgemmAVX512x28x8RL_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x28x8RL_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000070, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x28x8RL_next
+	JMP    sgemmAVX512x28x8RL_next
+
+sgemmAVX512x28x8RL_done:
 	VZEROUPPER
 	RET
 
@@ -9844,14 +9886,17 @@ sgemmAVX512x28x8RLS_overwrite:
 	VMOVUPS Y27, (AX)
 
 sgemmAVX512x28x8RLS_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX512x28x8RLS_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000070, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX512x28x8RLS_next
+	JMP    sgemmAVX512x28x8RLS_next
+
+sgemmAVX512x28x8RLS_done:
 	VZEROUPPER
 	RET
 
@@ -10336,14 +10381,17 @@ sgemmAVX2x6x16PL_overwrite:
 	VMOVUPS Y11, 32(AX)
 
 sgemmAVX2x6x16PL_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX2x6x16PL_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000018, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX2x6x16PL_next
+	JMP    sgemmAVX2x6x16PL_next
+
+sgemmAVX2x6x16PL_done:
 	VZEROUPPER
 	RET
 
@@ -10832,14 +10880,17 @@ sgemmAVX2x6x16RL_overwrite:
 	VMOVUPS Y11, 32(AX)
 
 sgemmAVX2x6x16RL_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX2x6x16RL_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000018, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX2x6x16RL_next
+	JMP    sgemmAVX2x6x16RL_next
+
+sgemmAVX2x6x16RL_done:
 	VZEROUPPER
 	RET
 
@@ -11097,13 +11148,16 @@ sgemmAVX2x6x16RLS_overwrite:
 	VMOVUPS Y11, 32(AX)
 
 sgemmAVX2x6x16RLS_advance:
+	DECQ   tiles+56(FP)
+	JZ     sgemmAVX2x6x16RLS_done
 	MOVQ   astep+64(FP), AX
 	SHLQ   $0x02, AX
 	ADDQ   AX, a+8(FP)
 	MOVQ   ldc+40(FP), AX
 	IMUL3Q $0x00000018, AX, AX
 	ADDQ   AX, c+32(FP)
-	DECQ   tiles+56(FP)
-	JNZ    sgemmAVX2x6x16RLS_next
+	JMP    sgemmAVX2x6x16RLS_next
+
+sgemmAVX2x6x16RLS_done:
 	VZEROUPPER
 	RET

@@ -172,6 +172,12 @@ func TestSgemmStridedSerial(t *testing.T) {
 		func() {
 			SgemmStridedSerial(2, false, false, 2, 2, 2, 1, make([]float32, 4), 2, 4, make([]float32, 8), 2, 4, 0, make([]float32, 8), 2, 4)
 		},
+		func() { // the last C starts beyond the slice
+			SgemmStridedSerial(3, false, false, 2, 2, 2, 1, make([]float32, 12), 2, 4, make([]float32, 12), 2, 4, 0, make([]float32, 12), 2, 7)
+		},
+		func() { // a stride whose product with count overflows
+			SgemmStridedSerial(3, false, false, 2, 2, 2, 1, make([]float32, 12), 2, 4, make([]float32, 12), 2, math.MaxInt/2+1, 0, make([]float32, 12), 2, 4)
+		},
 	} {
 		func() {
 			defer func() {

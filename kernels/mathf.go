@@ -11,6 +11,10 @@ import "math"
 // time with the same operations in the same order, so every path returns
 // the same bits.
 
+// The scalar functions convert every product that feeds a sum to float32
+// explicitly: from GOAMD64=v3 on, the compiler may otherwise fuse a*b + c
+// into one multiply-add, rounding once where the assembly rounds twice.
+
 // Exp sets dst[i] = e^src[i] (exp32). The slices must have equal lengths;
 // dst may be src.
 func Exp(dst, src []float32) {
@@ -62,26 +66,26 @@ func exp32(x float32) float32 {
 	// x = n ln2 + r, |r| <= ln2/2: n = round(x log2 e), by adding and
 	// subtracting 1.5·2^23, which leaves the integer in the low bits.
 	const shifter = 0x1.8p23
-	f := x*exp32Log2e + shifter
+	f := float32(x*exp32Log2e) + shifter
 	n := int32(math.Float32bits(f) - math.Float32bits(shifter))
 	nf := f - shifter
-	r := x - nf*exp32C1
-	r -= nf * exp32C2
+	r := x - float32(nf*exp32C1)
+	r -= float32(nf * exp32C2)
 	p := float32(1.9875691500e-4)
-	p = p*r + 1.3981999507e-3
-	p = p*r + 8.3334519073e-3
-	p = p*r + 4.1665795894e-2
-	p = p*r + 1.6666665459e-1
-	p = p*r + 5.0000001201e-1
-	y := p*(r*r) + r + 1
+	p = float32(p*r) + 1.3981999507e-3
+	p = float32(p*r) + 8.3334519073e-3
+	p = float32(p*r) + 4.1665795894e-2
+	p = float32(p*r) + 1.6666665459e-1
+	p = float32(p*r) + 5.0000001201e-1
+	y := float32(p*float32(r*r)) + r + 1
 	// y·2^n; below 2^-126 in two steps, the second rounding once.
 	if n < -125 {
-		return y * math.Float32frombits(uint32(n+127+64)<<23) * math.Float32frombits(uint32(127-64)<<23)
+		return float32(float32(y*math.Float32frombits(uint32(n+127+64)<<23)) * math.Float32frombits(uint32(127-64)<<23))
 	}
 	if n > 127 {
-		return y * 2 * math.Float32frombits(uint32(n-1+127)<<23)
+		return float32(float32(y*2) * math.Float32frombits(uint32(n-1+127)<<23))
 	}
-	return y * math.Float32frombits(uint32(n+127)<<23)
+	return float32(y * math.Float32frombits(uint32(n+127)<<23))
 }
 
 // tanh32 returns tanh x.
@@ -107,11 +111,11 @@ func tanh32(x float32) float32 {
 	}
 	z := x * x
 	p := float32(-5.70498872745e-3)
-	p = p*z + 2.06390887954e-2
-	p = p*z - 5.37397155531e-2
-	p = p*z + 1.33314422036e-1
-	p = p*z - 3.33332819422e-1
-	return p*z*x + x
+	p = float32(p*z) + 2.06390887954e-2
+	p = float32(p*z) - 5.37397155531e-2
+	p = float32(p*z) + 1.33314422036e-1
+	p = float32(p*z) - 3.33332819422e-1
+	return float32(p*z*x) + x
 }
 
 // Log sets dst[i] = ln src[i] (log32). The slices must have equal lengths;
@@ -164,19 +168,19 @@ func log32(x float32) float32 {
 	}
 	z := m * m
 	y := float32(7.0376836292e-2)
-	y = y*m - 1.1514610310e-1
-	y = y*m + 1.1676998740e-1
-	y = y*m - 1.2420140846e-1
-	y = y*m + 1.4249322787e-1
-	y = y*m - 1.6668057665e-1
-	y = y*m + 2.0000714765e-1
-	y = y*m - 2.4999993993e-1
-	y = y*m + 3.3333331174e-1
-	y = y * m * z
+	y = float32(y*m) - 1.1514610310e-1
+	y = float32(y*m) + 1.1676998740e-1
+	y = float32(y*m) - 1.2420140846e-1
+	y = float32(y*m) + 1.4249322787e-1
+	y = float32(y*m) - 1.6668057665e-1
+	y = float32(y*m) + 2.0000714765e-1
+	y = float32(y*m) - 2.4999993993e-1
+	y = float32(y*m) + 3.3333331174e-1
+	y = float32(y * m * z)
 	fe := float32(e)
-	y += -2.12194440e-4 * fe
-	y += -0.5 * z
+	y += float32(-2.12194440e-4 * fe)
+	y += float32(-0.5 * z)
 	r := m + y
-	r += 0.693359375 * fe
+	r += float32(0.693359375 * fe)
 	return r
 }

@@ -119,12 +119,19 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 		skip = tensor.AddConv2D(skip, h, r.Skips[i].W, bias(r.Skips[i]), r.Skips[i].Pad)
 	}
 	tensor.Done(h)
+	if shift != nil && testFolded != nil {
+		testFolded()
+	}
 	a = r.normAct(r.OutNorm, skip, shift)
 	tensor.Done(skip)
 	y := r.OutConv.Forward(a)
 	tensor.Done(a)
 	return y
 }
+
+// testFolded, when set by a test, is called each time Forward folds the
+// skip biases into the output batch norm.
+var testFolded func()
 
 // normAct applies the batch norm bn and then the activation: as one
 // operation for ReLU, otherwise recycling the normalised values in

@@ -99,11 +99,20 @@ func TestResNetEvalFoldsSkipBiases(t *testing.T) {
 		}
 		x := tensor.New(3, 6, 5, 2)
 		tensor.NewRNG(3).Normal(x.Data, 0.2, 1)
+		folded := 0
+		testFolded = func() { folded++ }
 		want := r.Forward(x) // gradients enabled: biases added
+		if folded != 0 {
+			t.Fatalf("the recorded pass folded the skip biases")
+		}
 		var got []float32
 		tensor.NoGrad(func() {
 			got = append([]float32(nil), r.Forward(x).Data...)
 		})
+		testFolded = nil
+		if folded != 1 {
+			t.Fatalf("the gradient-free pass folded the skip biases %d times, want 1", folded)
+		}
 		var worst float64
 		for i, w := range want.Data {
 			d := math.Abs(float64(got[i]-w)) / (1 + math.Abs(float64(w)))

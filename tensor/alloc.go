@@ -173,6 +173,10 @@ func Scoped(fn func() []*Tensor) {
 				release(t.Data)
 				t.Data, t.owned = nil, false
 			}
+			// The scope's pool outlives it by two collections: let go of
+			// the tensors now.
+			clear(*sh)
+			*sh = nil
 		}
 	}()
 	keep = fn()

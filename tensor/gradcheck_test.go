@@ -629,6 +629,9 @@ func TestShapeOps(t *testing.T) {
 		func(in []*Tensor) *Tensor { return Concat(in...) }, refConcat)
 	checkGrad(t, "Concat/const-middle", []*Tensor{param(normal(rng, 0, 1, 4, 2)), normal(rng, 0, 1, 4, 3), param(normal(rng, 0, 1, 4, 1))},
 		func(in []*Tensor) *Tensor { return Concat(in...) }, refConcat)
+	if y := Concat(normal(rng, 0, 1, 3, 2), New(3, 0)); !SameShape(y.Shape, []int{3, 2}) {
+		t.Errorf("Concat with a zero-width input: shape %v, want [3 2]", y.Shape)
+	}
 	checkGrad(t, "Concat/4+2+1", []*Tensor{param(normal(rng, 0, 1, 3, 5, 4)), param(normal(rng, 0, 1, 3, 5, 2)), param(normal(rng, 0, 1, 3, 5, 1))},
 		func(in []*Tensor) *Tensor { return Concat(in...) }, refConcat)
 	checkGrad(t, "Concat/1", []*Tensor{param(normal(rng, 0, 1, 2, 2, 2, 3))},

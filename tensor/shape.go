@@ -192,8 +192,11 @@ func Unsqueeze2x2(x *Tensor) *Tensor {
 // where a bounds-checked copy per row cost more than the copying: rows
 // of 1, 2 and 4 values are moved as arrays after a single bounds check.
 func copyColumns(dst []float32, dw, do int, src []float32, sw, so, w int) {
+	if w == 0 || sw == 0 {
+		return
+	}
 	rows := len(src) / sw
-	if rows == 0 || w == 0 {
+	if rows == 0 {
 		return
 	}
 	if so < 0 || do < 0 || so+w > sw || do+w > dw || len(dst) < rows*dw {

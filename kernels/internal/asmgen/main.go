@@ -475,9 +475,12 @@ func genKernel(s kernelSpec) {
 		}
 	}
 	if s.loop {
-		// The next tile: a += astep, c += mr*ldc (in bytes), in their
-		// argument slots, while tiles counts down.
+		// The next tile, while tiles counts down: a += astep, c +=
+		// mr*ldc (in bytes), in their argument slots (left pointing at
+		// the last tile: never past the operands).
 		Label(name + "_advance")
+		DECQ(paramMem("tiles"))
+		JZ(LabelRef(name + "_done"))
 		step := GP64()
 		Load(Param("astep"), step)
 		SHLQ(U8(2), step)
@@ -486,8 +489,8 @@ func genKernel(s kernelSpec) {
 		Load(Param("ldc"), cstep)
 		IMUL3Q(U32(4*s.mr), cstep, cstep)
 		ADDQ(cstep, paramMem("c"))
-		DECQ(paramMem("tiles"))
-		JNZ(LabelRef(name + "_next"))
+		JMP(LabelRef(name + "_next"))
+		Label(name + "_done")
 	}
 	VZEROUPPER()
 	RET()
