@@ -802,19 +802,26 @@ func (g *gemmProblem) macroSegmented(blk *macroBlock, ap, bp, c []float32, ldc i
 		} else {
 			kn.fn(kcb, ap, 1, mr, bs, tile, nr, alpha, 0)
 		}
-		for i := 0; i < rows; i++ {
-			crow := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+cols]
-			trow := tile[i*nr : i*nr+cols]
-			if beta == 0 {
-				copy(crow, trow)
-				continue
-			}
-			for j, v := range trow {
-				crow[j] = beta*crow[j] + v
-			}
-		}
+		mergeTile(c[ir*ldc+jr:], ldc, tile, nr, rows, cols, beta)
 	}
 	return ir
+}
+
+// mergeTile sets the rows×cols corner of C (leading dimension ldc) to
+// beta*C plus the scratch tile's values (rows nr apart), as the
+// micro-kernel would have for a whole tile.
+func mergeTile(c []float32, ldc int, tile []float32, nr, rows, cols int, beta float32) {
+	for i := 0; i < rows; i++ {
+		crow := c[i*ldc : i*ldc+cols]
+		trow := tile[i*nr : i*nr+cols]
+		if beta == 0 {
+			copy(crow, trow)
+			continue
+		}
+		for j, v := range trow {
+			crow[j] = beta*crow[j] + v
+		}
+	}
 }
 
 // macroBlock describes the part of the product one macro-kernel call
@@ -884,17 +891,7 @@ func (g *gemmProblem) macro(blk *macroBlock, ap, bp, c []float32, ldc int, beta 
 			}
 			tile := ts.get()
 			kn.fn(kcb, as, ars, acs, bs, tile, nr, alpha, 0)
-			for i := 0; i < rows; i++ {
-				crow := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+cols]
-				trow := tile[i*nr : i*nr+cols]
-				if beta == 0 {
-					copy(crow, trow)
-					continue
-				}
-				for j, v := range trow {
-					crow[j] = beta*crow[j] + v
-				}
-			}
+			mergeTile(c[ir*ldc+jr:], ldc, tile, nr, rows, cols, beta)
 		}
 	}
 }
