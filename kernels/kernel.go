@@ -108,6 +108,12 @@ func activeKernel() *microKernel {
 	return kernelList[0]
 }
 
+// TileColumns returns the number of columns of the main tile of the
+// micro-kernel Sgemm currently uses (32 for AVX-512, 16 for AVX2): a
+// product with that many columns whose B is stored row by row without
+// gaps (ldb equal to it) reads B in place instead of packing it.
+func TileColumns() int { return activeKernel().nr }
+
 // MicroKernel returns the name of the micro-kernel Sgemm currently uses,
 // such as "avx512", "avx2" or "generic".
 func MicroKernel() string { return activeKernel().name }

@@ -27,13 +27,17 @@ func TestConv2DImplicit(t *testing.T) {
 // on the 3x3 convolutions, plus shapes of several tile blocks.
 func TestConv2DWinograd(t *testing.T) {
 	forcePath(t, 4)
-	checkSameConvs(t, sameConv{3, 30, 29, 16, 16, 3}, sameConv{5, 15, 14, 32, 8, 3})
+	// 64 and 96 output channels: products in panels of the micro-kernel's
+	// tile width (winoPanels), over several tile blocks.
+	checkSameConvs(t, sameConv{3, 30, 29, 16, 16, 3}, sameConv{5, 15, 14, 32, 8, 3},
+		sameConv{2, 14, 13, 24, 64, 3}, sameConv{1, 12, 11, 64, 96, 3})
 }
 
 // TestConv2DWinograd4 runs them with Winograd F(4x4, 3x3) forced.
 func TestConv2DWinograd4(t *testing.T) {
 	forcePath(t, 6)
-	checkSameConvs(t, sameConv{3, 30, 29, 16, 16, 3}, sameConv{5, 15, 14, 32, 8, 3}, sameConv{2, 28, 28, 64, 64, 3})
+	checkSameConvs(t, sameConv{3, 30, 29, 16, 16, 3}, sameConv{5, 15, 14, 32, 8, 3}, sameConv{2, 28, 28, 64, 64, 3},
+		sameConv{1, 16, 12, 40, 96, 3})
 }
 
 // sameConv is a test convolution: batch, height, width, channels in and

@@ -287,6 +287,10 @@ func winogradConv(y, x, w, bias []float32, n, h, wd, cin, cout, m int, add, para
 	np := g.Positions()
 	u, done := winoKernels(w, cin, cout, m, param)
 	defer done()
+	ub, pw := winoPanels(u, np, cin, cout)
+	if pw != cout {
+		defer release(ub)
+	}
 	bt := winoBlockTiles(cin, cout, np)
 	tiles := g.Count()
 	blocks := (tiles + bt - 1) / bt
@@ -306,8 +310,10 @@ func winogradConv(y, x, w, bias []float32, n, h, wd, cin, cout, m int, add, para
 			t0 := blk * bt
 			t1 := min(tiles, t0+bt)
 			g.Input(v, vs, x, cin, t0, t1)
-			kernels.SgemmStridedSerial(np, false, false, t1-t0, cout, cin, 1, v, cin, vs,
-				u, cout, cin*cout, 0, prod, cout, ms)
+			for p := 0; p < cout; p += pw {
+				kernels.SgemmStridedSerial(np, false, false, t1-t0, pw, cin, 1, v, cin, vs,
+					ub[p*cin:], pw, cin*cout, 0, prod[p:], cout, ms)
+			}
 			if bias != nil {
 				bp := winoBiasPos(m) * ms
 				mb := prod[bp : bp+(t1-t0)*cout]
@@ -318,6 +324,32 @@ func winogradConv(y, x, w, bias []float32, n, h, wd, cin, cout, m int, add, para
 		release(prod)
 		release(v)
 	})
+}
+
+// winoPanels returns the transformed kernels u [np, cin, cout] as panels
+// of pw columns, [np, cout/pw, cin, pw], and pw: the width of the
+// micro-kernel's tile when cout is a multiple of it above it (64 and 128
+// channels on AVX-512), so that each panel's products read their B in
+// place; otherwise u itself and cout. Packing the 64- and 128-column B of
+// every position again for every block of tiles was a quarter of the
+// paper preset's training time.
+func winoPanels(u []float32, np, cin, cout int) ([]float32, int) {
+	pw := kernels.TileColumns()
+	if pw < 16 || cout <= pw || cout%pw != 0 {
+		return u, cout
+	}
+	up := alloc(len(u))
+	kernels.ParallelFor(np, 1, func(lo, hi int) {
+		for xi := lo; xi < hi; xi++ {
+			src, dst := u[xi*cin*cout:(xi+1)*cin*cout], up[xi*cin*cout:(xi+1)*cin*cout]
+			for p := 0; p < cout; p += pw {
+				for k := 0; k < cin; k++ {
+					copy(dst[p*cin+k*pw:p*cin+(k+1)*pw], src[k*cout+p:k*cout+p+pw])
+				}
+			}
+		}
+	})
+	return up, pw
 }
 
 // winoKernels returns the transformed kernels U of the HWIO weights w for
