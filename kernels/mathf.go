@@ -17,31 +17,24 @@ import "math"
 
 // Exp sets dst[i] = e^src[i] (exp32). The slices must have equal lengths;
 // dst may be src.
-func Exp(dst, src []float32) {
-	n := len(dst)
-	mustLen("Exp", n, len(src))
-	i := 0
-	if f := elem().exp; f != nil && n >= unit {
-		i = n &^ (unit - 1)
-		f(&dst[0], &src[0], i)
-	}
-	for j, v := range src[i:n] {
-		dst[i+j] = exp32(v)
-	}
-}
+func Exp(dst, src []float32) { unaryMath("Exp", dst, src, elem().exp, exp32) }
 
 // Tanh sets dst[i] = tanh src[i] (tanh32). The slices must have equal
 // lengths; dst may be src.
-func Tanh(dst, src []float32) {
+func Tanh(dst, src []float32) { unaryMath("Tanh", dst, src, elem().tanh, tanh32) }
+
+// unaryMath sets dst[i] = scalar(src[i]), through the kernel f (nil: none)
+// for whole units and scalar for the rest.
+func unaryMath(op string, dst, src []float32, f func(dst, src *float32, n int), scalar func(float32) float32) {
 	n := len(dst)
-	mustLen("Tanh", n, len(src))
+	mustLen(op, n, len(src))
 	i := 0
-	if f := elem().tanh; f != nil && n >= unit {
+	if f != nil && n >= unit {
 		i = n &^ (unit - 1)
 		f(&dst[0], &src[0], i)
 	}
 	for j, v := range src[i:n] {
-		dst[i+j] = tanh32(v)
+		dst[i+j] = scalar(v)
 	}
 }
 
@@ -120,18 +113,7 @@ func tanh32(x float32) float32 {
 
 // Log sets dst[i] = ln src[i] (log32). The slices must have equal lengths;
 // dst may be src.
-func Log(dst, src []float32) {
-	n := len(dst)
-	mustLen("Log", n, len(src))
-	i := 0
-	if f := elem().log; f != nil && n >= unit {
-		i = n &^ (unit - 1)
-		f(&dst[0], &src[0], i)
-	}
-	for j, v := range src[i:n] {
-		dst[i+j] = log32(v)
-	}
-}
+func Log(dst, src []float32) { unaryMath("Log", dst, src, elem().log, log32) }
 
 const (
 	log32Sqrt1_2 = 0.707106781186547524 // √½

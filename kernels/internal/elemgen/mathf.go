@@ -48,7 +48,7 @@ func vbits(b uint32) Mem {
 func vf(f float32) Mem { return vbits(math.Float32bits(f)) }
 
 // where sets dst to val in the lanes where a pred b holds.
-func (s isa) where(pred uint8, a reg.VecVirtual, b Mem, val Op, dst reg.VecVirtual) {
+func (s isa) where(pred uint8, a reg.VecVirtual, b, val Op, dst reg.VecVirtual) {
 	if s.width == 16 {
 		k := K()
 		VCMPPS(U8(pred), b, a, k)
@@ -61,17 +61,7 @@ func (s isa) where(pred uint8, a reg.VecVirtual, b Mem, val Op, dst reg.VecVirtu
 }
 
 // whereNaN sets dst to x in the lanes where x is NaN.
-func (s isa) whereNaN(x, dst reg.VecVirtual) {
-	if s.width == 16 {
-		k := K()
-		VCMPPS(U8(cmpUnord), x, x, k)
-		VMOVUPS(x, k, dst)
-		return
-	}
-	m := s.vec()
-	VCMPPS(U8(cmpUnord), x, x, m)
-	VBLENDVPS(m, x, dst, dst)
-}
+func (s isa) whereNaN(x, dst reg.VecVirtual) { s.where(cmpUnord, x, x, x, dst) }
 
 // and, or and xor are the bitwise operations dst = a op b (AVX-512F has
 // them only as integer operations).
