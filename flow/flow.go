@@ -27,7 +27,7 @@ func (c Chain) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) {
 	for _, b := range c {
 		z, ld := b.Forward(x)
 		if x != in && x != z {
-			tensor.Done(x)
+			tensor.Done(x) // recycled once no view (of z, say) shares it
 		}
 		x = z
 		total = addLogDet(total, ld)
@@ -64,10 +64,6 @@ func addLogDet(total, ld *tensor.Tensor) *tensor.Tensor {
 	return tensor.Add(total, ld)
 }
 
-// Done is tensor.Done: it lets callers of this package release
-// intermediates in gradient-free passes.
-var Done = tensor.Done
-
 func orZero(ld, x *tensor.Tensor) *tensor.Tensor {
 	if ld == nil {
 		return tensor.New(x.Shape[0])
@@ -101,9 +97,11 @@ const EvalChunk = 8
 
 // LogProbEach returns log p(x) per example like LogProb, without gradient
 // recording, computed on chunks of chunk examples (EvalChunk when chunk
-// <= 0) that the cores take one at a time (kernels.Each), each chunk with
-// single-threaded kernels, each convolution kernel transformed once for
-// all chunks (tensor.CacheWeightTransforms). It requires a flow that
+// <= 0) that the cores take one at a time (kernels.Each), each chunk in a
+// single-threaded pass of its own (tensor.Pass.Sub), each convolution
+// kernel transformed once for all chunks (tensor.PassOptions.CacheWeights).
+// The result is x's pass's, and does not depend on the batch or on the
+// goroutine: an example gets the same bits in any chunk. It requires a flow that
 // treats the examples of a batch independently (batch norms with running
 // statistics), and then equals LogProb up to rounding. For evaluation it
 // is faster than LogProb on the whole batch: a core's intermediates stay
@@ -119,17 +117,16 @@ func (f Flow) LogProbEach(x *tensor.Tensor, chunk int) *tensor.Tensor {
 	if n > 0 {
 		d = len(x.Data) / n
 	}
-	out := tensor.New(n)
-	tensor.NoGrad(func() {
-		tensor.CacheWeightTransforms(func() {
-			kernels.Each((n+chunk-1)/chunk, func(i int) {
-				lo, hi := i*chunk, min((i+1)*chunk, n)
-				shape := append([]int{hi - lo}, x.Shape[1:]...)
-				lp := f.LogProb(tensor.FromData(x.Data[lo*d:hi*d], shape...))
-				copy(out.Data[lo:hi], lp.Data)
-				tensor.Release(lp)
-			})
-		})
+	out := tensor.PassOf(x).FromData(make([]float32, n), n)
+	p := tensor.NewPass(tensor.PassOptions{CacheWeights: true})
+	defer p.Close()
+	kernels.Each((n+chunk-1)/chunk, func(i int) {
+		lo, hi := i*chunk, min((i+1)*chunk, n)
+		shape := append([]int{hi - lo}, x.Shape[1:]...)
+		sub := p.Sub()
+		defer sub.Close()
+		lp := f.LogProb(sub.FromData(x.Data[lo*d:hi*d], shape...))
+		copy(out.Data[lo:hi], lp.Data)
 	})
 	return out
 }

@@ -29,21 +29,15 @@ func (r *Recompute) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) {
 	if len(r.Chain) == 0 || !tensor.AnyRequiresGrad(append(params, x)...) {
 		return r.Chain.Forward(x)
 	}
-	var z0, ld0 *tensor.Tensor
-	tensor.NoGrad(func() {
-		tensor.Scoped(func() []*tensor.Tensor {
-			z0, ld0 = r.Chain.Forward(x)
-			return []*tensor.Tensor{z0, ld0}
-		})
-	})
+	fp := tensor.PassOf(x).Child(false)
+	z0, ld0 := r.Chain.Forward(fp.Input(x))
 	n := x.Shape[0]
 	d := len(z0.Data)
 	pair := make([]float32, d+n)
 	copy(pair, z0.Data)
 	copy(pair[d:], ld0.Data)
-	tensor.Release(z0)
-	tensor.Release(ld0)
 	zShape := z0.Shape
+	fp.Close()
 	inputs := append([]*tensor.Tensor{x}, params...)
 	var out *tensor.Tensor
 	out = tensor.Custom([]int{d + n}, pair, inputs, func(gy []float32) {
@@ -55,34 +49,39 @@ func (r *Recompute) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) {
 }
 
 // backward back-propagates output gradients gz (of z, shape zShape) and gld
-// (of the summed log-det) through the chain, reconstructing inputs.
+// (of the summed log-det) through the chain, reconstructing inputs. Each
+// step's input is reconstructed in a gradient-free pass, kept in hold
+// until the step before has used it, and the step re-run with recording
+// in a pass of its own.
 func (r *Recompute) backward(x *tensor.Tensor, zData []float32, zShape []int, gz, gld []float32) {
 	if r.Mode != nil {
 		frozen := r.Mode.Frozen
 		r.Mode.Frozen = true
 		defer func() { r.Mode.Frozen = frozen }()
 	}
-	z := tensor.FromData(append([]float32(nil), zData...), zShape...)
+	outer := tensor.PassOf(x)
+	hold := outer.Child(false)
+	defer hold.Close()
+	z := hold.FromData(append([]float32(nil), zData...), zShape...)
 	g := tensor.FromData(append([]float32(nil), gz...), zShape...)
 	gl := tensor.FromData(append([]float32(nil), gld...), len(gld))
 	for i := len(r.Chain) - 1; i >= 0; i-- {
 		step := r.Chain[i]
 		var xi *tensor.Tensor
 		if i == 0 {
-			xi = x.Detach() // the chain's own input is still held
+			xi = tensor.FromData(x.Data, x.Shape...) // the chain's own input is still held
 		} else {
-			tensor.NoGrad(func() {
-				tensor.Scoped(func() []*tensor.Tensor {
-					xi, _ = step.Inverse(z)
-					return []*tensor.Tensor{xi}
-				})
-			})
+			ip := hold.Child(false)
+			xi, _ = step.Inverse(ip.Input(z))
+			ip.Close(xi)
 		}
-		xg := xi.Clone().SetRequiresGrad(true)
+		rp := outer.Child(true)
+		xg := rp.FromData(append([]float32(nil), xi.Data...), xi.Shape...).SetRequiresGrad(true)
 		zz, ll := step.Forward(xg)
 		loss := tensor.Add(tensor.Sum(tensor.Mul(zz, g)), tensor.Sum(tensor.Mul(ll, gl)))
 		tensor.Backward(loss)
-		tensor.Release(z)
+		rp.Close()
+		tensor.Done(z)
 		z, g = xi, tensor.FromData(xg.Grad, xi.Shape...)
 	}
 	tensor.AccumGrad(x, g.Data)

@@ -19,9 +19,18 @@ import (
 // Sgemm panics with a message starting with "kernels:" when a size or
 // leading dimension is negative or too small, or when a slice is too short
 // for the sizes given. The work is cache-blocked, packed and spread across
-// Workers() goroutines through ParallelFor.
+// Workers() goroutines through ParallelFor; Par(w).Sgemm uses at most w.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	Par(0).Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// Sgemm is the package's Sgemm spread over at most w goroutines. The
+// result does not depend on w only where the product's k dimension is
+// not split (see run): callers that need the same bits whatever the
+// machine use the same w.
+func (w Par) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	g := newProblem(transA, m, n, k, alpha, a, lda, false)
+	g.workers = w.count()
 	g.finish(transB, b, ldb, beta, c, ldc)
 }
 
@@ -99,7 +108,13 @@ func tooFar(i, stride, n int) bool {
 // image, lda = Cin apart. a must not share memory with c. The slice a must
 // still hold the last stored row, (rows-1)*lda+cols elements.
 func SgemmOverlap(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	Par(0).SgemmOverlap(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// SgemmOverlap is the package's SgemmOverlap on at most w goroutines.
+func (w Par) SgemmOverlap(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	g := newProblem(transA, m, n, k, alpha, a, lda, true)
+	g.workers = w.count()
 	g.finish(transB, b, ldb, beta, c, ldc)
 }
 
@@ -115,6 +130,11 @@ func SgemmOverlap(transA, transB bool, m, n, k int, alpha float32, a []float32, 
 // segment per kernel row, A is the patch matrix without its copy. B, C,
 // alpha and beta are as in Sgemm; a must not share memory with c.
 func SgemmImplicit(transB bool, m, n, segK int, offs []int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	Par(0).SgemmImplicit(transB, m, n, segK, offs, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// SgemmImplicit is the package's SgemmImplicit on at most w goroutines.
+func (w Par) SgemmImplicit(transB bool, m, n, segK int, offs []int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if segK < 0 {
 		panic("kernels: SgemmImplicit: negative segK")
 	}
@@ -130,7 +150,7 @@ func SgemmImplicit(transB bool, m, n, segK int, offs []int, alpha float32, a []f
 			}
 		}
 	}
-	g := gemmProblem{m: m, n: n, k: k, alpha: alpha, a: a, lda: lda}
+	g := gemmProblem{m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, workers: w.count()}
 	if len(offs) > 1 || (len(offs) == 1 && offs[0] != 0) {
 		g.aSeg, g.segK = offs, segK
 	}
@@ -329,6 +349,8 @@ type gemmProblem struct {
 	// walks segStep values apart (equally spaced segments, one k block).
 	segFused bool
 	segStep  int
+	// workers is the most goroutines the product may use.
+	workers int
 }
 
 // aIndex returns the index in g.a of element (i, p) of a non-transposed A.
@@ -384,7 +406,7 @@ func alignedFloats(n int) []float32 {
 // choosing how to spread it over the workers.
 func (g *gemmProblem) run(beta float32, c []float32, ldc int) {
 	kn := g.kern
-	workers := Workers()
+	workers := max(g.workers, 1)
 	work := float64(g.m) * float64(g.n) * float64(g.k)
 	if workers > 1 && work < parallelMinWork {
 		workers = 1
@@ -414,7 +436,7 @@ func (g *gemmProblem) runSplitK(workers int, beta float32, c []float32, ldc int)
 	for w := 1; w < workers; w++ {
 		parts[w] = getBuf(m * n)
 	}
-	ParallelFor(workers, 1, func(lo, hi int) {
+	Par(workers).ParallelFor(workers, 1, func(lo, hi int) {
 		for w := lo; w < hi; w++ {
 			p0, p1 := w*g.k/workers, (w+1)*g.k/workers
 			if w == 0 {
@@ -424,7 +446,7 @@ func (g *gemmProblem) runSplitK(workers int, beta float32, c []float32, ldc int)
 			}
 		}
 	})
-	ParallelFor(m, 16, func(lo, hi int) {
+	Par(workers).ParallelFor(m, 16, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			crow := c[i*ldc : i*ldc+n]
 			for w := 1; w < workers; w++ {
@@ -531,7 +553,7 @@ func (g *gemmProblem) blocked(p0, p1 int, beta float32, c []float32, ldc int, wo
 				body()
 				continue
 			}
-			ParallelFor(min(workers, tasks), 1, func(lo, hi int) {
+			Par(workers).ParallelFor(min(workers, tasks), 1, func(lo, hi int) {
 				body()
 			})
 		}
@@ -690,7 +712,7 @@ func (g *gemmProblem) packBRange(po, pe, kc, jc, ncb, nr int, dst []float32, wor
 		pack(0, len(starts)*slivers)
 		return
 	}
-	ParallelFor(len(starts)*slivers, 1, pack)
+	Par(workers).ParallelFor(len(starts)*slivers, 1, pack)
 }
 
 // packA packs op(A)[ic:ic+mcb, pc:pc+kcb] into dst as consecutive mr-row

@@ -6,64 +6,69 @@ import (
 	"sync/atomic"
 )
 
-// inline counts the Each calls in progress: while there is one, Workers
-// reports 1 and every kernel runs on its caller's goroutine.
-var inline atomic.Int32
+// Workers returns the number of goroutines the kernels split work across
+// by default: GOMAXPROCS at the time of the call.
+func Workers() int { return runtime.GOMAXPROCS(0) }
 
-// Workers returns the number of goroutines the kernels split work across:
-// GOMAXPROCS at the time of the call, or 1 while Each or Together runs.
-// That state is process-wide: while they run, kernels called from any
-// goroutine run single-threaded (and reductions split into parts by the
-// number of workers, such as batch-norm statistics, are then summed in
-// one part).
-func Workers() int {
-	if inline.Load() > 0 {
-		return 1
+// Par is the number of goroutines a kernel may spread its work over,
+// chosen by the caller: Par(1) runs every kernel on the caller's
+// goroutine, Par(0) means Workers(). The package-level kernels use
+// Par(0). It is how a caller that already runs parts side by side (Each,
+// Together) keeps each part's kernels on its own core; there is no
+// process-wide setting, so callers on other goroutines are unaffected.
+type Par int
+
+// count returns the number of goroutines w stands for.
+func (w Par) count() int {
+	if w <= 0 {
+		return Workers()
 	}
-	return runtime.GOMAXPROCS(0)
+	return int(w)
 }
 
 // ParallelFor splits the half-open range [0, n) into at most Workers()
 // contiguous chunks of at least grain elements and calls fn(lo, hi) for each,
 // concurrently, returning when all calls have returned. With n <= grain or a
 // single worker, fn runs on the calling goroutine. grain < 1 is treated as 1.
-func ParallelFor(n, grain int, fn func(lo, hi int)) {
+func ParallelFor(n, grain int, fn func(lo, hi int)) { Par(0).ParallelFor(n, grain, fn) }
+
+// ParallelFor is the package's ParallelFor with at most w goroutines.
+func (w Par) ParallelFor(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
 	}
 	if grain < 1 {
 		grain = 1
 	}
-	w := Workers()
-	if chunks := (n + grain - 1) / grain; chunks < w {
-		w = chunks
+	k := w.count()
+	if chunks := (n + grain - 1) / grain; chunks < k {
+		k = chunks
 	}
-	if w <= 1 {
+	if k <= 1 {
 		fn(0, n)
 		return
 	}
 	var wg sync.WaitGroup
-	wg.Add(w - 1)
-	for i := 1; i < w; i++ {
-		lo, hi := i*n/w, (i+1)*n/w
+	wg.Add(k - 1)
+	for i := 1; i < k; i++ {
+		lo, hi := i*n/k, (i+1)*n/k
 		go func() {
 			defer wg.Done()
 			fn(lo, hi)
 		}()
 	}
-	fn(0, n/w)
+	fn(0, n/k)
 	wg.Wait()
 }
 
 // Each calls fn(i) for every i in [0, n) on up to Workers() goroutines,
 // each taking the next i not yet taken, and returns when all calls have
 // returned; a panic in a call is raised again on the caller's goroutine
-// then. While it runs the kernels are single-threaded (Workers reports
-// 1) in every goroutine of the process. It is for work that falls into
-// independent parts, such as the examples of a gradient-free batch: one
-// part per core keeps each core's data in its own cache, where splitting
-// every operation across the cores streams each intermediate through the
-// shared cache or memory.
+// then. It is for work that falls into independent parts, such as the
+// examples of a gradient-free batch: one part per core keeps each core's
+// data in its own cache, where splitting every operation across the cores
+// streams each intermediate through the shared cache or memory. The
+// calls should run their kernels with Par(1).
 func Each(n int, fn func(i int)) {
 	w := min(Workers(), n)
 	if w <= 1 {
@@ -72,8 +77,6 @@ func Each(n int, fn func(i int)) {
 		}
 		return
 	}
-	inline.Add(1)
-	defer inline.Add(-1)
 	var next atomic.Int64
 	var p panicked
 	work := func() {
@@ -129,8 +132,8 @@ func (p *panicked) rethrow() {
 // Together calls fn(0), ..., fn(n-1) each on its own goroutine, all at
 // the same time, so that the calls may wait for each other (as the
 // replicas of a data-parallel step do at every batch norm), and returns
-// when all have returned. Like Each, it makes the kernels single-threaded
-// while it runs. A panic in a call is raised again on the caller's
+// when all have returned. Like Each's, its calls should run their kernels
+// with Par(1). A panic in a call is raised again on the caller's
 // goroutine once all calls have returned; a call that fails must
 // therefore release the others from any wait for it (tensor.Group.Abort).
 func Together(n int, fn func(i int)) {
@@ -140,8 +143,6 @@ func Together(n int, fn func(i int)) {
 		}
 		return
 	}
-	inline.Add(1)
-	defer inline.Add(-1)
 	var p panicked
 	var wg sync.WaitGroup
 	wg.Add(n - 1)

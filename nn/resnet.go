@@ -94,7 +94,7 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 	// the output batch norm: BN(s + Σb) with running mean μ is BN(s) with
 	// running mean μ - Σb. That saves a pass over the sum per bias (the
 	// bias rows written ahead of each product).
-	fold := !tensor.GradEnabled() && !r.OutNorm.Mode.Train
+	fold := !tensor.Recording(x) && !r.OutNorm.Mode.Train
 	var shift []float64
 	bias := func(c *Conv2D) *tensor.Tensor {
 		if !fold || c.B == nil {

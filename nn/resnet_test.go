@@ -57,10 +57,10 @@ func TestResNetFusedReLU(t *testing.T) {
 
 			m1.Train, m2.Train = false, false
 			var e1, e2 []float32
-			tensor.NoGrad(func() {
-				e1 = append([]float32(nil), r1.Forward(input()).Data...)
-				e2 = append([]float32(nil), r2.Forward(input()).Data...)
-			})
+			p := tensor.GradFree()
+			e1 = append([]float32(nil), r1.Forward(p.Input(input())).Data...)
+			e2 = append([]float32(nil), r2.Forward(p.Input(input())).Data...)
+			p.Close()
 			same(t, "eval output", e1, e2)
 		})
 	}
@@ -106,9 +106,9 @@ func TestResNetEvalFoldsSkipBiases(t *testing.T) {
 			t.Fatalf("the recorded pass folded the skip biases")
 		}
 		var got []float32
-		tensor.NoGrad(func() {
-			got = append([]float32(nil), r.Forward(x).Data...)
-		})
+		p := tensor.GradFree()
+		got = append([]float32(nil), r.Forward(p.Input(x)).Data...)
+		p.Close()
 		testFolded = nil
 		if folded != 1 {
 			t.Fatalf("the gradient-free pass folded the skip biases %d times, want 1", folded)

@@ -66,19 +66,16 @@ func (s *LogLikelihood) Score(im *data.Images, limit int) ([]float64, error) {
 		} else {
 			data.Dequantize(u.Data, im.Pix[lo*d:hi*d], nil)
 		}
-		var lp *tensor.Tensor
-		tensor.NoGrad(func() {
-			tensor.Scoped(func() []*tensor.Tensor {
-				lp = s.Model.LogProb(u)
-				return []*tensor.Tensor{lp}
-			})
-		})
+		p := tensor.GradFree()
+		lp := s.Model.LogProb(p.Input(u))
 		for i, v := range lp.Data {
 			if math.IsNaN(float64(v)) {
+				p.Close()
 				return nil, fmt.Errorf("scoring %s: example %d has NaN log-likelihood", im.Name, lo+i)
 			}
 			out = append(out, float64(v))
 		}
+		p.Close()
 		bar.Update(hi, hi, "")
 	}
 	return out, nil

@@ -74,121 +74,50 @@ func ReleaseBuffers() {
 	runtime.GC()
 }
 
-// newOut returns an intermediate tensor whose data the caller will
-// overwrite completely; the tensor owns its buffer.
-func newOut(shape []int) *Tensor {
-	t := &Tensor{Shape: shape, Data: alloc(Numel(shape)), owned: true}
-	track(t)
+// buffer is a pooled buffer and the number of tensors that hold it (the
+// tensor an operation made, and the views that share its data). It goes
+// back to the pool when the last of them lets go of it: that is the
+// engine's one memory model. A tensor lets go (drop) when Done declares
+// it unused in a gradient-free pass, when the pass it was made in closes,
+// or when Backward consumes it; a buffer that a view still references is
+// never recycled.
+type buffer struct {
+	data []float32
+	refs atomic.Int32
+}
+
+// newOut returns an intermediate tensor of pass p whose data the caller
+// will overwrite completely; the tensor holds a pooled buffer.
+func newOut(p *Pass, shape []int) *Tensor {
+	data := alloc(Numel(shape))
+	t := &Tensor{Shape: shape, Data: data, pass: p, buf: &buffer{data: data}}
+	t.buf.refs.Store(1)
+	p.track(t)
 	return t
 }
 
-// scopes is the stack of active Scoped calls, innermost the last of them;
-// operations register the buffers they allocate with the innermost one.
-// Like NoGrad it is process-wide: call Scoped from the goroutine that runs
-// the model. The operations inside may run on several goroutines
-// (kernels.Each).
-var (
-	scopes    []*scope
-	scopesMu  sync.Mutex // guards scopes
-	innermost atomic.Pointer[scope]
-)
-
-// scope holds the tensors registered with one Scoped call, in shards
-// handed out by a sync.Pool: each processor appends to a shard of its
-// own, so that cores running operations side by side do not write to
-// shared memory (a lock and a list they shared cost a cache-line transfer
-// per operation).
-type scope struct {
-	mu     sync.Mutex   // guards shards
-	shards []*[]*Tensor // every shard made, in order
-	free   sync.Pool    // of *[]*Tensor, from shards
-}
-
-func newScope() *scope {
-	s := &scope{}
-	s.free.New = func() any {
-		sh := new([]*Tensor)
-		s.mu.Lock()
-		s.shards = append(s.shards, sh)
-		s.mu.Unlock()
-		return sh
+// view returns a tensor of the given shape sharing x's data, in pass p;
+// it holds x's buffer as x does.
+func view(x *Tensor, shape []int, p *Pass) *Tensor {
+	out := &Tensor{Shape: shape, Data: x.Data, pass: p}
+	if b := x.buf; b != nil {
+		b.refs.Add(1)
+		out.buf = b
+		p.track(out)
 	}
-	return s
+	return out
 }
 
-// add registers t.
-func (s *scope) add(t *Tensor) {
-	sh := s.free.Get().(*[]*Tensor)
-	*sh = append(*sh, t)
-	s.free.Put(sh)
-}
-
-// track registers t with the innermost scope.
-func track(t *Tensor) {
-	if s := innermost.Load(); s != nil {
-		s.add(t)
+// drop lets go of t's buffer, handing it back for reuse if no other
+// tensor holds it; t has no data afterwards.
+func (t *Tensor) drop() {
+	b := t.buf
+	t.buf, t.Data = nil, nil
+	if b != nil && b.refs.Add(-1) == 0 {
+		release(b.data)
 	}
 }
 
-// Scoped runs fn and then recycles the buffers of every intermediate
-// tensor created inside it, except the tensors fn returns (and views of
-// them) and tensors recorded for a backward pass. It is for gradient-free
-// computation (evaluation, recomputation), whose intermediates would
-// otherwise be left to the garbage collector: recycling them keeps memory
-// warm and flat. Tensors created inside fn other than those returned must
-// not be used after Scoped returns.
-func Scoped(fn func() []*Tensor) {
-	sc := newScope()
-	scopesMu.Lock()
-	scopes = append(scopes, sc)
-	innermost.Store(sc)
-	scopesMu.Unlock()
-	var keep []*Tensor
-	defer func() {
-		scopesMu.Lock()
-		scopes = scopes[:len(scopes)-1]
-		if n := len(scopes); n > 0 {
-			innermost.Store(scopes[n-1])
-		} else {
-			innermost.Store(nil)
-		}
-		scopesMu.Unlock()
-		kept := map[*float32]bool{}
-		for _, k := range keep {
-			if k != nil && len(k.Data) > 0 {
-				kept[&k.Data[0]] = true
-			}
-		}
-		sc.mu.Lock()
-		shards := sc.shards
-		sc.mu.Unlock()
-		for _, sh := range shards {
-			for _, t := range *sh {
-				if !t.owned || t.node != nil || len(t.Data) == 0 || kept[&t.Data[0]] {
-					if t.owned && len(t.Data) > 0 && kept[&t.Data[0]] {
-						track(t) // hand ownership to the enclosing scope
-					}
-					continue
-				}
-				release(t.Data)
-				t.Data, t.owned = nil, false
-			}
-			// The scope's pool outlives it by two collections: let go of
-			// the tensors now.
-			clear(*sh)
-			*sh = nil
-		}
-	}()
-	keep = fn()
-}
-
-// Release recycles the buffer of t if t owns one (an intermediate result)
-// and has no backward node; t must not be used afterwards. Other tensors
-// are left alone.
-func Release(t *Tensor) {
-	if t == nil || !t.owned || t.node != nil {
-		return
-	}
-	release(t.Data)
-	t.Data, t.owned = nil, false
-}
+// exclusive reports whether t alone holds its pooled buffer, so that an
+// operation may overwrite it in place.
+func (t *Tensor) exclusive() bool { return t.buf != nil && t.buf.refs.Load() == 1 }

@@ -16,8 +16,13 @@ type node struct {
 // record attaches a backward closure to out when gradients are enabled and
 // any input requires them; it returns whether it did, so operations can
 // skip saving state for the backward pass.
+//
+// out joins the pass of its inputs if it has none yet.
 func record(out *Tensor, backward func(), inputs ...*Tensor) bool {
-	if !GradEnabled() {
+	if out.pass == nil {
+		out.pass = passOf(inputs...)
+	}
+	if !out.pass.Grad() {
 		return false
 	}
 	for _, in := range inputs {
@@ -66,7 +71,7 @@ func (t *Tensor) gradOut() (g []float32, fresh bool) {
 func addGrad(t *Tensor, g []float32) {
 	dst, fresh := t.gradOut()
 	g = g[:len(dst)]
-	each(len(dst), func(lo, hi int) {
+	t.pass.each(len(dst), func(lo, hi int) {
 		if fresh {
 			copy(dst[lo:hi], g[lo:hi])
 		} else {
@@ -95,7 +100,8 @@ func passGrad(t, out *Tensor) {
 //
 // Backward consumes the graph: afterwards every intermediate tensor (one
 // computed from a tensor requiring gradients) other than loss has nil Data
-// and Grad, its buffers recycled for later operations. Read intermediate
+// and Grad, its buffers recycled for later operations (a buffer that a
+// tensor outside the graph still shares is left to it). Read intermediate
 // values before calling Backward, or Clone them.
 func Backward(loss *Tensor) {
 	if len(loss.Data) != 1 {
@@ -117,11 +123,9 @@ func Backward(loss *Tensor) {
 		}
 		release(t.Grad)
 		t.Grad = nil
-		if t.owned {
-			release(t.Data)
-		}
-		// views (Reshape) of a recycled buffer are cut off too
-		t.Data, t.owned = nil, false
+		// views (Reshape) let go too: the buffer is recycled once
+		// nothing outside the graph holds it
+		t.drop()
 	}
 }
 
@@ -163,6 +167,7 @@ func topoOrder(root *Tensor) []*Tensor {
 // its activations, define their own backward pass.
 func Custom(shape []int, data []float32, inputs []*Tensor, backward func(gy []float32)) *Tensor {
 	out := FromData(data, shape...)
+	out.pass = passOf(inputs...)
 	record(out, func() { backward(out.Grad) }, inputs...)
 	return out
 }
@@ -178,10 +183,10 @@ func AccumGrad(t *Tensor, g []float32) {
 	addGrad(t, g)
 }
 
-// AnyRequiresGrad reports whether gradients are enabled and any of ts
-// requires them.
+// AnyRequiresGrad reports whether an operation on ts would record: their
+// pass records and one of them requires gradients.
 func AnyRequiresGrad(ts ...*Tensor) bool {
-	if !GradEnabled() {
+	if !passOf(ts...).Grad() {
 		return false
 	}
 	for _, t := range ts {

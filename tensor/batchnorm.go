@@ -45,6 +45,7 @@ func BatchNormReLU(x, gamma, beta *Tensor, stats *BatchNormStats, train bool) *T
 
 // batchNorm implements BatchNorm, followed by ReLU when relu is set.
 func batchNorm(op string, x, gamma, beta *Tensor, stats *BatchNormStats, train, relu bool) *Tensor {
+	p := passOf(x, gamma, beta)
 	c := channelOp(op, x, gamma)
 	channelOp(op, x, beta)
 	rows := len(x.Data) / c
@@ -55,7 +56,7 @@ func batchNorm(op string, x, gamma, beta *Tensor, stats *BatchNormStats, train, 
 	// a group.
 	total := float64(rows)
 	if train {
-		sum, sq := columnMoments(x.Data, nil, nil, c, true)
+		sum, sq := columnMoments(p.par(), x.Data, nil, nil, c, true)
 		if stats.Group != nil {
 			sum, sq, total = groupSums(stats, sum, sq, total)
 		}
@@ -87,12 +88,12 @@ func batchNorm(op string, x, gamma, beta *Tensor, stats *BatchNormStats, train, 
 		a[j] = float32(float64(gamma.Data[j]) * invStd[j])
 		b[j] = float32(float64(beta.Data[j]) - mean[j]*float64(gamma.Data[j])*invStd[j])
 	}
-	out := newOut(x.Shape)
+	out := newOut(p, x.Shape)
 	apply := kernels.AffineRows
 	if relu {
 		apply = kernels.AffineReluRows
 	}
-	kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
+	p.par().ParallelFor(rows, grain/c+1, func(lo, hi int) {
 		apply(out.Data[lo*c:hi*c], x.Data[lo*c:hi*c], a, b)
 	})
 	record(out, func() {
@@ -104,7 +105,7 @@ func batchNorm(op string, x, gamma, beta *Tensor, stats *BatchNormStats, train, 
 			y = out.Data
 		}
 		// sums of g and of g*x per channel
-		sumG, sumGX := columnMoments(gy, y, x.Data, c, true)
+		sumG, sumGX := columnMoments(p.par(), gy, y, x.Data, c, true)
 		for j := 0; j < c; j++ {
 			// sum g*xhat = invStd*(sum g*x - mean*sum g)
 			sumGX[j] = invStd[j] * (sumGX[j] - mean[j]*sumG[j])
@@ -140,7 +141,7 @@ func batchNorm(op string, x, gamma, beta *Tensor, stats *BatchNormStats, train, 
 					k3[j] = float32(-g*sumG[j]/n + g*sumGX[j]/n*invStd[j]*mean[j])
 				}
 			}
-			kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
+			p.par().ParallelFor(rows, grain/c+1, func(lo, hi int) {
 				s, e := lo*c, hi*c
 				if relu {
 					kernels.AffineReluGradRows(gx[s:e], gy[s:e], y[s:e], x.Data[s:e], k1, k2, k3, !fresh)
@@ -170,14 +171,16 @@ func groupSums(stats *BatchNormStats, a, b []float64, n float64) ([]float64, []f
 // v, or v masked by y > 0 (the ReLU's backward mask) when y is not nil. It
 // accumulates in float64 (the product of two float32 values is exact in
 // float64, and float32 partial sums lose the variance E[x²]-E[x]² when
-// |mean| >> std), in parallel.
-func columnMoments(v, y, w []float32, c int, prod bool) (sum, sq []float64) {
+// |mean| >> std), in parallel on up to par goroutines. The rows are
+// summed in parts fixed by their number alone, so that the sums do not
+// depend on par.
+func columnMoments(par kernels.Par, v, y, w []float32, c int, prod bool) (sum, sq []float64) {
 	rows := len(v) / c
-	parts := kernels.Workers()
+	parts := min(8, max(1, rows/2048))
 	sums := make([][]float64, parts)
 	prods := make([][]float64, parts)
 	chunk := (rows + parts - 1) / parts
-	kernels.ParallelFor(parts, 1, func(lo, hi int) {
+	par.ParallelFor(parts, 1, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			r0, r1 := min(p*chunk, rows), min((p+1)*chunk, rows)
 			if r0 >= r1 {

@@ -19,20 +19,21 @@ func channelOp(op string, x, v *Tensor) int {
 // AddChannel returns x + b with b of shape [C] broadcast over all but the
 // last dimension of x (a bias).
 func AddChannel(x, b *Tensor) *Tensor {
+	p := passOf(x, b)
 	c := channelOp("AddChannel", x, b)
-	out := newOut(x.Shape)
+	out := newOut(p, x.Shape)
 	rows := len(x.Data) / c
 	// x*1 + b is x + b exactly
 	ones := make([]float32, c)
 	for j := range ones {
 		ones[j] = 1
 	}
-	kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
+	p.par().ParallelFor(rows, grain/c+1, func(lo, hi int) {
 		kernels.AffineRows(out.Data[lo*c:hi*c], x.Data[lo*c:hi*c], ones, b.Data)
 	})
 	record(out, func() {
 		if needs(b) {
-			addColumnSums(b.grad(), out.Grad, nil, c)
+			addColumnSums(p.par(), b.grad(), out.Grad, nil, c)
 		}
 		if needs(x) {
 			passGrad(x, out)
@@ -44,22 +45,23 @@ func AddChannel(x, b *Tensor) *Tensor {
 // MulChannel returns x * s with s of shape [C] broadcast over all but the
 // last dimension of x (a per-channel scale).
 func MulChannel(x, s *Tensor) *Tensor {
+	p := passOf(x, s)
 	c := channelOp("MulChannel", x, s)
-	out := newOut(x.Shape)
+	out := newOut(p, x.Shape)
 	rows := len(x.Data) / c
 	// x*s + (-0) is x*s exactly, signed zeros included
 	negZero := make([]float32, c)
 	for j := range negZero {
 		negZero[j] = float32(math.Copysign(0, -1))
 	}
-	kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
+	p.par().ParallelFor(rows, grain/c+1, func(lo, hi int) {
 		kernels.AffineRows(out.Data[lo*c:hi*c], x.Data[lo*c:hi*c], s.Data, negZero)
 	})
 	record(out, func() {
 		gy := out.Grad
 		if needs(x) {
 			gx := x.grad()
-			kernels.ParallelFor(rows, grain/c+1, func(lo, hi int) {
+			p.par().ParallelFor(rows, grain/c+1, func(lo, hi int) {
 				for r := lo; r < hi; r++ {
 					for j := 0; j < c; j++ {
 						gx[r*c+j] += gy[r*c+j] * s.Data[j]
@@ -68,7 +70,7 @@ func MulChannel(x, s *Tensor) *Tensor {
 			})
 		}
 		if needs(s) {
-			addColumnSums(s.grad(), gy, x.Data, c)
+			addColumnSums(p.par(), s.grad(), gy, x.Data, c)
 		}
 	}, x, s)
 	return out
@@ -76,8 +78,8 @@ func MulChannel(x, s *Tensor) *Tensor {
 
 // addColumnSums adds to dst[j] the sum over rows r of g[r*c+j] (times
 // w[r*c+j] when w is not nil), accumulating in float64.
-func addColumnSums(dst, g, w []float32, c int) {
-	sum, prod := columnMoments(g, nil, w, c, w != nil)
+func addColumnSums(par kernels.Par, dst, g, w []float32, c int) {
+	sum, prod := columnMoments(par, g, nil, w, c, w != nil)
 	if w != nil {
 		sum = prod
 	}
@@ -97,10 +99,11 @@ func perExample(op string, x, m *Tensor) int {
 // MulExample returns x * m with m of shape x.Shape[1:] broadcast over the
 // batch (a mask, or a per-position parameter).
 func MulExample(x, m *Tensor) *Tensor {
+	p := passOf(x, m)
 	d := perExample("MulExample", x, m)
-	out := newOut(x.Shape)
+	out := newOut(p, x.Shape)
 	n := x.Shape[0]
-	kernels.ParallelFor(n, 1, func(lo, hi int) {
+	p.par().ParallelFor(n, 1, func(lo, hi int) {
 		for e := lo; e < hi; e++ {
 			xs, ys := x.Data[e*d:(e+1)*d], out.Data[e*d:(e+1)*d]
 			for j := range ys {
@@ -112,7 +115,7 @@ func MulExample(x, m *Tensor) *Tensor {
 		gy := out.Grad
 		if needs(x) {
 			gx := x.grad()
-			kernels.ParallelFor(n, 1, func(lo, hi int) {
+			p.par().ParallelFor(n, 1, func(lo, hi int) {
 				for e := lo; e < hi; e++ {
 					for j := 0; j < d; j++ {
 						gx[e*d+j] += gy[e*d+j] * m.Data[j]
@@ -121,7 +124,7 @@ func MulExample(x, m *Tensor) *Tensor {
 			})
 		}
 		if needs(m) {
-			addColumnSums(m.grad(), gy, x.Data, d)
+			addColumnSums(p.par(), m.grad(), gy, x.Data, d)
 		}
 	}, x, m)
 	return out
@@ -131,11 +134,12 @@ func MulExample(x, m *Tensor) *Tensor {
 // a.Shape[1:] (values 0 or 1) broadcast over the batch. Gradients flow to a
 // where the mask is 1 and to b where it is 0.
 func Where(mask, a, b *Tensor) *Tensor {
+	p := passOf(mask, a, b)
 	mustSameShape("Where", a, b)
 	d := perExample("Where", a, mask)
-	out := newOut(a.Shape)
+	out := newOut(p, a.Shape)
 	n := a.Shape[0]
-	kernels.ParallelFor(n, 1, func(lo, hi int) {
+	p.par().ParallelFor(n, 1, func(lo, hi int) {
 		for e := lo; e < hi; e++ {
 			as, bs, ys := a.Data[e*d:(e+1)*d], b.Data[e*d:(e+1)*d], out.Data[e*d:(e+1)*d]
 			for j := range ys {
@@ -157,7 +161,7 @@ func Where(mask, a, b *Tensor) *Tensor {
 				continue
 			}
 			g, sel := in.t.grad(), in.sel
-			kernels.ParallelFor(n, 1, func(lo, hi int) {
+			p.par().ParallelFor(n, 1, func(lo, hi int) {
 				for e := lo; e < hi; e++ {
 					for j := 0; j < d; j++ {
 						if (mask.Data[j] != 0) == sel {

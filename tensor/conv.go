@@ -27,17 +27,19 @@ func matMulBias(x, w, b *Tensor) *Tensor {
 	}
 	m := len(x.Data) / in
 	shape := append(append([]int(nil), x.Shape[:len(x.Shape)-1]...), outC)
-	out := newOut(shape)
+	p := passOf(x, w, b)
+	par := p.par()
+	out := newOut(p, shape)
 	switch {
 	case outC < narrowOut && m >= 64:
-		narrowMatMul(out.Data, x.Data, w.Data, dataOf(b), m, in, outC)
+		narrowMatMul(par, out.Data, x.Data, w.Data, dataOf(b), m, in, outC)
 	case b != nil:
-		fillRows(out.Data, b.Data)
-		kernels.Sgemm(false, false, m, outC, in, 1, x.Data, in, w.Data, outC, 1, out.Data, outC)
+		fillRows(par, out.Data, b.Data)
+		par.Sgemm(false, false, m, outC, in, 1, x.Data, in, w.Data, outC, 1, out.Data, outC)
 	default:
-		kernels.Sgemm(false, false, m, outC, in, 1, x.Data, in, w.Data, outC, 0, out.Data, outC)
+		par.Sgemm(false, false, m, outC, in, 1, x.Data, in, w.Data, outC, 0, out.Data, outC)
 	}
-	record(out, func() { matMulBackward(x, w, b, out.Grad, in, outC) }, x, w, b)
+	record(out, func() { matMulBackward(par, x, w, b, out.Grad, in, outC) }, x, w, b)
 	return out
 }
 
@@ -52,16 +54,16 @@ const narrowOut = 8
 // for the st-networks' 2- and 4-channel output convolutions); then the
 // outC columns plus the bias are copied out. The bias is added to the
 // finished sum, rounding once, as the fillRows path does.
-func narrowMatMul(y, x, w, b []float32, m, in, outC int) {
+func narrowMatMul(par kernels.Par, y, x, w, b []float32, m, in, outC int) {
 	wp := allocZero(in * narrowOut)
 	for k := 0; k < in; k++ {
 		copy(wp[k*narrowOut:k*narrowOut+outC], w[k*outC:(k+1)*outC])
 	}
 	p := alloc(m * narrowOut)
-	kernels.Sgemm(false, false, m, narrowOut, in, 1, x, in, wp, narrowOut, 0, p, narrowOut)
+	par.Sgemm(false, false, m, narrowOut, in, 1, x, in, wp, narrowOut, 0, p, narrowOut)
 	var bias [narrowOut]float32
 	copy(bias[:], b)
-	kernels.ParallelFor(m, grain/narrowOut+1, func(lo, hi int) {
+	par.ParallelFor(m, grain/narrowOut+1, func(lo, hi int) {
 		rows := unsafe.Slice((*[narrowOut]float32)(unsafe.Pointer(&p[lo*narrowOut])), hi-lo)
 		dst := y[lo*outC : hi*outC]
 		for r := range rows {
@@ -87,12 +89,12 @@ func dataOf(t *Tensor) []float32 {
 // fillRows sets every row of dst, as long as v, to v: the first row of
 // each worker's range, then copies of what is already filled, doubling
 // (a few long copies instead of one short copy per row).
-func fillRows(dst, v []float32) {
+func fillRows(par kernels.Par, dst, v []float32) {
 	c := len(v)
 	if c == 0 {
 		return
 	}
-	kernels.ParallelFor(len(dst)/c, grain/c+1, func(lo, hi int) {
+	par.ParallelFor(len(dst)/c, grain/c+1, func(lo, hi int) {
 		d := dst[lo*c : hi*c]
 		copy(d, v)
 		for n := c; n < len(d); n *= 2 {
@@ -104,13 +106,13 @@ func fillRows(dst, v []float32) {
 // matMulBackward adds the gradients of x·w + b (b may be nil), w holding
 // an in x outC matrix (whatever its shape), given the output gradient gy,
 // into those of x, w and b.
-func matMulBackward(x, w, b *Tensor, gy []float32, in, outC int) {
+func matMulBackward(par kernels.Par, x, w, b *Tensor, gy []float32, in, outC int) {
 	m := len(x.Data) / in
 	if needs(b) {
-		addColumnSums(b.grad(), gy, nil, outC)
+		addColumnSums(par, b.grad(), gy, nil, outC)
 	}
 	if needs(w) {
-		kernels.Sgemm(true, false, in, outC, m, 1, x.Data, in, gy, outC, 1, w.grad(), outC)
+		par.Sgemm(true, false, in, outC, m, 1, x.Data, in, gy, outC, 1, w.grad(), outC)
 	}
 	if needs(x) {
 		// a new gradient is overwritten (beta 0), not cleared and added to
@@ -119,7 +121,7 @@ func matMulBackward(x, w, b *Tensor, gy []float32, in, outC int) {
 		if fresh {
 			beta = 0
 		}
-		kernels.Sgemm(false, true, m, in, outC, 1, gy, outC, w.Data, outC, beta, gx, in)
+		par.Sgemm(false, true, m, in, outC, 1, gy, outC, w.Data, outC, beta, gx, in)
 	}
 }
 
@@ -131,6 +133,8 @@ type convGeom struct {
 	OH, OW         int
 	K              int // KH*KW*Cin, the GEMM inner dimension
 	imagesPerChunk int
+	pass           *Pass // the pass of the convolution's operands
+	par            kernels.Par
 }
 
 // colChunkFloats bounds the im2col buffer of one chunk of images.
@@ -161,7 +165,7 @@ func (g *convGeom) span(ow int) (k0, k1, iw0 int) {
 func (g *convGeom) im2col(col, x []float32, n0, n1 int) {
 	rows := (n1 - n0) * g.OH * g.OW
 	rowLen := g.KW * g.Cin
-	kernels.ParallelFor(rows, 64, func(lo, hi int) {
+	g.par.ParallelFor(rows, 64, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			n := n0 + r/(g.OH*g.OW)
 			oh := r / g.OW % g.OH
@@ -188,7 +192,7 @@ func (g *convGeom) im2col(col, x []float32, n0, n1 int) {
 // Work is split by image so no two goroutines write the same pixel.
 func (g *convGeom) col2im(gx, dcol []float32, n0, n1 int) {
 	rowLen := g.KW * g.Cin
-	kernels.ParallelFor(n1-n0, 1, func(lo, hi int) {
+	g.par.ParallelFor(n1-n0, 1, func(lo, hi int) {
 		for n := n0 + lo; n < n0+hi; n++ {
 			for oh := 0; oh < g.OH; oh++ {
 				for ow := 0; ow < g.OW; ow++ {
@@ -269,6 +273,8 @@ func newConvGeom(op string, x, w *Tensor, pad int) *convGeom {
 		panic(fmt.Sprintf("tensor: %s of %v by %v with padding %d is empty", op, x.Shape, w.Shape, pad))
 	}
 	g.K = g.KH * g.KW * g.Cin
+	g.pass = passOf(x, w)
+	g.par = g.pass.par()
 	g.imagesPerChunk = min(g.N, max(1, colChunkFloats/(g.OH*g.OW*g.K)))
 	return g
 }
@@ -288,9 +294,9 @@ func conv2D(x, w, b *Tensor, pad int) *Tensor {
 		return yb
 	}
 	bias := dataOf(b)
-	out := newOut([]int{g.N, g.OH, g.OW, g.Cout})
+	out := newOut(g.pass, []int{g.N, g.OH, g.OW, g.Cout})
 	if wino != 0 {
-		winogradConv(out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, false, isParam(w))
+		winogradConv(g.pass, out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, false, isParam(w))
 	} else if implicit {
 		newSameGeom(g).forward(out.Data, x.Data, w.Data, bias)
 	} else {
@@ -298,7 +304,7 @@ func conv2D(x, w, b *Tensor, pad int) *Tensor {
 			g.im2col(col, x.Data, n0, n1)
 			rows := (n1 - n0) * g.OH * g.OW
 			y := out.Data[n0*g.OH*g.OW*g.Cout:]
-			kernels.Sgemm(false, false, rows, g.Cout, g.K, 1, col, g.K, w.Data, g.Cout, 0, y, g.Cout)
+			g.par.Sgemm(false, false, rows, g.Cout, g.K, 1, col, g.K, w.Data, g.Cout, 0, y, g.Cout)
 		})
 	}
 	backward := func() { g.backward(x, w, b, out.Grad, wino) }
@@ -325,16 +331,16 @@ func (g *convGeom) chunks(fn func(n0, n1 int, col []float32)) {
 // 0), given the output gradient gy, into those of x, w and b.
 func (g *convGeom) backward(x, w, b *Tensor, gy []float32, wino int) {
 	if needs(b) {
-		addColumnSums(b.grad(), gy, nil, g.Cout)
+		addColumnSums(g.par, b.grad(), gy, nil, g.Cout)
 	}
 	if wino != 0 {
 		if needs(w) {
-			winogradWeightGrad(w.grad(), x.Data, gy, g.N, g.H, g.W, g.Cin, g.Cout, wino)
+			winogradWeightGrad(g.par, w.grad(), x.Data, gy, g.N, g.H, g.W, g.Cin, g.Cout, wino)
 		}
 		if needs(x) {
 			wf := flipTranspose(w.Data, 3, g.Cin, g.Cout)
 			gx, fresh := x.gradOut()
-			winogradConv(gx, gy, wf, nil, g.N, g.H, g.W, g.Cout, g.Cin, wino, !fresh, false)
+			winogradConv(g.pass, gx, gy, wf, nil, g.N, g.H, g.W, g.Cout, g.Cin, wino, !fresh, false)
 			release(wf)
 		}
 		return
@@ -357,10 +363,10 @@ func (g *convGeom) backward(x, w, b *Tensor, gy []float32, wino int) {
 		gyc := gy[n0*g.OH*g.OW*g.Cout:]
 		if gw != nil {
 			g.im2col(col, x.Data, n0, n1)
-			kernels.Sgemm(true, false, g.K, g.Cout, rows, 1, col, g.K, gyc, g.Cout, 1, gw, g.Cout)
+			g.par.Sgemm(true, false, g.K, g.Cout, rows, 1, col, g.K, gyc, g.Cout, 1, gw, g.Cout)
 		}
 		if dcol != nil {
-			kernels.Sgemm(false, true, rows, g.K, g.Cout, 1, gyc, g.Cout, w.Data, g.Cout, 0, dcol, g.K)
+			g.par.Sgemm(false, true, rows, g.K, g.Cout, 1, gyc, g.Cout, w.Data, g.Cout, 0, dcol, g.K)
 			g.col2im(x.grad(), dcol, n0, n1)
 		}
 	})

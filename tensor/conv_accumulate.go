@@ -10,8 +10,8 @@ import (
 // convolution's output shape. For the residual and skip sums of
 // st-networks it is one operation where it can be:
 //
-//   - In a gradient-free pass, when acc is an intermediate that owns its
-//     buffer, the sum is formed in that buffer: the convolution's output
+//   - In a gradient-free pass, when acc is an intermediate that alone
+//     holds its buffer (no view shares it), the sum is formed in that buffer: the convolution's output
 //     is accumulated straight into it (the Winograd output transform and
 //     the GEMM of a 1x1 convolution add into their destination), with no
 //     buffer and no addition pass of its own, and acc itself is returned,
@@ -34,8 +34,10 @@ func AddConv2D(acc, x, w, b *Tensor, pad int) *Tensor {
 	}
 	wino := winogradTile(g)
 	oneByOne := g.KH == 1 && g.KW == 1 && pad == 0
+	p := passOf(acc, x, w, b)
+	par := p.par()
 	recorded := AnyRequiresGrad(acc, x, w, b)
-	if (recorded && wino == 0 && !oneByOne) || (!recorded && (GradEnabled() || !acc.owned || acc.node != nil)) {
+	if (recorded && wino == 0 && !oneByOne) || (!recorded && (p.Grad() || !acc.exclusive() || acc.node != nil)) {
 		y := Conv2DBias(x, w, b, pad)
 		s := Add(acc, y)
 		Done(y)
@@ -44,15 +46,15 @@ func AddConv2D(acc, x, w, b *Tensor, pad int) *Tensor {
 	bias := dataOf(b)
 	out := acc
 	if recorded {
-		out = newOut(acc.Shape)
+		out = newOut(p, acc.Shape)
 		if !(oneByOne && bias != nil) {
-			each(len(out.Data), func(lo, hi int) { copy(out.Data[lo:hi], acc.Data[lo:hi]) })
+			p.each(len(out.Data), func(lo, hi int) { copy(out.Data[lo:hi], acc.Data[lo:hi]) })
 		}
 	}
 	m := g.N * g.H * g.W
 	switch {
 	case wino != 0:
-		winogradConv(out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, true, isParam(w))
+		winogradConv(p, out.Data, x.Data, w.Data, bias, g.N, g.H, g.W, g.Cin, g.Cout, wino, true, isParam(w))
 	case oneByOne:
 		if bias != nil {
 			// out = acc + b (out may be acc): one pass, ahead of the GEMM.
@@ -61,16 +63,16 @@ func AddConv2D(acc, x, w, b *Tensor, pad int) *Tensor {
 				ones[i] = 1
 			}
 			c := g.Cout
-			kernels.ParallelFor(m, grain/c+1, func(lo, hi int) {
+			par.ParallelFor(m, grain/c+1, func(lo, hi int) {
 				kernels.AffineRows(out.Data[lo*c:hi*c], acc.Data[lo*c:hi*c], ones, bias)
 			})
 			release(ones)
 		}
-		kernels.Sgemm(false, false, m, g.Cout, g.Cin, 1, x.Data, g.Cin, w.Data, g.Cout, 1, out.Data, g.Cout)
+		par.Sgemm(false, false, m, g.Cout, g.Cin, 1, x.Data, g.Cin, w.Data, g.Cout, 1, out.Data, g.Cout)
 	default:
 		y := conv2D(x, w, b, pad)
-		each(len(out.Data), func(lo, hi int) { kernels.AddTo(out.Data[lo:hi], y.Data[lo:hi]) })
-		Release(y)
+		p.each(len(out.Data), func(lo, hi int) { kernels.AddTo(out.Data[lo:hi], y.Data[lo:hi]) })
+		y.drop()
 	}
 	if !recorded {
 		return out
@@ -78,7 +80,7 @@ func AddConv2D(acc, x, w, b *Tensor, pad int) *Tensor {
 	record(out, func() {
 		gy := out.Grad
 		if oneByOne {
-			matMulBackward(x, w, b, gy, g.Cin, g.Cout)
+			matMulBackward(par, x, w, b, gy, g.Cin, g.Cout)
 		} else {
 			g.backward(x, w, b, gy, wino)
 		}

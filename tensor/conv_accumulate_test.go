@@ -37,23 +37,35 @@ func TestAddConv2D(t *testing.T) {
 					want.data[i] += float64(b.Data[i%c.cout])
 				}
 			}
-			NoGrad(func() {
-				acc := Scale(base, 1) // an owned intermediate
-				buf := &acc.Data[0]
-				got := AddConv2D(acc, x, w, b, c.pad)
-				if got != acc || &got.Data[0] != buf {
-					t.Errorf("%s: did not accumulate in place", name)
-				}
-				checkClose(t, name+": in place", got.Data, want.data, 1e-4, 1e-5)
+			p := GradFree()
+			acc := Scale(p.Input(base), 1) // an intermediate holding its buffer
+			buf := &acc.Data[0]
+			got := AddConv2D(acc, x, w, b, c.pad)
+			if got != acc || &got.Data[0] != buf {
+				t.Errorf("%s: did not accumulate in place", name)
+			}
+			checkClose(t, name+": in place", got.Data, want.data, 1e-4, 1e-5)
 
-				orig := append([]float32(nil), base.Data...)
-				got = AddConv2D(base, x, w, b, c.pad)
-				if got == base {
-					t.Errorf("%s: accumulated into an input", name)
-				}
-				checkClose(t, name+": input left alone", base.Data, toArr(FromData(orig, base.Shape...)).data, 0, 0)
-				checkClose(t, name+": new tensor", got.Data, want.data, 1e-4, 1e-5)
-			})
+			orig := append([]float32(nil), base.Data...)
+			in := p.Input(base)
+			got = AddConv2D(in, x, w, b, c.pad)
+			if got == in {
+				t.Errorf("%s: accumulated into an input", name)
+			}
+			checkClose(t, name+": input left alone", base.Data, toArr(FromData(orig, base.Shape...)).data, 0, 0)
+			checkClose(t, name+": new tensor", got.Data, want.data, 1e-4, 1e-5)
+
+			// An intermediate that a view shares is not overwritten: the
+			// view keeps its values.
+			acc = Scale(p.Input(base), 1)
+			v := Reshape(acc, -1)
+			got = AddConv2D(acc, x, w, b, c.pad)
+			if got == acc {
+				t.Errorf("%s: accumulated into a buffer a view shares", name)
+			}
+			checkClose(t, name+": shared buffer left alone", v.Data, toArr(FromData(orig, len(orig))).data, 0, 0)
+			checkClose(t, name+": beside a view", got.Data, want.data, 1e-4, 1e-5)
+			p.Close()
 		}
 	}
 	// With gradients recorded: one operation for Winograd and 1x1
@@ -110,45 +122,48 @@ func TestAddConv2D(t *testing.T) {
 	}
 }
 
-// TestCacheWeightTransforms checks that Winograd convolutions inside
-// CacheWeightTransforms give the bits they give outside it, the second
-// call reusing the transform; that weights which are not parameters are
-// transformed afresh (changing them changes the result); and that the
-// cache is gone afterwards.
+// TestCacheWeightTransforms checks that Winograd convolutions in a pass
+// that caches weight transforms give the bits they give outside it, the
+// second call reusing the transform, also from a Sub pass; that weights
+// which are not parameters are transformed afresh (changing them changes
+// the result); that other passes do not see the cache; and that the cache
+// is gone after Close.
 func TestCacheWeightTransforms(t *testing.T) {
 	rng := gcRNG(95)
 	for _, side := range []int{28, 14} { // F(4x4, 3x3) and F(2x2, 3x3)
 		x1, x2 := normal(rng, 0, 1, 2, side, side, 16), normal(rng, 0, 1, 2, side, side, 16)
 		w := normal(rng, 0, 0.3, 3, 3, 16, 16).SetRequiresGrad(true) // a parameter
 		var want1, want2 []float32
-		NoGrad(func() {
-			want1 = Conv2D(x1, w, 1).Data
-			want2 = Conv2D(x2, w, 1).Data
-		})
+		p0 := GradFree()
+		want1 = Conv2D(p0.Input(x1), w, 1).Data
+		want2 = Conv2D(p0.Input(x2), w, 1).Data
 		plain := normal(rng, 0, 0.3, 3, 3, 16, 16)
-		NoGrad(func() {
-			CacheWeightTransforms(func() {
-				checkClose(t, "cached, first call", Conv2D(x1, w, 1).Data, toArr(FromData(want1, 2, side, side, 16)).data, 0, 0)
-				checkClose(t, "cached, second call", Conv2D(x2, w, 1).Data, toArr(FromData(want2, 2, side, side, 16)).data, 0, 0)
-				// The transform is reused: a parameter changed inside
-				// (which the contract forbids) goes unseen.
-				orig := append([]float32(nil), w.Data...)
-				for i := range w.Data {
-					w.Data[i] *= 2
-				}
-				checkClose(t, "cached, parameter changed", Conv2D(x1, w, 1).Data, toArr(FromData(want1, 2, side, side, 16)).data, 0, 0)
-				copy(w.Data, orig)
-				before := Conv2D(x1, plain, 1).Data
-				for i := range plain.Data {
-					plain.Data[i] *= 2
-				}
-				checkDoubled(t, "weights that are not a parameter", Conv2D(x1, plain, 1).Data, before)
-			})
-			for i := range w.Data {
-				w.Data[i] *= 2
-			}
-			checkDoubled(t, "after the cache", Conv2D(x1, w, 1).Data, want1)
-		})
+		p := NewPass(PassOptions{CacheWeights: true})
+		checkClose(t, "cached, first call", Conv2D(p.Input(x1), w, 1).Data, toArr(FromData(want1, 2, side, side, 16)).data, 0, 0)
+		checkClose(t, "cached, second call", Conv2D(p.Input(x2), w, 1).Data, toArr(FromData(want2, 2, side, side, 16)).data, 0, 0)
+		// The transform is reused: a parameter changed inside (which the
+		// contract forbids) goes unseen, in a Sub pass too, but not in
+		// another pass.
+		orig := append([]float32(nil), w.Data...)
+		for i := range w.Data {
+			w.Data[i] *= 2
+		}
+		checkClose(t, "cached, parameter changed", Conv2D(p.Input(x1), w, 1).Data, toArr(FromData(want1, 2, side, side, 16)).data, 0, 0)
+		sub := p.Sub()
+		checkClose(t, "cached, Sub pass", Conv2D(sub.Input(x1), w, 1).Data, toArr(FromData(want1, 2, side, side, 16)).data, 0, 0)
+		sub.Close()
+		checkDoubled(t, "another pass", Conv2D(GradFree().Input(x1), w, 1).Data, want1)
+		copy(w.Data, orig)
+		before := Conv2D(p.Input(x1), plain, 1).Data
+		for i := range plain.Data {
+			plain.Data[i] *= 2
+		}
+		checkDoubled(t, "weights that are not a parameter", Conv2D(p.Input(x1), plain, 1).Data, before)
+		p.Close()
+		for i := range w.Data {
+			w.Data[i] *= 2
+		}
+		checkDoubled(t, "after the cache", Conv2D(p.Input(x1), w, 1).Data, want1)
 	}
 }
 

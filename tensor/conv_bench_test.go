@@ -25,7 +25,9 @@ func BenchmarkConv2D(b *testing.B) {
 		name := fmt.Sprintf("n%d_%dx%d_%dto%d", c.n, c.h, c.h, c.cin, c.cout)
 		b.Run(name+"/forward", func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				NoGrad(func() { Release(Conv2D(x, w, 1)) })
+				p := GradFree()
+				Conv2D(p.Input(x), w, 1)
+				p.Close()
 			}
 			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})

@@ -24,10 +24,11 @@ type sameGeom struct {
 	K, P               int // kernel size K = 2P+1
 	Hp, Wp             int
 	M                  int // grid positions computed: up to the last valid output
+	par                kernels.Par
 }
 
 func newSameGeom(g *convGeom) *sameGeom {
-	s := &sameGeom{N: g.N, H: g.H, W: g.W, Cin: g.Cin, Cout: g.Cout, K: g.KH, P: g.Pad}
+	s := &sameGeom{N: g.N, H: g.H, W: g.W, Cin: g.Cin, Cout: g.Cout, K: g.KH, P: g.Pad, par: g.par}
 	s.Hp, s.Wp = s.H+2*s.P, s.W+2*s.P
 	s.M = s.N*s.Hp*s.Wp - 2*s.P*s.Wp - 2*s.P
 	return s
@@ -40,7 +41,7 @@ func (s *sameGeom) grid() int { return s.N * s.Hp * s.Wp }
 // zero borders.
 func (s *sameGeom) pad(dst, src []float32, c int) {
 	hp, wp, p, h, w := s.Hp, s.Wp, s.P, s.H, s.W
-	kernels.ParallelFor(s.N*hp, 8, func(lo, hi int) {
+	s.par.ParallelFor(s.N*hp, 8, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row := dst[r*wp*c : (r+1)*wp*c]
 			i := r%hp - p
@@ -59,7 +60,7 @@ func (s *sameGeom) pad(dst, src []float32, c int) {
 // result src [M, c] into dst [N, H, W, c].
 func (s *sameGeom) gather(dst, src []float32, c int, add bool) {
 	h, w := s.H, s.W
-	kernels.ParallelFor(s.N*h, 8, func(lo, hi int) {
+	s.par.ParallelFor(s.N*h, 8, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			q := ((r/h)*s.Hp + r%h) * s.Wp
 			sr := src[q*c : (q+w)*c]
@@ -80,7 +81,7 @@ func (s *sameGeom) conv(dst, xp []float32, cin int, w []float32, cout int) {
 	for kh := 0; kh < s.K; kh++ {
 		offs[kh] = kh * s.Wp * cin
 	}
-	kernels.SgemmImplicit(false, s.M, cout, s.K*cin, offs[:s.K], 1, xp, cin, w, cout, 0, dst, cout)
+	s.par.SgemmImplicit(false, s.M, cout, s.K*cin, offs[:s.K], 1, xp, cin, w, cout, 0, dst, cout)
 }
 
 // maxSameK is the largest kernel the implicit path takes.
@@ -166,7 +167,7 @@ func (s *sameGeom) gatherBias(dst, src, bias []float32) {
 	for i := range ones {
 		ones[i] = 1
 	}
-	kernels.ParallelFor(s.N*h, 8, func(lo, hi int) {
+	s.par.ParallelFor(s.N*h, 8, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			q := ((r/h)*s.Hp + r%h) * s.Wp
 			kernels.AffineRows(dst[r*w*c:(r+1)*w*c], src[q*c:(q+w)*c], ones, bias)
@@ -189,7 +190,7 @@ func (s *sameGeom) backward(x, w *Tensor, gy0 []float32) {
 		rows := s.K * s.Cin
 		gy := gyp[(s.P*s.Wp+s.P)*s.Cout:]
 		for kh := 0; kh < s.K; kh++ {
-			kernels.SgemmOverlap(true, false, rows, s.Cout, s.M, 1, xp[kh*s.Wp*s.Cin:], s.Cin,
+			s.par.SgemmOverlap(true, false, rows, s.Cout, s.M, 1, xp[kh*s.Wp*s.Cin:], s.Cin,
 				gy, s.Cout, 1, gw[kh*rows*s.Cout:], s.Cout)
 		}
 		release(xp)

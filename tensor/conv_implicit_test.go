@@ -150,10 +150,10 @@ func BenchmarkConv2DPaths(b *testing.B) {
 				old := useImplicit
 				useImplicit = path
 				defer func() { useImplicit = old }()
-				NoGrad(func() { Release(Conv2D(x, w, 1)) }) // warm the buffers
+				gradFreeConv(x, w) // warm the buffers
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					NoGrad(func() { Release(Conv2D(x, w, 1)) })
+					gradFreeConv(x, w)
 				}
 			})
 			b.Run(name+"/forward+backward", func(b *testing.B) {
@@ -183,7 +183,7 @@ func TestConv2DGradFree(t *testing.T) {
 			t.Fatalf("%+v: not a shape the gradient-free choice changes", c)
 		}
 		var y *Tensor
-		NoGrad(func() { y = Conv2D(x, w, c.k/2) })
+		y = Conv2D(GradFree().Input(x), w, c.k/2)
 		want := refConv(toArr(x), toArr(w), c.k/2)
 		for i, v := range want.data {
 			if d := math.Abs(float64(y.Data[i]) - v); d > 1e-5*(1+math.Abs(v)) {
@@ -191,4 +191,12 @@ func TestConv2DGradFree(t *testing.T) {
 			}
 		}
 	}
+}
+
+// gradFreeConv computes Conv2D(x, w, 1) in a gradient-free pass and
+// recycles its buffers.
+func gradFreeConv(x, w *Tensor) {
+	p := GradFree()
+	Conv2D(p.Input(x), w, 1)
+	p.Close()
 }

@@ -1,8 +1,6 @@
 package tensor
 
 import (
-	"sync"
-	"sync/atomic"
 
 	"github.com/flowood/flowood/kernels"
 )
@@ -281,13 +279,14 @@ func wino4WeightGrad(gw, du []float32, cin, cout int) {
 // the whole output.
 //
 // param says that w is a parameter's data, whose transform may be cached
-// (CacheWeightTransforms).
-func winogradConv(y, x, w, bias []float32, n, h, wd, cin, cout, m int, add, param bool) {
+// in pass (PassOptions.CacheWeights), whose workers run the convolution.
+func winogradConv(pass *Pass, y, x, w, bias []float32, n, h, wd, cin, cout, m int, add, param bool) {
 	g := kernels.WinogradTiles{N: n, H: h, W: wd, M: m}
 	np := g.Positions()
-	u, done := winoKernels(w, cin, cout, m, param)
+	par := pass.par()
+	u, done := winoKernels(pass, w, cin, cout, m, param)
 	defer done()
-	ub, pw := winoPanels(u, np, cin, cout)
+	ub, pw := winoPanels(par, u, np, cin, cout)
 	if pw != cout {
 		defer release(ub)
 	}
@@ -302,7 +301,7 @@ func winogradConv(y, x, w, bias []float32, n, h, wd, cin, cout, m int, add, para
 			ones[i] = 1
 		}
 	}
-	kernels.ParallelFor(blocks, 1, func(lo, hi int) {
+	par.ParallelFor(blocks, 1, func(lo, hi int) {
 		vs, ms := winoStride(bt*cin), winoStride(bt*cout)
 		v := alloc(np * vs)
 		prod := alloc(np * ms)
@@ -333,13 +332,13 @@ func winogradConv(y, x, w, bias []float32, n, h, wd, cin, cout, m int, add, para
 // place; otherwise u itself and cout. Packing the 64- and 128-column B of
 // every position again for every block of tiles was a quarter of the
 // paper preset's training time.
-func winoPanels(u []float32, np, cin, cout int) ([]float32, int) {
+func winoPanels(par kernels.Par, u []float32, np, cin, cout int) ([]float32, int) {
 	pw := kernels.TileColumns()
 	if pw < 16 || cout <= pw || cout%pw != 0 {
 		return u, cout
 	}
 	up := alloc(len(u))
-	kernels.ParallelFor(np, 1, func(lo, hi int) {
+	par.ParallelFor(np, 1, func(lo, hi int) {
 		for xi := lo; xi < hi; xi++ {
 			src, dst := u[xi*cin*cout:(xi+1)*cin*cout], up[xi*cin*cout:(xi+1)*cin*cout]
 			for p := 0; p < cout; p += pw {
@@ -354,9 +353,9 @@ func winoPanels(u []float32, np, cin, cout int) ([]float32, int) {
 
 // winoKernels returns the transformed kernels U of the HWIO weights w for
 // tile size m, and a function to call when they are no longer used:
-// from the cache while CacheWeightTransforms runs and w is a parameter's
-// data, freshly computed otherwise.
-func winoKernels(w []float32, cin, cout, m int, param bool) ([]float32, func()) {
+// from pass's cache when it has one and w is a parameter's data, freshly
+// computed otherwise.
+func winoKernels(pass *Pass, w []float32, cin, cout, m int, param bool) ([]float32, func()) {
 	compute := func() []float32 {
 		u := alloc((m + 2) * (m + 2) * cin * cout)
 		if m == 4 {
@@ -371,11 +370,11 @@ func winoKernels(w []float32, cin, cout, m int, param bool) ([]float32, func()) 
 		return u, func() { release(u) }
 	}
 	key := winoKey{&w[0], len(w), m}
-	cache := wcache.m.Load()
-	if cache == nil {
+	if pass == nil || pass.cache == nil {
 		u := compute()
 		return u, func() { release(u) }
 	}
+	cache := &pass.cache.m
 	if u, ok := cache.Load(key); ok {
 		return u.([]float32), func() {}
 	}
@@ -395,43 +394,6 @@ type winoKey struct {
 	n, m int
 }
 
-// wcache holds the kernel transforms while CacheWeightTransforms runs (m
-// not nil). Lookups read a sync.Map without writing shared memory: the
-// cores evaluating chunks side by side look up every convolution's
-// transform, and a lock's cache line moved between them on every one.
-var wcache struct {
-	sync.Mutex // guards depth and the replacement of m
-	depth      int
-	m          atomic.Pointer[sync.Map] // winoKey -> []float32
-}
-
-// CacheWeightTransforms runs fn with the Winograd kernel transforms of
-// the parameters it convolves with cached: each is computed once however
-// many batches fn convolves (evaluation in chunks, flow.Flow.LogProbEach,
-// transformed every kernel for every chunk: 2% of its time). The
-// parameters must not change while fn runs.
-func CacheWeightTransforms(fn func()) {
-	wcache.Lock()
-	if wcache.depth == 0 {
-		wcache.m.Store(new(sync.Map))
-	}
-	wcache.depth++
-	wcache.Unlock()
-	defer func() {
-		wcache.Lock()
-		wcache.depth--
-		if wcache.depth == 0 {
-			wcache.m.Load().Range(func(_, u any) bool {
-				release(u.([]float32))
-				return true
-			})
-			wcache.m.Store(nil)
-		}
-		wcache.Unlock()
-	}()
-	fn()
-}
-
 // isParam reports whether t is a parameter: a leaf that requires
 // gradients (its data changes only between passes, by an optimiser).
 func isParam(t *Tensor) bool { return t != nil && t.requiresGrad && t.node == nil }
@@ -439,7 +401,7 @@ func isParam(t *Tensor) bool { return t != nil && t.requiresGrad && t.node == ni
 // winogradWeightGrad adds the gradient of the 3x3 same convolution of x
 // [N, H, W, cin] with respect to its HWIO weights, given the output
 // gradient gy [N, H, W, cout], into gw [3, 3, cin, cout].
-func winogradWeightGrad(gw, x, gy []float32, n, h, wd, cin, cout, m int) {
+func winogradWeightGrad(par kernels.Par, gw, x, gy []float32, n, h, wd, cin, cout, m int) {
 	g := kernels.WinogradTiles{N: n, H: h, W: wd, M: m}
 	np := g.Positions()
 	bt := winoBlockTiles(cin, cout, np)
@@ -451,7 +413,7 @@ func winogradWeightGrad(gw, x, gy []float32, n, h, wd, cin, cout, m int) {
 	// the run's first block; the partials are then added in block order,
 	// so the result does not depend on which worker finishes first.
 	parts := make([][]float32, blocks)
-	kernels.ParallelFor(blocks, 1, func(lo, hi int) {
+	par.ParallelFor(blocks, 1, func(lo, hi int) {
 		vs, ms := winoStride(bt*cin), winoStride(bt*cout)
 		// The slack lets the products read the last position's bottom-edge
 		// sliver in place (kernels.Sgemm reads up to a micro-kernel's rows).

@@ -24,6 +24,7 @@ import (
 // were 4% of evaluation. It records nothing, and panics if gradients would
 // be needed.
 func CouplingAffine(x, st, scale, mask *Tensor) (z, ld *Tensor) {
+	p := passOf(x, st, scale, mask)
 	if AnyRequiresGrad(x, st, scale, mask) {
 		panic("tensor: CouplingAffine records no gradients")
 	}
@@ -37,14 +38,15 @@ func CouplingAffine(x, st, scale, mask *Tensor) (z, ld *Tensor) {
 	if mask != nil {
 		perExample("CouplingAffine", x, mask)
 	}
-	z = newOut(x.Shape)
+	z = newOut(p, x.Shape)
 	ld = New(n)
+	ld.pass = p
 	// s·scale + (-0) is s·scale exactly, as in MulChannel.
 	negZero := make([]float32, c)
 	for j := range negZero {
 		negZero[j] = float32(math.Copysign(0, -1))
 	}
-	kernels.ParallelFor(n, 1, func(lo, hi int) {
+	p.par().ParallelFor(n, 1, func(lo, hi int) {
 		s := alloc(d)
 		e := alloc(d)
 		for ex := lo; ex < hi; ex++ {

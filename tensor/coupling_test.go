@@ -33,7 +33,8 @@ func TestCouplingAffine(t *testing.T) {
 			wantZ := Mul(Add(x, tt), Exp(s))
 			wantLD := SumPerExample(s)
 			var z, ld *Tensor
-			NoGrad(func() { z, ld = CouplingAffine(x, st, scale, mask) })
+			p := GradFree()
+			z, ld = CouplingAffine(p.Input(x), st, scale, mask)
 			for i := range wantZ.Data {
 				if math.Float32bits(z.Data[i]) != math.Float32bits(wantZ.Data[i]) {
 					t.Fatalf("%s: z[%d] = %v, separate operations %v", name, i, z.Data[i], wantZ.Data[i])

@@ -9,17 +9,15 @@ import (
 // grain is the smallest chunk of elements worth a goroutine.
 const grain = 1 << 14
 
-// each runs fn over [0, n) in parallel chunks.
-func each(n int, fn func(lo, hi int)) { kernels.ParallelFor(n, grain, fn) }
-
 // unary applies f elementwise; df adds the input gradient given the output
 // gradient gy, the input x and the output y.
 func unary(x *Tensor, f func(y, x []float32), df func(gx, gy, x, y []float32)) *Tensor {
-	out := newOut(x.Shape)
-	each(len(x.Data), func(lo, hi int) { f(out.Data[lo:hi], x.Data[lo:hi]) })
+	p := passOf(x)
+	out := newOut(p, x.Shape)
+	p.each(len(x.Data), func(lo, hi int) { f(out.Data[lo:hi], x.Data[lo:hi]) })
 	record(out, func() {
 		gx, gy := x.grad(), out.Grad
-		each(len(x.Data), func(lo, hi int) { df(gx[lo:hi], gy[lo:hi], x.Data[lo:hi], out.Data[lo:hi]) })
+		p.each(len(x.Data), func(lo, hi int) { df(gx[lo:hi], gy[lo:hi], x.Data[lo:hi], out.Data[lo:hi]) })
 	}, x)
 	return out
 }
@@ -147,18 +145,19 @@ func sigmoid(v float64) float64 {
 // binary applies f elementwise to same-shaped a and b; da and db add the
 // input gradients (either may be skipped when that input needs none).
 func binary(op string, a, b *Tensor, f func(y, a, b []float32), da, db func(g, gy, a, b []float32)) *Tensor {
+	p := passOf(a, b)
 	mustSameShape(op, a, b)
-	out := newOut(a.Shape)
-	each(len(a.Data), func(lo, hi int) { f(out.Data[lo:hi], a.Data[lo:hi], b.Data[lo:hi]) })
+	out := newOut(p, a.Shape)
+	p.each(len(a.Data), func(lo, hi int) { f(out.Data[lo:hi], a.Data[lo:hi], b.Data[lo:hi]) })
 	record(out, func() {
 		gy := out.Grad
 		if needs(a) {
 			g := a.grad()
-			each(len(g), func(lo, hi int) { da(g[lo:hi], gy[lo:hi], a.Data[lo:hi], b.Data[lo:hi]) })
+			p.each(len(g), func(lo, hi int) { da(g[lo:hi], gy[lo:hi], a.Data[lo:hi], b.Data[lo:hi]) })
 		}
 		if needs(b) {
 			g := b.grad()
-			each(len(g), func(lo, hi int) { db(g[lo:hi], gy[lo:hi], a.Data[lo:hi], b.Data[lo:hi]) })
+			p.each(len(g), func(lo, hi int) { db(g[lo:hi], gy[lo:hi], a.Data[lo:hi], b.Data[lo:hi]) })
 		}
 	}, a, b)
 	return out
@@ -168,9 +167,10 @@ func accum(g, gy, _, _ []float32) { kernels.AddTo(g, gy) }
 
 // Add returns a + b for tensors of the same shape.
 func Add(a, b *Tensor) *Tensor {
+	p := passOf(a, b)
 	mustSameShape("Add", a, b)
-	out := newOut(a.Shape)
-	each(len(a.Data), func(lo, hi int) { kernels.Add(out.Data[lo:hi], a.Data[lo:hi], b.Data[lo:hi]) })
+	out := newOut(p, a.Shape)
+	p.each(len(a.Data), func(lo, hi int) { kernels.Add(out.Data[lo:hi], a.Data[lo:hi], b.Data[lo:hi]) })
 	record(out, func() {
 		if needs(b) {
 			addGrad(b, out.Grad)
@@ -214,11 +214,12 @@ func Mul(a, b *Tensor) *Tensor {
 // passes over small tensors (1 to 4 channels) cost more in overhead than
 // in arithmetic. ReLU clears values whose sign bit is set, as Relu does.
 func CReLU(x *Tensor) *Tensor {
+	p := passOf(x)
 	c := x.Dim(-1)
 	rows := len(x.Data) / max(c, 1)
 	shape := append(append([]int(nil), x.Shape[:len(x.Shape)-1]...), 2*c)
-	out := newOut(shape)
-	kernels.ParallelFor(rows, grain/(2*c)+1, func(lo, hi int) {
+	out := newOut(p, shape)
+	p.par().ParallelFor(rows, grain/(2*c)+1, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xs, ys := x.Data[r*c:(r+1)*c], out.Data[2*r*c:2*(r+1)*c]
 			for i, v := range xs {
@@ -229,7 +230,7 @@ func CReLU(x *Tensor) *Tensor {
 	record(out, func() {
 		gx, fresh := x.gradOut()
 		gy := out.Grad
-		kernels.ParallelFor(rows, grain/(2*c)+1, func(lo, hi int) {
+		p.par().ParallelFor(rows, grain/(2*c)+1, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				g, gys, ys := gx[r*c:(r+1)*c], gy[2*r*c:2*(r+1)*c], out.Data[2*r*c:2*(r+1)*c]
 				for i := range g {

@@ -15,7 +15,7 @@ package tensor
 //     overwrites Grad instead of accumulating into it fails,
 //   - checks that the inputs were not modified and that constants received
 //     no gradient,
-//   - reruns the engine under NoGrad and checks that nothing is recorded and
+//   - reruns the engine in a gradient-free pass and checks that nothing is recorded and
 //     the values are identical.
 
 import (
@@ -264,9 +264,15 @@ func checkGradOpts(t *testing.T, name string, inputs []*Tensor, engine func([]*T
 	// backward pass (o.noGradMayDiffer), values as close to the reference.
 	ins = fresh()
 	var y2 *Tensor
-	NoGrad(func() { y2 = engine(ins) })
+	p := GradFree()
+	for i, in := range ins {
+		if in != nil {
+			ins[i] = p.Input(in)
+		}
+	}
+	y2 = engine(ins)
 	if y2.node != nil || y2.RequiresGrad() {
-		t.Errorf("%s: NoGrad output has a backward node or requires gradients", name)
+		t.Errorf("%s: gradient-free output has a backward node or requires gradients", name)
 	}
 	checkClose(t, name+" NoGrad forward", y2.Data, want.data, o.fwdRtol, o.fwdAtol)
 	same := 0
@@ -1225,15 +1231,13 @@ func TestNoGradRecordsNothing(t *testing.T) {
 	gamma, beta := param(Full(1, 2)), param(New(2))
 	stats := &BatchNormStats{Momentum: 0.1, Eps: 1e-5}
 	var out *Tensor
-	NoGrad(func() {
-		if GradEnabled() {
-			t.Errorf("GradEnabled inside NoGrad")
-		}
-		NoGrad(func() {}) // nested scopes
-		out = Mean(BatchNorm(Conv2D(Exp(x), w, 1), gamma, beta, stats, true))
-	})
-	if !GradEnabled() {
-		t.Errorf("GradEnabled false after NoGrad")
+	p := GradFree()
+	if p.Grad() || Recording(p.Input(x)) {
+		t.Errorf("a gradient-free pass records")
+	}
+	out = Mean(BatchNorm(Conv2D(Exp(p.Input(x)), w, 1), gamma, beta, stats, true))
+	if PassOf(out) != p {
+		t.Errorf("the output left the pass of its input")
 	}
 	if out.node != nil || out.RequiresGrad() {
 		t.Errorf("NoGrad output records a node")
@@ -1247,10 +1251,10 @@ func TestNoGradRecordsNothing(t *testing.T) {
 			t.Errorf("NoGrad: parameter %v received a gradient", p.Shape)
 		}
 	}
-	// Recording resumes afterwards.
+	// The default pass records meanwhile.
 	y := Exp(x)
 	if y.node == nil || !y.RequiresGrad() {
-		t.Errorf("recording did not resume after NoGrad")
+		t.Errorf("the default pass did not record beside a gradient-free one")
 	}
 	// Constants alone record nothing.
 	if z := Exp(x.Detach()); z.node != nil || z.RequiresGrad() {

@@ -2,17 +2,16 @@ package tensor
 
 import (
 	"math"
-
-	"github.com/flowood/flowood/kernels"
 )
 
 // SumPerExample returns, for x of shape [N, ...], the [N] tensor of sums over
 // each example's elements, accumulated in float64.
 func SumPerExample(x *Tensor) *Tensor {
+	p := passOf(x)
 	n := x.Shape[0]
 	d := len(x.Data) / max(n, 1)
 	out := New(n)
-	kernels.ParallelFor(n, 1, func(lo, hi int) {
+	p.par().ParallelFor(n, 1, func(lo, hi int) {
 		for e := lo; e < hi; e++ {
 			var s float64
 			for _, v := range x.Data[e*d : (e+1)*d] {
@@ -23,7 +22,7 @@ func SumPerExample(x *Tensor) *Tensor {
 	})
 	record(out, func() {
 		gx := x.grad()
-		kernels.ParallelFor(n, 1, func(lo, hi int) {
+		p.par().ParallelFor(n, 1, func(lo, hi int) {
 			for e := lo; e < hi; e++ {
 				g := out.Grad[e]
 				gs := gx[e*d : (e+1)*d]
@@ -39,6 +38,7 @@ func SumPerExample(x *Tensor) *Tensor {
 // Sum returns the one-element tensor holding the sum of x, accumulated in
 // float64.
 func Sum(x *Tensor) *Tensor {
+	p := passOf(x)
 	out := New(1)
 	var s float64
 	for _, v := range x.Data {
@@ -48,7 +48,7 @@ func Sum(x *Tensor) *Tensor {
 	record(out, func() {
 		g := out.Grad[0]
 		gx := x.grad()
-		each(len(gx), func(lo, hi int) {
+		p.each(len(gx), func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				gx[i] += g
 			}
@@ -66,10 +66,11 @@ var halfLog2Pi = 0.5 * math.Log(2*math.Pi)
 // StdNormalLogProb returns, for z of shape [N, ...], the [N] log-densities
 // of z under the standard normal: sum_j -(z_j^2 + ln 2π)/2.
 func StdNormalLogProb(z *Tensor) *Tensor {
+	p := passOf(z)
 	n := z.Shape[0]
 	d := len(z.Data) / max(n, 1)
 	out := New(n)
-	kernels.ParallelFor(n, 1, func(lo, hi int) {
+	p.par().ParallelFor(n, 1, func(lo, hi int) {
 		for e := lo; e < hi; e++ {
 			var s float64
 			for _, v := range z.Data[e*d : (e+1)*d] {
@@ -80,7 +81,7 @@ func StdNormalLogProb(z *Tensor) *Tensor {
 	})
 	record(out, func() {
 		gz := z.grad()
-		kernels.ParallelFor(n, 1, func(lo, hi int) {
+		p.par().ParallelFor(n, 1, func(lo, hi int) {
 			for e := lo; e < hi; e++ {
 				g := out.Grad[e]
 				for j := e * d; j < (e+1)*d; j++ {

@@ -3,8 +3,6 @@ package tensor
 import (
 	"fmt"
 	"unsafe"
-
-	"github.com/flowood/flowood/kernels"
 )
 
 // Reshape returns a tensor with the same data and a new shape; one
@@ -25,7 +23,7 @@ func Reshape(x *Tensor, shape ...int) *Tensor {
 	if Numel(shape) != len(x.Data) {
 		panic(fmt.Sprintf("tensor: Reshape of %v to %v", x.Shape, shape))
 	}
-	out := &Tensor{Shape: shape, Data: x.Data}
+	out := view(x, shape, x.pass)
 	record(out, func() { addGrad(x, out.Grad) }, x)
 	return out
 }
@@ -33,6 +31,7 @@ func Reshape(x *Tensor, shape ...int) *Tensor {
 // Concat joins tensors along their last dimension; all other dimensions
 // must agree.
 func Concat(xs ...*Tensor) *Tensor {
+	p := passOf(xs...)
 	lead := xs[0].Shape[:len(xs[0].Shape)-1]
 	widths := make([]int, len(xs))
 	total := 0
@@ -45,8 +44,8 @@ func Concat(xs ...*Tensor) *Tensor {
 	}
 	rows := Numel(lead)
 	shape := append(append([]int(nil), lead...), total)
-	out := newOut(shape)
-	kernels.ParallelFor(rows, grain/total+1, func(lo, hi int) {
+	out := newOut(p, shape)
+	p.par().ParallelFor(rows, grain/total+1, func(lo, hi int) {
 		off := 0
 		for i, x := range xs {
 			w := widths[i]
@@ -63,7 +62,7 @@ func Concat(xs ...*Tensor) *Tensor {
 				continue
 			}
 			g := x.grad()
-			kernels.ParallelFor(rows, grain/total+1, func(lo, hi int) {
+			p.par().ParallelFor(rows, grain/total+1, func(lo, hi int) {
 				for r := lo; r < hi; r++ {
 					dst, src := g[r*w:(r+1)*w], out.Grad[r*total+o:r*total+o+w]
 					for j := range dst {
@@ -78,6 +77,7 @@ func Concat(xs ...*Tensor) *Tensor {
 
 // Slice returns x[..., lo:hi] along the last dimension.
 func Slice(x *Tensor, lo, hi int) *Tensor {
+	p := passOf(x)
 	c := x.Dim(-1)
 	if lo < 0 || hi > c || lo > hi {
 		panic(fmt.Sprintf("tensor: Slice [%d:%d] of %v", lo, hi, x.Shape))
@@ -85,13 +85,13 @@ func Slice(x *Tensor, lo, hi int) *Tensor {
 	w := hi - lo
 	rows := len(x.Data) / c
 	shape := append(append([]int(nil), x.Shape[:len(x.Shape)-1]...), w)
-	out := newOut(shape)
-	kernels.ParallelFor(rows, grain/c+1, func(a, b int) {
+	out := newOut(p, shape)
+	p.par().ParallelFor(rows, grain/c+1, func(a, b int) {
 		copyColumns(out.Data[a*w:b*w], w, 0, x.Data[a*c:b*c], c, lo, w)
 	})
 	record(out, func() {
 		g := x.grad()
-		kernels.ParallelFor(rows, grain/c+1, func(a, b int) {
+		p.par().ParallelFor(rows, grain/c+1, func(a, b int) {
 			for r := a; r < b; r++ {
 				dst, src := g[r*c+lo:r*c+hi], out.Grad[r*w:(r+1)*w]
 				for j := range dst {
@@ -118,13 +118,14 @@ func squeezeIndex(h, w, c, W, C int) int {
 // permute moves x's data through the per-example index map dst[perm[i]] =
 // src[i]; inverse selects the opposite direction.
 func permute(x *Tensor, shape []int, perm []int32, inverse bool) *Tensor {
+	p := passOf(x)
 	n := x.Shape[0]
 	d := len(perm)
-	out := newOut(shape)
+	out := newOut(p, shape)
 	// move sets (accum false) or adds dst[perm[i]] = src[i] (inv false) or
 	// dst[i] = src[perm[i]] (inv true) per example.
 	move := func(dst, src []float32, inv, accum bool) {
-		kernels.ParallelFor(n, 1, func(lo, hi int) {
+		p.par().ParallelFor(n, 1, func(lo, hi int) {
 			for e := lo; e < hi; e++ {
 				ds, ss := dst[e*d:(e+1)*d], src[e*d:(e+1)*d]
 				switch {

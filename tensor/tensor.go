@@ -3,7 +3,6 @@ package tensor
 import (
 	"fmt"
 	"math"
-	"sync/atomic"
 )
 
 // Tensor is a contiguous, row-major float32 array with an optional gradient.
@@ -16,24 +15,12 @@ type Tensor struct {
 
 	requiresGrad bool
 	node         *node
-	// owned marks data taken from the buffer pool by an operation; Backward
-	// recycles it (views such as Reshape share data they do not own).
-	owned bool
+	// pass is the computation t belongs to (nil: the default pass).
+	pass *Pass
+	// buf is the pooled buffer t's data lies in, shared with the views of
+	// t; nil for data the caller made (inputs, parameters).
+	buf *buffer
 }
-
-// gradOff counts active NoGrad scopes.
-var gradOff atomic.Int32
-
-// NoGrad runs fn with gradient recording turned off: operations called
-// inside return tensors without a backward node. It is process-wide.
-func NoGrad(fn func()) {
-	gradOff.Add(1)
-	defer gradOff.Add(-1)
-	fn()
-}
-
-// GradEnabled reports whether operations currently record backward nodes.
-func GradEnabled() bool { return gradOff.Load() == 0 }
 
 // Numel returns the number of elements of a tensor of the given shape.
 func Numel(shape []int) int {
@@ -104,10 +91,9 @@ func (t *Tensor) Clone() *Tensor {
 	return &Tensor{Shape: append([]int(nil), t.Shape...), Data: append([]float32(nil), t.Data...)}
 }
 
-// Detach returns a tensor sharing t's data with no gradient history.
-func (t *Tensor) Detach() *Tensor {
-	return &Tensor{Shape: t.Shape, Data: t.Data}
-}
+// Detach returns a tensor sharing t's data, in t's pass, with no
+// gradient history.
+func (t *Tensor) Detach() *Tensor { return view(t, t.Shape, t.pass) }
 
 // ZeroGrad drops the accumulated gradient.
 func (t *Tensor) ZeroGrad() { t.Grad = nil }

@@ -103,7 +103,11 @@ func (p *Parallel) Backward(u *tensor.Tensor, scale float64) float64 {
 		for _, t := range p.rparams[r] {
 			clear(t.Grad) // kept from the last step: no allocation
 		}
-		part := tensor.FromData(u.Data[lo*d:hi*d], append([]int{hi - lo}, u.Shape[1:]...)...)
+		// Each replica records in a pass of its own whose kernels stay
+		// on the replica's goroutine (its core).
+		pass := tensor.NewPass(tensor.PassOptions{Grad: true, Workers: 1})
+		defer pass.Close()
+		part := pass.FromData(u.Data[lo*d:hi*d], append([]int{hi - lo}, u.Shape[1:]...)...)
 		s := tensor.Sum(m.LogProb(part))
 		sums[r] = float64(s.Data[0])
 		tensor.Backward(tensor.Scale(s, float32(scale/float64(n))))

@@ -5,7 +5,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/flowood/flowood/internal/flowtest"
+	"github.com/flowood/flowood/flowtest"
 	"github.com/flowood/flowood/model/realnvp"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"

@@ -6,7 +6,7 @@ import (
 	"github.com/flowood/flowood/flow"
 	"github.com/flowood/flowood/flow/bijector"
 	"github.com/flowood/flowood/flow/mask"
-	"github.com/flowood/flowood/internal/flowtest"
+	"github.com/flowood/flowood/flowtest"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"
 )
@@ -15,7 +15,9 @@ import (
 // running statistics, then switches to evaluation mode.
 func warm(b flow.Bijector, mode *nn.Mode, x *tensor.Tensor) {
 	mode.Train = true
-	tensor.NoGrad(func() { b.Forward(x) })
+	p := tensor.GradFree()
+	b.Forward(p.Input(x))
+	p.Close()
 	mode.Train = false
 }
 
@@ -33,6 +35,7 @@ func TestContract(t *testing.T) {
 	}{
 		{"Logit", bijector.Logit{Constraint: 0.9}, uniform(rng, n, h, w, 1)},
 		{"Squeeze", bijector.Squeeze{}, tensor.Randn(rng, n, h, w, 2)},
+		{"Flatten", bijector.Reshape{In: []int{h, w, 2}, Out: []int{h * w * 2}}, tensor.Randn(rng, n, h, w, 2)},
 		{"CheckerboardCoupling", coupling(mask.Checkerboard(h, w, 2, false), 2, 4, true), tensor.Randn(rng, n, h, w, 2)},
 		{"CheckerboardCouplingReverse", coupling(mask.Checkerboard(h, w, 1, true), 1, 2, true), tensor.Randn(rng, n, h, w, 1)},
 		{"ChannelCoupling", coupling(mask.Channel(h, w, 4, false), 2, 4, false), tensor.Randn(rng, n, h, w, 4)},

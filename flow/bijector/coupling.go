@@ -28,9 +28,11 @@ type STNet interface {
 // other half; otherwise it sees b⊙x and its s and t are zeroed on x_id.
 //
 // Observe, when set, receives every Forward's s and t (masked, shape of
-// x_change) and output, for the paper's coupling-layer visualisations. The
-// tensors are valid during the call only (evaluation recycles buffers):
-// Clone what you keep.
+// x_change) and output, for the paper's coupling-layer visualisations,
+// on the goroutine that called Forward, for the whole batch Forward was
+// given (models evaluate in one piece, not in chunks on several cores,
+// while an observer is set). The tensors are valid during the call only
+// (evaluation recycles buffers): Clone what you keep.
 type AffineCoupling struct {
 	Mask    *tensor.Tensor // [H, W, C], 1 = conditioning
 	Net     STNet
@@ -106,7 +108,7 @@ func (c *AffineCoupling) join(id, ch *tensor.Tensor) *tensor.Tensor {
 
 // Forward implements flow.Bijector.
 func (c *AffineCoupling) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) {
-	if c.Observe == nil && !tensor.GradEnabled() {
+	if c.Observe == nil && !tensor.Recording(x) {
 		return c.forwardFused(x)
 	}
 	if c.channel {

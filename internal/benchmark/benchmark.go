@@ -236,12 +236,9 @@ func benchRealNVPEval(quick bool, emit func(Result)) error {
 	i := 0
 	w, s := counts(quick, 2, 10)
 	med, _ := timeSteps(w, s, func() {
-		tensor.NoGrad(func() {
-			tensor.Scoped(func() []*tensor.Tensor {
-				m.LogProb(batches[i%len(batches)])
-				return nil
-			})
-		})
+		p := tensor.GradFree()
+		m.LogProb(p.Input(batches[i%len(batches)]))
+		p.Close()
 		i++
 	})
 	emit(Result{"realnvp_eval_img_per_s", "img/s", batch / med.Seconds(), map[string]any{"preset": "cpu",

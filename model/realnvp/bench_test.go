@@ -54,9 +54,9 @@ func BenchmarkEval(b *testing.B) {
 	rng.Uniform(u.Data, 0, 1)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		tensor.NoGrad(func() {
-			tensor.Scoped(func() []*tensor.Tensor { return []*tensor.Tensor{m.LogProb(u)} })
-		})
+		p := tensor.GradFree()
+		m.LogProb(p.Input(u))
+		p.Close()
 	}
 	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
 }

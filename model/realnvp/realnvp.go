@@ -203,9 +203,10 @@ func (m *Model) wrap(steps flow.Chain) flow.Bijector {
 // LogProb returns log p(u) per example, in nats. Without gradient
 // recording and with the batch norms in evaluation mode the examples are
 // independent, and batches larger than flow.EvalChunk are evaluated a
-// chunk per core (flow.Flow.LogProbEach), which is faster.
+// chunk per core (flow.Flow.LogProbEach), which is faster; unless a
+// coupling has an observer, which then sees the whole batch at once.
 func (m *Model) LogProb(u *tensor.Tensor) *tensor.Tensor {
-	if !tensor.GradEnabled() && !m.Mode.Train && u.Shape[0] > flow.EvalChunk {
+	if !tensor.Recording(u) && !m.Mode.Train && u.Shape[0] > flow.EvalChunk && !m.observed() {
 		return m.Flow.LogProbEach(u, 0)
 	}
 	return m.Flow.LogProb(u)
@@ -216,9 +217,10 @@ func (m *Model) LogProb(u *tensor.Tensor) *tensor.Tensor {
 // each shares m's parameters and running statistics (the same memory, so
 // an optimiser step on m's parameters reaches them all) but keeps its own
 // gradients, and their batch norms, in training mode, normalise with the
-// statistics of the whole batch through g (replica r has rank r). Models that recompute activations in the backward pass are
-// refused: recomputation turns gradient recording off process-wide, which
-// replicas running at the same time would see.
+// statistics of the whole batch through g (replica r has rank r). Models
+// that recompute activations in the backward pass are refused: replicas
+// of them are not tested (and the preset that recomputes, paper, trains
+// no faster data-parallel).
 func (m *Model) Replicas(g *tensor.Group) ([]*Model, error) {
 	if m.Config.Recompute == "on" {
 		return nil, fmt.Errorf("realnvp: data-parallel replicas of a model with recompute on")
@@ -241,3 +243,13 @@ func (m *Model) Dim() int { return m.Config.Height * m.Config.Width * m.Config.C
 // SetTraining switches batch norms to batch statistics (true) or running
 // statistics (false).
 func (m *Model) SetTraining(train bool) { m.Mode.Train, m.Mode.Frozen = train, false }
+
+// observed reports whether a coupling has an observer (Observe).
+func (m *Model) observed() bool {
+	for _, c := range m.Couplings {
+		if c.Observe != nil {
+			return true
+		}
+	}
+	return false
+}

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/flowood/flowood/flow"
-	"github.com/flowood/flowood/internal/flowtest"
+	"github.com/flowood/flowood/flowtest"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"
 )
@@ -29,7 +29,9 @@ func TestModelContract(t *testing.T) {
 		x := tensor.New(3, cfg.Height, cfg.Width, cfg.Channels)
 		rng.Uniform(x.Data, 0, 1)
 		m.SetTraining(true)
-		tensor.NoGrad(func() { m.Forward(x) })
+		p := tensor.GradFree()
+		m.Forward(p.Input(x))
+		p.Close()
 		m.SetTraining(false)
 		flowtest.CheckBijector(t, m, x, flowtest.Options{GradSamples: 1, SkipGrads: cfg.Activation == ""})
 	}
@@ -66,7 +68,8 @@ func TestValidate(t *testing.T) {
 // TestLogProbEach checks that evaluation split into per-core chunks
 // (Model.LogProb without gradients, in evaluation mode) gives the
 // log-likelihoods of the whole batch at once, chunk boundaries and a
-// short last chunk included, inside Scoped as the scorers call it.
+// short last chunk included, in a gradient-free pass as the scorers call
+// it.
 func TestLogProbEach(t *testing.T) {
 	cfg := Config{Height: 8, Width: 8, Channels: 1, Scales: 2, Blocks: 1, Mid: 4}
 	rng := tensor.NewRNG(5)
@@ -76,21 +79,17 @@ func TestLogProbEach(t *testing.T) {
 	u := tensor.New(n, 8, 8, 1)
 	rng.Uniform(u.Data, 0, 1)
 	m.SetTraining(true)
-	tensor.NoGrad(func() { m.Forward(u) }) // running statistics away from 0 and 1
+	p := tensor.GradFree()
+	m.Forward(p.Input(u)) // running statistics away from 0 and 1
+	p.Close()
 	m.SetTraining(false)
 	var whole, split []float32
-	tensor.NoGrad(func() {
-		tensor.Scoped(func() []*tensor.Tensor {
-			lp := m.Flow.LogProb(u)
-			whole = append(whole, lp.Data...)
-			return nil
-		})
-		tensor.Scoped(func() []*tensor.Tensor {
-			lp := m.LogProb(u)
-			split = append(split, lp.Data...)
-			return []*tensor.Tensor{lp}
-		})
-	})
+	p = tensor.GradFree()
+	whole = append(whole, m.Flow.LogProb(p.Input(u)).Data...)
+	p.Close()
+	p = tensor.GradFree()
+	split = append(split, m.LogProb(p.Input(u)).Data...)
+	p.Close()
 	if len(split) != n {
 		t.Fatalf("%d log-likelihoods for %d examples", len(split), n)
 	}
@@ -105,12 +104,12 @@ func TestLogProbEach(t *testing.T) {
 		t.Error("LogProb with gradient recording has no backward node")
 	}
 	m.SetTraining(true)
-	tensor.NoGrad(func() {
-		got, want := m.LogProb(u), m.Flow.LogProb(u)
-		for i := range want.Data {
-			if got.Data[i] != want.Data[i] {
-				t.Fatalf("with batch statistics, example %d: %v, whole batch %v", i, got.Data[i], want.Data[i])
-			}
+	p = tensor.GradFree()
+	defer p.Close()
+	got, want := m.LogProb(p.Input(u)), m.Flow.LogProb(p.Input(u))
+	for i := range want.Data {
+		if got.Data[i] != want.Data[i] {
+			t.Fatalf("with batch statistics, example %d: %v, whole batch %v", i, got.Data[i], want.Data[i])
 		}
-	})
+	}
 }

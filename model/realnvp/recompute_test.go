@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/flowood/flowood/internal/flowtest"
+	"github.com/flowood/flowood/flowtest"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"
 )

@@ -63,7 +63,9 @@ func main() {
 	dump["u"] = named{u.Shape, u.Data}
 
 	m.SetTraining(false)
-	tensor.NoGrad(func() { dump["lp_eval"] = append([]float32(nil), m.LogProb(u).Data...) })
+	p := tensor.GradFree()
+	dump["lp_eval"] = append([]float32(nil), m.LogProb(p.Input(u)).Data...)
+	p.Close()
 
 	m.SetTraining(true)
 	lp := m.LogProb(u)

@@ -1,16 +1,21 @@
 // Package flowtest holds the contract every bijector and model must pass:
 // invertibility, log-det consistency, log-det against a brute-force
-// Jacobian, parameter gradients against finite differences, and finite
-// outputs. Tests call CheckBijector with small inputs.
+// Jacobian, parameter gradients against finite differences, finite
+// outputs, the same values recorded and gradient-free (also inside a
+// chain whose reshaping steps share buffers), and the same bits from
+// goroutines evaluating at once. Tests call CheckBijector with small
+// inputs; bijectors written outside flowood can call it too.
 package flowtest
 
 import (
 	"math"
+	"sync"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/flowood/flowood/flow"
+	"github.com/flowood/flowood/flow/bijector"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"
 )
@@ -41,11 +46,13 @@ func Perturb(m nn.Module, rng *tensor.RNG, std float64) {
 // deterministic per example (batch norms in evaluation mode).
 func CheckBijector(t *testing.T, b flow.Bijector, x *tensor.Tensor, opt Options) {
 	t.Helper()
-	var z, ld, xr, ldInv *tensor.Tensor
-	tensor.NoGrad(func() {
-		z, ld = b.Forward(x)
-		xr, ldInv = b.Inverse(z)
-	})
+	p := tensor.GradFree()
+	defer p.Close()
+	z, ld := b.Forward(p.Input(x))
+	xr, ldInv := b.Inverse(z)
+	if z.RequiresGrad() || ld.RequiresGrad() {
+		t.Errorf("gradient-free Forward recorded a node")
+	}
 	if !z.AllFinite() || !ld.AllFinite() || !xr.AllFinite() || !ldInv.AllFinite() {
 		t.Fatalf("non-finite outputs: z %v logDet %v", z, ld)
 	}
@@ -72,12 +79,119 @@ func CheckBijector(t *testing.T, b flow.Bijector, x *tensor.Tensor, opt Options)
 	if e := maxAbsDiff(ldr.Data, ld.Data); !(e <= 1e-5*math.Max(1, maxAbs(ld.Data))) {
 		t.Errorf("Forward log-det recorded and gradient-free differ by %g (max abs)", e)
 	}
+	checkChained(t, b, x)
+	checkConcurrent(t, b, x, z, ld)
 	if !opt.SkipJacobian {
 		checkJacobian(t, b, x, ld)
 	}
 	if !opt.SkipGrads {
 		checkParamGrads(t, b, x, opt)
 	}
+}
+
+// checkChained runs b inside a chain that flattens its input and output
+// (reshaping steps, whose outputs share their inputs' buffers, after
+// which the chain declares the inputs done) and checks that the chain
+// gives b's recorded values gradient-free, so that no buffer a view
+// still uses was recycled and overwritten. The examples of x are repeated
+// to a batch whose tensors are large enough to be recycled (the engine
+// pools buffers of 1024 values and more).
+func checkChained(t *testing.T, b flow.Bijector, x0 *tensor.Tensor) {
+	t.Helper()
+	n0, d := x0.Shape[0], len(x0.Data)/x0.Shape[0]
+	n := n0 * ((4096/(n0*d) + 1))
+	x := tensor.New(append([]int{n}, x0.Shape[1:]...)...)
+	for e := 0; e < n; e++ {
+		copy(x.Data[e*d:(e+1)*d], x0.Data[(e%n0)*d:])
+	}
+	zr, ldr := b.Forward(x.Clone().SetRequiresGrad(true))
+	in := x.Shape[1:]
+	out := zr.Shape[1:]
+	flat := []int{tensor.Numel(in)}
+	c := flow.Chain{
+		bijector.Reshape{In: in, Out: flat}, bijector.Reshape{In: flat, Out: in},
+		b,
+		bijector.Reshape{In: out, Out: []int{tensor.Numel(out)}},
+	}
+	for round := 0; round < 2; round++ { // the second reuses recycled buffers
+		p := tensor.GradFree()
+		z, ld := c.Forward(p.Input(x))
+		// Operations after the chain take buffers from the pool: a
+		// recycled one that z still shared would be overwritten here.
+		junk := tensor.Scale(tensor.AddScalar(p.Input(x), 1), 3)
+		tensor.Done(junk)
+		if e := maxAbsDiff(z.Data, zr.Data); !(e <= 1e-5*math.Max(1, maxAbs(zr.Data))) {
+			t.Errorf("Chain with reshaping steps: gradient-free output differs from recorded by %g (max abs)", e)
+		}
+		if e := maxAbsDiff(ld.Data, ldr.Data); !(e <= 1e-5*math.Max(1, maxAbs(ldr.Data))) {
+			t.Errorf("Chain with reshaping steps: gradient-free log-det differs from recorded by %g (max abs)", e)
+		}
+		p.Close()
+	}
+	// Recorded, the chain computes what b does.
+	z, ld := c.Forward(x.Clone().SetRequiresGrad(true))
+	if e := maxAbsDiff(z.Data, zr.Data); !(e <= 1e-6*math.Max(1, maxAbs(zr.Data))) {
+		t.Errorf("Chain with reshaping steps: recorded output differs from b's by %g", e)
+	}
+	if e := maxAbsDiff(ld.Data, ldr.Data); !(e <= 1e-6*math.Max(1, maxAbs(ldr.Data))) {
+		t.Errorf("Chain with reshaping steps: recorded log-det differs from b's by %g", e)
+	}
+}
+
+// checkConcurrent evaluates b gradient-free from several goroutines at
+// once, each in its own single-threaded pass, and checks that every one
+// gets the bits of a serial single-threaded evaluation, and values as
+// close as rounding allows to z and ld. Run under -race it also checks
+// that b's Forward writes no shared state.
+func checkConcurrent(t *testing.T, b flow.Bijector, x, z, ld *tensor.Tensor) {
+	t.Helper()
+	eval := func() ([]float32, []float32) {
+		p := tensor.NewPass(tensor.PassOptions{Workers: 1})
+		defer p.Close()
+		zz, ll := b.Forward(p.Input(x))
+		return append([]float32(nil), zz.Data...), append([]float32(nil), ll.Data...)
+	}
+	wantZ, wantLD := eval()
+	if e := maxAbsDiff(wantZ, z.Data); !(e <= 1e-5*math.Max(1, maxAbs(z.Data))) {
+		t.Errorf("single-threaded Forward differs from the default pass by %g", e)
+	}
+	const goroutines = 4
+	var wg sync.WaitGroup
+	bad := make([]string, goroutines)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rep := 0; rep < 3; rep++ {
+				gz, gl := eval()
+				if !sameBits(gz, wantZ) || !sameBits(gl, wantLD) {
+					bad[g] = "differs"
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for g, msg := range bad {
+		if msg != "" {
+			t.Errorf("goroutine %d: concurrent Forward %s from serial Forward", g, msg)
+		}
+	}
+	if e := maxAbsDiff(wantLD, ld.Data); !(e <= 1e-5*math.Max(1, maxAbs(ld.Data))) {
+		t.Errorf("single-threaded Forward's log-det differs from the default pass by %g", e)
+	}
+}
+
+// sameBits reports whether a and b hold the same float32 bit patterns.
+func sameBits(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkJacobian compares logDet with log|det J| of the Jacobian of the
@@ -129,8 +243,13 @@ func checkParamGrads(t *testing.T, b flow.Bijector, x *tensor.Tensor, opt Option
 	}
 	rng := tensor.NewRNG(7)
 	var r *tensor.Tensor
-	loss := func() (*tensor.Tensor, float64) {
-		z, ld := b.Forward(x)
+	loss := func(p *tensor.Pass) (*tensor.Tensor, float64) {
+		in := x
+		if p != nil {
+			in = p.Input(x)
+			defer p.Close()
+		}
+		z, ld := b.Forward(in)
 		if r == nil {
 			r = tensor.Randn(rng, z.Shape...)
 		}
@@ -148,7 +267,7 @@ func checkParamGrads(t *testing.T, b flow.Bijector, x *tensor.Tensor, opt Option
 	for _, p := range params {
 		p.ZeroGrad()
 	}
-	l, _ := loss()
+	l, _ := loss(nil)
 	if !l.RequiresGrad() {
 		if len(params) > 0 {
 			t.Fatalf("loss does not depend on the %d parameters", len(params))
@@ -189,16 +308,14 @@ func checkParamGrads(t *testing.T, b flow.Bijector, x *tensor.Tensor, opt Option
 			old := append([]float32(nil), p.Data...)
 			central := func(h float64) float64 {
 				var lp, lm float64
-				tensor.NoGrad(func() {
-					for j := range p.Data {
-						p.Data[j] = old[j] + float32(h)*v[j]
-					}
-					_, lp = loss()
-					for j := range p.Data {
-						p.Data[j] = old[j] - float32(h)*v[j]
-					}
-					_, lm = loss()
-				})
+				for j := range p.Data {
+					p.Data[j] = old[j] + float32(h)*v[j]
+				}
+				_, lp = loss(tensor.GradFree())
+				for j := range p.Data {
+					p.Data[j] = old[j] - float32(h)*v[j]
+				}
+				_, lm = loss(tensor.GradFree())
 				copy(p.Data, old)
 				return (lp - lm) / (2 * h)
 			}
