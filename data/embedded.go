@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// embeddedFS holds the subsets written by internal/gendata, with a README
+// embeddedFS holds the subsets written by data/internal/gendata, with a README
 // and SHA256SUMS describing them.
 //
 //go:embed embedded
@@ -25,7 +25,7 @@ type EmbeddedSubset struct {
 	N     int    // number of images, taken from the start of the split
 }
 
-// embeddedSubsets lists the compiled-in subsets. internal/gendata writes
+// embeddedSubsets lists the compiled-in subsets. data/internal/gendata writes
 // their files; changing N here requires running it again.
 var embeddedSubsets = []EmbeddedSubset{
 	{Name: "fashionmnist", Split: "train", N: 8000},

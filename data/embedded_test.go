@@ -73,7 +73,7 @@ func TestLoadEmbeddedMissing(t *testing.T) {
 }
 
 // TestEmbeddedChecksums checks the embedded files against the SHA256SUMS
-// written beside them by internal/gendata, and that nothing is unlisted.
+// written beside them by data/internal/gendata, and that nothing is unlisted.
 func TestEmbeddedChecksums(t *testing.T) {
 	sums, err := embeddedFS.ReadFile(embeddedDir + "/SHA256SUMS")
 	if err != nil {
@@ -91,7 +91,7 @@ func TestEmbeddedChecksums(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := sha256Hex(b); got != want {
-			t.Errorf("%s: sha256 %s, want %s (regenerate with internal/gendata)", name, got, want)
+			t.Errorf("%s: sha256 %s, want %s (regenerate with data/internal/gendata)", name, got, want)
 		}
 		listed[name] = true
 	}

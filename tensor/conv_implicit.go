@@ -87,12 +87,27 @@ func (s *sameGeom) conv(dst, xp []float32, cin int, w []float32, cout int) {
 // maxSameK is the largest kernel the implicit path takes.
 const maxSameK = 7
 
-// useImplicit selects the convolution algorithm: 0 chooses by shape,
-// 1 forces the implicit GEMM where it applies, -1 forces im2col, 2 and 3
-// force the implicit GEMM for the forward or the backward pass only and
-// im2col for the other, 4 and 6 force Winograd F(2x2, 3x3) and F(4x4,
-// 3x3) where they apply (and im2col elsewhere). Tests and benchmarks set it.
-var useImplicit = 0
+// convAlgo names a convolution algorithm that tests and benchmarks force
+// (forceConv); convAuto, the default, chooses by shape.
+type convAlgo int
+
+const (
+	convAuto             convAlgo = iota
+	convImplicit                  // implicit GEMM where it applies, im2col elsewhere
+	convIm2col                    // im2col everywhere
+	convImplicitForward           // implicit GEMM for the forward pass only, im2col for the gradients
+	convImplicitBackward          // implicit GEMM for the gradients only, im2col for the forward pass
+	convWinograd2                 // Winograd F(2x2, 3x3) where it applies (3x3, pad 1), im2col elsewhere
+	convWinograd4                 // Winograd F(4x4, 3x3) where it applies, im2col elsewhere
+)
+
+func (a convAlgo) String() string {
+	return [...]string{"auto", "implicit", "im2col", "implicit-forward", "implicit-backward", "winograd", "winograd4"}[a]
+}
+
+// forceConv is the algorithm every convolution uses; tests and benchmarks
+// set it.
+var forceConv = convAuto
 
 // implicitConv reports whether Conv2D computes g's forward pass (or, with
 // backward set, its gradients) by implicit GEMM instead of im2col. It
@@ -118,14 +133,14 @@ func implicitConv(g *convGeom, backward bool) bool {
 	if g.KH != g.KW || g.KH != 2*g.Pad+1 || g.Pad < 1 || g.KH > maxSameK {
 		return false
 	}
-	switch useImplicit {
-	case 1:
+	switch forceConv {
+	case convImplicit:
 		return true
-	case -1, 4, 6:
+	case convIm2col, convWinograd2, convWinograd4:
 		return false
-	case 2:
+	case convImplicitForward:
 		return !backward
-	case 3:
+	case convImplicitBackward:
 		return backward
 	}
 	hp, wp := g.H+2*g.Pad, g.W+2*g.Pad
@@ -139,7 +154,7 @@ func implicitConv(g *convGeom, backward bool) bool {
 // forward pass alone measured faster (28x28 2->16 0.55 vs 1.4 ms, 14x14
 // 4->32 0.40 vs 0.57 ms; see implicitConv).
 func implicitForward(g *convGeom) bool {
-	return useImplicit == 0 && g.KH == g.KW && g.KH == 2*g.Pad+1 && g.Pad >= 1 && g.KH <= maxSameK && g.Cin < 8
+	return forceConv == convAuto && g.KH == g.KW && g.KH == 2*g.Pad+1 && g.Pad >= 1 && g.KH <= maxSameK && g.Cin < 8
 }
 
 // forward computes the convolution y [N, H, W, Cout] of x with w, plus

@@ -6,11 +6,11 @@ import (
 	"testing"
 )
 
-// forcePath sets useImplicit for the duration of a test.
-func forcePath(t *testing.T, v int) {
-	old := useImplicit
-	useImplicit = v
-	t.Cleanup(func() { useImplicit = old })
+// forcePath sets forceConv for the duration of a test.
+func forcePath(t *testing.T, v convAlgo) {
+	old := forceConv
+	forceConv = v
+	t.Cleanup(func() { forceConv = old })
 }
 
 // TestConv2DImplicit checks the implicit-GEMM path on same convolutions
@@ -19,14 +19,14 @@ func forcePath(t *testing.T, v int) {
 // against the float64 adjoint, fresh and accumulated into existing
 // gradients, with only one of x and w requiring gradients too.
 func TestConv2DImplicit(t *testing.T) {
-	forcePath(t, 1)
+	forcePath(t, convImplicit)
 	checkSameConvs(t)
 }
 
 // TestConv2DWinograd runs the same checks with Winograd F(2x2, 3x3) forced
 // on the 3x3 convolutions, plus shapes of several tile blocks.
 func TestConv2DWinograd(t *testing.T) {
-	forcePath(t, 4)
+	forcePath(t, convWinograd2)
 	// 64 and 96 output channels: products in panels of the micro-kernel's
 	// tile width (winoPanels), over several tile blocks.
 	checkSameConvs(t, sameConv{3, 30, 29, 16, 16, 3}, sameConv{5, 15, 14, 32, 8, 3},
@@ -35,7 +35,7 @@ func TestConv2DWinograd(t *testing.T) {
 
 // TestConv2DWinograd4 runs them with Winograd F(4x4, 3x3) forced.
 func TestConv2DWinograd4(t *testing.T) {
-	forcePath(t, 6)
+	forcePath(t, convWinograd4)
 	checkSameConvs(t, sameConv{3, 30, 29, 16, 16, 3}, sameConv{5, 15, 14, 32, 8, 3}, sameConv{2, 28, 28, 64, 64, 3},
 		sameConv{1, 16, 12, 40, 96, 3})
 }
@@ -114,8 +114,8 @@ func checkSameConvs(t *testing.T, extra ...sameConv) {
 // algorithm forced, so that both are checked on every shape they take,
 // whichever the shape dispatch picks.
 func TestConv2DPathsAgree(t *testing.T) {
-	for _, v := range []int{1, -1, 2, 3, 4, 6} {
-		t.Run(map[int]string{1: "implicit", -1: "im2col", 2: "implicit-forward", 3: "implicit-backward", 4: "winograd", 6: "winograd4"}[v], func(t *testing.T) {
+	for _, v := range []convAlgo{convImplicit, convIm2col, convImplicitForward, convImplicitBackward, convWinograd2, convWinograd4} {
+		t.Run(v.String(), func(t *testing.T) {
 			forcePath(t, v)
 			TestConv2D(t)
 			TestConv2DBias(t)
@@ -144,12 +144,12 @@ func BenchmarkConv2DPaths(b *testing.B) {
 		rng := NewRNG(1)
 		x := Randn(rng, c.n, c.h, c.h, c.cin).SetRequiresGrad(true)
 		w := Randn(rng, 3, 3, c.cin, c.cout).SetRequiresGrad(true)
-		for _, path := range []int{-1, 1, 4, 6} {
-			name := fmt.Sprintf("n%d_%dx%d_%dto%d/%s", c.n, c.h, c.h, c.cin, c.cout, map[int]string{-1: "im2col", 1: "implicit", 4: "winograd", 6: "winograd4"}[path])
+		for _, path := range []convAlgo{convIm2col, convImplicit, convWinograd2, convWinograd4} {
+			name := fmt.Sprintf("n%d_%dx%d_%dto%d/%s", c.n, c.h, c.h, c.cin, c.cout, path)
 			b.Run(name+"/forward", func(b *testing.B) {
-				old := useImplicit
-				useImplicit = path
-				defer func() { useImplicit = old }()
+				old := forceConv
+				forceConv = path
+				defer func() { forceConv = old }()
 				gradFreeConv(x, w) // warm the buffers
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
@@ -157,9 +157,9 @@ func BenchmarkConv2DPaths(b *testing.B) {
 				}
 			})
 			b.Run(name+"/forward+backward", func(b *testing.B) {
-				old := useImplicit
-				useImplicit = path
-				defer func() { useImplicit = old }()
+				old := forceConv
+				forceConv = path
+				defer func() { forceConv = old }()
 				Backward(Sum(Conv2D(x, w, 1))) // warm the buffers
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {

@@ -54,7 +54,7 @@ import (
 // winogradTile returns the output tile side of the Winograd algorithm
 // Conv2D computes g with, both passes, or 0 for none: 3x3 kernels with
 // padding 1 and at least 16 input and output channels (or as forced by
-// useImplicit: 4 forces F(2x2, 3x3), 6 F(4x4, 3x3)). Below 16 channels
+// forceConv: convWinograd2 forces F(2x2, 3x3), convWinograd4 F(4x4, 3x3)). Below 16 channels
 // the transforms cost more than the multiplications they save. F(4x4,
 // 3x3) needs 1.78x fewer multiplications than F(2x2, 3x3) but wastes the
 // border of images whose sides are not multiples of 4 (31% at 14x14) and
@@ -75,12 +75,12 @@ func winogradTile(g *convGeom) int {
 	if g.KH != 3 || g.KW != 3 || g.Pad != 1 {
 		return 0
 	}
-	switch useImplicit {
-	case 4:
+	switch forceConv {
+	case convWinograd2:
 		return 2
-	case 6:
+	case convWinograd4:
 		return 4
-	case 0:
+	case convAuto:
 		switch {
 		case g.Cin < 16 || g.Cout < 16:
 		case g.H%4 == 0 && g.W%4 == 0 && g.H >= 16 && g.W >= 16:

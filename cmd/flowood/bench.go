@@ -14,7 +14,7 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/flowood/flowood/internal/benchmark"
+	"github.com/flowood/flowood/bench"
 )
 
 var benchCmd = &command{
@@ -61,15 +61,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if *only != "" {
-		b, err := benchmark.Find(*only)
+		b, err := bench.Find(*only)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
-		emit := func(r benchmark.Result) { benchmark.Write(stdout, r) }
+		emit := func(r bench.Result) { bench.Write(stdout, r) }
 		if err := b.Run(*quick, emit); err != nil {
 			return fmt.Errorf("bench %s: %w", b.Name, err)
 		}
-		emit(benchmark.Result{Name: b.Name + "_peak_rss_mib", Unit: "MiB", Value: benchmark.PeakRSSMiB()})
+		emit(bench.Result{Name: b.Name + "_peak_rss_mib", Unit: "MiB", Value: bench.PeakRSSMiB()})
 		return nil
 	}
 	if *rounds < 1 {
@@ -120,7 +120,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	threads := strconv.Itoa(runtime.GOMAXPROCS(0))
 	for round := 0; round < n; round++ {
-		for _, b := range benchmark.All {
+		for _, b := range bench.All {
 			if skipped[b.Name] {
 				continue
 			}
@@ -165,7 +165,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			peak = math.Max(peak, med(name))
 		}
 	}
-	benchmark.Write(stdout, benchmark.Result{Name: "peak_rss_mib", Unit: "MiB", Value: peak,
+	bench.Write(stdout, bench.Result{Name: "peak_rss_mib", Unit: "MiB", Value: peak,
 		Extra: map[string]any{"note": "largest peak RSS of the flowood benchmark processes"}})
 	if *against {
 		for _, r := range ratios {
@@ -173,7 +173,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if math.IsNaN(a) || math.IsNaN(b) || b == 0 {
 				continue
 			}
-			benchmark.Write(stdout, benchmark.Result{Name: r[0], Unit: "ratio", Value: a / b,
+			bench.Write(stdout, bench.Result{Name: r[0], Unit: "ratio", Value: a / b,
 				Extra: map[string]any{"flowood": a, "pytorch": b, "rounds": n}})
 		}
 	}

@@ -1,8 +1,8 @@
-// Package benchmark is the fixed benchmark set behind `flowood bench`: the
+// Package bench is the fixed benchmark set behind `flowood bench`: the
 // conv-shaped GEMM, the 4-coupling network, and RealNVP training and
 // evaluation steps. The networks are the same as bench/pytorch/bench.py's,
 // so results compare side by side. Each result is a Result line of JSON.
-package benchmark
+package bench
 
 import (
 	"encoding/json"
