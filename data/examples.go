@@ -7,7 +7,7 @@ import (
 )
 
 // Images and Tabular are the two kinds of examples a model trains on and
-// is scored on (model.Examples): Read gives a model's inputs, dequantised
+// is scored on (datakind.Examples): Read gives a model's inputs, dequantised
 // for images and as they are for tables.
 
 // Len returns N, the number of images.

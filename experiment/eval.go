@@ -16,7 +16,7 @@ import (
 	"github.com/flowood/flowood/internal/jsonfloat"
 
 	"github.com/flowood/flowood/data"
-	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/ood"
 	"github.com/flowood/flowood/runfile"
 	"github.com/flowood/flowood/train/checkpoint"
@@ -127,11 +127,11 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		idx         []int // indices in the split
 		ll          []float64
 	}
-	score := func(name, split string, x model.Examples, idx []int) (set, error) {
+	score := func(name, split string, x datakind.Examples, idx []int) (set, error) {
 		ll, err := scorer.Score(ctx, x, 0)
 		return set{name, split, idx, ll}, err
 	}
-	load := func(name, split string) (model.Examples, error) {
+	load := func(name, split string) (datakind.Examples, error) {
 		x, err := LoadExamples(rc.Data, name, split)
 		if err != nil {
 			return nil, fmt.Errorf("loading %s %s: %w", name, split, err)
@@ -234,7 +234,7 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 	}
 	title := fmt.Sprintf("%s trained on %s: log-likelihood (nats)", rc.Model, rc.Data.Name)
 	xlabel := "log-likelihood (nats, density on [0,1)^D)"
-	if shape.Kind == model.Tabular {
+	if shape.Kind == datakind.Tabular {
 		xlabel = "log-likelihood (nats)"
 	}
 	if err := viz.Histogram(filepath.Join(dir, "loglik-hist.png"), title, xlabel, series, 60); err != nil {
@@ -247,7 +247,7 @@ type csvBuffer struct{ b []byte }
 
 func (c *csvBuffer) Write(p []byte) (int, error) { c.b = append(c.b, p...); return len(p), nil }
 
-func summarize(name, split string, ll []float64, shape model.Shape) SetSummary {
+func summarize(name, split string, ll []float64, shape datakind.Shape) SetSummary {
 	var s, sb float64
 	for _, v := range ll {
 		s += v

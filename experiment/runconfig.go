@@ -28,6 +28,7 @@ import (
 
 	"github.com/flowood/flowood/data"
 	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/runfile"
 	"github.com/flowood/flowood/train"
 )
@@ -62,26 +63,26 @@ var imageShapes = map[string][3]int{
 // DataShape returns the kind and shape of one example of dataset name as
 // a model of it sees it: for images the size of imageShapes; for tables
 // the number of features, read from the held-out split.
-func DataShape(name string) (model.Shape, error) {
+func DataShape(name string) (datakind.Shape, error) {
 	if _, err := data.Splits(name); err != nil {
-		return model.Shape{}, err
+		return datakind.Shape{}, err
 	}
 	if data.IsTabular(name) {
 		split, err := heldOutSplit(name)
 		if err != nil {
-			return model.Shape{}, err
+			return datakind.Shape{}, err
 		}
 		t, err := loadTable(name, split)
 		if err != nil {
-			return model.Shape{}, err
+			return datakind.Shape{}, err
 		}
-		return model.TabularShape(t.D), nil
+		return datakind.TabularShape(t.D), nil
 	}
 	s, ok := imageShapes[name]
 	if !ok {
-		return model.Shape{}, fmt.Errorf("dataset %q has no image size for models (image datasets: %s)", name, imageNames())
+		return datakind.Shape{}, fmt.Errorf("dataset %q has no image size for models (image datasets: %s)", name, imageNames())
 	}
-	return model.ImageShape(s[0], s[1], s[2]), nil
+	return datakind.ImageShape(s[0], s[1], s[2]), nil
 }
 
 // NewRunConfig returns the configuration of a run of the named model and
@@ -94,7 +95,7 @@ func NewRunConfig(modelName, preset, dataset string) (RunConfig, error) {
 	if err != nil {
 		return RunConfig{}, err
 	}
-	if data.IsTabular(dataset) && !e.Accepts(model.Tabular) {
+	if data.IsTabular(dataset) && !e.Accepts(datakind.Tabular) {
 		return RunConfig{}, fmt.Errorf("dataset %s is tabular; model %s models %v data", dataset, modelName, e.Kinds)
 	}
 	shape, err := DataShape(dataset)
@@ -243,13 +244,13 @@ func loadTable(name, split string) (*data.Tabular, error) {
 // not empty, of dataset name, scored against a model of d's shape) as
 // the model sees it: images converted to d's shape, tables as they are.
 // It is an error if the loaded examples do not have d's shape.
-func LoadExamples(d runfile.Data, name, split string) (model.Examples, error) {
+func LoadExamples(d runfile.Data, name, split string) (datakind.Examples, error) {
 	if name == "" {
 		name = d.Name
 	}
-	var x model.Examples
+	var x datakind.Examples
 	switch d.Kind {
-	case model.Image:
+	case datakind.Image:
 		if data.IsTabular(name) {
 			return nil, fmt.Errorf("dataset %s is tabular, the model's data are %s", name, d.Shape)
 		}
@@ -258,7 +259,7 @@ func LoadExamples(d runfile.Data, name, split string) (model.Examples, error) {
 			return nil, err
 		}
 		x = im
-	case model.Tabular:
+	case datakind.Tabular:
 		if !data.IsTabular(name) {
 			return nil, fmt.Errorf("dataset %s is an image dataset, the model's data are %s", name, d.Shape)
 		}
@@ -270,14 +271,14 @@ func LoadExamples(d runfile.Data, name, split string) (model.Examples, error) {
 	default:
 		return nil, fmt.Errorf("data kind %q", d.Kind)
 	}
-	if got := model.ShapeOf(x.Shape()); got != d.Shape {
+	if got := datakind.ShapeOf(x.Shape()); got != d.Shape {
 		return nil, fmt.Errorf("dataset %s %s has %s examples, the model expects %s", name, split, got, d.Shape)
 	}
 	return x, nil
 }
 
 // subset returns the examples idx of x, in that order (a copy).
-func subset(x model.Examples, idx []int) model.Examples {
+func subset(x datakind.Examples, idx []int) datakind.Examples {
 	switch v := x.(type) {
 	case *data.Images:
 		return v.Subset(idx)
@@ -291,7 +292,7 @@ func subset(x model.Examples, idx []int) model.Examples {
 // x.Len()) and their indices in x: the first n where first is set,
 // otherwise a random subset drawn with seed (data.SampleIndices), in
 // index order.
-func limitExamples(x model.Examples, n int, first bool, seed uint64) (model.Examples, []int) {
+func limitExamples(x datakind.Examples, n int, first bool, seed uint64) (datakind.Examples, []int) {
 	total := x.Len()
 	if n <= 0 || n >= total {
 		return x, data.SampleIndices(total, total, 0)

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/model/realnvp"
 	"github.com/flowood/flowood/tensor"
 )
@@ -29,9 +30,9 @@ func init() {
 	register(&Entry{
 		Name:    "realnvp",
 		Doc:     "multi-scale RealNVP with checkerboard and channel-wise affine couplings (App. E)",
-		Kinds:   []Kind{Image},
+		Kinds:   []datakind.Kind{datakind.Image},
 		Presets: realnvp.PresetNames(),
-		preset: func(name string, s Shape, _ string) (Config, TrainDefaults, error) {
+		preset: func(name string, s datakind.Shape, _ string) (Config, TrainDefaults, error) {
 			c, err := realnvp.Preset(name)
 			if err != nil {
 				return nil, TrainDefaults{}, err
@@ -78,7 +79,7 @@ func init() {
 
 // fitRealNVP sets the image shape of c from s where c leaves it out,
 // refuses one that differs, fills the defaults and bounds the sizes.
-func fitRealNVP(cfg Config, s Shape) (Config, error) {
+func fitRealNVP(cfg Config, s datakind.Shape) (Config, error) {
 	c := cfg.(realnvp.Config)
 	for _, f := range []struct {
 		name string

@@ -1,9 +1,8 @@
 // Package model is the registry of the flows a run can train: a model's
 // name (as in config.json) gives its configuration type, its presets, the
-// kinds of data it models and its constructor. It also holds what every
-// model shares: the data kinds (Shape), the per-dimension loss (bits/dim
-// for images, the only place that formula is written) and the Examples a
-// model trains on.
+// kinds of data it models and its constructor. What models, the training
+// loop and the scorers share about data (its kind, the shape of one
+// example, bits/dim) is in the leaf package model/datakind.
 //
 // The package is light on purpose: it imports the model packages
 // (model/realnvp, ...), nn, flow and tensor, never the dataset
@@ -12,7 +11,8 @@
 //
 // A model package (realnvp, glow, tabular) does not import this one: it
 // has its own Config with the data shape in it, and registers here
-// through an Entry written in this package (realnvp.go).
+// through an Entry written in this package (realnvp.go); the package's
+// tests may then import train, which imports datakind but not model.
 package model
 
 import (
@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"
 )
@@ -65,21 +66,21 @@ type Entry struct {
 	// Doc is a one-line description.
 	Doc string
 	// Kinds lists the data kinds the model is a density of.
-	Kinds []Kind
+	Kinds []datakind.Kind
 	// Presets lists the preset names, sorted.
 	Presets []string
 
 	// preset returns the named preset for data of shape s from dataset
 	// (its registry name, or a file), defaults filled, and the preset's
 	// training hyperparameters. s is valid and of one of Kinds.
-	preset func(name string, s Shape, dataset string) (Config, TrainDefaults, error)
+	preset func(name string, s datakind.Shape, dataset string) (Config, TrainDefaults, error)
 	// decode reads a model_config object; unknown fields are errors. The
 	// result has defaults filled and has not been checked against s.
 	decode func(b []byte) (Config, error)
 	// fit checks that cfg, from decode, models data of shape s, filling
 	// the shape fields left zero, and bounds its sizes; errors name the
 	// field as spelled in JSON.
-	fit func(cfg Config, s Shape) (Config, error)
+	fit func(cfg Config, s datakind.Shape) (Config, error)
 	// build constructs the model of a fitted cfg with parameters drawn
 	// from rng.
 	build func(cfg Config, rng *tensor.RNG) (Model, error)
@@ -129,7 +130,7 @@ func Lookup(name string) (*Entry, error) {
 }
 
 // Accepts reports whether the model is a density of data of kind k.
-func (e *Entry) Accepts(k Kind) bool {
+func (e *Entry) Accepts(k datakind.Kind) bool {
 	for _, x := range e.Kinds {
 		if x == k {
 			return true
@@ -138,7 +139,7 @@ func (e *Entry) Accepts(k Kind) bool {
 	return false
 }
 
-func (e *Entry) checkShape(s Shape) error {
+func (e *Entry) checkShape(s datakind.Shape) error {
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("data: %w", err)
 	}
@@ -151,7 +152,7 @@ func (e *Entry) checkShape(s Shape) error {
 // Preset returns the named preset of the model for data of shape s from
 // dataset, with every default filled, and the training hyperparameters
 // that go with it.
-func (e *Entry) Preset(name string, s Shape, dataset string) (Config, TrainDefaults, error) {
+func (e *Entry) Preset(name string, s datakind.Shape, dataset string) (Config, TrainDefaults, error) {
 	if err := e.checkShape(s); err != nil {
 		return nil, TrainDefaults{}, err
 	}
@@ -179,7 +180,7 @@ func (e *Entry) Preset(name string, s Shape, dataset string) (Config, TrainDefau
 // left out), and sizes are bounded so that building the model cannot
 // exhaust memory. Errors name the field as spelled in JSON
 // ("model_config.height ...").
-func (e *Entry) DecodeConfig(b []byte, s Shape) (Config, error) {
+func (e *Entry) DecodeConfig(b []byte, s datakind.Shape) (Config, error) {
 	if err := e.checkShape(s); err != nil {
 		return nil, err
 	}

@@ -7,13 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/model/realnvp"
 	"github.com/flowood/flowood/tensor"
 )
 
 func TestLookup(t *testing.T) {
 	e, err := Lookup("realnvp")
-	if err != nil || e.Name != "realnvp" || !e.Accepts(Image) || e.Accepts(Tabular) {
+	if err != nil || e.Name != "realnvp" || !e.Accepts(datakind.Image) || e.Accepts(datakind.Tabular) {
 		t.Fatalf("Lookup(realnvp) = %+v, %v", e, err)
 	}
 	if _, err := Lookup("glow9"); !errors.Is(err, ErrUnknownModel) || !strings.Contains(err.Error(), "realnvp") {
@@ -24,12 +25,12 @@ func TestLookup(t *testing.T) {
 func TestRealNVPPreset(t *testing.T) {
 	e, _ := Lookup("realnvp")
 	for _, c := range []struct {
-		shape  Shape
+		shape  datakind.Shape
 		scales int
 	}{
-		{ImageShape(28, 28, 1), 2}, // 0
-		{ImageShape(32, 32, 3), 3}, // 1: App. E, colour
-		{ImageShape(64, 64, 3), 2}, // 2
+		{datakind.ImageShape(28, 28, 1), 2}, // 0
+		{datakind.ImageShape(32, 32, 3), 3}, // 1: App. E, colour
+		{datakind.ImageShape(64, 64, 3), 2}, // 2
 	} {
 		cfg, td, err := e.Preset("cpu", c.shape, "x")
 		if err != nil {
@@ -43,17 +44,17 @@ func TestRealNVPPreset(t *testing.T) {
 			t.Errorf("cpu training defaults %+v", td)
 		}
 	}
-	if _, _, err := e.Preset("huge", ImageShape(28, 28, 1), "x"); err == nil || !strings.Contains(err.Error(), `"huge"`) {
+	if _, _, err := e.Preset("huge", datakind.ImageShape(28, 28, 1), "x"); err == nil || !strings.Contains(err.Error(), `"huge"`) {
 		t.Errorf("unknown preset: %v", err)
 	}
-	if _, _, err := e.Preset("cpu", TabularShape(43), "miniboone"); err == nil || !strings.Contains(err.Error(), "tabular") {
+	if _, _, err := e.Preset("cpu", datakind.TabularShape(43), "miniboone"); err == nil || !strings.Contains(err.Error(), "tabular") {
 		t.Errorf("realnvp on tabular data: %v", err)
 	}
 }
 
 func TestDecodeConfig(t *testing.T) {
 	e, _ := Lookup("realnvp")
-	s := ImageShape(28, 28, 1)
+	s := datakind.ImageShape(28, 28, 1)
 	cfg, err := e.DecodeConfig([]byte(`{"mid": 4, "blocks": 1}`), s)
 	if err != nil {
 		t.Fatal(err)
@@ -88,52 +89,11 @@ func TestDecodeConfig(t *testing.T) {
 			t.Errorf("%s: error %v, want one starting with model_config and naming %q", c.json, err, c.want)
 		}
 	}
-	if _, err := e.DecodeConfig([]byte(`{}`), ImageShape(1<<20, 28, 1)); err == nil || !strings.Contains(err.Error(), "height") {
+	if _, err := e.DecodeConfig([]byte(`{}`), datakind.ImageShape(1<<20, 28, 1)); err == nil || !strings.Contains(err.Error(), "height") {
 		t.Errorf("huge data height: %v", err)
 	}
 	b, _ := json.Marshal(want)
 	if again, err := e.DecodeConfig(b, s); err != nil || again.(realnvp.Config) != want {
 		t.Errorf("round trip: %+v, %v", again, err)
-	}
-}
-
-func TestShapeValidate(t *testing.T) {
-	for i, c := range []struct {
-		s    Shape
-		want string // "" for valid
-	}{
-		{ImageShape(28, 28, 1), ""},                 // 0
-		{TabularShape(43), ""},                      // 1
-		{ImageShape(0, 28, 1), "height 0"},          // 2
-		{ImageShape(28, MaxSide+1, 1), "width"},     // 3
-		{ImageShape(28, 28, 9), "channels 9"},       // 4
-		{TabularShape(MaxFeatures + 1), "features"}, // 5
-		{Shape{Kind: "video"}, `kind "video"`},      // 6
-	} {
-		err := c.s.Validate()
-		if (err == nil) != (c.want == "") || (err != nil && !strings.Contains(err.Error(), c.want)) {
-			t.Errorf("%d: %v.Validate() = %v, want %q", i, c.s, err, c.want)
-		}
-	}
-}
-
-func TestPerDim(t *testing.T) {
-	img := ImageShape(28, 28, 1)
-	d := float64(img.Dim())
-	// log p(u) = D ln 256 - 5 D ln 2 is exactly 5 bits/dim.
-	if got := img.PerDim(d*math.Log(256) - 5*d*math.Ln2); math.Abs(got-5) > 1e-12 {
-		t.Errorf("PerDim = %v bits/dim, want 5", got)
-	}
-	tab := TabularShape(4)
-	if got := tab.PerDim(-8); got != 2 || tab.Unit() != "nats/dim" || img.Unit() != "bits/dim" {
-		t.Errorf("tabular PerDim(-8) over 4 features = %v %s, want 2 nats/dim", got, tab.Unit())
-	}
-	for _, s := range []Shape{img, tab} {
-		a, b := s.Affine()
-		for _, lp := range []float64{-3000, 0, 1234.5} {
-			if got, want := a*lp+b, s.PerDim(lp); math.Abs(got-want) > 1e-9*math.Max(1, math.Abs(want)) {
-				t.Errorf("%v: a·%v + b = %v, PerDim = %v", s, lp, got, want)
-			}
-		}
 	}
 }

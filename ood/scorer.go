@@ -8,7 +8,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/flowood/flowood/internal/progress"
-	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/tensor"
 )
 
@@ -42,10 +42,10 @@ func (s *LogLikelihood) Name() string { return "loglik" }
 // Score returns log p(x) in nats for the first limit examples of x (all
 // of them when limit <= 0): for images the log-density on [0, 1)^D of
 // their dequantised pixels u = (x + ε)/256, for tables of the rows as
-// they are (model.Examples.Read). The model is put in evaluation mode.
+// they are (datakind.Examples.Read). The model is put in evaluation mode.
 // Score checks ctx between batches and returns ctx's error when it is
 // done. It returns an error naming the set if any score is NaN.
-func (s *LogLikelihood) Score(ctx context.Context, x model.Examples, limit int) ([]float64, error) {
+func (s *LogLikelihood) Score(ctx context.Context, x datakind.Examples, limit int) ([]float64, error) {
 	n := x.Len()
 	if limit > 0 && limit < n {
 		n = limit
@@ -94,5 +94,5 @@ func (s *LogLikelihood) Score(ctx context.Context, x model.Examples, limit int) 
 
 // BitsPerDim converts a log-density log p(u) (nats) of dequantised pixels
 // u in [0, 1)^D into bits per dimension of the discrete data; it is
-// model.BitsPerDim, where the formula and its constant are documented.
-func BitsPerDim(logProb float64, d int) float64 { return model.BitsPerDim(logProb, d) }
+// datakind.BitsPerDim, where the formula and its constant are documented.
+func BitsPerDim(logProb float64, d int) float64 { return datakind.BitsPerDim(logProb, d) }

@@ -15,7 +15,8 @@ func TestLightDeps(t *testing.T) {
 	if err != nil {
 		t.Skip("no go command")
 	}
-	out, err := exec.Command(goTool, "list", "-deps", "github.com/flowood/flowood/runfile", "github.com/flowood/flowood/model").Output()
+	out, err := exec.Command(goTool, "list", "-deps", "github.com/flowood/flowood/runfile", "github.com/flowood/flowood/model",
+		"github.com/flowood/flowood/model/datakind").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}

@@ -43,6 +43,7 @@ import (
 	"path/filepath"
 
 	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/model/realnvp"
 )
 
@@ -69,7 +70,7 @@ type Data struct {
 	// Shape is the kind and shape of one example as the model sees it;
 	// images of another size are resized (and converted to Channels) on
 	// loading.
-	model.Shape
+	datakind.Shape
 	// Embedded selects the real subsets embedded in the binary instead of
 	// the full dataset.
 	Embedded bool `json:"embedded"`
@@ -235,7 +236,7 @@ func decodeV1(b []byte) (Spec, json.RawMessage, error) {
 		}
 	}
 	rc = rc.WithDefaults()
-	d := Data{Name: f.Data.Name, Shape: model.ImageShape(rc.Height, rc.Width, rc.Channels), Embedded: f.Data.Embedded,
+	d := Data{Name: f.Data.Name, Shape: datakind.ImageShape(rc.Height, rc.Width, rc.Channels), Embedded: f.Data.Embedded,
 		TrainLimit: f.Data.TrainLimit, Subset: SubsetFirst}
 	if err := d.Validate(); err != nil {
 		return Spec{}, nil, fmt.Errorf("version 1: realnvp: %w", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/flowood/flowood/internal/jsonfloat"
 	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/model/realnvp"
 )
 
@@ -23,7 +24,7 @@ func write(t *testing.T, dir, content string) {
 
 func TestEncodeRead(t *testing.T) {
 	e, _ := model.Lookup("realnvp")
-	shape := model.ImageShape(32, 32, 3)
+	shape := datakind.ImageShape(32, 32, 3)
 	cfg, _, err := e.Preset("tiny", shape, "cifar10")
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +80,7 @@ func TestReadVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Data{Name: "fashionmnist", Shape: model.ImageShape(28, 28, 1), Embedded: true, TrainLimit: 64, Subset: SubsetFirst}
+	want := Data{Name: "fashionmnist", Shape: datakind.ImageShape(28, 28, 1), Embedded: true, TrainLimit: 64, Subset: SubsetFirst}
 	if s.Model != "realnvp" || s.Data != want || s.ModelConfig.(realnvp.Config).Mid != 4 || !strings.Contains(string(tr), `"batch": 16`) {
 		t.Errorf("version 1 read as %+v, train %s", s, tr)
 	}

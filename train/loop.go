@@ -16,7 +16,7 @@ import (
 
 	"github.com/flowood/flowood/internal/atomicfile"
 	"github.com/flowood/flowood/internal/progress"
-	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/ood"
 	"github.com/flowood/flowood/tensor"
@@ -111,8 +111,8 @@ type Run struct {
 	Config Config
 	// Train and Test are the training and test sets, images (dequantised
 	// by Read with the run's noise) or tables; Test may be nil.
-	Train model.Examples
-	Test  model.Examples
+	Train datakind.Examples
+	Test  datakind.Examples
 	// Objective is what a step minimises; nil is MaxLikelihood.
 	Objective Objective
 	// Dir is the run folder: train-log.csv and checkpoint/{latest,best}.
@@ -175,7 +175,7 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	if obj == nil {
 		obj = MaxLikelihood{}
 	}
-	shape := model.ShapeOf(r.Train.Shape())
+	shape := datakind.ShapeOf(r.Train.Shape())
 	if err := shape.Validate(); err != nil {
 		return Result{}, fmt.Errorf("training set %s: %w", r.Train.Label(), err)
 	}
@@ -315,7 +315,7 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 }
 
 // meanPerDim returns the mean of s.PerDim over the log-likelihoods ll.
-func meanPerDim(ll []float64, s model.Shape) float64 {
+func meanPerDim(ll []float64, s datakind.Shape) float64 {
 	var sum float64
 	for _, v := range ll {
 		sum += s.PerDim(v)

@@ -3,7 +3,7 @@ package train
 import (
 	"fmt"
 
-	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/tensor"
 )
 
@@ -22,9 +22,9 @@ type Objective interface {
 	Name() string
 	// Loss returns the scalar loss, shape [1], of a batch whose recorded
 	// log-likelihoods (nats) are lp, shape [B], for examples of shape s;
-	// losses are per dimension (model.Shape.PerDim: bits/dim for images,
+	// losses are per dimension (datakind.Shape.PerDim: bits/dim for images,
 	// nats/dim for tables), so that they compare across data sizes.
-	Loss(lp *tensor.Tensor, s model.Shape) *tensor.Tensor
+	Loss(lp *tensor.Tensor, s datakind.Shape) *tensor.Tensor
 }
 
 // MeanObjective is an Objective whose loss is a·mean(lp) + b: Parallel
@@ -32,7 +32,7 @@ type Objective interface {
 type MeanObjective interface {
 	Objective
 	// Affine returns a and b for examples of shape s.
-	Affine(s model.Shape) (a, b float64)
+	Affine(s datakind.Shape) (a, b float64)
 }
 
 // MaxLikelihood maximises the mean log-likelihood of the training batch:
@@ -43,10 +43,10 @@ type MaxLikelihood struct{}
 func (MaxLikelihood) Name() string { return "likelihood" }
 
 // Affine returns s.Affine(): the loss is a·mean(lp) + b.
-func (MaxLikelihood) Affine(s model.Shape) (a, b float64) { return s.Affine() }
+func (MaxLikelihood) Affine(s datakind.Shape) (a, b float64) { return s.Affine() }
 
 // Loss returns a·mean(lp) + b.
-func (o MaxLikelihood) Loss(lp *tensor.Tensor, s model.Shape) *tensor.Tensor {
+func (o MaxLikelihood) Loss(lp *tensor.Tensor, s datakind.Shape) *tensor.Tensor {
 	a, b := o.Affine(s)
 	return tensor.AddScalar(tensor.Scale(tensor.Mean(lp), float32(a)), float32(b))
 }

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/tensor"
 	"github.com/flowood/flowood/train"
 )
@@ -15,7 +15,7 @@ import (
 // each data kind: the mean of Shape.PerDim over the batch.
 func TestMaxLikelihoodLoss(t *testing.T) {
 	lp := tensor.FromData([]float32{-1200, -900.5, 310, 0}, 4)
-	for _, s := range []model.Shape{model.ImageShape(28, 28, 1), model.ImageShape(32, 32, 3), model.TabularShape(43)} {
+	for _, s := range []datakind.Shape{datakind.ImageShape(28, 28, 1), datakind.ImageShape(32, 32, 3), datakind.TabularShape(43)} {
 		var want float64
 		for _, v := range lp.Data {
 			want += s.PerDim(float64(v)) / 4

@@ -1,4 +1,10 @@
-package model
+// Package datakind holds what every model, the training loop and the
+// scorers share about data: its kind (images, dequantised; tables, as
+// they are), the shape of one example, the per-dimension loss (bits/dim
+// for images: the only place that formula is written) and Examples, a
+// data set to read model inputs from. It is a leaf: model packages,
+// train and ood import it without importing one another.
+package datakind
 
 import (
 	"fmt"
