@@ -543,3 +543,24 @@ func TestVersion1Run(t *testing.T) {
 		t.Errorf("resumed version 1 run's config.json: %+v (%v), want version 2 keeping the first 64 images", cfg, err)
 	}
 }
+
+// TestDemoKeepsRealRuns checks that "flowood demo --out RUN" refuses a
+// folder holding a run on full datasets (the demo replaces only its own
+// runs), and that a training that fails before writing leaves no folder.
+func TestDemoKeepsRealRuns(t *testing.T) {
+	run := tinyRun(t)
+	cfgPath := filepath.Join(run, "config.json")
+	b, _ := os.ReadFile(cfgPath)
+	os.WriteFile(cfgPath, []byte(strings.Replace(string(b), `"embedded": true`, `"embedded": false`, 1)), 0o644)
+	before := snapshot(t, run)
+	_, _, err := runCLI(t, "demo", "--out", run, "--preset", "tiny", "--epochs", "1")
+	wantErr(t, "demo into a real run", err, run, "not a demo run")
+	unchanged(t, "demo into a real run", run, before)
+
+	nm := filepath.Join(t.TempDir(), "nm")
+	_, _, err = runCLI(t, "train", "--data", "notmnist", "--embedded", "--preset", "tiny", "--out", nm)
+	wantErr(t, "train on a dataset without a train split", err, "notmnist", "train")
+	if _, err := os.Stat(nm); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the failed training left %s behind: %v", nm, err)
+	}
+}
