@@ -182,7 +182,7 @@ func benchRealNVPTrain(quick bool, emit func(Result), preset, recompute string, 
 	m.SetTraining(true)
 	params := nn.Params(m)
 	opt := train.NewAdam(0)
-	par, err := experiment.DataParallel(m)
+	par, err := experiment.DataParallel("realnvp", m)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -9,12 +10,15 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/flowood/flowood/internal/jsonfloat"
 
 	"github.com/flowood/flowood/data"
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/ood"
+	"github.com/flowood/flowood/runfile"
 	"github.com/flowood/flowood/train/checkpoint"
 	"github.com/flowood/flowood/viz"
 )
@@ -23,8 +27,13 @@ import (
 type EvalOptions struct {
 	// OOD lists the out-of-distribution datasets (their test splits).
 	OOD []string
-	// Limit caps the images scored per set (0: all).
+	// Limit caps the examples scored per set (0: all): a random subset of
+	// Limit examples drawn with Seed (data.SampleIndices), the same for
+	// every set of the same size. scores.csv gives each example's index
+	// in its split, and metrics.json the limit and seed.
 	Limit int
+	// Seed seeds the subsets of Limit.
+	Seed uint64
 	// Checkpoint is "latest" (default) or "best".
 	Checkpoint string
 	// Batch is the evaluation batch size (0: 256).
@@ -33,13 +42,19 @@ type EvalOptions struct {
 	Progress io.Writer
 }
 
+// TPR is the fraction of in-distribution data the calibrated OOD
+// threshold accepts (RUN/eval/threshold.json).
+const TPR = 0.95
+
 // SetSummary describes the scores of one set.
 type SetSummary struct {
 	Dataset    string    `json:"dataset"`
 	Split      string    `json:"split"`
 	N          int       `json:"n"`
 	MeanLogLik JSONFloat `json:"mean_log_likelihood"`
-	MeanBPD    JSONFloat `json:"mean_bits_per_dim"`
+	// MeanBPD is the mean loss per dimension, in Metrics.Unit (bits/dim
+	// for images).
+	MeanBPD JSONFloat `json:"mean_bits_per_dim"`
 }
 
 // JSONFloat is a float64 that encodes NaN and ±Inf (a diverged model, an
@@ -49,11 +64,22 @@ type JSONFloat = jsonfloat.Float
 // Metrics is RUN/eval/metrics.json.
 type Metrics struct {
 	Model      string                `json:"model"`
+	Checkpoint string                `json:"checkpoint"`
 	In         SetSummary            `json:"in"`
 	Train      *SetSummary           `json:"train,omitempty"`
 	OOD        map[string]ood.Report `json:"ood"`
 	OODSets    map[string]SetSummary `json:"ood_sets"`
 	Convention string                `json:"convention"`
+	// Unit is the unit of the per-dimension means: "bits/dim" for
+	// images, "nats/dim" for tables.
+	Unit string `json:"unit"`
+	// Limit and SubsetSeed give the random subsets scored (Limit 0: whole
+	// splits; the training set is always a subset of the examples the run
+	// trained on, as many as the in-distribution test set).
+	Limit      int    `json:"limit"`
+	SubsetSeed uint64 `json:"subset_seed"`
+	// Threshold is the calibrated OOD threshold (also threshold.json).
+	Threshold runfile.Threshold `json:"threshold"`
 }
 
 // Convention states the sign and class conventions of Metrics.
@@ -62,9 +88,14 @@ const Convention = "score = log-likelihood (higher = more in-distribution); in-d
 	"threshold keeping 95% of in-distribution; OpenOOD uses the opposite convention for FPR@95"
 
 // Evaluate scores the run's in-distribution test set, a slice of its
-// training set and each OOD set with the run's model, and writes
-// RUN/eval/{scores.csv, metrics.json, loglik-hist.png}.
-func Evaluate(run string, opt EvalOptions) (*Metrics, error) {
+// training set and each OOD set with the run's model; calibrates the OOD
+// threshold that accepts TPR of the in-distribution test set
+// (ood.AcceptThreshold); and writes RUN/eval/{threshold.json, scores.csv,
+// metrics.json, loglik-hist.png}, each atomically. It checks ctx between
+// batches: when ctx is done it returns ctx's error (wrapped) before
+// writing anything, so the files of an earlier evaluation stay as they
+// were.
+func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error) {
 	rc, err := ReadRunConfig(run)
 	if err != nil {
 		return nil, err
@@ -80,53 +111,82 @@ func Evaluate(run string, opt EvalOptions) (*Metrics, error) {
 			return nil, err
 		}
 	}
-	m := rc.BuildModel()
+	m, err := rc.BuildModel()
+	if err != nil {
+		return nil, err
+	}
 	ck := filepath.Join(run, "checkpoint", opt.Checkpoint)
 	if _, err := checkpoint.Load(ck, m); err != nil {
 		return nil, fmt.Errorf("loading model: %w", err)
 	}
-	d := rc.RealNVP.Height * rc.RealNVP.Width * rc.RealNVP.Channels
+	shape := rc.Data.Shape
 	scorer := &ood.LogLikelihood{Model: m, Batch: opt.Batch, Seed: rc.Train.Seed + 1, Progress: opt.Progress}
 
 	type set struct {
 		name, split string
+		idx         []int // indices in the split
 		ll          []float64
 	}
-	score := func(name, split string, limit int) (set, error) {
-		im, err := LoadData(name, split, rc.Data.Embedded, rc.RealNVP.Height, rc.RealNVP.Width, rc.RealNVP.Channels)
+	score := func(name, split string, x datakind.Examples, idx []int) (set, error) {
+		ll, err := scorer.Score(ctx, x, 0)
+		return set{name, split, idx, ll}, err
+	}
+	load := func(name, split string) (datakind.Examples, error) {
+		x, err := LoadExamples(rc.Data, name, split)
 		if err != nil {
-			return set{}, fmt.Errorf("loading %s %s: %w", name, split, err)
+			return nil, fmt.Errorf("loading %s %s: %w", name, split, err)
 		}
-		if im.H != rc.RealNVP.Height || im.W != rc.RealNVP.Width || im.C != rc.RealNVP.Channels {
-			return set{}, fmt.Errorf("dataset %s has %dx%dx%d images, the model expects %dx%dx%d",
-				name, im.H, im.W, im.C, rc.RealNVP.Height, rc.RealNVP.Width, rc.RealNVP.Channels)
-		}
-		ll, err := scorer.Score(im, limit)
-		return set{name, split, ll}, err
+		return x, nil
 	}
 	heldOut, err := heldOutSplit(rc.Data.Name)
 	if err != nil {
 		return nil, err
 	}
-	in, err := score(rc.Data.Name, heldOut, opt.Limit)
+	x, err := load(rc.Data.Name, heldOut)
 	if err != nil {
 		return nil, err
 	}
-	trainLimit := opt.Limit
-	if trainLimit <= 0 || trainLimit > len(in.ll) {
-		trainLimit = len(in.ll)
+	x, idx := limitExamples(x, opt.Limit, false, opt.Seed)
+	in, err := score(rc.Data.Name, heldOut, x, idx)
+	if err != nil {
+		return nil, err
 	}
-	tr, err := score(rc.Data.Name, "train", trainLimit)
+	// the training set: the examples the run trained on, as many as the
+	// test set scored
+	x, err = load(rc.Data.Name, "train")
+	if err != nil {
+		return nil, err
+	}
+	x, trained := limitExamples(x, rc.Data.TrainLimit, rc.Data.Subset == runfile.SubsetFirst, rc.Data.SubsetSeed)
+	x, idx = limitExamples(x, len(in.ll), false, opt.Seed)
+	for i, j := range idx {
+		idx[i] = trained[j]
+	}
+	tr, err := score(rc.Data.Name, "train", x, idx)
 	if err != nil {
 		return nil, err
 	}
 	sets := []set{tr, in}
-	met := &Metrics{Model: rc.Model, In: summarize(in.name, in.split, in.ll, d), OOD: map[string]ood.Report{},
-		OODSets: map[string]SetSummary{}, Convention: Convention}
-	ts := summarize(tr.name, tr.split, tr.ll, d)
+	thr, err := ood.AcceptThreshold(in.ll, TPR)
+	if err != nil {
+		return nil, err
+	}
+	met := &Metrics{Model: rc.Model, Checkpoint: opt.Checkpoint, In: summarize(in.name, in.split, in.ll, shape),
+		OOD: map[string]ood.Report{}, OODSets: map[string]SetSummary{}, Convention: Convention, Unit: shape.Unit(),
+		Limit: opt.Limit, SubsetSeed: opt.Seed,
+		Threshold: runfile.Threshold{LogLikelihood: JSONFloat(thr), PerDim: JSONFloat(shape.PerDim(thr)), Unit: shape.Unit(),
+			TPR: TPR, Dataset: in.name, Split: in.split, N: len(in.ll), Limit: opt.Limit, SubsetSeed: opt.Seed,
+			Checkpoint: opt.Checkpoint, Rule: runfile.ThresholdRule}}
+	ts := summarize(tr.name, tr.split, tr.ll, shape)
 	met.Train = &ts
 	for _, name := range opt.OOD {
-		o, err := score(name, oodSplit(name, rc.Data.Embedded), opt.Limit)
+		split := oodSplit(name, rc.Data.Embedded)
+		x, err := load(name, split)
+		if err != nil {
+			return nil, err
+		}
+		x, idx := limitExamples(x, opt.Limit, false, opt.Seed)
+		o, err := score(name, split, x, idx)
 		if err != nil {
 			return nil, err
 		}
@@ -135,7 +195,7 @@ func Evaluate(run string, opt EvalOptions) (*Metrics, error) {
 			return nil, fmt.Errorf("metrics for %s: %w", name, err)
 		}
 		met.OOD[name] = rep
-		met.OODSets[name] = summarize(o.name, o.split, o.ll, d)
+		met.OODSets[name] = summarize(o.name, o.split, o.ll, shape)
 		sets = append(sets, o)
 	}
 
@@ -143,14 +203,17 @@ func Evaluate(run string, opt EvalOptions) (*Metrics, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
+	if err := runfile.WriteThreshold(run, met.Threshold); err != nil {
+		return nil, err
+	}
 	// scores.csv
 	var buf csvBuffer
 	w := csv.NewWriter(&buf)
-	w.Write([]string{"dataset", "split", "index", "log_likelihood", "bits_per_dim"})
+	w.Write([]string{"dataset", "split", "index", "log_likelihood", strings.ReplaceAll(shape.Unit(), "/dim", "_per_dim")})
 	for _, s := range sets {
 		for i, v := range s.ll {
-			w.Write([]string{s.name, s.split, strconv.Itoa(i), strconv.FormatFloat(v, 'g', 10, 64),
-				strconv.FormatFloat(ood.BitsPerDim(v, d), 'g', 8, 64)})
+			w.Write([]string{s.name, s.split, strconv.Itoa(s.idx[i]), strconv.FormatFloat(v, 'g', 10, 64),
+				strconv.FormatFloat(shape.PerDim(v), 'g', 8, 64)})
 		}
 	}
 	w.Flush()
@@ -170,7 +233,11 @@ func Evaluate(run string, opt EvalOptions) (*Metrics, error) {
 		series = append(series, viz.Series{Name: label, Values: s.ll})
 	}
 	title := fmt.Sprintf("%s trained on %s: log-likelihood (nats)", rc.Model, rc.Data.Name)
-	if err := viz.Histogram(filepath.Join(dir, "loglik-hist.png"), title, "log-likelihood (nats, density on [0,1)^D)", series, 60); err != nil {
+	xlabel := "log-likelihood (nats, density on [0,1)^D)"
+	if shape.Kind == datakind.Tabular {
+		xlabel = "log-likelihood (nats)"
+	}
+	if err := viz.Histogram(filepath.Join(dir, "loglik-hist.png"), title, xlabel, series, 60); err != nil {
 		return nil, err
 	}
 	return met, nil
@@ -180,11 +247,11 @@ type csvBuffer struct{ b []byte }
 
 func (c *csvBuffer) Write(p []byte) (int, error) { c.b = append(c.b, p...); return len(p), nil }
 
-func summarize(name, split string, ll []float64, d int) SetSummary {
+func summarize(name, split string, ll []float64, shape datakind.Shape) SetSummary {
 	var s, sb float64
 	for _, v := range ll {
 		s += v
-		sb += ood.BitsPerDim(v, d)
+		sb += shape.PerDim(v)
 	}
 	n := float64(len(ll))
 	return SetSummary{Dataset: name, Split: split, N: len(ll), MeanLogLik: JSONFloat(s / n), MeanBPD: JSONFloat(sb / n)}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/ood"
 )
 
@@ -15,7 +16,7 @@ func TestSummarizeBitsPerDim(t *testing.T) {
 	// log p(u) = D ln 256 - 5 D ln 2 is exactly 5 bits/dim.
 	d := 784
 	ll := float64(d)*math.Log(256) - 5*float64(d)*math.Ln2
-	s := summarize("x", "test", []float64{ll, ll}, d)
+	s := summarize("x", "test", []float64{ll, ll}, datakind.ImageShape(28, 28, 1))
 	if math.Abs(float64(s.MeanBPD)-5) > 1e-12 || s.N != 2 {
 		t.Errorf("summary %+v, want 5 bits/dim over 2 examples", s)
 	}
@@ -51,7 +52,7 @@ func TestRunConfigRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Train != rc.Train || got.RealNVP != rc.RealNVP || got.Data != rc.Data {
+	if got.Train != rc.Train || got.ModelConfig != rc.ModelConfig || got.Data != rc.Data || got.Model != rc.Model {
 		t.Errorf("read %+v, wrote %+v", got, rc)
 	}
 	if _, err := NewRunConfig("glow9", "tiny", "mnist"); err == nil {

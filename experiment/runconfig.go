@@ -2,9 +2,20 @@
 // reproducible runs: a run folder holds config.json, checkpoints, the
 // training log and evaluation outputs (see README.md), and each recipe
 // reproduces one table or figure of the paper.
+//
+// The pipeline is generic: the model comes from the registry of package
+// model (by the name config.json gives), the objective from package train
+// and the data from package data, of kind image (dequantised) or tabular.
+//
+// Couplings' Observe hooks (flow/bijector.AffineCoupling.Observe) are not
+// used here: they fire once per evaluation chunk of flow.EvalChunk
+// examples, from several goroutines at once and without the chunk's
+// offset in the batch, so a per-layer view built on them must first get
+// an offset (and a lock) in that contract.
 package experiment
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,39 +27,28 @@ import (
 	"github.com/flowood/flowood/internal/atomicfile"
 
 	"github.com/flowood/flowood/data"
-	"github.com/flowood/flowood/model/realnvp"
-	"github.com/flowood/flowood/tensor"
+	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/model/datakind"
+	"github.com/flowood/flowood/runfile"
 	"github.com/flowood/flowood/train"
 )
 
+// Bounds on the training hyperparameters of config.json and the command
+// line: above any run this project makes, below what overflows a step
+// count or exhausts memory for one batch.
+const (
+	MaxEpochs = 1_000_000
+	MaxBatch  = 1 << 16
+)
+
 // RunConfig is everything needed to rebuild a run's model and data; it is
-// written to RUN/config.json with every default filled in.
+// written to RUN/config.json (runfile's version 2 layout) with every
+// default filled in.
 type RunConfig struct {
-	Version int            `json:"version"`
-	Model   string         `json:"model"`
-	Preset  string         `json:"preset"`
-	RealNVP realnvp.Config `json:"realnvp"`
-	Data    DataConfig     `json:"data"`
-	Train   train.Config   `json:"train"`
-}
-
-// DataConfig names the in-distribution dataset and where it comes from.
-type DataConfig struct {
-	// Name is a dataset known to package data (mnist, fashionmnist, ...).
-	Name string `json:"name"`
-	// Embedded selects the real subsets embedded in the binary instead of
-	// the full dataset.
-	Embedded bool `json:"embedded"`
-	// TrainLimit uses only the first TrainLimit training images (0: all).
-	TrainLimit int `json:"train_limit"`
-}
-
-// trainDefaults are the training hyperparameters of each preset: paper is
-// App. E for grayscale RealNVP; cpu and tiny are sized for small machines.
-var trainDefaults = map[string]train.Config{
-	"paper": {Epochs: 80, Batch: 32, LR: 5e-5},
-	"cpu":   {Epochs: 10, Batch: 64, LR: 1e-3, WeightDecay: 5e-5},
-	"tiny":  {Epochs: 1, Batch: 32, LR: 1e-3},
+	// Spec is the model, its configuration, the objective and the data.
+	runfile.Spec
+	// Train holds the training hyperparameters.
+	Train train.Config
 }
 
 // imageShapes gives the image shape a model of each dataset works at: the
@@ -60,58 +60,119 @@ var imageShapes = map[string][3]int{
 	"tinyimagenet": {64, 64, 3}, "imagenet64": {64, 64, 3},
 }
 
-// NewRunConfig returns the configuration of a RealNVP run with the named
-// preset on dataset name, before command-line overrides. Colour 32x32
-// datasets get 3 scales, as in App. E.
-func NewRunConfig(model, preset, dataset string) (RunConfig, error) {
-	if model != "realnvp" {
-		return RunConfig{}, fmt.Errorf("unknown model %q (known: realnvp)", model)
+// DataShape returns the kind and shape of one example of dataset name as
+// a model of it sees it: for images the size of imageShapes; for tables
+// the number of features, read from the held-out split.
+func DataShape(name string) (datakind.Shape, error) {
+	if _, err := data.Splits(name); err != nil {
+		return datakind.Shape{}, err
 	}
-	mc, err := realnvp.Preset(preset)
+	if data.IsTabular(name) {
+		split, err := heldOutSplit(name)
+		if err != nil {
+			return datakind.Shape{}, err
+		}
+		t, err := loadTable(name, split)
+		if err != nil {
+			return datakind.Shape{}, err
+		}
+		return datakind.TabularShape(t.D), nil
+	}
+	s, ok := imageShapes[name]
+	if !ok {
+		return datakind.Shape{}, fmt.Errorf("dataset %q has no image size for models (image datasets: %s)", name, imageNames())
+	}
+	return datakind.ImageShape(s[0], s[1], s[2]), nil
+}
+
+// NewRunConfig returns the configuration of a run of the named model and
+// preset on dataset name, before command-line overrides: the preset's
+// model and training hyperparameters for the dataset's shape (colour
+// 32x32 RealNVPs get 3 scales, as in App. E), maximum likelihood, all
+// training examples.
+func NewRunConfig(modelName, preset, dataset string) (RunConfig, error) {
+	e, err := model.Lookup(modelName)
 	if err != nil {
 		return RunConfig{}, err
 	}
-	if _, err := data.Splits(dataset); err != nil {
+	if data.IsTabular(dataset) && !e.Accepts(datakind.Tabular) {
+		return RunConfig{}, fmt.Errorf("dataset %s is tabular; model %s models %v data", dataset, modelName, e.Kinds)
+	}
+	shape, err := DataShape(dataset)
+	if err != nil {
 		return RunConfig{}, err
 	}
-	shape, ok := imageShapes[dataset]
-	if !ok {
-		return RunConfig{}, fmt.Errorf("dataset %q is not an image dataset a RealNVP can model (image datasets: %s)", dataset, imageNames())
+	mc, td, err := e.Preset(preset, shape, dataset)
+	if err != nil {
+		return RunConfig{}, err
 	}
-	mc.Height, mc.Width, mc.Channels = shape[0], shape[1], shape[2]
-	if shape[2] == 3 && shape[0] == 32 {
-		mc.Scales = 3
-	}
-	return RunConfig{Version: 1, Model: model, Preset: preset, RealNVP: mc,
-		Data: DataConfig{Name: dataset}, Train: trainDefaults[preset]}, nil
+	return RunConfig{
+		Spec: runfile.Spec{Model: modelName, Preset: preset, ModelConfig: mc,
+			Objective: runfile.Objective{Name: train.MaxLikelihood{}.Name()},
+			Data:      runfile.Data{Name: dataset, Shape: shape, Subset: runfile.SubsetRandom}},
+		Train: train.Config{Epochs: td.Epochs, Batch: td.Batch, LR: td.LR, WeightDecay: td.WeightDecay, Optimizer: td.Optimizer},
+	}, nil
 }
 
-// Resolve fills defaults and validates.
+// Resolve fills defaults and validates: the data spec, the model's
+// configuration (fitted to the data's shape and bounded through the
+// registry), the objective and the training hyperparameters.
 func (rc *RunConfig) Resolve() error {
-	rc.RealNVP = rc.RealNVP.WithDefaults()
-	rc.Train = rc.Train.WithDefaults()
-	if err := rc.RealNVP.Validate(); err != nil {
+	if err := rc.Data.Validate(); err != nil {
 		return err
 	}
-	return rc.Train.Validate()
+	if rc.Data.Subset == "" {
+		rc.Data.Subset = runfile.SubsetRandom
+	}
+	e, err := model.Lookup(rc.Model)
+	if err != nil {
+		return err
+	}
+	if rc.ModelConfig == nil {
+		return errors.New("model_config: missing")
+	}
+	b, err := json.Marshal(rc.ModelConfig)
+	if err != nil {
+		return fmt.Errorf("model_config: %w", err)
+	}
+	if rc.ModelConfig, err = e.DecodeConfig(b, rc.Data.Shape); err != nil {
+		return err
+	}
+	if rc.Objective.Name == "" {
+		rc.Objective.Name = train.MaxLikelihood{}.Name()
+	}
+	if _, err := train.NewObjective(rc.Objective.Name); err != nil {
+		return fmt.Errorf("objective: %w", err)
+	}
+	rc.Train = rc.Train.WithDefaults()
+	switch {
+	case rc.Train.Epochs > MaxEpochs:
+		return fmt.Errorf("train: epochs %d is more than %d", rc.Train.Epochs, MaxEpochs)
+	case rc.Train.Batch > MaxBatch:
+		return fmt.Errorf("train: batch %d is more than %d", rc.Train.Batch, MaxBatch)
+	}
+	if err := rc.Train.Validate(); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	return nil
 }
 
-// ReadRunConfig reads RUN/config.json.
+// ReadRunConfig reads RUN/config.json (version 2, or version 1 of runs
+// made before the model registry) and resolves it. Errors name the file
+// and the field.
 func ReadRunConfig(run string) (RunConfig, error) {
-	path := filepath.Join(run, "config.json")
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return RunConfig{}, fmt.Errorf("%s is not a run folder: %s does not exist", run, path)
-	}
+	spec, tr, err := runfile.Read(run)
 	if err != nil {
 		return RunConfig{}, err
 	}
-	var rc RunConfig
-	if err := json.Unmarshal(b, &rc); err != nil {
-		return RunConfig{}, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if rc.Version != 1 {
-		return RunConfig{}, fmt.Errorf("reading %s: unsupported version %d", path, rc.Version)
+	path := filepath.Join(run, runfile.FileName)
+	rc := RunConfig{Spec: spec}
+	if len(bytes.TrimSpace(tr)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(tr))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&rc.Train); err != nil {
+			return RunConfig{}, fmt.Errorf("reading %s: train: %w", path, err)
+		}
 	}
 	if err := rc.Resolve(); err != nil {
 		return RunConfig{}, fmt.Errorf("reading %s: %w", path, err)
@@ -124,17 +185,20 @@ func (rc RunConfig) Write(run string) error {
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		return fmt.Errorf("creating run folder: %w", err)
 	}
-	b, err := json.MarshalIndent(rc, "", "  ")
+	b, err := runfile.Encode(rc.Spec, rc.Train)
 	if err != nil {
-		return err
+		return fmt.Errorf("encoding %s: %w", filepath.Join(run, runfile.FileName), err)
 	}
-	return writeFileAtomic(filepath.Join(run, "config.json"), append(b, '\n'))
+	return writeFileAtomic(filepath.Join(run, runfile.FileName), b)
 }
+
+// Entry returns the run's model registry entry.
+func (rc RunConfig) Entry() (*model.Entry, error) { return model.Lookup(rc.Model) }
 
 // BuildModel constructs the run's model with parameters initialised from
 // the run's seed.
-func (rc RunConfig) BuildModel() *realnvp.Model {
-	return realnvp.New(rc.RealNVP, tensor.NewRNG(rc.Train.Seed))
+func (rc RunConfig) BuildModel() (model.Model, error) {
+	return rc.NewModel(rc.Train.Seed)
 }
 
 func imageNames() string {
@@ -146,10 +210,19 @@ func imageNames() string {
 	return strings.Join(names, ", ")
 }
 
-// LoadData returns a split of dataset name, from the embedded subsets when
-// embedded is set and otherwise from the sources of package data,
-// converted to the model's image shape (h x w x c) when it differs: the
-// data package resizes (CelebA: centre crop first) and converts colour.
+// offline adds a hint to a loading error where no mirror is configured.
+func offline(err error) error {
+	if err != nil && os.Getenv("FLOWOOD_MIRROR") == "" {
+		return fmt.Errorf("%w (offline? set FLOWOOD_MIRROR to a mirror folder, or use the embedded subsets)", err)
+	}
+	return err
+}
+
+// LoadData returns a split of the images of dataset name, from the
+// embedded subsets when embedded is set and otherwise from the sources of
+// package data, converted to the model's image shape (h x w x c) when it
+// differs: the data package resizes (CelebA: centre crop first) and
+// converts colour.
 func LoadData(name, split string, embedded bool, h, w, c int) (*data.Images, error) {
 	opts := data.Options{Embedded: embedded, Channels: c}
 	if h == w {
@@ -159,10 +232,78 @@ func LoadData(name, split string, embedded bool, h, w, c int) (*data.Images, err
 	if embedded {
 		return im, err
 	}
-	if err != nil && os.Getenv("FLOWOOD_MIRROR") == "" {
-		return nil, fmt.Errorf("%w (offline? set FLOWOOD_MIRROR to a mirror folder, or use the embedded subsets)", err)
+	return im, offline(err)
+}
+
+func loadTable(name, split string) (*data.Tabular, error) {
+	t, err := data.LoadTabular(name, split, data.Options{})
+	return t, offline(err)
+}
+
+// LoadExamples returns split split of the run's dataset d (or, with name
+// not empty, of dataset name, scored against a model of d's shape) as
+// the model sees it: images converted to d's shape, tables as they are.
+// It is an error if the loaded examples do not have d's shape.
+func LoadExamples(d runfile.Data, name, split string) (datakind.Examples, error) {
+	if name == "" {
+		name = d.Name
 	}
-	return im, err
+	var x datakind.Examples
+	switch d.Kind {
+	case datakind.Image:
+		if data.IsTabular(name) {
+			return nil, fmt.Errorf("dataset %s is tabular, the model's data are %s", name, d.Shape)
+		}
+		im, err := LoadData(name, split, d.Embedded, d.Height, d.Width, d.Channels)
+		if err != nil {
+			return nil, err
+		}
+		x = im
+	case datakind.Tabular:
+		if !data.IsTabular(name) {
+			return nil, fmt.Errorf("dataset %s is an image dataset, the model's data are %s", name, d.Shape)
+		}
+		t, err := loadTable(name, split)
+		if err != nil {
+			return nil, err
+		}
+		x = t
+	default:
+		return nil, fmt.Errorf("data kind %q", d.Kind)
+	}
+	if got := datakind.ShapeOf(x.Shape()); got != d.Shape {
+		return nil, fmt.Errorf("dataset %s %s has %s examples, the model expects %s", name, split, got, d.Shape)
+	}
+	return x, nil
+}
+
+// subset returns the examples idx of x, in that order (a copy).
+func subset(x datakind.Examples, idx []int) datakind.Examples {
+	switch v := x.(type) {
+	case *data.Images:
+		return v.Subset(idx)
+	case *data.Tabular:
+		return v.Subset(idx)
+	}
+	panic(fmt.Sprintf("experiment: subset of %T", x))
+}
+
+// limitExamples returns at most n examples of x (all when n <= 0 or n >=
+// x.Len()) and their indices in x: the first n where first is set,
+// otherwise a random subset drawn with seed (data.SampleIndices), in
+// index order.
+func limitExamples(x datakind.Examples, n int, first bool, seed uint64) (datakind.Examples, []int) {
+	total := x.Len()
+	if n <= 0 || n >= total {
+		return x, data.SampleIndices(total, total, 0)
+	}
+	var idx []int
+	if first {
+		idx = data.SampleIndices(n, n, 0) // 0..n-1
+	} else {
+		idx = data.SampleIndices(total, n, seed)
+	}
+	return subset(x, idx), idx
 }
 
 // writeFileAtomic writes b to path through a temporary file and a rename.

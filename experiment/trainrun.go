@@ -1,69 +1,146 @@
 package experiment
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/flowood/flowood/data"
 	"github.com/flowood/flowood/kernels"
-	"github.com/flowood/flowood/model/realnvp"
+	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/runfile"
 	"github.com/flowood/flowood/tensor"
 	"github.com/flowood/flowood/train"
 )
 
+// TrainOptions says how Train treats the run folder.
+type TrainOptions struct {
+	// Resume continues the run in the folder from its latest checkpoint;
+	// the RunConfig must then be the run's own (ReadRunConfig), changed
+	// at most in its length and learning rate.
+	Resume bool
+	// Force replaces a run already in the folder: its config.json,
+	// train-log.csv, checkpoint/ and eval/ are removed once the new
+	// run's data have loaded. Without Force (or Resume) Train refuses a
+	// folder that holds a run (ErrRunExists).
+	Force bool
+	// Progress receives progress lines; nil discards.
+	Progress io.Writer
+}
+
+// ErrRunExists is wrapped by the error Train returns for a folder that
+// already holds a run when neither Resume nor Force is set.
+var ErrRunExists = errors.New("already holds a run")
+
+// ErrNoRun is wrapped by the error Train returns when asked to resume a
+// folder that holds no run.
+var ErrNoRun = errors.New("holds no run to resume")
+
 // Train trains the model described by rc into the run folder, writing
-// config.json first. With resume it continues from the run's latest
-// checkpoint (rc must then be the run's config.json, read with
-// ReadRunConfig, changed at most in its length and learning rate).
-func Train(ctx context.Context, rc RunConfig, run string, resume bool, progress io.Writer) (train.Result, error) {
+// config.json first. It holds the folder's lock (runfile.Lock) while it
+// runs: a second training into the same folder fails at once with an
+// error wrapping runfile.ErrLocked, and changes nothing there.
+func Train(ctx context.Context, rc RunConfig, run string, opt TrainOptions) (_ train.Result, err error) {
 	if err := rc.Resolve(); err != nil {
 		return train.Result{}, err
 	}
-	m := rc.RealNVP
-	trainSet, err := LoadData(rc.Data.Name, "train", rc.Data.Embedded, m.Height, m.Width, m.Channels)
+	_, statErr := os.Stat(run)
+	created := errors.Is(statErr, os.ErrNotExist)
+	unlock, err := runfile.Lock(run)
+	if err != nil {
+		return train.Result{}, err
+	}
+	wrote := false
+	defer func() {
+		unlock()
+		if created && !wrote {
+			// nothing of a run was written: leave no empty folder behind
+			os.Remove(filepath.Join(run, runfile.LockFile))
+			os.Remove(run)
+		}
+	}()
+	exists := runfile.Exists(run)
+	switch {
+	case opt.Resume && !exists:
+		return train.Result{}, fmt.Errorf("%s %w", run, ErrNoRun)
+	case !opt.Resume && exists && !opt.Force:
+		return train.Result{}, fmt.Errorf("%s %w", run, ErrRunExists)
+	}
+	e, err := rc.Entry()
+	if err != nil {
+		return train.Result{}, err
+	}
+	obj, err := train.NewObjective(rc.Objective.Name)
+	if err != nil {
+		return train.Result{}, err
+	}
+	first := rc.Data.Subset == runfile.SubsetFirst
+	trainSet, err := LoadExamples(rc.Data, "", "train")
 	if err != nil {
 		return train.Result{}, fmt.Errorf("loading training data: %w", err)
 	}
-	if rc.Data.TrainLimit > 0 {
-		trainSet = trainSet.Head(rc.Data.TrainLimit)
-	}
+	trainSet, _ = limitExamples(trainSet, rc.Data.TrainLimit, first, rc.Data.SubsetSeed)
 	split, err := heldOutSplit(rc.Data.Name)
 	if err != nil {
 		return train.Result{}, err
 	}
-	testSet, err := LoadData(rc.Data.Name, split, rc.Data.Embedded, m.Height, m.Width, m.Channels)
+	testSet, err := LoadExamples(rc.Data, "", split)
 	if err != nil {
 		return train.Result{}, fmt.Errorf("loading test data: %w", err)
 	}
-	if trainSet.H != m.Height || trainSet.W != m.Width || trainSet.C != m.Channels {
-		return train.Result{}, fmt.Errorf("dataset %s has %dx%dx%d images, model expects %dx%dx%d",
-			rc.Data.Name, trainSet.H, trainSet.W, trainSet.C, m.Height, m.Width, m.Channels)
+	testSet, _ = limitExamples(testSet, rc.Train.TestLimit, first, rc.Data.SubsetSeed)
+	if exists && opt.Force && !opt.Resume {
+		for _, p := range []string{runfile.FileName, "train-log.csv", "checkpoint", "eval"} {
+			if err := os.RemoveAll(filepath.Join(run, p)); err != nil {
+				return train.Result{}, fmt.Errorf("replacing the run in %s: %w", run, err)
+			}
+		}
 	}
 	// On resume too: flags may have changed the length or learning rate.
 	if err := rc.Write(run); err != nil {
 		return train.Result{}, err
 	}
-	mc, _ := json.Marshal(rc)
-	model := rc.BuildModel()
-	par, err := DataParallel(model)
+	wrote = true
+	mc, err := runfile.Encode(rc.Spec, rc.Train)
+	if err != nil {
+		return train.Result{}, err
+	}
+	m, err := e.New(rc.ModelConfig, rc.Train.Seed)
+	if err != nil {
+		return train.Result{}, err
+	}
+	par, err := DataParallel(rc.Model, m)
 	if err != nil {
 		return train.Result{}, err
 	}
 	r := &train.Run{
-		Model:       model,
+		Model:       m,
 		Parallel:    par,
 		Config:      rc.Train,
 		Train:       trainSet,
 		Test:        testSet,
+		Objective:   obj,
 		Dir:         run,
-		Resume:      resume,
-		Progress:    progress,
-		ModelConfig: mc,
+		Resume:      opt.Resume,
+		Progress:    opt.Progress,
+		ModelConfig: compactJSON(mc),
 	}
 	return r.Execute(ctx)
+}
+
+// compactJSON returns b without insignificant white space.
+func compactJSON(b []byte) json.RawMessage {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return b
+	}
+	return buf.Bytes()
 }
 
 // heldOutSplit returns the split that a model trained on the "train"
@@ -120,21 +197,22 @@ func oodSplit(name string, embedded bool) string {
 	return order[0]
 }
 
-// DataParallel returns a train.Parallel with a replica of m per core, or
-// nil where data-parallel training does not apply or does not pay: on one
-// core, for models that recompute activations in the backward pass, and
-// for st-networks of 64 hidden channels or more, whose operations keep
-// the cores busy when split (the paper preset, batch 32 on 2 cores,
-// measured 10.3 img/s data-parallel against 10.5-10.8 without, and 15%
-// more peak memory; the cpu preset, 16 channels, 240 -> 280 img/s).
-func DataParallel(m *realnvp.Model) (*train.Parallel, error) {
+// DataParallel returns a train.Parallel with a replica of m, a model of
+// the named registry entry, per core, or nil where data-parallel training
+// does not apply or does not pay (on one core, and where the model's
+// entry says so: see model.Entry.Replicas).
+func DataParallel(modelName string, m model.Model) (*train.Parallel, error) {
 	k := kernels.Workers()
-	if k < 2 || m.Config.Recompute == "on" || m.Config.Mid >= 64 {
+	if k < 2 {
 		return nil, nil
 	}
-	g := tensor.NewGroup(k)
-	reps, err := m.Replicas(g)
+	e, err := model.Lookup(modelName)
 	if err != nil {
+		return nil, err
+	}
+	g := tensor.NewGroup(k)
+	reps, err := e.Replicas(m, g)
+	if err != nil || reps == nil {
 		return nil, err
 	}
 	return train.NewParallel(m, reps, g)

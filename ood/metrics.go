@@ -2,6 +2,7 @@ package ood
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 )
@@ -233,4 +234,25 @@ func ROC(in, out []float64) (fpr, tpr, thresholds []float64) {
 		fpr = append(fpr, float64(j)/no)
 	}
 	return fpr, tpr, thresholds
+}
+
+// AcceptThreshold returns the log-likelihood threshold (for any score,
+// higher = more in-distribution) that accepts at least the fraction tpr
+// of the in-distribution scores in, under the rule "score >= threshold":
+// the k-th largest score of in, where k is the smallest integer with
+// k/len(in) >= tpr (compared exactly as computed in float64). For tpr =
+// 0.95 this is a 5th percentile of in: the largest t with at least 95% of
+// in at or above t; no interpolation between scores is done. It is the
+// threshold FPRAtTPR uses, so FPRAtTPR(in, out, tpr) is the fraction of
+// out at or above AcceptThreshold(in, tpr). AcceptThreshold returns an
+// error wrapping ErrEmpty or ErrNaNScore for an empty set or a NaN score,
+// and an error if tpr is not in (0, 1].
+func AcceptThreshold(in []float64, tpr float64) (float64, error) {
+	if err := check("in-distribution", in); err != nil {
+		return 0, fmt.Errorf("ood: calibrating a threshold: %w", err)
+	}
+	if !(tpr > 0 && tpr <= 1) {
+		return 0, fmt.Errorf("ood: calibrating a threshold: tpr %v not in (0, 1]", tpr)
+	}
+	return acceptThreshold(in, tpr), nil
 }

@@ -1,17 +1,20 @@
 package ood
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 
-	"github.com/flowood/flowood/data"
 	"github.com/flowood/flowood/internal/progress"
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/tensor"
 )
 
-// Model is a density model of dequantised images u in [0, 1)^D, shape
-// [N, H, W, C]. LogProb returns log p(u) per example in nats.
+// Model is a density model: of dequantised images u in [0, 1)^D, shape
+// [N, H, W, C], or of table rows, shape [N, D] (model.Model is one).
+// LogProb returns log p per example in nats.
 type Model interface {
 	LogProb(u *tensor.Tensor) *tensor.Tensor
 	// SetTraining switches batch norms between batch statistics (true)
@@ -36,12 +39,14 @@ type LogLikelihood struct {
 // Name returns "loglik".
 func (s *LogLikelihood) Name() string { return "loglik" }
 
-// Score returns log p(u) in nats for the first limit images of im (all of
-// them when limit <= 0), where u = (x + ε)/256 is im's dequantised
-// pixels: the log-density on [0, 1)^D. The model is put in evaluation
-// mode. It returns an error naming the dataset if any score is NaN.
-func (s *LogLikelihood) Score(im *data.Images, limit int) ([]float64, error) {
-	n := im.N
+// Score returns log p(x) in nats for the first limit examples of x (all
+// of them when limit <= 0): for images the log-density on [0, 1)^D of
+// their dequantised pixels u = (x + ε)/256, for tables of the rows as
+// they are (datakind.Examples.Read). The model is put in evaluation mode.
+// Score checks ctx between batches and returns ctx's error when it is
+// done. It returns an error naming the set if any score is NaN.
+func (s *LogLikelihood) Score(ctx context.Context, x datakind.Examples, limit int) ([]float64, error) {
+	n := x.Len()
 	if limit > 0 && limit < n {
 		n = limit
 	}
@@ -49,29 +54,32 @@ func (s *LogLikelihood) Score(im *data.Images, limit int) ([]float64, error) {
 	if batch <= 0 {
 		batch = 256
 	}
-	var rng *tensor.RNG
+	var noise *rand.Rand // nil: the midpoint
 	if !s.Midpoint {
-		rng = tensor.NewRNG(s.Seed)
+		noise = tensor.NewRNG(s.Seed).Rand
 	}
 	s.Model.SetTraining(false)
-	d := im.H * im.W * im.C
+	shape := x.Shape()
 	out := make([]float64, 0, n)
-	bar := progress.New(s.Progress, "score "+im.Name, n, "img")
+	bar := progress.New(s.Progress, "score "+x.Label(), n, "img")
+	idx := make([]int, 0, batch)
 	for lo := 0; lo < n; lo += batch {
-		hi := min(lo+batch, n)
-		u := tensor.New(hi-lo, im.H, im.W, im.C)
-		var r = rng
-		if r != nil {
-			data.Dequantize(u.Data, im.Pix[lo*d:hi*d], r.Rand)
-		} else {
-			data.Dequantize(u.Data, im.Pix[lo*d:hi*d], nil)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("scoring %s: %w", x.Label(), err)
 		}
+		hi := min(lo+batch, n)
+		idx = idx[:0]
+		for i := lo; i < hi; i++ {
+			idx = append(idx, i)
+		}
+		u := tensor.New(append([]int{hi - lo}, shape...)...)
+		x.Read(u.Data, idx, noise)
 		p := tensor.GradFree()
 		lp := s.Model.LogProb(p.Input(u))
 		for i, v := range lp.Data {
 			if math.IsNaN(float64(v)) {
 				p.Close()
-				return nil, fmt.Errorf("scoring %s: example %d has NaN log-likelihood", im.Name, lo+i)
+				return nil, fmt.Errorf("scoring %s: example %d has NaN log-likelihood", x.Label(), lo+i)
 			}
 			out = append(out, float64(v))
 		}
@@ -82,10 +90,6 @@ func (s *LogLikelihood) Score(im *data.Images, limit int) ([]float64, error) {
 }
 
 // BitsPerDim converts a log-density log p(u) (nats) of dequantised pixels
-// u in [0, 1)^D into bits per dimension of the discrete data:
-// bpd = -(log p(u) - D ln 256) / (D ln 2). The official RealNVP code
-// models (x + ε)/256 too but reports with a 255/256 rescaling that adds
-// D ln(255/256) to the log-likelihood; flowood uses the exact 256 scaling.
-func BitsPerDim(logProb float64, d int) float64 {
-	return -(logProb - float64(d)*math.Log(256)) / (float64(d) * math.Ln2)
-}
+// u in [0, 1)^D into bits per dimension of the discrete data; it is
+// datakind.BitsPerDim, where the formula and its constant are documented.
+func BitsPerDim(logProb float64, d int) float64 { return datakind.BitsPerDim(logProb, d) }

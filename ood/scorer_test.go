@@ -1,6 +1,7 @@
 package ood
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
@@ -29,7 +30,7 @@ func TestLogLikelihoodScore(t *testing.T) {
 		im.Pix[i] = uint8(i * 13)
 	}
 	s := &LogLikelihood{Model: sumModel{}, Batch: 2, Midpoint: true}
-	got, err := s.Score(im, 4)
+	got, err := s.Score(context.Background(), im, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,9 +48,9 @@ func TestLogLikelihoodScore(t *testing.T) {
 	}
 	// noise: deterministic per seed, and within a pixel's width of the midpoint
 	s = &LogLikelihood{Model: sumModel{}, Seed: 3}
-	a, _ := s.Score(im, 0)
-	b, _ := s.Score(im, 0)
-	mid, _ := (&LogLikelihood{Model: sumModel{}, Midpoint: true}).Score(im, 0)
+	a, _ := s.Score(context.Background(), im, 0)
+	b, _ := s.Score(context.Background(), im, 0)
+	mid, _ := (&LogLikelihood{Model: sumModel{}, Midpoint: true}).Score(context.Background(), im, 0)
 	for i := range a {
 		if a[i] != b[i] {
 			t.Fatalf("seeded scores differ: %v vs %v", a, b)
@@ -59,7 +60,7 @@ func TestLogLikelihoodScore(t *testing.T) {
 			t.Errorf("score %d is %v from the midpoint score, more than 4/512", i, d)
 		}
 	}
-	if _, err := (&LogLikelihood{Model: sumModel{nan: true}, Midpoint: true}).Score(im, 0); err == nil || !strings.Contains(err.Error(), "toy") {
+	if _, err := (&LogLikelihood{Model: sumModel{nan: true}, Midpoint: true}).Score(context.Background(), im, 0); err == nil || !strings.Contains(err.Error(), "toy") {
 		t.Errorf("NaN score: error %v, want one naming the dataset", err)
 	}
 }

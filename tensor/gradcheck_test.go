@@ -259,7 +259,7 @@ func checkGradOpts(t *testing.T, name string, inputs []*Tensor, engine func([]*T
 		}
 	}
 
-	// NoGrad records nothing and computes the same values: the same bits,
+	// A gradient-free pass records nothing and computes the same values: the same bits,
 	// or, for operations that choose another algorithm when there is no
 	// backward pass (o.noGradMayDiffer), values as close to the reference.
 	ins = fresh()
@@ -274,7 +274,7 @@ func checkGradOpts(t *testing.T, name string, inputs []*Tensor, engine func([]*T
 	if y2.node != nil || y2.RequiresGrad() {
 		t.Errorf("%s: gradient-free output has a backward node or requires gradients", name)
 	}
-	checkClose(t, name+" NoGrad forward", y2.Data, want.data, o.fwdRtol, o.fwdAtol)
+	checkClose(t, name+" gradient-free forward", y2.Data, want.data, o.fwdRtol, o.fwdAtol)
 	same := 0
 	for i := range yData {
 		if math.Float32bits(y2.Data[i]) == math.Float32bits(yData[i]) {
@@ -282,7 +282,7 @@ func checkGradOpts(t *testing.T, name string, inputs []*Tensor, engine func([]*T
 		}
 	}
 	if same != len(yData) && !o.noGradMayDiffer {
-		t.Errorf("%s: NoGrad output differs in %d of %d values", name, len(yData)-same, len(yData))
+		t.Errorf("%s: gradient-free output differs in %d of %d values", name, len(yData)-same, len(yData))
 	}
 }
 
@@ -1224,7 +1224,7 @@ func TestGradAccumulation(t *testing.T) {
 	}
 }
 
-func TestNoGradRecordsNothing(t *testing.T) {
+func TestGradFreeRecordsNothing(t *testing.T) {
 	rng := gcRNG(14)
 	x := param(normal(rng, 0, 1, 2, 4, 4, 3))
 	w := param(normal(rng, 0, 1, 3, 3, 3, 2))
@@ -1240,15 +1240,15 @@ func TestNoGradRecordsNothing(t *testing.T) {
 		t.Errorf("the output left the pass of its input")
 	}
 	if out.node != nil || out.RequiresGrad() {
-		t.Errorf("NoGrad output records a node")
+		t.Errorf("gradient-free output records a node")
 	}
 	msg := panicMessage(func() { Backward(out) })
 	if !strings.HasPrefix(msg, "tensor: ") {
-		t.Errorf("Backward of a NoGrad result: panic %q, want a \"tensor: \" message", msg)
+		t.Errorf("Backward of a gradient-free result: panic %q, want a \"tensor: \" message", msg)
 	}
 	for _, p := range []*Tensor{x, w, gamma, beta} {
 		if p.Grad != nil {
-			t.Errorf("NoGrad: parameter %v received a gradient", p.Shape)
+			t.Errorf("gradient-free pass: parameter %v received a gradient", p.Shape)
 		}
 	}
 	// The default pass records meanwhile.

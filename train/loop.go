@@ -14,17 +14,17 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/flowood/flowood/data"
 	"github.com/flowood/flowood/internal/atomicfile"
 	"github.com/flowood/flowood/internal/progress"
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/ood"
 	"github.com/flowood/flowood/tensor"
 	"github.com/flowood/flowood/train/checkpoint"
 )
 
-// Model is what the loop trains: a density on dequantised images with
-// named tensors.
+// Model is what the loop trains: a density with named tensors
+// (model.Model is one).
 type Model interface {
 	ood.Model
 	nn.Module
@@ -109,8 +109,12 @@ var ErrNonFinite = errors.New("loss is not finite")
 type Run struct {
 	Model  Model
 	Config Config
-	Train  *data.Images
-	Test   *data.Images
+	// Train and Test are the training and test sets, images (dequantised
+	// by Read with the run's noise) or tables; Test may be nil.
+	Train datakind.Examples
+	Test  datakind.Examples
+	// Objective is what a step minimises; nil is MaxLikelihood.
+	Objective Objective
 	// Dir is the run folder: train-log.csv and checkpoint/{latest,best}.
 	Dir string
 	// Resume continues from Dir/checkpoint/latest.
@@ -167,15 +171,25 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	defer logFile.Close()
 	w := csv.NewWriter(logFile)
 
-	stepsPerEpoch := r.Train.N / cfg.Batch
+	obj := r.Objective
+	if obj == nil {
+		obj = MaxLikelihood{}
+	}
+	shape := datakind.ShapeOf(r.Train.Shape())
+	if err := shape.Validate(); err != nil {
+		return Result{}, fmt.Errorf("training set %s: %w", r.Train.Label(), err)
+	}
+	stepsPerEpoch := r.Train.Len() / cfg.Batch
 	if stepsPerEpoch == 0 {
-		return Result{}, fmt.Errorf("training set of %d images is smaller than one batch of %d", r.Train.N, cfg.Batch)
+		return Result{}, fmt.Errorf("training set of %d examples is smaller than one batch of %d", r.Train.Len(), cfg.Batch)
+	}
+	if cfg.Epochs > math.MaxInt/stepsPerEpoch {
+		return Result{}, fmt.Errorf("%d epochs of %d steps: too many steps", cfg.Epochs, stepsPerEpoch)
 	}
 	total := cfg.Epochs * stepsPerEpoch
 	if cfg.MaxSteps > 0 && cfg.MaxSteps < total {
 		total = cfg.MaxSteps
 	}
-	d := r.Train.H * r.Train.W * r.Train.C
 	bar := progress.New(r.Progress, "train", total, "img")
 	bar.Start = state.Step
 	start := time.Now()
@@ -196,7 +210,7 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	lastLog := time.Now()
 	logImgs := 0
 	for state.Epoch < cfg.Epochs && state.Step < total {
-		perm := tensor.NewRNG(cfg.Seed*1_000_003 + uint64(state.Epoch)).Perm(r.Train.N)
+		perm := tensor.NewRNG(cfg.Seed*1_000_003 + uint64(state.Epoch)).Perm(r.Train.Len())
 		b := state.BatchInEpoch
 		for ; b < stepsPerEpoch && state.Step < total; b++ {
 			if err := ctx.Err(); err != nil {
@@ -206,19 +220,17 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 				}
 				return res, err
 			}
-			u := tensor.New(cfg.Batch, r.Train.H, r.Train.W, r.Train.C)
-			for i, idx := range perm[b*cfg.Batch : (b+1)*cfg.Batch] {
-				data.Dequantize(u.Data[i*d:(i+1)*d], r.Train.Image(idx), rng.Rand)
-			}
+			u := tensor.New(append([]int{cfg.Batch}, shape.Dims()...)...)
+			r.Train.Read(u.Data, perm[b*cfg.Batch:(b+1)*cfg.Batch], rng.Rand)
 			m.SetTraining(true)
-			// loss in bits per dimension: mean of -(log p - D ln 256)/(D ln 2)
-			bpdScale := -1 / (float64(d) * math.Ln2)
+			// the loss per dimension (bits/dim for images)
 			var bpd float64
-			if r.Parallel != nil && cfg.Batch >= r.Parallel.Replicas() {
-				bpd = r.Parallel.Backward(u, bpdScale)*bpdScale + 8
+			if mo, ok := obj.(MeanObjective); ok && r.Parallel != nil && cfg.Batch >= r.Parallel.Replicas() {
+				a, b := mo.Affine(shape)
+				bpd = r.Parallel.Backward(u, a)*a + b
 			} else {
 				lp := m.LogProb(u)
-				loss := tensor.AddScalar(tensor.Scale(tensor.Mean(lp), float32(bpdScale)), 8)
+				loss := obj.Loss(lp, shape)
 				bpd = float64(loss.Data[0])
 				if !math.IsNaN(bpd) && !math.IsInf(bpd, 0) {
 					for _, p := range params {
@@ -260,11 +272,13 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 		}
 		testBPD := math.NaN()
 		if r.Test != nil {
-			ll, err := (&ood.LogLikelihood{Model: m, Seed: cfg.Seed}).Score(r.Test, cfg.TestLimit)
+			// not cancelled with ctx: the epoch's test loss is logged
+			// and its checkpoint saved before an interrupt is seen
+			ll, err := (&ood.LogLikelihood{Model: m, Seed: cfg.Seed}).Score(context.Background(), r.Test, cfg.TestLimit)
 			if err != nil {
 				return res, err
 			}
-			testBPD = meanBPD(ll, d)
+			testBPD = meanPerDim(ll, shape)
 			// evaluation batches have other shapes than training ones:
 			// drop their recycled buffers rather than keep both sets
 			tensor.ReleaseBuffers()
@@ -300,12 +314,13 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-func meanBPD(ll []float64, d int) float64 {
-	var s float64
+// meanPerDim returns the mean of s.PerDim over the log-likelihoods ll.
+func meanPerDim(ll []float64, s datakind.Shape) float64 {
+	var sum float64
 	for _, v := range ll {
-		s += ood.BitsPerDim(v, d)
+		sum += s.PerDim(v)
 	}
-	return s / float64(len(ll))
+	return sum / float64(len(ll))
 }
 
 var logHeader = []string{"step", "epoch", "loss", "train_bpd", "test_bpd", "lr", "grad_norm", "img_per_s"}

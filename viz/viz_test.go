@@ -121,40 +121,96 @@ func TestDensityBins(t *testing.T) {
 	b := normals(rng, 500, 3, 1)
 	a = append(a, 1e9, math.Inf(1), math.Inf(-1), math.NaN())
 	const bins = 40
-	lo, width, w, err := densityBins([]Series{{"a", a}, {"b", b}}, bins)
+	h, err := densityBins([]Series{{"a", a}, {"b", b}}, bins)
 	if err != nil {
 		t.Fatal(err)
 	}
+	lo, width := h.lo, h.width
 	hi := lo + bins*width
 	if lo < -4 || hi > 7 || hi-lo < 4 {
 		t.Errorf("range [%v, %v] not set by the central percentiles", lo, hi)
 	}
-	for i, ws := range w {
-		var area float64
-		for _, v := range ws {
+	for i, s := range [][]float64{a, b} {
+		// the tails hold exactly the values outside [lo, hi], and each bin
+		// exactly the values inside it: nothing is folded into the edges
+		var below, above, n int
+		counts := make([]int, bins)
+		for _, v := range s {
+			switch {
+			case math.IsNaN(v):
+				continue
+			case v < lo:
+				below++
+			case v > hi:
+				above++
+			default:
+				counts[binIndex(v, lo, hi, width, bins)]++
+			}
+			n++
+		}
+		if h.counts[i] != [2]int{below, above} {
+			t.Errorf("series %d: tails %v, want %d below and %d above", i, h.counts[i], below, above)
+		}
+		for k, c := range counts {
+			if want := float64(c) / (float64(n) * width); math.Abs(h.weights[i][k]-want) > 1e-12 {
+				t.Errorf("series %d bin %d: density %v, want %v", i, k, h.weights[i][k], want)
+			}
+		}
+		// bins and tail bars together have unit area
+		area := float64(tailBins) * width * (h.tails[i][0] + h.tails[i][1])
+		for _, v := range h.weights[i] {
 			area += v * width
 		}
 		if math.Abs(area-1) > 1e-9 {
 			t.Errorf("series %d: area %v, want 1", i, area)
 		}
 	}
-	// Series a has 1003 non-NaN values; its last bin holds at least the
-	// two clamped +Inf and 1e9, its first at least the clamped -Inf.
-	unit := 1 / (1003 * width)
-	if w[0][bins-1] < 2*unit || w[0][0] < unit {
-		t.Errorf("clamped values missing from edge bins: first %v, last %v (unit %v)", w[0][0], w[0][bins-1], unit)
+	// a holds -Inf, +Inf and 1e9 beyond the range
+	if h.counts[0][0] < 1 || h.counts[0][1] < 2 {
+		t.Errorf("series a: tails %v, want at least -Inf below and +Inf, 1e9 above", h.counts[0])
 	}
 
 	// A constant series gets a unit-wide range around its value.
-	lo, width, w, err = densityBins([]Series{{"c", []float64{5, 5, 5}}}, 4)
+	h, err = densityBins([]Series{{"c", []float64{5, 5, 5}}}, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lo != 4.5 || width != 0.25 {
-		t.Errorf("constant series: lo %v width %v, want 4.5 and 0.25", lo, width)
+	if h.lo != 4.5 || h.width != 0.25 {
+		t.Errorf("constant series: lo %v width %v, want 4.5 and 0.25", h.lo, h.width)
 	}
-	if w[0][2] != 4 { // 3 values / (3 * 0.25) in the bin [5, 5.25).
-		t.Errorf("constant series densities %v", w[0])
+	if h.weights[0][2] != 4 { // 3 values / (3 * 0.25) in the bin [5, 5.25).
+		t.Errorf("constant series densities %v", h.weights[0])
+	}
+}
+
+// TestHistogramNoEdgeSpikes checks that a few far outliers do not show
+// as a spike in the first bin: on evenly spread values the first bin's
+// density is that of its neighbours, and the outliers are counted in the
+// tail.
+func TestHistogramNoEdgeSpikes(t *testing.T) {
+	var v []float64
+	for i := range 2000 {
+		v = append(v, float64(i)/2)
+	}
+	v = append(v, -1e6, -1e6, -1e6, -1e6, -1e6, math.Inf(-1))
+	h, err := densityBins([]Series{{"ll", v}}, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := h.weights[0]
+	if w[0] > 1.2*w[2] || w[0] < 0.8*w[2] {
+		t.Errorf("first bin density %v, its neighbours %v: a spike at the edge", w[0], w[1:3])
+	}
+	if h.counts[0][0] < 6 {
+		t.Errorf("%d values counted below the range, want the 6 outliers at least", h.counts[0][0])
+	}
+	// Without outliers the bins span every value and there are no tails.
+	h, err = densityBins([]Series{{"ll", v[:2000]}}, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.lo != 0 || math.Abs(h.lo+50*h.width-999.5) > 1e-9 || h.counts[0] != [2]int{} {
+		t.Errorf("range [%v, %v], tails %v; want [0, 999.5] and none", h.lo, h.lo+50*h.width, h.counts[0])
 	}
 }
 

@@ -16,15 +16,21 @@ import (
 	"github.com/flowood/flowood/viz"
 )
 
-var dataCmd = &command{
-	UsageLine: "data list | fetch NAME... | verify | show NAME [--split S] [--n 64] [--out PNG]",
-	Short:     "list, fetch, verify and look at the datasets (cache, $FLOWOOD_MIRROR, Debian, download)",
-	Run:       runData,
-}
+const (
+	dataUsage = "data list | fetch NAME... | verify | show NAME [--split S] [--n 64] [--out PNG]"
+	dataShort = "list, fetch, verify and look at the datasets (cache, $FLOWOOD_MIRROR, Debian, download)"
+)
+
+var dataCmd = &command{UsageLine: dataUsage, Short: dataShort, Run: runData}
 
 func runData(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("data: want a subcommand: list, fetch, verify or show")
+		return errors.New("data: want a subcommand: list, fetch, verify or show (run 'flowood data -h')")
+	}
+	if isHelp(args[0]) || args[0] == "help" {
+		fmt.Fprintf(stdout, "usage: flowood %s\n\n%s\n\n", dataUsage, dataShort)
+		fmt.Fprintf(stdout, "Run 'flowood data SUBCOMMAND -h' for a subcommand's flags.\n")
+		return nil
 	}
 	switch args[0] {
 	case "list":

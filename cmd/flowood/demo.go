@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowood/flowood/experiment"
+	"github.com/flowood/flowood/runfile"
 )
 
 var demoCmd = &command{
@@ -38,12 +39,19 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	rc.Train.Seed = *seed
 	fmt.Fprintf(stdout, "flowood demo: RealNVP (%s preset) on the embedded real FashionMNIST subset, then OOD scoring of MNIST and NotMNIST.\n", *preset)
 	fmt.Fprintf(stdout, "This reproduces the paper's Table 1 / Figure 1a effect: flows give OOD digits HIGHER likelihood.\n\n")
-	res, err := experiment.Train(ctx, rc, *out, false, stderr)
+	// The demo replaces its own earlier run in --out, never a run trained
+	// on full datasets.
+	if runfile.Exists(*out) {
+		if old, err := experiment.ReadRunConfig(*out); err != nil || !old.Data.Embedded {
+			return fmt.Errorf("demo: %s holds a run that is not a demo run (one on the embedded subsets); choose another --out", *out)
+		}
+	}
+	res, err := experiment.Train(ctx, rc, *out, experiment.TrainOptions{Force: true, Progress: stderr})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	fmt.Fprintf(stdout, "trained %d steps (%.1f img/s); FashionMNIST test %.3f bits/dim\n\n", res.Steps, res.ImgPerSec, res.TestBPD)
-	met, err := experiment.Evaluate(*out, experiment.EvalOptions{OOD: []string{"mnist", "notmnist"}, Progress: stderr})
+	met, err := experiment.Evaluate(ctx, *out, experiment.EvalOptions{OOD: []string{"mnist", "notmnist"}, Progress: stderr})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}

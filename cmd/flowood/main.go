@@ -25,12 +25,24 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "flowood:", err)
-		}
-		os.Exit(1)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "flowood:", err)
 	}
+	os.Exit(exitCode(err))
+}
+
+// exitCode is the exit status for run's error: 0 for none and for a help
+// request (-h), 130 (128 + SIGINT) for an interrupted command, 1 for any
+// other error.
+func exitCode(err error) int {
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, context.Canceled):
+		return 130
+	}
+	return 1
 }
 
 // command is one subcommand.
@@ -53,14 +65,19 @@ func init() {
 	}
 }
 
-// run dispatches to a subcommand.
+// run dispatches to a subcommand. "flowood help COMMAND" runs the
+// command with -h, which prints its usage line and flags to stdout.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || isHelp(args[0]) || args[0] == "help" {
 		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				fmt.Fprintf(stdout, "usage: flowood %s\n\n%s\n", c.UsageLine, c.Short)
-				return nil
+			c, ok := commands[args[1]]
+			if !ok {
+				return fmt.Errorf("help: unknown command %q (run 'flowood help')", args[1])
 			}
+			if err := c.Run(ctx, append([]string{"-h"}, args[2:]...), stdout, stdout); err != nil && !errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return nil
 		}
 		usage(stdout)
 		if len(args) == 0 {
@@ -89,11 +106,29 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'flowood help COMMAND' for a command's flags.")
 }
 
-// newFlags returns a flag set that reports errors instead of exiting and
-// prints usage to stderr.
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+
+// newFlags returns a flag set for command name ("train", "data show")
+// that reports errors instead of exiting and prints its usage (the
+// command's usage line, description and flags) to stderr: on -h, when
+// Parse returns flag.ErrHelp, which main turns into exit status 0.
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		w := fs.Output()
+		line, short := "flowood "+name+" [flags]", ""
+		if c, ok := commands[name]; ok {
+			line, short = "flowood "+c.UsageLine, c.Short
+		}
+		fmt.Fprintf(w, "usage: %s\n", line)
+		if short != "" {
+			fmt.Fprintf(w, "\n%s\n", short)
+		}
+		fmt.Fprintf(w, "\nflags:\n")
+		fs.PrintDefaults()
+	}
 	return fs
 }
 

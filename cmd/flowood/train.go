@@ -3,37 +3,43 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
+	"strings"
 
 	"github.com/flowood/flowood/experiment"
+	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/runfile"
 )
 
 var trainCmd = &command{
-	UsageLine: "train --model realnvp --data fashionmnist --preset cpu|tiny|paper [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] --out RUN [--resume]",
-	Short:     "train a flow by maximum likelihood into a run folder",
-	Run:       runTrain,
+	UsageLine: "train --model realnvp --data fashionmnist --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--train-limit N] [--resume | --force]",
+	Short: "train a flow by maximum likelihood into a run folder; an existing run is continued with --resume " +
+		"or replaced with --force, never silently",
+	Run: runTrain,
 }
 
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", stderr)
-	model := fs.String("model", "realnvp", "model: realnvp")
-	dataset := fs.String("data", "fashionmnist", "in-distribution dataset: mnist, fashionmnist")
+	modelName := fs.String("model", "realnvp", "model: "+strings.Join(model.Names(), ", "))
+	dataset := fs.String("data", "fashionmnist", "in-distribution dataset: mnist, fashionmnist, cifar10, ... (flowood data list)")
 	preset := fs.String("preset", "cpu", "model size and training defaults: paper, cpu, tiny")
 	out := fs.String("out", "", "run folder to write (required)")
 	resume := fs.Bool("resume", false, "continue the run in --out from its latest checkpoint")
+	force := fs.Bool("force", false, "replace the run already in --out (its checkpoints, log and evaluation are deleted)")
 	embedded := fs.Bool("embedded", false, "use the real subsets embedded in the binary (offline)")
-	epochs := fs.Int("epochs", 0, "epochs (0: preset default)")
+	epochs := fs.Int("epochs", 0, fmt.Sprintf("epochs, at most %d (0: preset default)", experiment.MaxEpochs))
 	maxSteps := fs.Int("max-steps", 0, "stop after this many steps (0: no limit)")
-	batch := fs.Int("batch", 0, "batch size (0: preset default)")
+	batch := fs.Int("batch", 0, fmt.Sprintf("batch size, 2 to %d (0: preset default)", experiment.MaxBatch))
 	lr := fs.Float64("lr", 0, "learning rate (0: preset default)")
 	wd := fs.Float64("weight-decay", -1, "weight decay (-1: preset default)")
 	optName := fs.String("optimizer", "", "adam, adamw or rmsprop (default adam)")
 	clip := fs.Float64("clip", 0, "clip the gradient norm at this value (0: default 100, negative: off)")
-	seed := fs.Uint64("seed", 0, "random seed for initialisation, data order and dequantisation")
-	trainLimit := fs.Int("train-limit", 0, "use only the first N training images (0: all)")
-	testLimit := fs.Int("test-limit", 0, "evaluate test bits/dim on the first N test images after each epoch (0: all)")
+	seed := fs.Uint64("seed", 0, "random seed for initialisation, data order, dequantisation and the --train-limit/--test-limit subsets")
+	trainLimit := fs.Int("train-limit", 0, "train on a random subset of N training examples, drawn with --seed (0: all)")
+	testLimit := fs.Int("test-limit", 0, "evaluate test bits/dim after each epoch on a random subset of N test examples (0: all)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -43,6 +49,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *out == "" {
 		return fmt.Errorf("train: --out RUN is required")
+	}
+	if *resume && *force {
+		return fmt.Errorf("train: --resume continues the run in %s and --force replaces it: give one", *out)
 	}
 	finite := func(name string, v float64) error {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -58,22 +67,41 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	if *trainLimit < 0 || *testLimit < 0 {
+	switch {
+	case *trainLimit < 0 || *testLimit < 0:
 		return fmt.Errorf("train: --train-limit %d and --test-limit %d must not be negative", *trainLimit, *testLimit)
+	case *epochs < 0:
+		return fmt.Errorf("train: --epochs %d must be positive", *epochs)
+	case *epochs > experiment.MaxEpochs:
+		return fmt.Errorf("train: --epochs %d is more than %d", *epochs, experiment.MaxEpochs)
+	case *batch < 0 || *batch == 1:
+		return fmt.Errorf("train: --batch %d must be at least 2", *batch)
+	case *batch > experiment.MaxBatch:
+		return fmt.Errorf("train: --batch %d is more than %d", *batch, experiment.MaxBatch)
+	case *lr < 0:
+		return fmt.Errorf("train: --lr %v must be positive", *lr)
+	case *maxSteps < 0:
+		return fmt.Errorf("train: --max-steps %d must not be negative", *maxSteps)
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var rc experiment.RunConfig
 	if *resume {
 		rc, err = experiment.ReadRunConfig(*out)
 		if err != nil {
 			return fmt.Errorf("train --resume: %w", err)
 		}
+		if err := sameRun(rc, set, *modelName, *preset, *dataset, *embedded, *trainLimit, *testLimit, *seed, *wd, *optName, *clip); err != nil {
+			return fmt.Errorf("train --resume: %w", err)
+		}
 	} else {
-		rc, err = experiment.NewRunConfig(*model, *preset, *dataset)
+		rc, err = experiment.NewRunConfig(*modelName, *preset, *dataset)
 		if err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
 		rc.Data.Embedded = *embedded
 		rc.Data.TrainLimit = *trainLimit
+		rc.Data.SubsetSeed = *seed
 		rc.Train.Seed = *seed
 		rc.Train.TestLimit = *testLimit
 		if *wd >= 0 {
@@ -87,16 +115,6 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	// flags that may also change a resumed run's length
-	switch {
-	case *epochs < 0:
-		return fmt.Errorf("train: --epochs %d must be positive", *epochs)
-	case *batch < 0 || *batch == 1:
-		return fmt.Errorf("train: --batch %d must be at least 2", *batch)
-	case *lr < 0:
-		return fmt.Errorf("train: --lr %v must be positive", *lr)
-	case *maxSteps < 0:
-		return fmt.Errorf("train: --max-steps %d must not be negative", *maxSteps)
-	}
 	if *epochs > 0 {
 		rc.Train.Epochs = *epochs
 	}
@@ -115,14 +133,55 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := rc.Resolve(); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	res, err := experiment.Train(ctx, rc, *out, *resume, stderr)
-	if errors.Is(err, context.Canceled) {
-		return fmt.Errorf("train: interrupted; the latest checkpoint is saved, continue with: flowood train --out %s --resume", *out)
-	}
-	if err != nil {
+	res, err := experiment.Train(ctx, rc, *out, experiment.TrainOptions{Resume: *resume, Force: *force, Progress: stderr})
+	switch {
+	case errors.Is(err, experiment.ErrRunExists):
+		return fmt.Errorf("train: %s already holds a run (config.json, checkpoints, train-log.csv); nothing was changed: "+
+			"continue it with --resume (flowood train --out %s --resume), or replace it with --force", *out, *out)
+	case errors.Is(err, runfile.ErrLocked):
+		return fmt.Errorf("train: %w; nothing was changed (is a training already running there?)", err)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("train: interrupted; the latest checkpoint is saved, continue with: flowood train --out %s --resume: %w", *out, err)
+	case err != nil:
 		return fmt.Errorf("train: %w", err)
 	}
 	fmt.Fprintf(stdout, "trained %d steps in %s (%.1f img/s); test bits/dim %.4f; run folder %s\n",
 		res.Steps, res.Duration.Round(1e9), res.ImgPerSec, res.TestBPD, *out)
+	return nil
+}
+
+// sameRun returns an error naming the first flag in set whose value
+// differs from the resumed run's configuration rc: a resumed run keeps its
+// model, data and optimisation (only its length and learning rate may
+// change), and a flag that says otherwise is a mistake to point out rather
+// than ignore.
+func sameRun(rc experiment.RunConfig, set map[string]bool, modelName, preset, dataset string, embedded bool,
+	trainLimit, testLimit int, seed uint64, wd float64, optName string, clip float64) error {
+	type check struct {
+		flag       string
+		given, run any
+	}
+	checks := []check{
+		{"model", modelName, rc.Model},
+		{"preset", preset, rc.Preset},
+		{"data", dataset, rc.Data.Name},
+		{"embedded", embedded, rc.Data.Embedded},
+		{"train-limit", trainLimit, rc.Data.TrainLimit},
+		{"test-limit", testLimit, rc.Train.TestLimit},
+		{"seed", seed, rc.Train.Seed},
+		{"optimizer", optName, rc.Train.Optimizer},
+	}
+	if wd >= 0 {
+		checks = append(checks, check{"weight-decay", wd, rc.Train.WeightDecay})
+	}
+	if clip != 0 {
+		checks = append(checks, check{"clip", clip, rc.Train.ClipNorm})
+	}
+	for _, c := range checks {
+		if set[c.flag] && c.given != c.run {
+			return fmt.Errorf("--%s %v differs from the run's %v (config.json): a resumed run keeps its model, data and "+
+				"optimisation; leave --%s out, or train a new run into another --out", c.flag, c.given, c.run, c.flag)
+		}
+	}
 	return nil
 }
