@@ -18,12 +18,10 @@ package detector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"image"
-	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -32,7 +30,9 @@ import (
 	"github.com/flowood/flowood/data/pixels"
 	"github.com/flowood/flowood/flow"
 	"github.com/flowood/flowood/kernels"
-	"github.com/flowood/flowood/model/realnvp"
+	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/model/datakind"
+	"github.com/flowood/flowood/runfile"
 	"github.com/flowood/flowood/tensor"
 	"github.com/flowood/flowood/train/checkpoint"
 )
@@ -51,7 +51,7 @@ type Result struct {
 // Detector scores images with a trained flow. Its methods are safe for
 // concurrent use.
 type Detector struct {
-	model      scorer
+	model      model.Model
 	h, w, c    int
 	dataset    string
 	threshold  float64
@@ -59,16 +59,10 @@ type Detector struct {
 	checkpoint string
 }
 
-// scorer is what a model must do for the detector: log p(u) per example
-// of a batch in evaluation mode, the examples independent of each other.
-type scorer interface {
-	LogProb(u *tensor.Tensor) *tensor.Tensor
-}
-
 // ThresholdFile is the calibration `flowood eval` writes into a run
-// folder: the log-likelihood below which an input is called OOD, chosen
-// to keep TPR of held-out in-distribution data.
-const ThresholdFile = "eval/threshold.json"
+// folder (runfile.Threshold): the log-likelihood below which an input is
+// called OOD, chosen to accept 95% of held-out in-distribution data.
+const ThresholdFile = runfile.ThresholdFile
 
 // Load reads the run folder runDir: its config.json, the weights of its
 // best checkpoint (the latest when there is no best), and its calibrated
@@ -77,12 +71,19 @@ const ThresholdFile = "eval/threshold.json"
 // [0, 1)^D: an input is then called OOD only when the model finds it less
 // likely than uniform noise does (see Calibrated).
 func Load(runDir string) (*Detector, error) {
-	cfg, err := readConfig(runDir)
+	spec, _, err := runfile.Read(runDir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("detector: %w", err)
 	}
-	d := &Detector{h: cfg.Height, w: cfg.Width, c: cfg.Channels, dataset: cfg.dataset}
-	m := realnvp.New(cfg.Config, tensor.NewRNG(0))
+	sh := spec.Data.Shape
+	if sh.Kind != datakind.Image || (sh.Channels != 1 && sh.Channels != 3) {
+		return nil, fmt.Errorf("detector: %s: the run models %s data, not grayscale or RGB images", runDir, sh.Kind)
+	}
+	d := &Detector{h: sh.Height, w: sh.Width, c: sh.Channels, dataset: spec.Data.Name}
+	m, err := spec.NewModel(0)
+	if err != nil {
+		return nil, fmt.Errorf("detector: %s: %w", runDir, err)
+	}
 	for _, name := range []string{"best", "latest"} {
 		dir := filepath.Join(runDir, "checkpoint", name)
 		if _, err := os.Stat(filepath.Join(dir, checkpoint.ModelFile)); err != nil {
@@ -101,7 +102,7 @@ func Load(runDir string) (*Detector, error) {
 	d.model = m
 	dim := float64(d.h * d.w * d.c)
 	d.threshold = dim*math.Log(256) - dim*8*math.Ln2 // 0: the uniform density
-	if err := d.readThreshold(filepath.Join(runDir, ThresholdFile)); err != nil {
+	if err := d.readThreshold(runDir); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -248,75 +249,19 @@ func (d *Detector) prepare(img image.Image) ([]uint8, error) {
 	return pixels.Resize(px, side, side, c, d.h, d.w)
 }
 
-// runConfig is what the detector reads of a run's config.json: the model
-// and the dataset it was trained on.
-type runConfig struct {
-	realnvp.Config
-	dataset string
-}
-
-// maxSide bounds the image sides a config.json may ask for, so that a
-// corrupt or hostile file is an error rather than an enormous allocation.
-const maxSide = 4096
-
-func readConfig(run string) (runConfig, error) {
-	path := filepath.Join(run, "config.json")
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return runConfig{}, fmt.Errorf("detector: %s is not a run folder: %s does not exist", run, path)
-	}
-	if err != nil {
-		return runConfig{}, fmt.Errorf("detector: %w", err)
-	}
-	var raw struct {
-		Version int             `json:"version"`
-		Model   string          `json:"model"`
-		RealNVP json.RawMessage `json:"realnvp"`
-		Data    struct {
-			Name string `json:"name"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return runConfig{}, fmt.Errorf("detector: reading %s: %w", path, err)
-	}
-	if raw.Model != "realnvp" {
-		return runConfig{}, fmt.Errorf("detector: reading %s: model %q is not one the detector scores (realnvp)", path, raw.Model)
-	}
-	var cfg realnvp.Config
-	if err := json.Unmarshal(raw.RealNVP, &cfg); err != nil {
-		return runConfig{}, fmt.Errorf("detector: reading %s: realnvp: %w", path, err)
-	}
-	cfg = cfg.WithDefaults()
-	if cfg.Height > maxSide || cfg.Width > maxSide || cfg.Channels > 4 {
-		return runConfig{}, fmt.Errorf("detector: reading %s: image shape %dx%dx%d is out of range", path, cfg.Height, cfg.Width, cfg.Channels)
-	}
-	if err := cfg.Validate(); err != nil {
-		return runConfig{}, fmt.Errorf("detector: reading %s: %w", path, err)
-	}
-	if cfg.Channels != 1 && cfg.Channels != 3 {
-		return runConfig{}, fmt.Errorf("detector: reading %s: %d channels, want 1 or 3", path, cfg.Channels)
-	}
-	return runConfig{Config: cfg, dataset: raw.Data.Name}, nil
-}
-
-// readThreshold reads the calibration at path, if there is one.
-func (d *Detector) readThreshold(path string) error {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+// readThreshold reads the run's calibration, if it has one.
+func (d *Detector) readThreshold(run string) error {
+	t, err := runfile.ReadThreshold(run)
+	if errors.Is(err, runfile.ErrNoThreshold) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("detector: %w", err)
 	}
-	var t struct {
-		LogLikelihood *float64 `json:"log_likelihood"`
+	v := float64(t.LogLikelihood)
+	if math.IsNaN(v) {
+		return fmt.Errorf("detector: %s: the threshold is NaN", filepath.Join(run, ThresholdFile))
 	}
-	if err := json.Unmarshal(b, &t); err != nil {
-		return fmt.Errorf("detector: reading %s: %w", path, err)
-	}
-	if t.LogLikelihood == nil || math.IsNaN(*t.LogLikelihood) {
-		return fmt.Errorf("detector: reading %s: no log_likelihood threshold", path)
-	}
-	d.threshold, d.calibrated = *t.LogLikelihood, true
+	d.threshold, d.calibrated = v, true
 	return nil
 }
