@@ -66,7 +66,8 @@ const ThresholdFile = runfile.ThresholdFile
 
 // Load reads the run folder runDir: its config.json, the weights of its
 // best checkpoint (the latest when there is no best), and its calibrated
-// threshold (ThresholdFile). Without a calibration the threshold is the
+// threshold (ThresholdFile) when it was calibrated on that checkpoint
+// (`flowood eval` scores the same one by default). Without a calibration the threshold is the
 // log-likelihood of 8 bits per dimension, that of the uniform density on
 // [0, 1)^D: an input is then called OOD only when the model finds it less
 // likely than uniform noise does (see Calibrated).
@@ -257,6 +258,10 @@ func (d *Detector) readThreshold(run string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("detector: %w", err)
+	}
+	if t.Checkpoint != "" && t.Checkpoint != d.checkpoint {
+		// Calibrated on another checkpoint's scores: not this model's.
+		return nil
 	}
 	v := float64(t.LogLikelihood)
 	if math.IsNaN(v) {

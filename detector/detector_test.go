@@ -157,6 +157,12 @@ func TestScore(t *testing.T) {
 	if !det.Calibrated() || det.Threshold() != thr {
 		t.Fatalf("calibrated threshold %v (%v), want %v", det.Threshold(), det.Calibrated(), thr)
 	}
+	// A calibration of another checkpoint is not this model's.
+	b2, _ := json.Marshal(map[string]any{"log_likelihood": thr, "tpr": 0.95, "checkpoint": "best"})
+	os.WriteFile(filepath.Join(run, ThresholdFile), b2, 0o644)
+	if other, err := Load(run); err != nil || other.Calibrated() {
+		t.Errorf("threshold of checkpoint best applied to latest (calibrated %v, error %v)", other != nil && other.Calibrated(), err)
+	}
 	res2, _ := det.Score(context.Background(), imgs)
 	called := 0
 	for i, r := range res2 {

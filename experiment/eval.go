@@ -34,7 +34,9 @@ type EvalOptions struct {
 	Limit int
 	// Seed seeds the subsets of Limit.
 	Seed uint64
-	// Checkpoint is "latest" (default) or "best".
+	// Checkpoint is "latest" or "best"; empty means best when the run has
+	// one and latest otherwise (the checkpoint package detector loads, so
+	// that the threshold calibrated here is the one it applies).
 	Checkpoint string
 	// Batch is the evaluation batch size (0: 256).
 	Batch int
@@ -102,6 +104,9 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 	}
 	if opt.Checkpoint == "" {
 		opt.Checkpoint = "latest"
+		if _, err := os.Stat(filepath.Join(run, "checkpoint", "best", checkpoint.ModelFile)); err == nil {
+			opt.Checkpoint = "best"
+		}
 	}
 	if opt.Checkpoint != "latest" && opt.Checkpoint != "best" {
 		return nil, fmt.Errorf("checkpoint %q: want latest or best", opt.Checkpoint)

@@ -22,7 +22,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	oodList := fs.String("ood", "", "comma-separated OOD datasets (test splits)")
 	limit := fs.Int("limit", 0, "score a random subset of N examples per set, drawn with --seed (0: all)")
 	seed := fs.Uint64("seed", 0, "random seed of the --limit subsets")
-	ck := fs.String("checkpoint", "latest", "checkpoint to evaluate: latest or best")
+	ck := fs.String("checkpoint", "", "checkpoint to evaluate: latest or best (default: best when the run has one, else latest, as detector.Load)")
 	batch := fs.Int("batch", 256, "evaluation batch size")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
