@@ -1,6 +1,13 @@
 // Package progress prints a one-line progress report with throughput and
 // ETA for long work: redrawn in place on a terminal, a line every few
 // seconds otherwise (logs, CI).
+//
+// It is a hundred lines rather than a dependency such as
+// github.com/schollz/progressbar or github.com/cheggaaa/pb: those draw
+// for terminals, and flowood's long runs mostly write to logs and CI,
+// where a line every few seconds with rate, ETA and the training's own
+// fields (epoch, bits/dim) is what is read; none of them prints that
+// without a terminal.
 package progress
 
 import (
