@@ -217,7 +217,7 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 	w.Write([]string{"dataset", "split", "index", "log_likelihood", strings.ReplaceAll(shape.Unit(), "/dim", "_per_dim")})
 	for _, s := range sets {
 		for i, v := range s.ll {
-			w.Write([]string{s.name, s.split, strconv.Itoa(s.idx[i]), strconv.FormatFloat(v, 'g', 10, 64),
+			w.Write([]string{s.name, s.split, strconv.Itoa(s.idx[i]), strconv.FormatFloat(v, 'g', -1, 64),
 				strconv.FormatFloat(shape.PerDim(v), 'g', 8, 64)})
 		}
 	}
