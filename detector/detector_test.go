@@ -55,6 +55,21 @@ func makeRun(dir, dataset string, h, w, c int) (*realnvp.Model, error) {
 	return m, err
 }
 
+// loadRun makes a run folder (makeRun) and loads its detector.
+func loadRun(t *testing.T, dataset string, h, w, c int) (*Detector, string, *realnvp.Model) {
+	t.Helper()
+	run := t.TempDir()
+	m, err := makeRun(run, dataset, h, w, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	det, err := Load(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return det, run, m
+}
+
 // grayImages returns n random h x w grayscale images.
 func grayImages(seed uint64, n, h, w int) []image.Image {
 	r := rand.New(rand.NewPCG(seed, 1))
@@ -105,16 +120,8 @@ func Example() {
 // on the whole batch in the default pass), the bits/dim conversion, and
 // the OOD flag against the threshold.
 func TestScore(t *testing.T) {
-	run := t.TempDir()
-	m, err := makeRun(run, "mnist", 8, 8, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	det, run, m := loadRun(t, "mnist", 8, 8, 1)
 	m.SetTraining(false)
-	det, err := Load(run)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if det.Calibrated() || det.Threshold() != 0 || det.Checkpoint() != "latest" {
 		t.Errorf("uncalibrated: threshold %v calibrated %v checkpoint %q, want 0 false latest", det.Threshold(), det.Calibrated(), det.Checkpoint())
 	}
@@ -192,14 +199,7 @@ func fnvSum(b []byte) uint64 {
 // bits. Run with -race it also checks that scoring writes no shared
 // state.
 func TestConcurrentScoring(t *testing.T) {
-	run := t.TempDir()
-	if _, err := makeRun(run, "mnist", 8, 8, 1); err != nil {
-		t.Fatal(err)
-	}
-	det, err := Load(run)
-	if err != nil {
-		t.Fatal(err)
-	}
+	det, _, _ := loadRun(t, "mnist", 8, 8, 1)
 	imgs := grayImages(3, 37, 8, 8)
 	serial := make([]Result, 0, len(imgs))
 	for _, img := range imgs { // one at a time
@@ -244,14 +244,7 @@ func TestConcurrentScoring(t *testing.T) {
 // TestScoreErrors checks that bad input is an error, not a panic, and
 // that a cancelled context stops scoring.
 func TestScoreErrors(t *testing.T) {
-	run := t.TempDir()
-	if _, err := makeRun(run, "mnist", 8, 8, 1); err != nil {
-		t.Fatal(err)
-	}
-	det, err := Load(run)
-	if err != nil {
-		t.Fatal(err)
-	}
+	det, _, _ := loadRun(t, "mnist", 8, 8, 1)
 	for _, c := range []struct {
 		name string
 		imgs []image.Image
@@ -314,14 +307,7 @@ func TestScoreErrors(t *testing.T) {
 // images of the mirror's size as the dataset loader does: the same pixels
 // as pixels.CenterCrop to 74x74 and Resize.
 func TestCelebACrop(t *testing.T) {
-	run := t.TempDir()
-	if _, err := makeRun(run, "celeba", 8, 8, 3); err != nil {
-		t.Fatal(err)
-	}
-	det, err := Load(run)
-	if err != nil {
-		t.Fatal(err)
-	}
+	det, _, _ := loadRun(t, "celeba", 8, 8, 3)
 	face := image.NewRGBA(image.Rect(0, 0, 89, 109))
 	r := rand.New(rand.NewPCG(6, 6))
 	for i := range face.Pix {

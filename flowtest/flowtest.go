@@ -164,7 +164,7 @@ func checkConcurrent(t *testing.T, b flow.Bijector, x, z, ld *tensor.Tensor) {
 			defer wg.Done()
 			for rep := 0; rep < 3; rep++ {
 				gz, gl := eval()
-				if !sameBits(gz, wantZ) || !sameBits(gl, wantLD) {
+				if !SameBits(gz, wantZ) || !SameBits(gl, wantLD) {
 					bad[g] = "differs"
 				}
 			}
@@ -181,8 +181,8 @@ func checkConcurrent(t *testing.T, b flow.Bijector, x, z, ld *tensor.Tensor) {
 	}
 }
 
-// sameBits reports whether a and b hold the same float32 bit patterns.
-func sameBits(a, b []float32) bool {
+// SameBits reports whether a and b hold the same float32 bit patterns.
+func SameBits(a, b []float32) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 
+	"github.com/flowood/flowood/internal/jsonstrict"
+
 	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/model/realnvp"
 	"github.com/flowood/flowood/tensor"
@@ -46,7 +48,7 @@ func init() {
 		},
 		decode: func(b []byte) (Config, error) {
 			var c realnvp.Config
-			if err := decodeStrict(b, &c); err != nil {
+			if err := jsonstrict.Decode(b, &c); err != nil {
 				return nil, err
 			}
 			return c, nil

@@ -17,7 +17,6 @@ package model
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -217,18 +216,4 @@ func (e *Entry) Replicas(m Model, g *tensor.Group) ([]Model, error) {
 		return nil, nil
 	}
 	return e.replicas(m, g)
-}
-
-// decodeStrict unmarshals b into v, rejecting unknown fields and
-// trailing data.
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the object")
-	}
-	return nil
 }

@@ -34,13 +34,14 @@
 package runfile
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/flowood/flowood/internal/jsonstrict"
 
 	"github.com/flowood/flowood/model"
 	"github.com/flowood/flowood/model/datakind"
@@ -202,7 +203,7 @@ func Decode(b []byte) (Spec, json.RawMessage, error) {
 		return Spec{}, nil, fmt.Errorf("unsupported version %d (this flowood reads versions 1 and %d)", *v.Version, Version)
 	}
 	var f file
-	if err := decodeStrict(b, &f); err != nil {
+	if err := jsonstrict.Decode(b, &f); err != nil {
 		return Spec{}, nil, err
 	}
 	if err := f.Data.Validate(); err != nil {
@@ -223,7 +224,7 @@ func Decode(b []byte) (Spec, json.RawMessage, error) {
 // shape is the model's.
 func decodeV1(b []byte) (Spec, json.RawMessage, error) {
 	var f fileV1
-	if err := decodeStrict(b, &f); err != nil {
+	if err := jsonstrict.Decode(b, &f); err != nil {
 		return Spec{}, nil, fmt.Errorf("version 1: %w", err)
 	}
 	if f.Model != "realnvp" {
@@ -231,7 +232,7 @@ func decodeV1(b []byte) (Spec, json.RawMessage, error) {
 	}
 	var rc realnvp.Config
 	if len(f.RealNVP) > 0 {
-		if err := decodeStrict(f.RealNVP, &rc); err != nil {
+		if err := jsonstrict.Decode(f.RealNVP, &rc); err != nil {
 			return Spec{}, nil, fmt.Errorf("version 1: realnvp: %w", err)
 		}
 	}
@@ -276,20 +277,6 @@ func Read(run string) (Spec, json.RawMessage, error) {
 		return Spec{}, nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return s, tr, nil
-}
-
-// decodeStrict unmarshals b into v, rejecting unknown fields and trailing
-// data.
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the object")
-	}
-	return nil
 }
 
 // Exists reports whether run holds a run: its config.json, its

@@ -95,15 +95,7 @@ func TestTrainEval(t *testing.T) {
 			t.Errorf("eval table lacks %q:\n%s", w, stdout)
 		}
 	}
-	f, err := os.Open(filepath.Join(run, "eval", "scores.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := csv.NewReader(f).ReadAll()
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readScores(t, run)
 	if got := strings.Join(rows[0], ","); got != "dataset,split,index,log_likelihood,bits_per_dim" {
 		t.Errorf("scores.csv header %q", got)
 	}
@@ -197,15 +189,7 @@ func TestCIFARvsCelebA(t *testing.T) {
 			t.Errorf("eval table lacks %q:\n%s", w, stdout)
 		}
 	}
-	f, err := os.Open(filepath.Join(run, "eval", "scores.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := csv.NewReader(f).ReadAll()
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readScores(t, run)
 	var met struct {
 		OOD map[string]struct{ AUROC float64 } `json:"ood"`
 	}
@@ -223,6 +207,21 @@ func TestCIFARvsCelebA(t *testing.T) {
 	if want := pairAUROC(in, out); math.Abs(met.OOD["celeba"].AUROC-want) > 1e-9 {
 		t.Errorf("celeba AUROC %v, scores.csv gives %v", met.OOD["celeba"].AUROC, want)
 	}
+}
+
+// readScores reads RUN/eval/scores.csv.
+func readScores(t *testing.T, run string) [][]string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(run, "eval", "scores.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
 
 // scoresOf returns the log-likelihoods scores.csv holds for a set.

@@ -1,7 +1,6 @@
 package realnvp
 
 import (
-	"math"
 	"sync"
 	"testing"
 
@@ -70,26 +69,14 @@ func TestTrainBesideScoring(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if !sameBits(gotParams, wantParams) {
+	if !flowtest.SameBits(gotParams, wantParams) {
 		t.Errorf("training beside scoring ended with other weights than training alone")
 	}
 	for g := range got {
 		for r, s := range got[g] {
-			if !sameBits(s, wantScores) {
+			if !flowtest.SameBits(s, wantScores) {
 				t.Errorf("scorer %d, round %d: scores differ from serial scoring", g, r)
 			}
 		}
 	}
-}
-
-func sameBits(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return false
-		}
-	}
-	return true
 }
