@@ -444,8 +444,8 @@ func TestThresholdJSON(t *testing.T) {
 	slices.Reverse(in)
 	want := in[18]
 	if got := float64(thr.LogLikelihood); abs(got-want) > 1e-6*abs(want) || thr.TPR != 0.95 || thr.N != 20 ||
-		thr.Dataset != "fashionmnist" || thr.Split != "test" || thr.Checkpoint != "latest" {
-		t.Errorf("threshold.json %+v, want log_likelihood %v (19th largest of 20), tpr 0.95, n 20, fashionmnist test, latest", thr, want)
+		thr.Dataset != "fashionmnist" || thr.Split != "test" || thr.Checkpoint != "best" {
+		t.Errorf("threshold.json %+v, want log_likelihood %v (19th largest of 20), tpr 0.95, n 20, fashionmnist test, best (eval's default)", thr, want)
 	}
 	var accepted int
 	for _, v := range in {
