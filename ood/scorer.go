@@ -1,6 +1,7 @@
 package ood
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -41,6 +42,12 @@ func (s *LogLikelihood) Name() string { return "loglik" }
 // pixels: the log-density on [0, 1)^D. The model is put in evaluation
 // mode. It returns an error naming the dataset if any score is NaN.
 func (s *LogLikelihood) Score(im *data.Images, limit int) ([]float64, error) {
+	return s.ScoreContext(context.Background(), im, limit)
+}
+
+// ScoreContext is Score that stops between batches once ctx is done,
+// returning ctx's error.
+func (s *LogLikelihood) ScoreContext(ctx context.Context, im *data.Images, limit int) ([]float64, error) {
 	n := im.N
 	if limit > 0 && limit < n {
 		n = limit
@@ -58,6 +65,9 @@ func (s *LogLikelihood) Score(im *data.Images, limit int) ([]float64, error) {
 	out := make([]float64, 0, n)
 	bar := progress.New(s.Progress, "score "+im.Name, n, "img")
 	for lo := 0; lo < n; lo += batch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		hi := min(lo+batch, n)
 		u := tensor.New(hi-lo, im.H, im.W, im.C)
 		var r = rng

@@ -47,11 +47,12 @@ func benchPaperCheckpoint(b *testing.B, dense bool) {
 	opt.Step(params, 5e-5)
 	dir := filepath.Join(b.TempDir(), "latest")
 	save := func() {
-		raw, err := opt.MarshalState()
+		raw, tensors, err := optimizerCheckpoint(opt.State(), trainable(m))
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := checkpoint.Save(dir, m, checkpoint.State{Step: 1, Optimizer: raw}); err != nil {
+		rs, _ := rng.MarshalBinary()
+		if err := checkpoint.Save(dir, m, checkpoint.State{Step: 1, RNG: rs, Optimizer: raw, OptimizerTensors: tensors}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -64,11 +65,7 @@ func benchPaperCheckpoint(b *testing.B, dense bool) {
 	b.Run("load", func(b *testing.B) {
 		save()
 		for b.Loop() {
-			st, err := checkpoint.Load(dir, m)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := NewAdam(0).UnmarshalState(st.Optimizer, params); err != nil {
+			if _, err := resumeFrom(dir, m, NewAdam(0), tensor.NewRNG(0)); err != nil {
 				b.Fatal(err)
 			}
 		}
