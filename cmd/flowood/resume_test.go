@@ -95,13 +95,15 @@ func sameFile(t *testing.T, a, b string) bool {
 }
 
 // TestInterruptResume checks, against an uninterrupted run, that a run
-// killed with SIGKILL between periodic checkpoints, then resumed, ends with the same weights, byte for byte; and that
+// killed with SIGKILL between periodic checkpoints or stopped by SIGTERM,
+// then resumed, ends with the same weights, byte for byte; and that
 // resuming a finished run says so, trains nothing and changes nothing.
 func TestInterruptResume(t *testing.T) {
 	dir := t.TempDir()
 	straight := filepath.Join(dir, "straight")
 	runFlowood(t, append(tinyTrainArgs, "--out", straight)...)
 	t.Run("SIGKILL", func(t *testing.T) { testKillResume(t, straight, filepath.Join(dir, "killed")) })
+	t.Run("SIGTERM", func(t *testing.T) { testTermResume(t, straight, filepath.Join(dir, "terminated")) })
 	t.Run("finished", func(t *testing.T) { testResumeFinished(t, straight) })
 }
 
@@ -165,6 +167,50 @@ wait:
 		t.Errorf("resumed run says:\n%s", res)
 	}
 	sameRun(t, straight, killed)
+}
+
+// testTermResume sends SIGTERM to a training run with no periodic
+// checkpoints: it must stop within seconds, saving a checkpoint first,
+// and resumed end as the uninterrupted run.
+func testTermResume(t *testing.T, straight, run string) {
+	cmd, out := startFlowood(t, append(tinyTrainArgs, "--checkpoint-every", "off", "--out", run)...)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("the run ended (%v) before it could be stopped; output:\n%s", err, out)
+		default:
+		}
+		if _, err := os.Stat(filepath.Join(run, "train-log.csv")); err == nil {
+			break // training has started
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	sent := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	select {
+	case err = <-exited:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("still running 30 s after SIGTERM; output:\n%s", out)
+	}
+	t.Logf("stopped %v after SIGTERM", time.Since(sent).Round(time.Millisecond))
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out.String(), "interrupted; the latest checkpoint is saved") {
+		t.Fatalf("after SIGTERM: %v; output:\n%s", err, out)
+	}
+	s, ok := readState(run)
+	if !ok || s.Step == 0 || s.Step >= 30 {
+		t.Fatalf("after SIGTERM the latest checkpoint is %+v (ok %v), want one mid-run", s, ok)
+	}
+	t.Logf("checkpoint saved on SIGTERM at step %d (epoch %d, batch %d)", s.Step, s.Epoch, s.BatchInEpoch)
+	runFlowood(t, "train", "--out", run, "--resume")
+	sameRun(t, straight, run)
 }
 
 // testResumeFinished resumes the finished run straight: it must say it is
