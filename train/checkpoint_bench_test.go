@@ -1,12 +1,15 @@
 package train
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/flowood/flowood/data"
 	"github.com/flowood/flowood/model/realnvp"
 	"github.com/flowood/flowood/nn"
+	"github.com/flowood/flowood/ood"
 	"github.com/flowood/flowood/tensor"
 	"github.com/flowood/flowood/train/checkpoint"
 )
@@ -87,4 +90,34 @@ func dirMB(b *testing.B, dir string) float64 {
 		n += fi.Size()
 	}
 	return float64(n) / 1e6
+}
+
+// BenchmarkPaperScore scores n embedded FashionMNIST test images with a
+// paper-preset model, as flowood eval does (ood.LogLikelihood, chunks of
+// flow.EvalChunk images); with -benchmem, B/op is the memory one call
+// allocates on top of the model. One chunk (8 images) transforms each
+// Winograd kernel for itself; several chunks share the transforms of all
+// of them, held for the whole call (tensor.CacheWeightTransforms). Run
+// each size in a process of its own (pooled buffers stay between runs):
+//
+//	for n in 8 32 256; do go test ./train -run '^$' -bench "PaperScore/n=$n\$" -benchtime 1x -benchmem; done
+func BenchmarkPaperScore(b *testing.B) {
+	cfg, err := realnvp.Preset("paper")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := realnvp.New(cfg, tensor.NewRNG(1))
+	im, err := data.LoadEmbedded("fashionmnist", "test")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{8, 32, 256} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := (&ood.LogLikelihood{Model: m}).Score(im, n); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -220,6 +220,10 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	endEpoch := func() error {
 		testBPD := math.NaN()
 		if r.Test != nil {
+			// Drop the training step's recycled buffers first: evaluation
+			// uses other shapes, and kept beside its own they raised the
+			// paper preset's peak RSS from 802 to 952 MB (docs/perf.md).
+			tensor.ReleaseBuffers()
 			ll, err := (&ood.LogLikelihood{Model: m, Seed: cfg.Seed}).ScoreContext(ctx, r.Test, cfg.TestLimit)
 			if cerr := ctx.Err(); cerr != nil {
 				if serr := save("latest"); serr != nil {
