@@ -215,6 +215,8 @@ func resumeFrom(dir string, m nn.Module, opt Optimizer, rng *tensor.RNG) (checkp
 	if err := opt.SetState(s, params); err != nil {
 		return st, fmt.Errorf("%s: %w", dir, err)
 	}
-	st.OptimizerTensors = nil // now the optimiser's
+	// Now the optimiser's; a version-1 state.json's moments (420 MB of
+	// JSON for the paper preset) are not kept for the whole run.
+	st.Optimizer, st.OptimizerTensors = nil, nil
 	return st, nil
 }

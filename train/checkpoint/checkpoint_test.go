@@ -509,7 +509,7 @@ func TestSaveReadOnlyParent(t *testing.T) {
 
 // TestLoadVersion1 loads a checkpoint of format version 1, whose
 // state.json holds the optimiser's moments as JSON and no optimiser file:
-// Load skips the moments, LoadTraining returns them verbatim (compacted).
+// Load skips the moments, LoadTraining returns them as they are in the file.
 func TestLoadVersion1(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ckpt")
 	m := newModel(1)
@@ -539,7 +539,7 @@ func TestLoadVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `{"kind":"adam","step":12,"m":[[0.5,-1],[2]],"v":[[0.25,1],[4]]}`; string(st.Optimizer) != want || st.OptimizerTensors != nil {
+	if want := `{"kind":"adam", "step":12,"m":[[0.5,-1],[2]],"v":[[0.25,1],[4]]}`; string(st.Optimizer) != want || st.OptimizerTensors != nil {
 		t.Errorf("LoadTraining: optimizer %s, tensors %v; want %s and none", st.Optimizer, st.OptimizerTensors, want)
 	}
 }
