@@ -221,12 +221,12 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 		testBPD := math.NaN()
 		if r.Test != nil {
 			// Drop the training step's recycled buffers first: evaluation
-			// uses other shapes, and kept beside its own they raised the
-			// paper preset's peak RSS from 802 to 952 MB (docs/perf.md).
+			// uses other shapes, and kept beside its own they raise the
+			// peak memory (docs/perf.md).
 			tensor.ReleaseBuffers()
 			// Batches of 64 (not the default 256) let an interrupt stop
-			// the paper preset's evaluation within ~2 s; the scores are
-			// the same (the noise is drawn in image order).
+			// the evaluation sooner; the scores are the same (the noise
+			// is drawn in image order).
 			ll, err := (&ood.LogLikelihood{Model: m, Seed: cfg.Seed, Batch: 64}).ScoreContext(ctx, r.Test, cfg.TestLimit)
 			if cerr := ctx.Err(); cerr != nil {
 				if serr := save("latest"); serr != nil {
