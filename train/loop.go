@@ -54,6 +54,10 @@ type Config struct {
 	LogEvery int `json:"log_every"`
 	// TestLimit caps the test images evaluated after each epoch (0: all).
 	TestLimit int `json:"test_limit"`
+	// CheckpointEvery saves the latest checkpoint between steps whenever
+	// this long has passed since the last save (default 10m; Off: only at
+	// epoch ends and when interrupted).
+	CheckpointEvery Interval `json:"checkpoint_every"`
 }
 
 // WithDefaults fills zero fields.
@@ -75,6 +79,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LogEvery == 0 {
 		c.LogEvery = 50
+	}
+	if c.CheckpointEvery == 0 {
+		c.CheckpointEvery = DefaultCheckpointEvery
 	}
 	return c
 }
@@ -135,10 +142,23 @@ type Result struct {
 	BestTestBPD float64
 	ImgPerSec   float64
 	Duration    time.Duration
+	// AlreadyFinished reports a resumed run that had already done its
+	// epochs and steps: Execute took no step (Steps, TestBPD and
+	// BestTestBPD are the checkpoint's).
+	AlreadyFinished bool
+	// Epochs is the number of epochs completed.
+	Epochs int
 }
 
 // Execute trains until the configured epochs or steps are done or ctx is
-// cancelled (then it saves a checkpoint and returns ctx's error).
+// cancelled (then it saves a checkpoint and returns ctx's error). Besides
+// the checkpoints of epoch ends it saves the latest checkpoint every
+// Config.CheckpointEvery, between steps; a run resumed from any of them
+// continues exactly as if it had not stopped (the same weights, bit for
+// bit): the checkpoint holds the position in the epoch (whose data order
+// is drawn from the seed and the epoch), the dequantisation noise
+// generator and the optimiser's moments. A resumed run that has already
+// finished returns at once with Result.AlreadyFinished set.
 func (r *Run) Execute(ctx context.Context) (Result, error) {
 	cfg := r.Config.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -146,31 +166,18 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	}
 	m := r.Model
 	params := nn.Params(m)
+	named := trainable(m)
 	opt, _ := NewOptimizer(cfg.Optimizer, cfg.WeightDecay)
 	rng := tensor.NewRNG(cfg.Seed ^ 0x5eed)
-	state := checkpoint.State{BestTestBPD: math.Inf(1)}
+	state := checkpoint.State{BestTestBPD: math.Inf(1), TestBPD: math.NaN()}
 	ckDir := filepath.Join(r.Dir, "checkpoint")
 	if r.Resume {
 		var err error
-		state, err = checkpoint.Load(filepath.Join(ckDir, "latest"), m)
+		state, err = resumeFrom(filepath.Join(ckDir, "latest"), m, opt, rng)
 		if err != nil {
 			return Result{}, fmt.Errorf("resuming: %w", err)
 		}
-		if err := rng.UnmarshalBinary(state.RNG); err != nil {
-			return Result{}, fmt.Errorf("resuming: RNG state: %w", err)
-		}
-		if err := opt.UnmarshalState(state.Optimizer, params); err != nil {
-			return Result{}, fmt.Errorf("resuming: %w", err)
-		}
 	}
-	logPath := filepath.Join(r.Dir, "train-log.csv")
-	logFile, err := openLog(logPath, r.Resume, state.Step)
-	if err != nil {
-		return Result{}, err
-	}
-	defer logFile.Close()
-	w := csv.NewWriter(logFile)
-
 	obj := r.Objective
 	if obj == nil {
 		obj = MaxLikelihood{}
@@ -190,36 +197,128 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	if cfg.MaxSteps > 0 && cfg.MaxSteps < total {
 		total = cfg.MaxSteps
 	}
+	res := Result{Steps: state.Step, Epochs: state.Epoch, BestTestBPD: state.BestTestBPD, TestBPD: state.TestBPD}
+	if r.Resume && !state.EvalPending && (state.Epoch >= cfg.Epochs || state.Step >= total) {
+		m.SetTraining(false)
+		res.AlreadyFinished = true
+		return res, nil
+	}
+	logPath := filepath.Join(r.Dir, "train-log.csv")
+	logFile, err := openLog(logPath, r.Resume, state.Step)
+	if err != nil {
+		return Result{}, err
+	}
+	defer logFile.Close()
+	w := csv.NewWriter(logFile)
+
 	bar := progress.New(r.Progress, "train", total, "img")
 	bar.Start = state.Step
 	start := time.Now()
 	imgs := 0
-	res := Result{BestTestBPD: state.BestTestBPD, TestBPD: math.NaN()}
 	save := func(name string) error {
 		st := state
 		st.RNG, _ = rng.MarshalBinary()
-		st.Optimizer, err = opt.MarshalState()
+		var err error
+		st.Optimizer, st.OptimizerTensors, err = optimizerCheckpoint(opt.State(), named)
 		if err != nil {
 			return err
 		}
 		st.Config = r.ModelConfig
 		return checkpoint.Save(filepath.Join(ckDir, name), m, st)
 	}
-	var sumBPD, sumNorm, epochBPD, epochNorm float64
-	var nLog, nEpoch int
+	lastSave := time.Now()
+	// endEpoch evaluates after the steps of an epoch (or of the run),
+	// logs the epoch and saves the latest and best checkpoints. Cancelled
+	// during the evaluation, it saves the latest checkpoint with the
+	// evaluation pending (a resumed run does it first).
+	endEpoch := func() error {
+		testBPD := math.NaN()
+		if r.Test != nil {
+			// Drop the training step's recycled buffers first: evaluation
+			// uses other shapes, and kept beside its own they raise the
+			// peak memory (docs/perf.md).
+			tensor.ReleaseBuffers()
+			// Batches of 64 (not the default 256) let an interrupt stop
+			// the evaluation sooner; the scores are the same (the noise
+			// is drawn in image order).
+			ll, err := (&ood.LogLikelihood{Model: m, Seed: cfg.Seed, Batch: 64}).Score(ctx, r.Test, cfg.TestLimit)
+			if cerr := ctx.Err(); cerr != nil {
+				if serr := save("latest"); serr != nil {
+					return fmt.Errorf("saving checkpoint after interrupt: %w", serr)
+				}
+				return cerr
+			}
+			if err != nil {
+				return err
+			}
+			testBPD = meanPerDim(ll, shape)
+			// evaluation batches have other shapes than training ones:
+			// drop their recycled buffers rather than keep both sets
+			tensor.ReleaseBuffers()
+		}
+		m.SetTraining(true)
+		rate := float64(imgs) / time.Since(start).Seconds()
+		trainBPD := math.NaN()
+		if state.EpochSteps > 0 {
+			trainBPD = state.EpochLoss / float64(state.EpochSteps)
+		}
+		writeRow(w, state.Step, state.Epoch, trainBPD, testBPD, cfg.LR, state.EpochGradNorm/math.Max(1, float64(state.EpochSteps)), rate)
+		state.EvalPending = false
+		state.EpochSteps, state.EpochLoss, state.EpochGradNorm = 0, 0, 0
+		state.TestBPD = testBPD
+		best := testBPD < state.BestTestBPD || r.Test == nil
+		if best {
+			// before saving latest too: a run resumed from it compares
+			// later epochs with this one
+			state.BestTestBPD = testBPD
+		}
+		if err := save("latest"); err != nil {
+			return fmt.Errorf("saving checkpoint: %w", err)
+		}
+		if best {
+			if err := save("best"); err != nil {
+				return fmt.Errorf("saving best checkpoint: %w", err)
+			}
+		}
+		lastSave = time.Now()
+		if r.Progress != nil {
+			fmt.Fprintf(r.Progress, "epoch %d: train %.4f bpd, test %.4f bpd, %.1f img/s\n", state.Epoch, trainBPD, testBPD, rate)
+		}
+		return nil
+	}
+	finish := func() Result {
+		res.Steps, res.Epochs = state.Step, state.Epoch
+		res.TestBPD, res.BestTestBPD = state.TestBPD, state.BestTestBPD
+		res.Duration = time.Since(start)
+		res.ImgPerSec = float64(imgs) / res.Duration.Seconds()
+		return res
+	}
+	if state.EvalPending {
+		// interrupted during the evaluation of an epoch end
+		if err := endEpoch(); err != nil {
+			return finish(), err
+		}
+	}
+	var sumBPD, sumNorm float64
+	var nLog int
 	lastLog := time.Now()
 	logImgs := 0
 	for state.Epoch < cfg.Epochs && state.Step < total {
 		perm := tensor.NewRNG(cfg.Seed*1_000_003 + uint64(state.Epoch)).Perm(r.Train.Len())
-		b := state.BatchInEpoch
-		for ; b < stepsPerEpoch && state.Step < total; b++ {
+		for ; state.BatchInEpoch < stepsPerEpoch && state.Step < total; state.BatchInEpoch++ {
 			if err := ctx.Err(); err != nil {
-				state.BatchInEpoch = b
 				if serr := save("latest"); serr != nil {
-					return res, fmt.Errorf("saving checkpoint after interrupt: %w", serr)
+					return finish(), fmt.Errorf("saving checkpoint after interrupt: %w", serr)
 				}
-				return res, err
+				return finish(), err
 			}
+			if cfg.CheckpointEvery > 0 && time.Since(lastSave) >= time.Duration(cfg.CheckpointEvery) {
+				if err := save("latest"); err != nil {
+					return finish(), fmt.Errorf("saving periodic checkpoint: %w", err)
+				}
+				lastSave = time.Now()
+			}
+			b := state.BatchInEpoch
 			u := tensor.New(append([]int{cfg.Batch}, shape.Dims()...)...)
 			r.Train.Read(u.Data, perm[b*cfg.Batch:(b+1)*cfg.Batch], rng.Rand)
 			m.SetTraining(true)
@@ -240,11 +339,11 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 				}
 			}
 			if math.IsNaN(bpd) || math.IsInf(bpd, 0) {
-				return res, fmt.Errorf("step %d: %w (kept the last checkpoint; try a lower --lr)", state.Step, ErrNonFinite)
+				return finish(), fmt.Errorf("step %d: %w (kept the last checkpoint; try a lower --lr)", state.Step, ErrNonFinite)
 			}
 			norm := ClipGradNorm(params, cfg.ClipNorm)
 			if math.IsNaN(norm) || math.IsInf(norm, 0) {
-				return res, fmt.Errorf("step %d: gradient norm is %v: %w (kept the last checkpoint; try a lower --lr)", state.Step, norm, ErrNonFinite)
+				return finish(), fmt.Errorf("step %d: gradient norm is %v: %w (kept the last checkpoint; try a lower --lr)", state.Step, norm, ErrNonFinite)
 			}
 			opt.Step(params, cfg.LR)
 			state.Step++
@@ -253,9 +352,9 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 			sumBPD += bpd
 			sumNorm += norm
 			nLog++
-			epochBPD += bpd
-			epochNorm += norm
-			nEpoch++
+			state.EpochLoss += bpd
+			state.EpochGradNorm += norm
+			state.EpochSteps++
 			bar.Update(state.Step, imgs, fmt.Sprintf("epoch %d  bpd %.3f", state.Epoch+1, bpd))
 			if state.Step%cfg.LogEvery == 0 {
 				rate := float64(logImgs) / time.Since(lastLog).Seconds()
@@ -263,55 +362,19 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 				sumBPD, sumNorm, nLog, logImgs, lastLog = 0, 0, 0, 0, time.Now()
 			}
 		}
-		if b == stepsPerEpoch {
+		if state.BatchInEpoch == stepsPerEpoch {
 			state.Epoch++
 			state.BatchInEpoch = 0
-		} else {
-			// stopped by MaxSteps mid-epoch: a resumed run continues here
-			state.BatchInEpoch = b
 		}
-		testBPD := math.NaN()
-		if r.Test != nil {
-			// not cancelled with ctx: the epoch's test loss is logged
-			// and its checkpoint saved before an interrupt is seen
-			ll, err := (&ood.LogLikelihood{Model: m, Seed: cfg.Seed}).Score(context.Background(), r.Test, cfg.TestLimit)
-			if err != nil {
-				return res, err
-			}
-			testBPD = meanPerDim(ll, shape)
-			// evaluation batches have other shapes than training ones:
-			// drop their recycled buffers rather than keep both sets
-			tensor.ReleaseBuffers()
-		}
-		m.SetTraining(true)
-		rate := float64(imgs) / time.Since(start).Seconds()
-		trainBPD := math.NaN()
-		if nEpoch > 0 {
-			trainBPD = epochBPD / float64(nEpoch)
-		}
-		writeRow(w, state.Step, state.Epoch, trainBPD, testBPD, cfg.LR, epochNorm/math.Max(1, float64(nEpoch)), rate)
-		epochBPD, epochNorm, nEpoch = 0, 0, 0
-		res.TestBPD = testBPD
-		if err := save("latest"); err != nil {
-			return res, fmt.Errorf("saving checkpoint: %w", err)
-		}
-		if testBPD < state.BestTestBPD || (r.Test == nil) {
-			state.BestTestBPD = testBPD
-			if err := save("best"); err != nil {
-				return res, fmt.Errorf("saving best checkpoint: %w", err)
-			}
-		}
-		if r.Progress != nil {
-			fmt.Fprintf(r.Progress, "epoch %d: train %.4f bpd, test %.4f bpd, %.1f img/s\n", state.Epoch, trainBPD, testBPD, rate)
+		// else stopped by MaxSteps mid-epoch: a resumed run continues here
+		state.EvalPending = true
+		if err := endEpoch(); err != nil {
+			return finish(), err
 		}
 	}
 	m.SetTraining(false)
 	tensor.ReleaseBuffers()
-	res.Steps = state.Step
-	res.BestTestBPD = state.BestTestBPD
-	res.Duration = time.Since(start)
-	res.ImgPerSec = float64(imgs) / res.Duration.Seconds()
-	return res, nil
+	return finish(), nil
 }
 
 // meanPerDim returns the mean of s.PerDim over the log-likelihoods ll.

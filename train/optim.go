@@ -1,7 +1,6 @@
 package train
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 
@@ -13,10 +12,10 @@ type Optimizer interface {
 	// Step applies one update to params (skipping those without a gradient)
 	// with learning rate lr.
 	Step(params []*tensor.Tensor, lr float64)
-	// MarshalState and UnmarshalState save and restore the moments, so
-	// resumed training continues exactly.
-	MarshalState() (json.RawMessage, error)
-	UnmarshalState(json.RawMessage, []*tensor.Tensor) error
+	// State and SetState save and restore the step count and moments, so
+	// resumed training continues exactly (see OptimizerState).
+	State() OptimizerState
+	SetState(s OptimizerState, params []*tensor.Tensor) error
 }
 
 // Adam is Kingma & Ba's optimiser with PyTorch's conventions: bias-corrected
@@ -91,52 +90,6 @@ func (a *Adam) Step(params []*tensor.Tensor, lr float64) {
 	}
 }
 
-type momentState struct {
-	Kind string      `json:"kind"`
-	Step int         `json:"step"`
-	M    [][]float32 `json:"m,omitempty"`
-	V    [][]float32 `json:"v,omitempty"`
-}
-
-// MarshalState implements Optimizer.
-func (a *Adam) MarshalState() (json.RawMessage, error) {
-	return json.Marshal(momentState{Kind: "adam", Step: a.step, M: a.m, V: a.v})
-}
-
-// UnmarshalState implements Optimizer.
-func (a *Adam) UnmarshalState(b json.RawMessage, params []*tensor.Tensor) error {
-	var s momentState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("optimizer state: %w", err)
-	}
-	if s.Kind != "adam" {
-		return fmt.Errorf("optimizer state is %q, want adam", s.Kind)
-	}
-	if err := checkMoments(s.M, params); err != nil {
-		return err
-	}
-	if err := checkMoments(s.V, params); err != nil {
-		return err
-	}
-	a.step, a.m, a.v = s.Step, s.M, s.V
-	return nil
-}
-
-func checkMoments(m [][]float32, params []*tensor.Tensor) error {
-	if m == nil {
-		return nil
-	}
-	if len(m) != len(params) {
-		return fmt.Errorf("optimizer state has %d tensors, model has %d parameters", len(m), len(params))
-	}
-	for i, p := range params {
-		if len(m[i]) != len(p.Data) {
-			return fmt.Errorf("optimizer state tensor %d has %d values, parameter has %d", i, len(m[i]), len(p.Data))
-		}
-	}
-	return nil
-}
-
 // RMSprop is Hinton's optimiser with PyTorch's conventions
 // (v = alpha*v + (1-alpha)*g^2, θ -= lr*g/(sqrt(v)+eps)), as used for the
 // paper's Glow models.
@@ -174,27 +127,6 @@ func (r *RMSprop) Step(params []*tensor.Tensor, lr float64) {
 			x[j] -= float32(lr) * gj / (float32(math.Sqrt(float64(v[j]))) + eps)
 		}
 	}
-}
-
-// MarshalState implements Optimizer.
-func (r *RMSprop) MarshalState() (json.RawMessage, error) {
-	return json.Marshal(momentState{Kind: "rmsprop", Step: r.step, V: r.v})
-}
-
-// UnmarshalState implements Optimizer.
-func (r *RMSprop) UnmarshalState(b json.RawMessage, params []*tensor.Tensor) error {
-	var s momentState
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("optimizer state: %w", err)
-	}
-	if s.Kind != "rmsprop" {
-		return fmt.Errorf("optimizer state is %q, want rmsprop", s.Kind)
-	}
-	if err := checkMoments(s.V, params); err != nil {
-		return err
-	}
-	r.step, r.v = s.Step, s.V
-	return nil
 }
 
 // NewOptimizer returns the optimiser named adam, adamw or rmsprop.

@@ -1,10 +1,18 @@
 package train
 
 import (
+	"encoding/json"
+	"maps"
 	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"
+	"github.com/flowood/flowood/train/checkpoint"
 )
 
 // TestAdamMatchesReference compares three Adam steps with a float64
@@ -74,27 +82,141 @@ func TestClipGradNorm(t *testing.T) {
 	}
 }
 
-func TestOptimizerStateRoundTrip(t *testing.T) {
-	p := tensor.FromData([]float32{1, 2}, 2).SetRequiresGrad(true)
-	p.Grad = []float32{0.1, 0.2}
+// paramModule is a module of two parameters, for checkpoint round trips.
+type paramModule struct{ w, b *tensor.Tensor }
+
+func (p paramModule) Visit(prefix string, fn func(string, *tensor.Tensor, bool)) {
+	fn("w", p.w, true)
+	fn("b", p.b, true)
+}
+
+func newParamModule() paramModule {
+	w := tensor.FromData([]float32{1, 2, -3, 0.5, 0.25, 7}, 2, 3).SetRequiresGrad(true)
+	b := tensor.FromData([]float32{0.1}, 1).SetRequiresGrad(true)
+	return paramModule{w, b}
+}
+
+// setGrads sets gradients that depend on the step and the parameter's values.
+func setGrads(p paramModule, step int) {
+	for _, t := range []*tensor.Tensor{p.w, p.b} {
+		t.Grad = make([]float32, len(t.Data))
+		for j := range t.Grad {
+			t.Grad[j] = float32(step+j)*0.01 - 0.5*t.Data[j]
+		}
+	}
+}
+
+// TestOptimizerCheckpoint steps each optimiser twice, saves it in a
+// checkpoint (optimizer.safetensors), restores it into a new optimiser and
+// checks that three more steps of both give bit-identical parameters; and
+// the same from the version-1 JSON form of the moments.
+func TestOptimizerCheckpoint(t *testing.T) {
+	for _, name := range []string{"adam", "adamw", "rmsprop"} {
+		for _, legacy := range []bool{false, true} {
+			if legacy && name == "rmsprop" {
+				continue
+			}
+			a, _ := NewOptimizer(name, 0.01)
+			pa := newParamModule()
+			params := nn.Params(pa)
+			for step := range 2 {
+				setGrads(pa, step)
+				a.Step(params, 0.1)
+			}
+			dir := filepath.Join(t.TempDir(), "latest")
+			st := checkpoint.State{RNG: []byte{}}
+			var err error
+			st.Optimizer, st.OptimizerTensors, err = optimizerCheckpoint(a.State(), trainable(pa))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if legacy {
+				// what the code before format version 2 wrote
+				s := a.State()
+				st.Optimizer, _ = json.Marshal(map[string]any{"kind": s.Kind, "step": s.Step, "m": s.Buffers["m"], "v": s.Buffers["v"]})
+				st.OptimizerTensors = nil
+			}
+			if err := checkpoint.Save(dir, pa, st); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, checkpoint.OptimizerFile)); err == nil == legacy {
+				t.Errorf("%s legacy=%v: optimizer file exists: %v", name, legacy, err == nil)
+			}
+			b, _ := NewOptimizer(name, 0.01)
+			pb := newParamModule()
+			loaded, err := checkpoint.LoadTraining(dir, pb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := restoreOptimizer(loaded, trainable(pb), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetState(s, nn.Params(pb)); err != nil {
+				t.Fatal(err)
+			}
+			for step := 2; step < 5; step++ {
+				setGrads(pa, step)
+				setGrads(pb, step)
+				a.Step(params, 0.1)
+				b.Step(nn.Params(pb), 0.1)
+			}
+			for i, x := range append(slices.Clone(pa.w.Data), pa.b.Data...) {
+				y := append(slices.Clone(pb.w.Data), pb.b.Data...)[i]
+				if math.Float32bits(x) != math.Float32bits(y) {
+					t.Errorf("%s legacy=%v: value %d: %v continuing, %v restored", name, legacy, i, x, y)
+				}
+			}
+		}
+	}
+}
+
+// TestOptimizerCheckpointErrors checks that optimiser tensors that do not
+// fit the model give errors naming the file and the tensor.
+func TestOptimizerCheckpointErrors(t *testing.T) {
+	pa := newParamModule()
 	a := NewAdam(0)
-	a.Step([]*tensor.Tensor{p}, 0.1)
-	st, err := a.MarshalState()
+	setGrads(pa, 0)
+	a.Step(nn.Params(pa), 0.1)
+	raw, tensors, err := optimizerCheckpoint(a.State(), trainable(pa))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := NewAdam(0)
-	if err := b.UnmarshalState(st, []*tensor.Tensor{p}); err != nil {
-		t.Fatal(err)
+	if want := `{"kind":"adam","step":1,"buffers":["m","v"]}`; string(raw) != want {
+		t.Errorf("optimizer JSON %s, want %s", raw, want)
 	}
-	q := tensor.FromData([]float32{p.Data[0], p.Data[1]}, 2)
-	q.Grad = p.Grad
-	a.Step([]*tensor.Tensor{p}, 0.1)
-	b.Step([]*tensor.Tensor{q}, 0.1)
-	if p.Data[0] != q.Data[0] || p.Data[1] != q.Data[1] {
-		t.Errorf("restored Adam diverged: %v vs %v", p.Data, q.Data)
+	if len(tensors) != 4 || tensors["m.w"] == nil || !slices.Equal(tensors["v.w"].Shape, []int{2, 3}) {
+		t.Errorf("optimizer tensors %v", tensors)
 	}
-	if err := b.UnmarshalState(st, []*tensor.Tensor{p, q}); err == nil {
-		t.Error("state for 1 tensor loaded into 2 parameters")
+	for i, c := range []struct {
+		edit func(map[string]*tensor.Tensor) json.RawMessage
+		want string
+	}{
+		{func(m map[string]*tensor.Tensor) json.RawMessage { delete(m, "v.b"); return raw }, "missing"},
+		{func(m map[string]*tensor.Tensor) json.RawMessage { m["x.w"] = m["m.w"]; return raw }, "x.w"},
+		{func(m map[string]*tensor.Tensor) json.RawMessage { m["m.w"] = tensor.New(3, 2); return raw }, "m.w"},
+		{func(m map[string]*tensor.Tensor) json.RawMessage {
+			return json.RawMessage(`{"kind":"rmsprop","buffers":["m","v"]}`)
+		}, `"rmsprop"`},
+		{func(m map[string]*tensor.Tensor) json.RawMessage { return json.RawMessage(`{"kind":"adam","m":[[1]]}`) }, "JSON and as tensors"},
+	} {
+		m := maps.Clone(tensors)
+		st := checkpoint.State{Optimizer: c.edit(m), OptimizerTensors: m}
+		s, err := restoreOptimizer(st, trainable(pa), "ck")
+		if err == nil {
+			err = NewAdam(0).SetState(s, nn.Params(pa))
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%d: error %v, want one containing %q", i, err, c.want)
+		}
+	}
+	// version 1: moments of the wrong length
+	st := checkpoint.State{Optimizer: json.RawMessage(`{"kind":"adam","step":1,"m":[[1,2],[3]],"v":[[1,2],[3]]}`)}
+	s, err := restoreOptimizer(st, trainable(pa), "ck")
+	if err == nil {
+		err = NewAdam(0).SetState(s, nn.Params(pa))
+	}
+	if err == nil || !strings.Contains(err.Error(), "values") {
+		t.Errorf("short version-1 moments: %v", err)
 	}
 }

@@ -20,26 +20,44 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync/atomic"
+	"syscall"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	// SIGINT (Ctrl-C) and SIGTERM cancel ctx: training saves a checkpoint
+	// and stops after its current step, evaluation between batches. A
+	// second signal ends the process at once (the default handling is
+	// restored after the first).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	var got atomic.Value
+	go func() {
+		s := <-sigs
+		got.Store(s)
+		signal.Reset(os.Interrupt, syscall.SIGTERM)
+		cancel()
+	}()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "flowood:", err)
 	}
-	os.Exit(exitCode(err))
+	sig, _ := got.Load().(os.Signal)
+	os.Exit(exitCode(err, sig))
 }
 
 // exitCode is the exit status for run's error: 0 for none and for a help
-// request (-h), 130 (128 + SIGINT) for an interrupted command, 1 for any
-// other error.
-func exitCode(err error) int {
+// request (-h), 128 + the signal's number for a command stopped by a
+// signal (130 for SIGINT, 143 for SIGTERM), 1 for any other error.
+func exitCode(err error, sig os.Signal) int {
 	switch {
 	case err == nil || errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, context.Canceled):
+		if s, ok := sig.(syscall.Signal); ok {
+			return 128 + int(s)
+		}
 		return 130
 	}
 	return 1

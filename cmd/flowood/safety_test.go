@@ -496,13 +496,13 @@ func TestHelp(t *testing.T) {
 		t.Errorf("help eval: %v\n%s", err, out)
 	}
 	_, errOut, err := runCLI(t, "train", "-h")
-	if !errors.Is(err, flag.ErrHelp) || exitCode(err) != 0 || !strings.Contains(errOut, "-epochs") {
-		t.Errorf("train -h: %v (exit %d)\n%s", err, exitCode(err), errOut)
+	if !errors.Is(err, flag.ErrHelp) || exitCode(err, nil) != 0 || !strings.Contains(errOut, "-epochs") {
+		t.Errorf("train -h: %v (exit %d)\n%s", err, exitCode(err, nil), errOut)
 	}
-	if _, _, err := runCLI(t, "data", "show", "-h"); exitCode(err) != 0 {
+	if _, _, err := runCLI(t, "data", "show", "-h"); exitCode(err, nil) != 0 {
 		t.Errorf("data show -h: %v", err)
 	}
-	if exitCode(context.Canceled) != 130 || exitCode(errors.New("x")) != 1 {
+	if exitCode(context.Canceled, nil) != 130 || exitCode(context.Canceled, syscall.SIGTERM) != 143 || exitCode(errors.New("x"), nil) != 1 {
 		t.Error("exit codes")
 	}
 	if _, _, err := runCLI(t, "help", "frob"); err == nil {

@@ -12,10 +12,11 @@ import (
 	"github.com/flowood/flowood/experiment"
 	"github.com/flowood/flowood/model"
 	"github.com/flowood/flowood/runfile"
+	"github.com/flowood/flowood/train"
 )
 
 var trainCmd = &command{
-	UsageLine: "train --model realnvp --data fashionmnist --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--train-limit N] [--resume | --force]",
+	UsageLine: "train --model realnvp --data fashionmnist --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--train-limit N] [--checkpoint-every 10m] [--resume | --force]",
 	Short: "train a flow by maximum likelihood into a run folder; an existing run is continued with --resume " +
 		"or replaced with --force, never silently",
 	Run: runTrain,
@@ -40,6 +41,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	seed := fs.Uint64("seed", 0, "random seed for initialisation, data order, dequantisation and the --train-limit/--test-limit subsets")
 	trainLimit := fs.Int("train-limit", 0, "train on a random subset of N training examples, drawn with --seed (0: all)")
 	testLimit := fs.Int("test-limit", 0, "evaluate test bits/dim after each epoch on a random subset of N test examples (0: all)")
+	ckEvery := fs.String("checkpoint-every", "", "also save the latest checkpoint this often within an epoch: a duration such as 10m or 30s; 0 or off: only at epoch ends (default 10m, or what the resumed run used)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -130,6 +132,13 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *lr > 0 {
 		rc.Train.LR = *lr
 	}
+	if *ckEvery != "" {
+		every, err := train.ParseInterval(*ckEvery)
+		if err != nil {
+			return fmt.Errorf("train: --checkpoint-every: %w", err)
+		}
+		rc.Train.CheckpointEvery = every
+	}
 	if err := rc.Resolve(); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
@@ -145,8 +154,17 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case err != nil:
 		return fmt.Errorf("train: %w", err)
 	}
-	fmt.Fprintf(stdout, "trained %d steps in %s (%.1f img/s); test bits/dim %.4f; run folder %s\n",
-		res.Steps, res.Duration.Round(1e9), res.ImgPerSec, res.TestBPD, *out)
+	if res.AlreadyFinished {
+		limit := ""
+		if rc.Train.MaxSteps > 0 {
+			limit = fmt.Sprintf(", max steps %d", rc.Train.MaxSteps)
+		}
+		fmt.Fprintf(stdout, "run %s is already finished: %d steps, %d of %d epochs complete%s%s; nothing to train (to train longer, resume with a larger --epochs or --max-steps)\n",
+			*out, res.Steps, res.Epochs, rc.Train.Epochs, limit, testBPDText(res.TestBPD, res.BestTestBPD))
+		return nil
+	}
+	fmt.Fprintf(stdout, "trained %d steps in %s (%.1f img/s)%s; run folder %s\n",
+		res.Steps, res.Duration.Round(1e9), res.ImgPerSec, testBPDText(res.TestBPD, res.BestTestBPD), *out)
 	return nil
 }
 
@@ -184,4 +202,16 @@ func sameRun(rc experiment.RunConfig, set map[string]bool, modelName, preset, da
 		}
 	}
 	return nil
+}
+
+// testBPDText describes the last and best test bits/dim, or says there is
+// no test measurement (NaN: no test set, or none evaluated yet).
+func testBPDText(last, best float64) string {
+	switch {
+	case math.IsNaN(last):
+		return "; no test bits/dim measured"
+	case math.IsNaN(best) || math.IsInf(best, 0) || best == last:
+		return fmt.Sprintf("; test bits/dim %.4f", last)
+	}
+	return fmt.Sprintf("; test bits/dim %.4f (best %.4f)", last, best)
 }

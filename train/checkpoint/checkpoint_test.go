@@ -58,12 +58,33 @@ func sampleState(t *testing.T, step int) State {
 		Epoch:              3,
 		BatchInEpoch:       17,
 		RNG:                rs,
-		Optimizer:          json.RawMessage(`{"lr":0.001,"m":[1,2,3]}`),
+		Optimizer:          json.RawMessage(`{"kind":"adam","step":7}`),
+		OptimizerTensors:   sampleMoments(float32(step)),
 		Config:             json.RawMessage(`{"dataset":"mnist","blocks":8}`),
 		BestTestBPD:        1.2345678901234567,
+		TestBPD:            1.5,
+		EvalPending:        true,
+		EpochSteps:         17,
+		EpochLoss:          60.25,
+		EpochGradNorm:      0.1,
 		ActNormInitialized: true,
 		Extra:              map[string]string{"git": "abc123", "note": "ü"},
 	}
+}
+
+// sampleMoments returns optimiser tensors whose values start at v.
+func sampleMoments(v float32) map[string]*tensor.Tensor {
+	return map[string]*tensor.Tensor{
+		"m.w": tensor.FromData([]float32{v, v + 1, v + 2, v + 3, v + 4, v + 5}, 2, 3),
+		"v.w": tensor.FromData([]float32{v * 2, v * 3, v * 4, v * 5, v * 6, v * 7}, 2, 3),
+		"m.b": tensor.FromData([]float32{-v}, 1),
+	}
+}
+
+// withoutOptimizer returns st as Load returns it: without the optimiser.
+func withoutOptimizer(st State) State {
+	st.Optimizer, st.OptimizerTensors = nil, nil
+	return st
 }
 
 // entries lists the names in dir.
@@ -89,7 +110,7 @@ func TestSaveLoad(t *testing.T) {
 	if err := Save(dir, m, st); err != nil {
 		t.Fatal(err)
 	}
-	if got := entries(t, dir); !slices.Equal(got, []string{ModelFile, StateFile}) {
+	if got := entries(t, dir); !slices.Equal(got, []string{ModelFile, OptimizerFile, StateFile}) {
 		t.Errorf("checkpoint holds %v", got)
 	}
 
@@ -104,8 +125,19 @@ func TestSaveLoad(t *testing.T) {
 	if err := sameModel(m, m2); err != nil {
 		t.Error(err)
 	}
+	if !reflect.DeepEqual(got, withoutOptimizer(st)) {
+		t.Errorf("Load: state\n%+v\nwant\n%+v", got, withoutOptimizer(st))
+	}
+	m3 := newModel(3)
+	got, err = LoadTraining(dir, m3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sameModel(m, m3); err != nil {
+		t.Error(err)
+	}
 	if !reflect.DeepEqual(got, st) {
-		t.Errorf("state\n%+v\nwant\n%+v", got, st)
+		t.Errorf("LoadTraining: state\n%+v\nwant\n%+v", got, st)
 	}
 	// Running statistics are buffers and must round-trip too.
 	if !sameBits(m.InNorm.RunVar, m2.InNorm.RunVar) || !sameBits(m.Blocks[0].Norm2.RunMean, m2.Blocks[0].Norm2.RunMean) {
@@ -131,27 +163,40 @@ func TestSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tensors) != len(nn.Tensors(m)) || meta["flowood_checkpoint_version"] != "1" {
+	if len(tensors) != len(nn.Tensors(m)) || meta["flowood_checkpoint_version"] != "2" {
 		t.Errorf("%d tensors, metadata %v", len(tensors), meta)
 	}
 	if _, ok := tensors["blocks.0.out_norm.running_var"]; !ok {
 		t.Errorf("running_var missing from %v", slices.Sorted(maps.Keys(tensors)))
 	}
 
-	// Overwriting replaces the checkpoint and leaves nothing behind.
+	// The optimiser file is one too, with the tensors' shapes.
+	opt, meta, err := ReadSafetensors(filepath.Join(dir, OptimizerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(opt, st.OptimizerTensors) || meta["format"] != "flowood-optimizer" {
+		t.Errorf("%s: %v, metadata %v", OptimizerFile, opt, meta)
+	}
+
+	// Overwriting replaces the checkpoint and leaves nothing behind; a
+	// state without optimiser tensors writes no optimiser file.
 	randomize(m, 6)
 	st2 := State{Step: 2000, BestTestBPD: math.Inf(1)}
 	if err := Save(dir, m, st2); err != nil {
 		t.Fatal(err)
 	}
-	got2, err := Load(dir, m2)
+	if got := entries(t, dir); !slices.Equal(got, []string{ModelFile, StateFile}) {
+		t.Errorf("checkpoint holds %v", got)
+	}
+	got2, err := LoadTraining(dir, m2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sameModel(m, m2); err != nil {
 		t.Error(err)
 	}
-	if !math.IsInf(got2.BestTestBPD, 1) || got2.Step != 2000 || got2.RNG != nil || got2.Optimizer != nil || got2.Extra != nil {
+	if !math.IsInf(got2.BestTestBPD, 1) || got2.Step != 2000 || got2.RNG != nil || got2.Optimizer != nil || got2.OptimizerTensors != nil || got2.Extra != nil || got2.TestBPD != 0 {
 		t.Errorf("state %+v, want %+v", got2, st2)
 	}
 	if got := entries(t, filepath.Dir(dir)); !slices.Equal(got, []string{"ckpt"}) {
@@ -161,16 +206,18 @@ func TestSaveLoad(t *testing.T) {
 
 func TestStateSpecialFloats(t *testing.T) {
 	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), 0, -1.5e300, 5e-324} {
-		b, err := encodeState(State{BestTestBPD: v})
+		b, err := encodeState(State{BestTestBPD: v, TestBPD: v, EpochLoss: v})
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := decodeState(b)
+		st, _, err := decodeState(b, true)
 		if err != nil {
 			t.Fatalf("%v: %v in %s", v, err, b)
 		}
-		if got := st.BestTestBPD; got != v && !(math.IsNaN(got) && math.IsNaN(v)) {
-			t.Errorf("BestTestBPD %v round-tripped to %v", v, got)
+		for _, got := range []float64{st.BestTestBPD, st.TestBPD, st.EpochLoss} {
+			if got != v && !(math.IsNaN(got) && math.IsNaN(v)) {
+				t.Errorf("%v round-tripped to %v in %s", v, got, b)
+			}
 		}
 	}
 }
@@ -183,13 +230,16 @@ func TestLoadBadState(t *testing.T) {
 	}
 	statePath := filepath.Join(dir, StateFile)
 	cases := map[string]struct{ content, want string }{
-		"future version":  {`{"format_version": 2, "step": 1}`, "unknown checkpoint format version 2 (this build reads version 1)"},
+		"future version":  {`{"format_version": 3, "step": 1}`, "unknown checkpoint format version 3 (this build reads versions 1 and 2)"},
+		"v2 field in v1":  {`{"format_version": 1, "test_bpd": 1}`, `unknown field "test_bpd" for format version 1`},
+		"bad opt file":    {`{"format_version": 2, "optimizer_file": "../x"}`, `optimizer_file "../x"`},
 		"no version":      {`{"step": 1}`, "no format_version"},
 		"not json":        {`{"format_version": 1,`, "not valid JSON"},
-		"unknown field":   {`{"format_version": 1, "stepp": 1}`, "unknown field"},
+		"unknown field":   {`{"format_version": 2, "stepp": 1}`, "unknown field"},
 		"bad float":       {`{"format_version": 1, "best_test_bpd": "inf"}`, "invalid number"},
 		"string version":  {`{"format_version": "1"}`, "not valid JSON"},
 		"bad optimizer":   {`{"format_version": 1, "optimizer": }`, "not valid JSON"},
+		"bad test bpd":    {`{"format_version": 2, "test_bpd": "x"}`, "invalid number"},
 		"step not an int": {`{"format_version": 1, "step": 1.5}`, "invalid"},
 	}
 	for name, c := range cases {
@@ -310,7 +360,7 @@ func saveVersion(t *testing.T, dir string, v int) error {
 	t.Helper()
 	m := newModel(1)
 	randomize(m, uint64(v))
-	return Save(dir, m, State{Step: v})
+	return Save(dir, m, State{Step: v, OptimizerTensors: sampleMoments(float32(v))})
 }
 
 // loadVersion loads dir, checks the state and the tensors are of the same
@@ -318,7 +368,7 @@ func saveVersion(t *testing.T, dir string, v int) error {
 func loadVersion(t *testing.T, dir string) (int, error) {
 	t.Helper()
 	m := newModel(3)
-	st, err := Load(dir, m)
+	st, err := LoadTraining(dir, m)
 	if err != nil {
 		return 0, err
 	}
@@ -327,16 +377,19 @@ func loadVersion(t *testing.T, dir string) (int, error) {
 	if err := sameModel(m, want); err != nil {
 		t.Errorf("state says version %d but the tensors differ: %v", st.Step, err)
 	}
+	if !reflect.DeepEqual(st.OptimizerTensors, sampleMoments(float32(st.Step))) {
+		t.Errorf("state says version %d but the optimiser's tensors differ", st.Step)
+	}
 	return st.Step, nil
 }
 
-var saveSteps = []string{"tmp-created", "model-written", "state-written", "old-moved", "swapped"}
+var saveSteps = []string{"tmp-created", "model-written", "optimizer-written", "state-written", "old-moved", "swapped"}
 
 // TestSaveFailureKeepsPrevious makes Save fail at each step and checks the
 // previous checkpoint is still there and nothing is left behind.
 func TestSaveFailureKeepsPrevious(t *testing.T) {
 	defer func() { testHook = nil }()
-	for _, step := range saveSteps[:4] {
+	for _, step := range saveSteps[:5] {
 		t.Run(step, func(t *testing.T) {
 			parent := t.TempDir()
 			dir := filepath.Join(parent, "ckpt")
@@ -370,7 +423,7 @@ func TestSaveFailureKeepsPrevious(t *testing.T) {
 // the new one after) and that the next Save cleans up.
 func TestSaveCrash(t *testing.T) {
 	defer func() { testHook = nil }()
-	want := map[string]int{"tmp-created": 1, "model-written": 1, "state-written": 1, "old-moved": 2, "swapped": 2}
+	want := map[string]int{"tmp-created": 1, "model-written": 1, "optimizer-written": 1, "state-written": 1, "old-moved": 2, "swapped": 2}
 	for _, step := range saveSteps {
 		t.Run(step, func(t *testing.T) {
 			parent := t.TempDir()
@@ -451,5 +504,69 @@ func TestSaveReadOnlyParent(t *testing.T) {
 	}
 	if v, err := loadVersion(t, dir); err != nil || v != 1 {
 		t.Errorf("version %d, %v", v, err)
+	}
+}
+
+// TestLoadVersion1 loads a checkpoint of format version 1, whose
+// state.json holds the optimiser's moments as JSON and no optimiser file:
+// Load skips the moments, LoadTraining returns them as they are in the file.
+func TestLoadVersion1(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	m := newModel(1)
+	randomize(m, 4)
+	if err := Save(dir, m, State{}); err != nil {
+		t.Fatal(err)
+	}
+	v1 := `{"format_version":1,"step":12,"epoch":1,"batch_in_epoch":2,"rng":"cGNnOnvVQZV0lT6QEhlumXlHJPg=",` +
+		`"optimizer":{"kind":"adam", "step":12,"m":[[0.5,-1],[2]],"v":[[0.25,1],[4]]},"config":{"a": 1},` +
+		`"best_test_bpd":"+Inf","actnorm_initialized":false}`
+	if err := os.WriteFile(filepath.Join(dir, StateFile), []byte(v1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m2 := newModel(2)
+	st, err := Load(dir, m2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sameModel(m, m2); err != nil {
+		t.Error(err)
+	}
+	if st.Step != 12 || st.Epoch != 1 || st.BatchInEpoch != 2 || len(st.RNG) != 20 || st.Optimizer != nil ||
+		string(st.Config) != `{"a":1}` || !math.IsInf(st.BestTestBPD, 1) || !math.IsNaN(st.TestBPD) {
+		t.Errorf("Load: %+v", st)
+	}
+	st, err = LoadTraining(dir, m2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"kind":"adam", "step":12,"m":[[0.5,-1],[2]],"v":[[0.25,1],[4]]}`; string(st.Optimizer) != want || st.OptimizerTensors != nil {
+		t.Errorf("LoadTraining: optimizer %s, tensors %v; want %s and none", st.Optimizer, st.OptimizerTensors, want)
+	}
+}
+
+// TestLoadMissingOptimizer removes the optimiser file of a checkpoint
+// whose state.json names it: LoadTraining fails naming the file, Load
+// (which does not need it) succeeds.
+func TestLoadMissingOptimizer(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	m := newModel(1)
+	if err := Save(dir, m, sampleState(t, 3)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, OptimizerFile)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadTraining(dir, m); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("LoadTraining without %s: %v", OptimizerFile, err)
+	}
+	if _, err := Load(dir, m); err != nil {
+		t.Errorf("Load without %s: %v", OptimizerFile, err)
+	}
+	if err := os.WriteFile(path, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadTraining(dir, m); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("LoadTraining with a corrupt %s: %v", OptimizerFile, err)
 	}
 }

@@ -11,8 +11,13 @@
 //
 // A checkpoint is a directory holding model.safetensors (every tensor of
 // the model, parameters and buffers such as batch-norm running statistics,
-// under the names nn.Tensors gives) and state.json (State plus a format
-// version). Save replaces a checkpoint directory so that an interrupted
-// Save leaves either the previous or the new checkpoint complete, never a
-// mix of the two.
+// under the names nn.Tensors gives), optimizer.safetensors (the
+// optimiser's per-parameter buffers, such as Adam's moments, named by the
+// optimiser) and state.json (the rest of State, a few hundred bytes, plus
+// a format version). Save replaces a checkpoint directory so that an
+// interrupted Save leaves either the previous or the new checkpoint
+// complete, never a mix of them. Load reads what evaluation needs (the
+// model and the small state), LoadTraining the optimiser's state too.
+// Checkpoints of format version 1 (moments as JSON in state.json) still
+// load.
 package checkpoint
