@@ -57,6 +57,11 @@ type Detector struct {
 	threshold  float64
 	calibrated bool
 	checkpoint string
+	// weights holds the Winograd transforms of the model's kernels, made
+	// once by the first call that needs each and shared by every call
+	// after (the model's weights never change here): scoring calls then
+	// allocate only activations.
+	weights *tensor.Pass
 }
 
 // ThresholdFile is the calibration `flowood eval` writes into a run
@@ -101,6 +106,7 @@ func Load(runDir string) (*Detector, error) {
 	}
 	m.SetTraining(false)
 	d.model = m
+	d.weights = tensor.NewPass(tensor.PassOptions{CacheWeights: true})
 	dim := float64(d.h * d.w * d.c)
 	d.threshold = dim*math.Log(256) - dim*8*math.Ln2 // 0: the uniform density
 	if err := d.readThreshold(runDir); err != nil {
@@ -167,8 +173,6 @@ func (d *Detector) Score(ctx context.Context, imgs []image.Image) ([]Result, err
 func (d *Detector) logProb(ctx context.Context, u []float32, n int) ([]float64, error) {
 	dim := d.h * d.w * d.c
 	out := make([]float64, n)
-	p := tensor.NewPass(tensor.PassOptions{CacheWeights: true})
-	defer p.Close()
 	chunk := flow.EvalChunk
 	bad := make([]int, (n+chunk-1)/chunk)
 	kernels.Each(len(bad), func(i int) {
@@ -184,7 +188,7 @@ func (d *Detector) logProb(ctx context.Context, u []float32, n int) ([]float64, 
 				x[j] = 0.5 // mid-grey padding, discarded
 			}
 		}
-		sub := p.Sub()
+		sub := d.weights.Sub()
 		defer sub.Close()
 		lp := d.model.LogProb(sub.FromData(x, chunk, d.h, d.w, d.c))
 		lp.Data = lp.Data[:hi-lo]

@@ -284,12 +284,8 @@ func winogradConv(pass *Pass, y, x, w, bias []float32, n, h, wd, cin, cout, m in
 	g := kernels.WinogradTiles{N: n, H: h, W: wd, M: m}
 	np := g.Positions()
 	par := pass.par()
-	u, done := winoKernels(pass, w, cin, cout, m, param)
+	ub, pw, done := winoKernels(pass, w, cin, cout, m, param)
 	defer done()
-	ub, pw := winoPanels(par, u, np, cin, cout)
-	if pw != cout {
-		defer release(ub)
-	}
 	bt := winoBlockTiles(cin, cout, np)
 	tiles := g.Count()
 	blocks := (tiles + bt - 1) / bt
@@ -352,39 +348,52 @@ func winoPanels(par kernels.Par, u []float32, np, cin, cout int) ([]float32, int
 }
 
 // winoKernels returns the transformed kernels U of the HWIO weights w for
-// tile size m, and a function to call when they are no longer used:
-// from pass's cache when it has one and w is a parameter's data, freshly
-// computed otherwise.
-func winoKernels(pass *Pass, w []float32, cin, cout, m int, param bool) ([]float32, func()) {
-	compute := func() []float32 {
-		u := alloc((m + 2) * (m + 2) * cin * cout)
+// tile size m, laid out for the products (winoPanels: panels of pw
+// columns), and a function to call when they are no longer used: from
+// pass's cache when it has one and w is a parameter's data, freshly
+// computed otherwise. The cache holds the final layout, so that a pass
+// evaluating many chunks (or a detector serving many calls) keeps one
+// copy of each kernel's transform and makes no panels per call.
+func winoKernels(pass *Pass, w []float32, cin, cout, m int, param bool) ([]float32, int, func()) {
+	np := (m + 2) * (m + 2)
+	par := pass.par()
+	compute := func() ([]float32, int) {
+		u := alloc(np * cin * cout)
 		if m == 4 {
 			wino4Weights(u, w, cin, cout)
 		} else {
 			winoWeights(u, w, cin, cout)
 		}
-		return u
+		ub, pw := winoPanels(par, u, np, cin, cout)
+		if pw != cout {
+			release(u)
+		}
+		return ub, pw
 	}
-	if !param || len(w) == 0 {
-		u := compute()
-		return u, func() { release(u) }
+	if !param || len(w) == 0 || pass == nil || pass.cache == nil {
+		ub, pw := compute()
+		return ub, pw, func() { release(ub) }
 	}
 	key := winoKey{&w[0], len(w), m}
-	if pass == nil || pass.cache == nil {
-		u := compute()
-		return u, func() { release(u) }
-	}
 	cache := &pass.cache.m
-	if u, ok := cache.Load(key); ok {
-		return u.([]float32), func() {}
+	if v, ok := cache.Load(key); ok {
+		e := v.(winoEntry)
+		return e.u, e.pw, func() {}
 	}
-	u := compute()
-	if old, loaded := cache.LoadOrStore(key, u); loaded {
+	ub, pw := compute()
+	if old, loaded := cache.LoadOrStore(key, winoEntry{ub, pw}); loaded {
 		// Another goroutine transformed it meanwhile: keep one.
-		release(u)
-		return old.([]float32), func() {}
+		release(ub)
+		e := old.(winoEntry)
+		return e.u, e.pw, func() {}
 	}
-	return u, func() {}
+	return ub, pw, func() {}
+}
+
+// winoEntry is a cached kernel transform in the products' layout.
+type winoEntry struct {
+	u  []float32
+	pw int
 }
 
 // winoKey identifies a kernel transform: the weights' memory and the tile

@@ -192,12 +192,12 @@ func PassOf(t *Tensor) *Pass { return t.pass }
 // writing shared memory: the cores evaluating chunks side by side look up
 // every convolution's transform.
 type weightCache struct {
-	m sync.Map // winoKey -> []float32
+	m sync.Map // winoKey -> winoEntry
 }
 
 func (c *weightCache) release() {
-	c.m.Range(func(k, u any) bool {
-		release(u.([]float32))
+	c.m.Range(func(k, e any) bool {
+		release(e.(winoEntry).u)
 		c.m.Delete(k)
 		return true
 	})
