@@ -170,8 +170,17 @@ func trainStep(m densityModel, par *train.Parallel, params []*tensor.Tensor, opt
 	return v
 }
 
+// pytorchPreset returns the named preset as bench/pytorch/bench.py builds
+// it: plain convolutions (no weight norm) with zero output convolutions,
+// so that both sides time the same network.
+func pytorchPreset(name string) (realnvp.Config, error) {
+	cfg, err := realnvp.Preset(name)
+	cfg.WeightNorm, cfg.OutInit = "off", "zero"
+	return cfg, err
+}
+
 func benchRealNVPTrain(quick bool, emit func(Result), preset, recompute string, batch, warmup, steps int, prefix string) error {
-	cfg, err := realnvp.Preset(preset)
+	cfg, err := pytorchPreset(preset)
 	if err != nil {
 		return err
 	}
@@ -212,7 +221,7 @@ func countParams(ps []*tensor.Tensor) int {
 }
 
 func benchRealNVPEval(quick bool, emit func(Result)) error {
-	cfg, _ := realnvp.Preset("cpu")
+	cfg, _ := pytorchPreset("cpu")
 	m := realnvp.New(cfg, tensor.NewRNG(1))
 	params := nn.Params(m)
 	opt := train.NewAdam(0)
@@ -254,7 +263,7 @@ func benchCoupling4(quick bool, emit func(Result)) error {
 	mode := &nn.Mode{Train: true}
 	var steps flow.Chain
 	for i := 0; i < 4; i++ {
-		net := nn.NewResNet(rng, 1, 64, 2, 2, true, mode)
+		net := nn.NewResNet(rng, 1, 64, 2, 2, true, mode, nn.ResNetOptions{OutInit: nn.OutInitZero})
 		steps = append(steps, bijector.NewAffineCoupling(mask.Checkerboard(28, 28, 1, i%2 == 1), net))
 	}
 	m := flow.Flow{Bijector: steps}
