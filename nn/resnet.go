@@ -82,9 +82,16 @@ func (o OutInit) Valid() bool {
 
 // NewResNet returns an st-network with the given input, hidden and output
 // channels and number of residual blocks; mode governs its batch norms.
-// It panics on non-positive sizes or an unknown opt.OutInit.
-func NewResNet(rng *tensor.RNG, in, mid, out, blocks int, doubleAfterNorm bool, mode *Mode, opt ResNetOptions) *ResNet {
-	if in <= 0 || mid <= 0 || out <= 0 || blocks < 0 || !opt.OutInit.Valid() {
+// opts, at most one, says how to build the convolutions; without it the
+// network is the one NewResNet built before it took options: plain
+// convolutions, the output one zero (ResNetOptions{OutInit: OutInitZero}).
+// It panics on non-positive sizes, an unknown OutInit or several opts.
+func NewResNet(rng *tensor.RNG, in, mid, out, blocks int, doubleAfterNorm bool, mode *Mode, opts ...ResNetOptions) *ResNet {
+	opt := ResNetOptions{OutInit: OutInitZero}
+	if len(opts) > 0 {
+		opt = opts[0]
+	}
+	if in <= 0 || mid <= 0 || out <= 0 || blocks < 0 || !opt.OutInit.Valid() || len(opts) > 1 {
 		panic(fmt.Sprintf("nn: NewResNet(in=%d, mid=%d, out=%d, blocks=%d, out init %q)", in, mid, out, blocks, opt.OutInit))
 	}
 	conv := func(k, cin, cout int, bias bool) *Conv2D {

@@ -263,7 +263,7 @@ func benchCoupling4(quick bool, emit func(Result)) error {
 	mode := &nn.Mode{Train: true}
 	var steps flow.Chain
 	for i := 0; i < 4; i++ {
-		net := nn.NewResNet(rng, 1, 64, 2, 2, true, mode, nn.ResNetOptions{OutInit: nn.OutInitZero})
+		net := nn.NewResNet(rng, 1, 64, 2, 2, true, mode)
 		steps = append(steps, bijector.NewAffineCoupling(mask.Checkerboard(28, 28, 1, i%2 == 1), net))
 	}
 	m := flow.Flow{Bijector: steps}
