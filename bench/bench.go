@@ -170,8 +170,17 @@ func trainStep(m densityModel, par *train.Parallel, params []*tensor.Tensor, opt
 	return v
 }
 
+// pytorchPreset returns the named preset as bench/pytorch/bench.py builds
+// it: plain convolutions (no weight norm) with zero output convolutions,
+// so that both sides time the same network.
+func pytorchPreset(name string) (realnvp.Config, error) {
+	cfg, err := realnvp.Preset(name)
+	cfg.WeightNorm, cfg.OutInit = "off", "zero"
+	return cfg, err
+}
+
 func benchRealNVPTrain(quick bool, emit func(Result), preset, recompute string, batch, warmup, steps int, prefix string) error {
-	cfg, err := realnvp.Preset(preset)
+	cfg, err := pytorchPreset(preset)
 	if err != nil {
 		return err
 	}
@@ -212,7 +221,7 @@ func countParams(ps []*tensor.Tensor) int {
 }
 
 func benchRealNVPEval(quick bool, emit func(Result)) error {
-	cfg, _ := realnvp.Preset("cpu")
+	cfg, _ := pytorchPreset("cpu")
 	m := realnvp.New(cfg, tensor.NewRNG(1))
 	params := nn.Params(m)
 	opt := train.NewAdam(0)

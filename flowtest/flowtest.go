@@ -29,6 +29,11 @@ type Options struct {
 	// GradSamples is the number of parameter entries checked by finite
 	// differences per parameter tensor; zero means 3.
 	GradSamples int
+	// Step is the finite-difference step h (differences at h and 2h are
+	// compared); zero means 1e-3. Smooth models whose loss is large (whole
+	// flows, where float32 rounding of the loss divided by h swamps small
+	// gradients) are checked better with a larger step.
+	Step float64
 }
 
 // Perturb adds N(0, std^2) noise to every trainable tensor of m, so that
@@ -319,7 +324,11 @@ func checkParamGrads(t *testing.T, b flow.Bijector, x *tensor.Tensor, opt Option
 				copy(p.Data, old)
 				return (lp - lm) / (2 * h)
 			}
-			fd, fd2 := central(1e-3), central(2e-3)
+			h := opt.Step
+			if h == 0 {
+				h = 1e-3
+			}
+			fd, fd2 := central(h), central(2*h)
 			tol := 2e-2 * math.Max(1, math.Abs(fd))
 			if math.Abs(fd-fd2) > tol/2 {
 				continue

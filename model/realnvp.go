@@ -23,7 +23,7 @@ const (
 // is App. E for grayscale RealNVP; cpu and tiny are sized for small
 // machines.
 var realnvpTrain = map[string]TrainDefaults{
-	"paper": {Epochs: 80, Batch: 32, LR: 5e-5},
+	"paper": {Epochs: 80, Batch: 32, LR: 5e-5, WeightDecay: 5e-5},
 	"cpu":   {Epochs: 10, Batch: 64, LR: 1e-3, WeightDecay: 5e-5},
 	"tiny":  {Epochs: 1, Batch: 32, LR: 1e-3},
 }

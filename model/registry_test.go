@@ -59,7 +59,11 @@ func TestDecodeConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := realnvp.Config{Height: 28, Width: 28, Channels: 1, Mid: 4, Blocks: 1}.WithDefaults()
+	// fields a configuration lacks take the values from before they
+	// existed (realnvp.Config.UnmarshalJSON): plain convolutions, zero
+	// output convolutions, decay on all
+	want := realnvp.Config{Height: 28, Width: 28, Channels: 1, Mid: 4, Blocks: 1,
+		WeightNorm: "off", OutInit: "zero", Decay: "all"}.WithDefaults()
 	if cfg.(realnvp.Config) != want {
 		t.Errorf("decoded %+v, want %+v", cfg, want)
 	}

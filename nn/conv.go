@@ -7,10 +7,17 @@ import (
 )
 
 // Conv2D is a stride-1 2-D convolution of NHWC images with "same" padding
-// for odd kernels: y = conv(x, W) + B, W of shape [K, K, Cin, Cout].
+// for odd kernels: y = conv(x, K) + B with the kernel K of shape
+// [KH, KW, Cin, Cout]. Without G the kernel is W; with G (shape [Cout])
+// the convolution is weight-normalised, K = WeightNorm(W, G) = G ⊙ W/‖W‖
+// per output channel, as the reference RealNVP's WNConv2d.
 type Conv2D struct {
 	W, B *tensor.Tensor // B is nil without bias
-	Pad  int
+	// G, when not nil, is the gain of weight normalisation; W is then the
+	// direction v. Checkpoints name W "weight_v" and G "weight_g" then,
+	// "weight" otherwise.
+	G   *tensor.Tensor
+	Pad int
 }
 
 // NewConv2D returns a k x k convolution from cin to cout channels,
@@ -32,14 +39,65 @@ func NewConv2D(rng *tensor.RNG, k, cin, cout int, bias, zero bool) *Conv2D {
 	return c
 }
 
+// NewWNConv2D returns a weight-normalised k x k convolution initialised
+// as torch.nn.utils.weight_norm leaves a PyTorch convolution: the
+// direction W is drawn as NewConv2D draws weights and the gain G is ‖W‖
+// per output channel, so the kernel starts as NewConv2D's. zeroGain sets
+// G to zero instead (the kernel is then zero, but W keeps a direction, so
+// the gradient of G is not zero); zeroBias sets the bias to zero.
+func NewWNConv2D(rng *tensor.RNG, k, cin, cout int, bias, zeroGain, zeroBias bool) *Conv2D {
+	c := NewConv2D(rng, k, cin, cout, bias, false)
+	c.G = tensor.Param(cout)
+	if !zeroGain {
+		rows := k * k * cin
+		for o := 0; o < cout; o++ {
+			var sq float64
+			for r := 0; r < rows; r++ {
+				v := float64(c.W.Data[r*cout+o])
+				sq += v * v
+			}
+			c.G.Data[o] = float32(math.Sqrt(sq))
+		}
+	}
+	if zeroBias && c.B != nil {
+		clear(c.B.Data)
+	}
+	return c
+}
+
+// Kernel returns the convolution kernel: W, or WeightNorm(W, G) with a
+// gain. A kernel other than W is an intermediate the caller may recycle
+// (tensor.Done) once the convolution has used it.
+func (c *Conv2D) Kernel() *tensor.Tensor {
+	if c.G == nil {
+		return c.W
+	}
+	return WeightNorm(c.W, c.G)
+}
+
+// doneKernel recycles a kernel returned by Kernel in gradient-free passes.
+func (c *Conv2D) doneKernel(k *tensor.Tensor) {
+	if k != c.W {
+		tensor.Done(k)
+	}
+}
+
 // Forward applies the convolution.
 func (c *Conv2D) Forward(x *tensor.Tensor) *tensor.Tensor {
-	return tensor.Conv2DBias(x, c.W, c.B, c.Pad)
+	k := c.Kernel()
+	y := tensor.Conv2DBias(x, k, c.B, c.Pad)
+	c.doneKernel(k)
+	return y
 }
 
 // Visit implements Module.
 func (c *Conv2D) Visit(prefix string, fn func(string, *tensor.Tensor, bool)) {
-	fn(Join(prefix, "weight"), c.W, true)
+	if c.G != nil {
+		fn(Join(prefix, "weight_g"), c.G, true)
+		fn(Join(prefix, "weight_v"), c.W, true)
+	} else {
+		fn(Join(prefix, "weight"), c.W, true)
+	}
 	if c.B != nil {
 		fn(Join(prefix, "bias"), c.B, true)
 	}

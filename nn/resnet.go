@@ -13,10 +13,11 @@ import (
 //	h = relu(concat(d*BN(x), -d*BN(x)))     d = 2 when DoubleAfterNorm
 //	h = conv3x3(h); skip = conv1x1(h)
 //	for each block: h = h + conv3x3(relu(BN(conv3x3(relu(BN(h)))))); skip += conv1x1(h)
-//	y = conv1x1(relu(BN(skip)))             (zero-initialised)
+//	y = conv1x1(relu(BN(skip)))
 //
 // The extra skip connections from every block to the output follow the
-// reference RealNVP code.
+// reference RealNVP code, and so, with ResNetOptions.WeightNorm, do its
+// weight-normalised convolutions.
 type ResNet struct {
 	InNorm          *BatchNorm
 	InConv, InSkip  *Conv2D
@@ -41,28 +42,88 @@ type ResBlock struct {
 	Conv1, Conv2 *Conv2D
 }
 
+// ResNetOptions says how NewResNet builds and initialises the
+// convolutions. The zero value gives plain convolutions, all initialised
+// as PyTorch initialises them by default.
+type ResNetOptions struct {
+	// WeightNorm weight-normalises every convolution (NewWNConv2D), as the
+	// reference code's WNConv2d does.
+	WeightNorm bool
+	// OutInit initialises the output convolution.
+	OutInit OutInit
+}
+
+// OutInit says how the output convolution of a ResNet starts.
+type OutInit string
+
+const (
+	// OutInitPyTorch, also "", initialises it as the other convolutions
+	// (PyTorch's default; the reference code without --init_zeros).
+	OutInitPyTorch OutInit = "pytorch"
+	// OutInitZero makes its kernel and bias zero, so the network outputs
+	// zero and a coupling starts as the identity. With weight norm the
+	// gain is zero and the direction is drawn as usual.
+	OutInitZero OutInit = "zero"
+	// OutInitZeroBias makes only its bias zero: what the reference code's
+	// --init_zeros achieves, since it zeroes the weight that
+	// torch.nn.utils.weight_norm recomputes from weight_g and weight_v
+	// before every forward pass.
+	OutInitZeroBias OutInit = "zero_bias"
+)
+
+// Valid reports whether o is a known initialisation ("" included).
+func (o OutInit) Valid() bool {
+	switch o {
+	case "", OutInitPyTorch, OutInitZero, OutInitZeroBias:
+		return true
+	}
+	return false
+}
+
 // NewResNet returns an st-network with the given input, hidden and output
 // channels and number of residual blocks; mode governs its batch norms.
-func NewResNet(rng *tensor.RNG, in, mid, out, blocks int, doubleAfterNorm bool, mode *Mode) *ResNet {
-	if in <= 0 || mid <= 0 || out <= 0 || blocks < 0 {
-		panic(fmt.Sprintf("nn: NewResNet(in=%d, mid=%d, out=%d, blocks=%d)", in, mid, out, blocks))
+// opts, at most one, says how to build the convolutions; without it the
+// network is the one NewResNet built before it took options: plain
+// convolutions, the output one zero (ResNetOptions{OutInit: OutInitZero}).
+// It panics on non-positive sizes, an unknown OutInit or several opts.
+func NewResNet(rng *tensor.RNG, in, mid, out, blocks int, doubleAfterNorm bool, mode *Mode, opts ...ResNetOptions) *ResNet {
+	opt := ResNetOptions{OutInit: OutInitZero}
+	if len(opts) > 0 {
+		opt = opts[0]
+	}
+	if in <= 0 || mid <= 0 || out <= 0 || blocks < 0 || !opt.OutInit.Valid() || len(opts) > 1 {
+		panic(fmt.Sprintf("nn: NewResNet(in=%d, mid=%d, out=%d, blocks=%d, out init %q)", in, mid, out, blocks, opt.OutInit))
+	}
+	conv := func(k, cin, cout int, bias bool) *Conv2D {
+		if opt.WeightNorm {
+			return NewWNConv2D(rng, k, cin, cout, bias, false, false)
+		}
+		return NewConv2D(rng, k, cin, cout, bias, false)
 	}
 	r := &ResNet{
 		InNorm:          NewBatchNorm(in, mode),
-		InConv:          NewConv2D(rng, 3, 2*in, mid, true, false),
-		InSkip:          NewConv2D(rng, 1, mid, mid, true, false),
+		InConv:          conv(3, 2*in, mid, true),
+		InSkip:          conv(1, mid, mid, true),
 		OutNorm:         NewBatchNorm(mid, mode),
-		OutConv:         NewConv2D(rng, 1, mid, out, true, true),
 		DoubleAfterNorm: doubleAfterNorm,
+	}
+	zero, zeroBias := opt.OutInit == OutInitZero, opt.OutInit == OutInitZeroBias
+	if opt.WeightNorm {
+		r.OutConv = NewWNConv2D(rng, 1, mid, out, true, zero, zero || zeroBias)
+	} else {
+		r.OutConv = NewConv2D(rng, 1, mid, out, true, zero)
+		if zeroBias {
+			clear(r.OutConv.B.Data)
+		}
 	}
 	for i := 0; i < blocks; i++ {
 		r.Blocks = append(r.Blocks, &ResBlock{
 			Norm1: NewBatchNorm(mid, mode),
-			Conv1: NewConv2D(rng, 3, mid, mid, false, false),
+			Conv1: conv(3, mid, mid, false),
 			Norm2: NewBatchNorm(mid, mode),
-			Conv2: NewConv2D(rng, 3, mid, mid, true, false),
+			Conv2: conv(3, mid, mid, true),
 		})
-		r.Skips = append(r.Skips, NewConv2D(rng, 1, mid, mid, true, false))
+		r.Skips = append(r.Skips, conv(1, mid, mid, true))
 	}
 	return r
 }
@@ -108,7 +169,9 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 		}
 		return nil
 	}
-	skip := tensor.Conv2DBias(h, r.InSkip.W, bias(r.InSkip), r.InSkip.Pad)
+	k := r.InSkip.Kernel()
+	skip := tensor.Conv2DBias(h, k, bias(r.InSkip), r.InSkip.Pad)
+	r.InSkip.doneKernel(k)
 	for i, b := range r.Blocks {
 		h2 := b.forward(h, r)
 		if h2 != h {
@@ -116,7 +179,9 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 		}
 		h = h2
 		// skip + conv1x1(h), accumulated in place in gradient-free passes.
-		skip = tensor.AddConv2D(skip, h, r.Skips[i].W, bias(r.Skips[i]), r.Skips[i].Pad)
+		k := r.Skips[i].Kernel()
+		skip = tensor.AddConv2D(skip, h, k, bias(r.Skips[i]), r.Skips[i].Pad)
+		r.Skips[i].doneKernel(k)
 	}
 	tensor.Done(h)
 	if shift != nil && testFolded != nil {
@@ -165,7 +230,9 @@ func (b *ResBlock) forward(x *tensor.Tensor, r *ResNet) *tensor.Tensor {
 	tensor.Done(h)
 	// x + conv(a): in gradient-free passes the convolution is added
 	// straight into x's buffer when x is an intermediate (then y is x).
-	y := tensor.AddConv2D(x, a, b.Conv2.W, b.Conv2.B, b.Conv2.Pad)
+	k := b.Conv2.Kernel()
+	y := tensor.AddConv2D(x, a, k, b.Conv2.B, b.Conv2.Pad)
+	b.Conv2.doneKernel(k)
 	tensor.Done(a)
 	return y
 }

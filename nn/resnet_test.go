@@ -14,11 +14,15 @@ import (
 // and the input gradient in training mode, and outputs in evaluation mode
 // with gradient recording off.
 func TestResNetFusedReLU(t *testing.T) {
-	for _, mid := range []int{4, 16, 17} {
-		t.Run(fmt.Sprintf("mid=%d", mid), func(t *testing.T) {
+	for _, tc := range []struct {
+		mid int
+		wn  bool
+	}{{4, false}, {16, false}, {17, false}, {4, true}, {17, true}} {
+		mid := tc.mid
+		t.Run(fmt.Sprintf("mid=%d/weightnorm=%v", mid, tc.wn), func(t *testing.T) {
 			build := func(fused bool) (*ResNet, *Mode) {
 				mode := &Mode{Train: true}
-				r := NewResNet(tensor.NewRNG(1), 2, mid, 4, 2, true, mode)
+				r := NewResNet(tensor.NewRNG(1), 2, mid, 4, 2, true, mode, ResNetOptions{WeightNorm: tc.wn, OutInit: OutInitZero})
 				if r.Act != nil {
 					t.Fatalf("NewResNet set Act")
 				}
@@ -84,9 +88,9 @@ func same(t *testing.T, what string, got, want []float32) {
 // running mean, against the recorded pass, which adds them, with non-zero
 // biases and running statistics everywhere: equal up to float32 rounding.
 func TestResNetEvalFoldsSkipBiases(t *testing.T) {
-	for _, act := range []func(*tensor.Tensor) *tensor.Tensor{nil, tensor.Softplus} {
+	for i, act := range []func(*tensor.Tensor) *tensor.Tensor{nil, tensor.Softplus, nil} {
 		mode := &Mode{}
-		r := NewResNet(tensor.NewRNG(1), 2, 16, 4, 2, false, mode)
+		r := NewResNet(tensor.NewRNG(1), 2, 16, 4, 2, false, mode, ResNetOptions{WeightNorm: i == 2})
 		r.Act = act
 		rng := tensor.NewRNG(2)
 		for _, p := range Tensors(r) {

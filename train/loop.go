@@ -45,9 +45,21 @@ type Config struct {
 	WeightDecay float64 `json:"weight_decay"`
 	// Optimizer is adam, adamw or rmsprop (default adam).
 	Optimizer string `json:"optimizer"`
-	// ClipNorm clips the global gradient norm (default 100; negative: off).
-	// A non-finite gradient norm stops training with ErrNonFinite.
+	// ClipNorm clips the gradient norm (default 100; negative: off). A
+	// non-finite gradient norm stops training with ErrNonFinite.
 	ClipNorm float64 `json:"clip_norm"`
+	// Loss is the objective whose gradient the optimiser follows, and so
+	// the unit of ClipNorm, WeightDecay's balance against the data and the
+	// logged grad_norm: "nats" (the default, as the reference code: the
+	// mean negative log-likelihood per example, in nats) or "bpd" (the
+	// mean bits per dimension, 1/(D ln 2) of it). Logged losses are bits
+	// per dimension either way.
+	Loss string `json:"loss"`
+	// ClipPer is "group" (the default, as the reference code, which clips
+	// each of its parameter groups on its own: the parameters with weight
+	// decay, per the model's Decayer, and the others) or "all" (one norm
+	// over every parameter).
+	ClipPer string `json:"clip_per"`
 	// Seed seeds the data order and dequantisation noise (default 0).
 	Seed uint64 `json:"seed"`
 	// LogEvery writes a train-log row every this many steps (default 50).
@@ -58,6 +70,48 @@ type Config struct {
 	// this long has passed since the last save (default 10m; Off: only at
 	// epoch ends and when interrupted).
 	CheckpointEvery Interval `json:"checkpoint_every"`
+}
+
+// legacyTrain holds the values that the fields added with the reference's
+// objective take in configurations written before them.
+var legacyTrain = Config{Loss: "bpd", ClipPer: "all"}
+
+// UnmarshalJSON decodes c, giving loss and clip_per their values from
+// before they existed ("bpd", "all") when the JSON lacks them, so that an
+// older run resumes as it trained. A Config built in Go, or decoded from
+// JSON with the fields, gets the defaults of WithDefaults instead.
+func (c *Config) UnmarshalJSON(b []byte) error {
+	type plain Config // without this method
+	v := plain(legacyTrain)
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*c = Config(v)
+	return nil
+}
+
+// Decayer is implemented by models that apply weight decay to some of
+// their parameters only.
+type Decayer interface {
+	// Decays reports whether weight decay applies to the parameter of
+	// the given name (as nn.Tensors names it).
+	Decays(name string) bool
+}
+
+// decayMask returns whether weight decay applies to each parameter of m,
+// in nn.Params order, or nil (all) when m is no Decayer.
+func decayMask(m nn.Module) []bool {
+	d, ok := m.(Decayer)
+	if !ok {
+		return nil
+	}
+	var mask []bool
+	for _, t := range nn.Tensors(m) {
+		if t.Trainable {
+			mask = append(mask, d.Decays(t.Name))
+		}
+	}
+	return mask
 }
 
 // WithDefaults fills zero fields.
@@ -76,6 +130,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ClipNorm == 0 {
 		c.ClipNorm = 100
+	}
+	if c.Loss == "" {
+		c.Loss = "nats"
+	}
+	if c.ClipPer == "" {
+		c.ClipPer = "group"
 	}
 	if c.LogEvery == 0 {
 		c.LogEvery = 50
@@ -103,6 +163,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("clip norm %v and weight decay %v must be finite", c.ClipNorm, c.WeightDecay)
 	case c.TestLimit < 0:
 		return fmt.Errorf("test limit %d must not be negative", c.TestLimit)
+	case c.Loss != "" && c.Loss != "nats" && c.Loss != "bpd":
+		return fmt.Errorf("loss %q (want nats or bpd)", c.Loss)
+	case c.ClipPer != "" && c.ClipPer != "group" && c.ClipPer != "all":
+		return fmt.Errorf("clip_per %q (want group or all)", c.ClipPer)
 	}
 	_, err := NewOptimizer(c.Optimizer, 0)
 	return err
@@ -168,6 +232,12 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	params := nn.Params(m)
 	named := trainable(m)
 	opt, _ := NewOptimizer(cfg.Optimizer, cfg.WeightDecay)
+	decay := decayMask(m)
+	SetDecay(opt, decay)
+	clipGroups := decay
+	if cfg.ClipPer == "all" {
+		clipGroups = nil
+	}
 	rng := tensor.NewRNG(cfg.Seed ^ 0x5eed)
 	state := checkpoint.State{BestTestBPD: math.Inf(1), TestBPD: math.NaN()}
 	ckDir := filepath.Join(r.Dir, "checkpoint")
@@ -322,15 +392,28 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 			u := tensor.New(append([]int{cfg.Batch}, shape.Dims()...)...)
 			r.Train.Read(u.Data, perm[b*cfg.Batch:(b+1)*cfg.Batch], rng.Rand)
 			m.SetTraining(true)
-			// the loss per dimension (bits/dim for images)
+			// The loss per dimension (bits/dim for images) is what is
+			// logged; the gradient taken is that loss's, or with Loss
+			// "nats" (the reference code's) that of the loss in nats per
+			// example: the per-dimension loss times -1/a, where a is its
+			// derivative by the mean log-likelihood (Shape.Affine).
+			perDimA, _ := shape.Affine()
+			grad := 1.0
+			if cfg.Loss == "nats" {
+				grad = -1 / perDimA
+			}
 			var bpd float64
 			if mo, ok := obj.(MeanObjective); ok && r.Parallel != nil && cfg.Batch >= r.Parallel.Replicas() {
 				a, b := mo.Affine(shape)
-				bpd = r.Parallel.Backward(u, a)*a + b
+				bpd = r.Parallel.Backward(u, a*grad)*a + b
 			} else {
 				lp := m.LogProb(u)
-				loss := obj.Loss(lp, shape)
-				bpd = float64(loss.Data[0])
+				perDim := obj.Loss(lp, shape)
+				bpd = float64(perDim.Data[0])
+				loss := perDim
+				if grad != 1 {
+					loss = tensor.Scale(perDim, float32(grad))
+				}
 				if !math.IsNaN(bpd) && !math.IsInf(bpd, 0) {
 					for _, p := range params {
 						p.ZeroGrad()
@@ -341,7 +424,7 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 			if math.IsNaN(bpd) || math.IsInf(bpd, 0) {
 				return finish(), fmt.Errorf("step %d: %w (kept the last checkpoint; try a lower --lr)", state.Step, ErrNonFinite)
 			}
-			norm := ClipGradNorm(params, cfg.ClipNorm)
+			norm := ClipGradNormGroups(params, clipGroups, cfg.ClipNorm)
 			if math.IsNaN(norm) || math.IsInf(norm, 0) {
 				return finish(), fmt.Errorf("step %d: gradient norm is %v: %w (kept the last checkpoint; try a lower --lr)", state.Step, norm, ErrNonFinite)
 			}

@@ -26,6 +26,11 @@ type Adam struct {
 	Beta1, Beta2, Eps float64
 	WeightDecay       float64
 	Decoupled         bool
+	// Decay, when not nil, says for each parameter of Step (by position)
+	// whether WeightDecay applies to it, as PyTorch's parameter groups
+	// with and without weight_decay do; nil applies it to all. It is not
+	// part of the saved state.
+	Decay []bool
 
 	step int
 	m, v [][]float32
@@ -72,6 +77,10 @@ func (a *Adam) Step(params []*tensor.Tensor, lr float64) {
 			continue
 		}
 		m, v, g, x := a.m[i], a.v[i], p.Grad, p.Data
+		wd := wd
+		if !decays(a.Decay, i) {
+			wd = 0
+		}
 		if a.Decoupled && wd != 0 {
 			shrink := 1 - float32(lr)*wd
 			for j := range x {
@@ -90,12 +99,17 @@ func (a *Adam) Step(params []*tensor.Tensor, lr float64) {
 	}
 }
 
+// decays reports whether weight decay applies to parameter i under mask.
+func decays(mask []bool, i int) bool { return mask == nil || mask[i] }
+
 // RMSprop is Hinton's optimiser with PyTorch's conventions
 // (v = alpha*v + (1-alpha)*g^2, θ -= lr*g/(sqrt(v)+eps)), as used for the
 // paper's Glow models.
 type RMSprop struct {
 	Alpha, Eps  float64
 	WeightDecay float64
+	// Decay selects the parameters WeightDecay applies to, as Adam.Decay.
+	Decay []bool
 
 	step int
 	v    [][]float32
@@ -121,6 +135,10 @@ func (r *RMSprop) Step(params []*tensor.Tensor, lr float64) {
 			continue
 		}
 		v, g, x := r.v[i], p.Grad, p.Data
+		wd := wd
+		if !decays(r.Decay, i) {
+			wd = 0
+		}
 		for j := range x {
 			gj := g[j] + wd*x[j]
 			v[j] = al*v[j] + (1-al)*gj*gj
@@ -140,6 +158,17 @@ func NewOptimizer(name string, weightDecay float64) (Optimizer, error) {
 		return NewRMSprop(weightDecay), nil
 	}
 	return nil, fmt.Errorf("unknown optimizer %q (want adam, adamw or rmsprop)", name)
+}
+
+// SetDecay sets the Decay mask of an optimiser of this package (Adam,
+// RMSprop); other optimisers are left alone.
+func SetDecay(o Optimizer, mask []bool) {
+	switch o := o.(type) {
+	case *Adam:
+		o.Decay = mask
+	case *RMSprop:
+		o.Decay = mask
+	}
 }
 
 // ClipGradNorm scales the gradients of params so their global L2 norm is
@@ -162,4 +191,25 @@ func ClipGradNorm(params []*tensor.Tensor, maxNorm float64) float64 {
 		}
 	}
 	return norm
+}
+
+// ClipGradNormGroups clips the gradients of two groups of params
+// separately, each to a norm of at most maxNorm: those with group[i] set
+// and the others (as the reference code clips each of its parameter
+// groups). A nil group makes one group of all. It returns the norm of all
+// the gradients before clipping.
+func ClipGradNormGroups(params []*tensor.Tensor, group []bool, maxNorm float64) float64 {
+	if group == nil {
+		return ClipGradNorm(params, maxNorm)
+	}
+	var in, out []*tensor.Tensor
+	for i, p := range params {
+		if group[i] {
+			in = append(in, p)
+		} else {
+			out = append(out, p)
+		}
+	}
+	a, b := ClipGradNorm(in, maxNorm), ClipGradNorm(out, maxNorm)
+	return math.Sqrt(a*a + b*b)
 }

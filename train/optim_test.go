@@ -220,3 +220,61 @@ func TestOptimizerCheckpointErrors(t *testing.T) {
 		t.Errorf("short version-1 moments: %v", err)
 	}
 }
+
+// TestDecayMask checks that Adam (coupled and decoupled) and RMSprop apply
+// weight decay only to the parameters their Decay mask selects: a
+// parameter outside it moves as with no weight decay at all.
+func TestDecayMask(t *testing.T) {
+	opts := map[string]func(wd float64) Optimizer{
+		"adam":    func(wd float64) Optimizer { return NewAdam(wd) },
+		"adamw":   func(wd float64) Optimizer { return NewAdamW(wd) },
+		"rmsprop": func(wd float64) Optimizer { return NewRMSprop(wd) },
+	}
+	for name, mk := range opts {
+		run := func(wd float64, mask []bool) [][]float32 {
+			ps := []*tensor.Tensor{
+				tensor.FromData([]float32{0.5, -1}, 2).SetRequiresGrad(true),
+				tensor.FromData([]float32{2, 3}, 2).SetRequiresGrad(true),
+			}
+			o := mk(wd)
+			SetDecay(o, mask)
+			for step := 0; step < 3; step++ {
+				ps[0].Grad = []float32{0.1, -0.2}
+				ps[1].Grad = []float32{0.3, 0.05}
+				o.Step(ps, 0.1)
+			}
+			return [][]float32{ps[0].Data, ps[1].Data}
+		}
+		none, all, masked := run(0, nil), run(0.5, nil), run(0.5, []bool{true, false})
+		for j := range masked[0] {
+			if masked[0][j] != all[0][j] {
+				t.Errorf("%s: decayed parameter [%d] = %v, want %v as with decay on all", name, j, masked[0][j], all[0][j])
+			}
+			if masked[1][j] != none[1][j] {
+				t.Errorf("%s: parameter outside the mask [%d] = %v, want %v as without decay", name, j, masked[1][j], none[1][j])
+			}
+		}
+		if all[1][0] == none[1][0] {
+			t.Errorf("%s: weight decay 0.5 changed nothing", name)
+		}
+	}
+}
+
+// TestClipGradNormGroups clips two groups separately, each to the limit,
+// and reports the norm of all gradients before clipping.
+func TestClipGradNormGroups(t *testing.T) {
+	a := tensor.FromData([]float32{0, 0}, 2)
+	b := tensor.FromData([]float32{0}, 1)
+	c := tensor.FromData([]float32{0}, 1)
+	a.Grad, b.Grad, c.Grad = []float32{3, 0}, []float32{4}, []float32{0.5}
+	ps := []*tensor.Tensor{a, b, c}
+	if n := ClipGradNormGroups(ps, []bool{true, true, false}, 1); math.Abs(n-math.Sqrt(25.25)) > 1e-6 {
+		t.Errorf("norm %v, want sqrt(25.25)", n)
+	}
+	if n := ClipGradNorm(ps[:2], 0); math.Abs(n-1) > 1e-5 {
+		t.Errorf("first group's norm after clipping to 1 is %v", n)
+	}
+	if c.Grad[0] != 0.5 {
+		t.Errorf("second group (norm 0.5 < 1) was clipped to %v", c.Grad[0])
+	}
+}

@@ -62,7 +62,19 @@ func TestParallelMatchesSerial(t *testing.T) {
 				if math.Abs(got-want) > 1e-5*math.Abs(want) {
 					t.Errorf("step %d: mean log p %v in parallel, %v serial", step, got, want)
 				}
+				// Parameters that a batch norm follows (convolution
+				// biases, weight-norm gains) have gradients that are
+				// zero up to rounding of the model's larger ones: the
+				// absolute tolerance is relative to the largest gradient.
 				pt, st := nn.Tensors(par), nn.Tensors(ser)
+				global := 0.0
+				for i := range st {
+					if st[i].Trainable {
+						for _, v := range st[i].T.Grad {
+							global = math.Max(global, math.Abs(float64(v)))
+						}
+					}
+				}
 				for i := range st {
 					var ref, val []float32
 					if st[i].Trainable {
@@ -75,7 +87,7 @@ func TestParallelMatchesSerial(t *testing.T) {
 						scale = math.Max(scale, math.Abs(float64(v)))
 					}
 					for j := range ref {
-						if d := math.Abs(float64(val[j] - ref[j])); d > 1e-4*scale+1e-6 {
+						if d := math.Abs(float64(val[j] - ref[j])); d > 1e-4*scale+1e-6*math.Max(1, global) {
 							t.Errorf("step %d: %s[%d] = %v in parallel, %v serial", step, st[i].Name, j, val[j], ref[j])
 							break
 						}

@@ -522,9 +522,13 @@ func TestHelp(t *testing.T) {
 // TestVersion1Run evaluates and resumes a run folder whose config.json
 // is in the layout flowood wrote before the model registry (version 1).
 func TestVersion1Run(t *testing.T) {
+	// The fixture's checkpoint has weight-normalised st-networks: its
+	// version 1 configuration names them (a real version 1 run, which
+	// predates them, decodes to plain ones; model's TestDecodeConfig).
 	run := tinyRun(t)
 	v1 := `{"version": 1, "model": "realnvp", "preset": "tiny",
-  "realnvp": {"height": 28, "width": 28, "channels": 1, "scales": 2, "blocks": 1, "mid": 4, "constraint": 0.9, "recompute": "off", "activation": "relu"},
+  "realnvp": {"height": 28, "width": 28, "channels": 1, "scales": 2, "blocks": 1, "mid": 4, "constraint": 0.9, "recompute": "off", "activation": "relu",
+    "weight_norm": "on", "out_init": "pytorch", "decay": "gains"},
   "data": {"name": "fashionmnist", "embedded": true, "train_limit": 64},
   "train": {"epochs": 1, "max_steps": 3, "batch": 16, "lr": 0.001, "weight_decay": 0, "optimizer": "adam", "clip_norm": 100, "seed": 2, "log_every": 50, "test_limit": 32}}`
 	os.WriteFile(filepath.Join(run, "config.json"), []byte(v1), 0o644)

@@ -25,8 +25,13 @@ func TestContract(t *testing.T) {
 	rng := tensor.NewRNG(1)
 	const n, h, w = 2, 4, 4
 	mode := &nn.Mode{}
+	// Weight-normalised st-networks, as RealNVP's default, except where
+	// a case says plain.
+	couplingOpt := func(m *tensor.Tensor, in, out int, double bool, opt nn.ResNetOptions) flow.Bijector {
+		return bijector.NewAffineCoupling(m, nn.NewResNet(rng, in, 4, out, 1, double, mode, opt))
+	}
 	coupling := func(m *tensor.Tensor, in, out int, double bool) flow.Bijector {
-		return bijector.NewAffineCoupling(m, nn.NewResNet(rng, in, 4, out, 1, double, mode))
+		return couplingOpt(m, in, out, double, nn.ResNetOptions{WeightNorm: true})
 	}
 	cases := []struct {
 		name string
@@ -56,6 +61,13 @@ func TestContract(t *testing.T) {
 			Shape: [3]int{h / 2, w / 2, 4},
 		}, tensor.Randn(rng, n, h, w, 1)},
 	}
+	// The st-networks of before weight norm: plain convolutions, the
+	// output one zero.
+	cases = append(cases, struct {
+		name string
+		b    flow.Bijector
+		x    *tensor.Tensor
+	}{"CheckerboardCouplingPlain", couplingOpt(mask.Checkerboard(h, w, 2, false), 2, 4, true, nn.ResNetOptions{OutInit: nn.OutInitZero}), tensor.Randn(rng, n, h, w, 2)})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			flowtest.Perturb(c.b, rng, 0.1)

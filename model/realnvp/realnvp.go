@@ -7,11 +7,21 @@
 // again for channel-wise couplings, as in the reference code. Inputs are
 // dequantised pixels u in [0, 1)^D, first mapped by the Logit
 // preprocessing, whose log-det is part of the flow.
+//
+// By default the model is the reference code's (PolinaKirichenko/flows_ood,
+// after chrischute/real-nvp): weight-normalised st-network convolutions,
+// PyTorch's initialisation everywhere, output convolutions included, and
+// weight decay only on the weight-norm gains and the couplings' scales.
+// Each of these is a Config option; docs/reference-differences.md lists
+// every known difference from the reference.
 package realnvp
 
 import (
 	"fmt"
 	"sort"
+	"strings"
+
+	"github.com/flowood/flowood/internal/jsonstrict"
 
 	"github.com/flowood/flowood/flow"
 	"github.com/flowood/flowood/flow/bijector"
@@ -45,6 +55,47 @@ type Config struct {
 	// or "softplus" (smooth, so finite differences are exact to test the
 	// model's gradients end to end).
 	Activation string `json:"activation"`
+	// WeightNorm, "on" (the default, as the reference's WNConv2d) or
+	// "off", weight-normalises every st-network convolution
+	// (nn.NewWNConv2D): checkpoints then hold each convolution's
+	// weight_g and weight_v instead of its weight.
+	WeightNorm string `json:"weight_norm"`
+	// OutInit initialises each st-network's output convolution: "pytorch"
+	// (the default: as every other convolution, as in the reference
+	// without --init_zeros), "zero" (kernel and bias zero, so every
+	// coupling starts as the identity) or "zero_bias" (what the reference's
+	// --init_zeros achieves under weight norm). See nn.OutInit.
+	OutInit string `json:"out_init"`
+	// Decay names the parameters that training's weight decay applies to
+	// (Model.Decays): "gains" (the default, as the reference: the gains g
+	// of weight-normalised convolutions and the couplings' scales, which
+	// are the reference's rescale.weight_g) or "all".
+	Decay string `json:"decay"`
+}
+
+// legacy holds the values that the options added with weight norm take
+// in configurations written before them: a JSON object without these
+// fields (an older config.json or checkpoint) builds and trains the model
+// it built then.
+var legacy = Config{WeightNorm: "off", OutInit: string(nn.OutInitZero), Decay: "all"}
+
+// UnmarshalJSON decodes c, giving the fields weight_norm, out_init and
+// decay their values from before they existed when the JSON lacks them
+// (plain convolutions, zero output convolutions, weight decay on every
+// parameter). A Config built in Go, or decoded from JSON with the fields
+// (as every config.json written since has), gets the defaults of
+// WithDefaults instead.
+//
+// Unknown fields are an error (a misspelt field of config.json must not
+// silently leave a default).
+func (c *Config) UnmarshalJSON(b []byte) error {
+	type plain Config // without this method
+	v := plain(legacy)
+	if err := jsonstrict.Decode(b, &v); err != nil {
+		return err
+	}
+	*c = Config(v)
+	return nil
 }
 
 // presets are the named configurations for 28x28 grayscale images.
@@ -101,6 +152,15 @@ func (c Config) WithDefaults() Config {
 	if c.Recompute == "" {
 		c.Recompute = "on"
 	}
+	if c.WeightNorm == "" {
+		c.WeightNorm = "on"
+	}
+	if c.OutInit == "" {
+		c.OutInit = string(nn.OutInitPyTorch)
+	}
+	if c.Decay == "" {
+		c.Decay = "gains"
+	}
 	return c
 }
 
@@ -112,6 +172,15 @@ func (c Config) Validate() error {
 	}
 	if c.Recompute != "on" && c.Recompute != "off" {
 		return fmt.Errorf("realnvp: recompute %q (want on or off)", c.Recompute)
+	}
+	if c.WeightNorm != "on" && c.WeightNorm != "off" {
+		return fmt.Errorf("realnvp: weight_norm %q (want on or off)", c.WeightNorm)
+	}
+	if !nn.OutInit(c.OutInit).Valid() {
+		return fmt.Errorf("realnvp: out_init %q (want pytorch, zero or zero_bias)", c.OutInit)
+	}
+	if c.Decay != "gains" && c.Decay != "all" {
+		return fmt.Errorf("realnvp: decay %q (want gains or all)", c.Decay)
 	}
 	if _, ok := activations[c.Activation]; !ok {
 		return fmt.Errorf("realnvp: unknown activation %q (want relu or softplus)", c.Activation)
@@ -165,7 +234,8 @@ func New(cfg Config, rng *tensor.RNG) *Model {
 func (m *Model) scale(rng *tensor.RNG, s, h, w, c, mid int) flow.Bijector {
 	cfg := m.Config
 	coupling := func(msk *tensor.Tensor, in, mid, out int, double bool) *bijector.AffineCoupling {
-		net := nn.NewResNet(rng, in, mid, out, cfg.Blocks, double, m.Mode)
+		net := nn.NewResNet(rng, in, mid, out, cfg.Blocks, double, m.Mode,
+			nn.ResNetOptions{WeightNorm: cfg.WeightNorm == "on", OutInit: nn.OutInit(cfg.OutInit)})
 		net.Act = activations[cfg.Activation]
 		cp := bijector.NewAffineCoupling(msk, net)
 		m.Couplings = append(m.Couplings, cp)
@@ -235,6 +305,19 @@ func (m *Model) Replicas(g *tensor.Group) ([]*Model, error) {
 		reps[r] = rep
 	}
 	return reps, nil
+}
+
+// Decays reports whether training's weight decay applies to the
+// parameter of the given name (as nn.Tensors names it): every parameter
+// with Config.Decay "all"; with "gains", the gains of weight-normalised
+// convolutions (weight_g) and the couplings' per-channel scales, as the
+// reference code's optimiser groups (names ending in weight_g) do.
+func (m *Model) Decays(name string) bool {
+	if m.Config.Decay == "all" {
+		return true
+	}
+	return strings.HasSuffix(name, ".weight_g") || name == "weight_g" ||
+		strings.HasSuffix(name, ".scale") || name == "scale"
 }
 
 // Dim returns the number of dimensions D of one image.

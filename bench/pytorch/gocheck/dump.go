@@ -35,6 +35,8 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// bench.py's networks: plain convolutions, zero output convolutions.
+	cfg.WeightNorm, cfg.OutInit = "off", "zero"
 	rng := tensor.NewRNG(7)
 	m := realnvp.New(cfg, rng)
 	// Perturb every tensor so no coupling is the identity (the last conv of
