@@ -65,14 +65,18 @@ func NewWNConv2D(rng *tensor.RNG, k, cin, cout int, bias, zeroGain, zeroBias boo
 	return c
 }
 
-// Kernel returns the convolution kernel: W, or WeightNorm(W, G) with a
-// gain. A kernel other than W is an intermediate the caller may recycle
-// (tensor.Done) once the convolution has used it.
-func (c *Conv2D) Kernel() *tensor.Tensor {
+// Kernel returns the kernel of a convolution of x: W, or WeightNorm(W,
+// G) with a gain, computed in x's pass (once per pass where the pass
+// caches weights: tensor.Pass.Derived). A kernel other than W is an
+// intermediate the caller may recycle (tensor.Done) once the convolution
+// has used it.
+func (c *Conv2D) Kernel(x *tensor.Tensor) *tensor.Tensor {
 	if c.G == nil {
 		return c.W
 	}
-	return WeightNorm(c.W, c.G)
+	return tensor.PassOf(x).Derived(c, func(p *tensor.Pass) *tensor.Tensor {
+		return WeightNorm(p.Input(c.W), p.Input(c.G))
+	})
 }
 
 // doneKernel recycles a kernel returned by Kernel in gradient-free passes.
@@ -84,7 +88,7 @@ func (c *Conv2D) doneKernel(k *tensor.Tensor) {
 
 // Forward applies the convolution.
 func (c *Conv2D) Forward(x *tensor.Tensor) *tensor.Tensor {
-	k := c.Kernel()
+	k := c.Kernel(x)
 	y := tensor.Conv2DBias(x, k, c.B, c.Pad)
 	c.doneKernel(k)
 	return y

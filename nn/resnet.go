@@ -169,7 +169,7 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 		}
 		return nil
 	}
-	k := r.InSkip.Kernel()
+	k := r.InSkip.Kernel(h)
 	skip := tensor.Conv2DBias(h, k, bias(r.InSkip), r.InSkip.Pad)
 	r.InSkip.doneKernel(k)
 	for i, b := range r.Blocks {
@@ -179,7 +179,7 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 		}
 		h = h2
 		// skip + conv1x1(h), accumulated in place in gradient-free passes.
-		k := r.Skips[i].Kernel()
+		k := r.Skips[i].Kernel(h)
 		skip = tensor.AddConv2D(skip, h, k, bias(r.Skips[i]), r.Skips[i].Pad)
 		r.Skips[i].doneKernel(k)
 	}
@@ -230,7 +230,7 @@ func (b *ResBlock) forward(x *tensor.Tensor, r *ResNet) *tensor.Tensor {
 	tensor.Done(h)
 	// x + conv(a): in gradient-free passes the convolution is added
 	// straight into x's buffer when x is an intermediate (then y is x).
-	k := b.Conv2.Kernel()
+	k := b.Conv2.Kernel(a)
 	y := tensor.AddConv2D(x, a, k, b.Conv2.B, b.Conv2.Pad)
 	b.Conv2.doneKernel(k)
 	tensor.Done(a)

@@ -117,7 +117,7 @@ func TestWNConv2D(t *testing.T) {
 	const k, cin, cout = 3, 3, 4
 	wn := NewWNConv2D(tensor.NewRNG(7), k, cin, cout, true, false, false)
 	plain := NewConv2D(tensor.NewRNG(7), k, cin, cout, true, false)
-	kern := wn.Kernel()
+	kern := wn.Kernel(nil)
 	for i, w := range plain.W.Data {
 		if relErr(kern.Data[i], float64(w)) > 1e-6 {
 			t.Fatalf("initial kernel %d = %v, NewConv2D drew %v", i, kern.Data[i], w)
@@ -159,5 +159,48 @@ func TestWNConv2D(t *testing.T) {
 	}
 	if worst > 1e-5 {
 		t.Errorf("weight-normalised gradients differ from the plain kernel's mapped through weight norm by %.3g", worst)
+	}
+}
+
+// TestWNConv2DPasses checks the kernel of a weight-normalised convolution
+// in passes: recorded, it passes gradients to the gain and direction; in
+// a gradient-free pass that caches weights it is computed once, records
+// nothing, and the convolution gives the recorded values; changing the
+// parameters is seen by a new pass only.
+func TestWNConv2DPasses(t *testing.T) {
+	rng := tensor.NewRNG(8)
+	c := NewWNConv2D(rng, 3, 4, 16, true, false, false)
+	for i := range c.G.Data {
+		c.G.Data[i] = 0.5 + 0.1*float32(i)
+	}
+	x := tensor.New(2, 6, 6, 4)
+	rng.Normal(x.Data, 0, 1)
+	want := c.Forward(x)
+	tensor.Backward(tensor.Sum(want))
+	if c.G.Grad == nil || c.W.Grad == nil {
+		t.Fatal("recorded kernel passed no gradient to the gain or direction")
+	}
+	p := tensor.NewPass(tensor.PassOptions{CacheWeights: true})
+	k1, k2 := c.Kernel(p.Input(x)), c.Kernel(p.Sub().Input(x))
+	if k1 != k2 || k1.RequiresGrad() {
+		t.Errorf("cached kernel: computed twice (%v) or recorded (%v)", k1 != k2, k1.RequiresGrad())
+	}
+	got := c.Forward(p.Input(x))
+	for i := range want.Data {
+		if relErr(got.Data[i], float64(want.Data[i])) > 1e-5 {
+			t.Fatalf("output %d: %v in a caching pass, %v recorded", i, got.Data[i], want.Data[i])
+		}
+	}
+	before := append([]float32(nil), got.Data...)
+	c.G.Data[0] *= 2
+	if k := c.Kernel(p.Input(x)); k != k1 {
+		t.Error("a pass's kernel changed within the pass")
+	}
+	p.Close()
+	q := tensor.GradFree()
+	defer q.Close()
+	after := c.Forward(q.Input(x))
+	if after.Data[0] == before[0] {
+		t.Error("a new pass did not see the changed gain")
 	}
 }

@@ -403,9 +403,10 @@ type winoKey struct {
 	n, m int
 }
 
-// isParam reports whether t is a parameter: a leaf that requires
-// gradients (its data changes only between passes, by an optimiser).
-func isParam(t *Tensor) bool { return t != nil && t.requiresGrad && t.node == nil }
+// isParam reports whether t is a parameter, a leaf that requires
+// gradients (its data changes only between passes, by an optimiser), or
+// a tensor derived from parameters that a pass keeps (Pass.Derived).
+func isParam(t *Tensor) bool { return t != nil && ((t.requiresGrad && t.node == nil) || t.constant) }
 
 // winogradWeightGrad adds the gradient of the 3x3 same convolution of x
 // [N, H, W, cin] with respect to its HWIO weights, given the output

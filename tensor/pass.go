@@ -92,6 +92,9 @@ func (p *Pass) Grad() bool { return p == nil || p.grad }
 // Input returns a tensor sharing x's data (and shape) whose operations
 // run in p. In a recording pass, gradients reach x.
 func (p *Pass) Input(x *Tensor) *Tensor {
+	if p == nil {
+		return x
+	}
 	out := view(x, x.Shape, p)
 	if p.grad {
 		record(out, func() { addGrad(x, out.Grad) }, x)
@@ -145,6 +148,31 @@ func (p *Pass) Close(keep ...*Tensor) {
 	p.cache = nil
 }
 
+// Derived returns a tensor that fn computes from parameters alone (a
+// weight-normalised kernel, say), identified by key. In a gradient-free
+// pass that caches weights (PassOptions.CacheWeights), and its Sub
+// passes, the first call computes it and every later one shares it, and
+// convolutions cache its Winograd transforms as they do a parameter's: the
+// parameters must not change while the pass is open. Elsewhere fn runs at
+// every call. fn computes in the pass it is given, to which it must give
+// its inputs (Input); the caller may declare the result Done.
+func (p *Pass) Derived(key any, fn func(q *Pass) *Tensor) *Tensor {
+	if p == nil || p.grad || p.cache == nil {
+		return fn(p)
+	}
+	if v, ok := p.cache.derived.Load(key); ok {
+		return v.(*Tensor)
+	}
+	q := GradFree()
+	t := fn(q)
+	// A copy outside any pass: Done leaves it alone, and its memory is
+	// the cache's for as long as the cache lives.
+	d := &Tensor{Shape: append([]int(nil), t.Shape...), Data: append([]float32(nil), t.Data...), constant: true}
+	q.Close()
+	v, _ := p.cache.derived.LoadOrStore(key, d)
+	return v.(*Tensor)
+}
+
 // track registers t, which holds a pooled buffer, for Close.
 func (p *Pass) track(t *Tensor) {
 	if p == nil {
@@ -184,15 +212,22 @@ func passOf(ts ...*Tensor) *Pass {
 // with Grad.
 func Recording(t *Tensor) bool { return t == nil || t.pass.Grad() }
 
-// PassOf returns the pass t was computed in (nil: the default pass).
-func PassOf(t *Tensor) *Pass { return t.pass }
+// PassOf returns the pass t was computed in (nil: the default pass, also
+// for a nil t).
+func PassOf(t *Tensor) *Pass {
+	if t == nil {
+		return nil
+	}
+	return t.pass
+}
 
 // weightCache holds Winograd kernel transforms of parameters, keyed by
 // the weights' memory and the tile size. Lookups read a sync.Map without
 // writing shared memory: the cores evaluating chunks side by side look up
 // every convolution's transform.
 type weightCache struct {
-	m sync.Map // winoKey -> winoEntry
+	m       sync.Map // winoKey -> winoEntry
+	derived sync.Map // Derived's key -> *Tensor
 }
 
 func (c *weightCache) release() {

@@ -20,6 +20,9 @@ type Tensor struct {
 	// buf is the pooled buffer t's data lies in, shared with the views of
 	// t; nil for data the caller made (inputs, parameters).
 	buf *buffer
+	// constant marks a tensor Pass.Derived keeps for a pass, whose data
+	// does not change while the pass is open (as a parameter's).
+	constant bool
 }
 
 // Numel returns the number of elements of a tensor of the given shape.
