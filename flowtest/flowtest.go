@@ -104,7 +104,7 @@ func CheckBijector(t *testing.T, b flow.Bijector, x *tensor.Tensor, opt Options)
 func checkChained(t *testing.T, b flow.Bijector, x0 *tensor.Tensor) {
 	t.Helper()
 	n0, d := x0.Shape[0], len(x0.Data)/x0.Shape[0]
-	n := n0 * ((4096/(n0*d) + 1))
+	n := n0 * (4096/(n0*d) + 1)
 	x := tensor.New(append([]int{n}, x0.Shape[1:]...)...)
 	for e := 0; e < n; e++ {
 		copy(x.Data[e*d:(e+1)*d], x0.Data[(e%n0)*d:])

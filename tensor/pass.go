@@ -24,10 +24,10 @@ import (
 // A Pass is used by one goroutine at a time (its operations may spread
 // their work over several); its Sub passes may run side by side.
 type Pass struct {
-	grad    bool
-	workers int          // 0: kernels.Workers()
-	cache   *weightCache // Winograd transforms of parameters; nil: none
-	parent  *Pass        // the pass a Child or Sub pass was made from
+	grad      bool
+	workers   int          // 0: kernels.Workers()
+	cache     *weightCache // Winograd transforms of parameters; nil: none
+	parent    *Pass        // the pass a Child or Sub pass was made from
 	ownsCache bool
 
 	mu     sync.Mutex // guards owned and closed (children close beside p)
