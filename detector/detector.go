@@ -29,7 +29,6 @@ import (
 
 	"github.com/flowood/flowood/data/pixels"
 	"github.com/flowood/flowood/flow"
-	"github.com/flowood/flowood/kernels"
 	"github.com/flowood/flowood/model"
 	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/runfile"
@@ -163,50 +162,21 @@ func (d *Detector) Score(ctx context.Context, imgs []image.Image) ([]Result, err
 	return out, nil
 }
 
-// logProb evaluates n dequantised images u in chunks of flow.EvalChunk,
-// each in a single-threaded pass of its own spread over the cores. A
-// short last chunk is padded to the full size: the kernels' summation
-// order can depend on the batch size (GEMM micro-kernels are chosen by
-// the shape), and with every chunk the same shape an image's score does
-// not depend on the others in its call (measured: up to 2e-5 relative
-// otherwise).
+// logProb evaluates n dequantised images u in chunks
+// (flow.LogProbChunks: single-threaded passes spread over the cores, every
+// chunk the same size, so an image's score does not depend on the others
+// in its call), in passes that share the detector's weight transforms.
 func (d *Detector) logProb(ctx context.Context, u []float32, n int) ([]float64, error) {
-	dim := d.h * d.w * d.c
-	out := make([]float64, n)
-	chunk := flow.EvalChunk
-	bad := make([]int, (n+chunk-1)/chunk)
-	kernels.Each(len(bad), func(i int) {
-		if ctx.Err() != nil {
-			return
-		}
-		lo, hi := i*chunk, min((i+1)*chunk, n)
-		x := u[lo*dim : hi*dim]
-		if hi-lo < chunk {
-			x = make([]float32, chunk*dim)
-			copy(x, u[lo*dim:hi*dim])
-			for j := (hi - lo) * dim; j < len(x); j++ {
-				x[j] = 0.5 // mid-grey padding, discarded
-			}
-		}
-		sub := d.weights.Sub()
-		defer sub.Close()
-		lp := d.model.LogProb(sub.FromData(x, chunk, d.h, d.w, d.c))
-		lp.Data = lp.Data[:hi-lo]
-		bad[i] = -1
-		for j, v := range lp.Data {
-			out[lo+j] = float64(v)
-			if math.IsNaN(float64(v)) && bad[i] < 0 {
-				bad[i] = lo + j
-			}
-		}
-	})
-	if err := ctx.Err(); err != nil {
+	lp, err := flow.LogProbChunks(ctx, d.weights, d.model.LogProb, u, []int{n, d.h, d.w, d.c}, 0)
+	if err != nil {
 		return nil, err
 	}
-	for _, b := range bad {
-		if b >= 0 {
-			return nil, fmt.Errorf("detector: image %d has a NaN log-likelihood", b)
+	out := make([]float64, n)
+	for i, v := range lp {
+		if math.IsNaN(float64(v)) {
+			return nil, fmt.Errorf("detector: image %d has a NaN log-likelihood", i)
 		}
+		out[i] = float64(v)
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/flowood/flowood/kernels"
@@ -97,38 +98,63 @@ const EvalChunk = 8
 
 // LogProbEach returns log p(x) per example like LogProb, without gradient
 // recording, computed on chunks of chunk examples (EvalChunk when chunk
-// <= 0) that the cores take one at a time (kernels.Each), each chunk in a
-// single-threaded pass of its own (tensor.Pass.Sub), each convolution
-// kernel transformed once for all chunks (tensor.PassOptions.CacheWeights).
-// The result is x's pass's, and does not depend on the batch or on the
-// goroutine: an example gets the same bits in any chunk. It requires a flow that
-// treats the examples of a batch independently (batch norms with running
-// statistics), and then equals LogProb up to rounding. For evaluation it
-// is faster than LogProb on the whole batch: a core's intermediates stay
-// in its own cache instead of every operation being split across the
-// cores (on this project's 2-core machine, RealNVP's cpu preset at batch
-// 256 went from ~950 to ~1330 img/s; see docs/perf.md).
+// <= 0) by LogProbChunks, in a pass that transforms each convolution
+// kernel once for all chunks (tensor.PassOptions.CacheWeights). The
+// result is x's pass's. It requires a flow that treats the examples of a
+// batch independently (batch norms with running statistics), and then
+// equals LogProb up to rounding. For evaluation it is faster than LogProb
+// on the whole batch: a core's intermediates stay in its own cache
+// instead of every operation being split across the cores (on this
+// project's 2-core machine, RealNVP's cpu preset at batch 256 went from
+// ~950 to ~1330 img/s; see docs/perf.md).
 func (f Flow) LogProbEach(x *tensor.Tensor, chunk int) *tensor.Tensor {
+	p := tensor.NewPass(tensor.PassOptions{CacheWeights: true})
+	defer p.Close()
+	lp, _ := LogProbChunks(context.Background(), p, f.LogProb, x.Data, x.Shape, chunk)
+	return tensor.PassOf(x).FromData(lp, len(lp))
+}
+
+// LogProbChunks returns logProb of the examples of data (shape[0]
+// examples of shape[1:]), computed on chunks of chunk examples (EvalChunk
+// when chunk <= 0) that the cores take one at a time (kernels.Each), each
+// in a single-threaded Sub pass of parent. A short last chunk is padded
+// to the full size with copies of its last example, whose results are
+// discarded: the kernels' summation order can depend on the batch size
+// (GEMM micro-kernels are chosen by the shape), and with every chunk the
+// same shape an example's log-likelihood has the same bits whatever batch
+// and goroutine it comes in (measured: up to 2e-5 relative otherwise).
+// Once ctx is done no further chunk starts and ctx's error is returned.
+func LogProbChunks(ctx context.Context, parent *tensor.Pass, logProb func(*tensor.Tensor) *tensor.Tensor,
+	data []float32, shape []int, chunk int) ([]float32, error) {
 	if chunk <= 0 {
 		chunk = EvalChunk
 	}
-	n := x.Shape[0]
-	d := 1
-	if n > 0 {
-		d = len(x.Data) / n
-	}
-	out := tensor.PassOf(x).FromData(make([]float32, n), n)
-	p := tensor.NewPass(tensor.PassOptions{CacheWeights: true})
-	defer p.Close()
+	n := shape[0]
+	d := tensor.Numel(shape[1:])
+	out := make([]float32, n)
 	kernels.Each((n+chunk-1)/chunk, func(i int) {
+		if ctx.Err() != nil {
+			return
+		}
 		lo, hi := i*chunk, min((i+1)*chunk, n)
-		shape := append([]int{hi - lo}, x.Shape[1:]...)
-		sub := p.Sub()
+		x := data[lo*d : hi*d]
+		if hi-lo < chunk {
+			x = make([]float32, chunk*d)
+			copy(x, data[lo*d:hi*d])
+			last := data[(hi-1)*d : hi*d]
+			for j := hi - lo; j < chunk; j++ {
+				copy(x[j*d:], last)
+			}
+		}
+		sub := parent.Sub()
 		defer sub.Close()
-		lp := f.LogProb(sub.FromData(x.Data[lo*d:hi*d], shape...))
-		copy(out.Data[lo:hi], lp.Data)
+		lp := logProb(sub.FromData(x, append([]int{chunk}, shape[1:]...)...))
+		copy(out[lo:hi], lp.Data)
 	})
-	return out
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Sample draws n examples by inverting standard normal latents of the

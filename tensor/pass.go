@@ -126,7 +126,10 @@ func (p *Pass) Close(keep ...*Tensor) {
 	if closed {
 		return
 	}
-	kept := make(map[*Tensor]bool, len(keep))
+	var kept map[*Tensor]bool // nil reads as empty: no map for the usual Close()
+	if len(keep) > 0 {
+		kept = make(map[*Tensor]bool, len(keep))
+	}
 	for _, k := range keep {
 		if k != nil && k.pass == p {
 			kept[k] = true
