@@ -16,7 +16,7 @@ import (
 )
 
 var trainCmd = &command{
-	UsageLine: "train --model realnvp --data fashionmnist --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--train-limit N] [--checkpoint-every 10m] [--resume | --force]",
+	UsageLine: "train --model realnvp --data fashionmnist --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--train-limit N] [--checkpoint-every 10m] [--set name=value ...] [--resume | --force]",
 	Short: "train a flow by maximum likelihood into a run folder; an existing run is continued with --resume " +
 		"or replaced with --force, never silently",
 	Run: runTrain,
@@ -41,6 +41,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	seed := fs.Uint64("seed", 0, "random seed for initialisation, data order, dequantisation and the --train-limit/--test-limit subsets")
 	trainLimit := fs.Int("train-limit", 0, "train on a random subset of N training examples, drawn with --seed (0: all)")
 	testLimit := fs.Int("test-limit", 0, "evaluate test bits/dim after each epoch on a random subset of N test examples (0: all)")
+	var sets modelOptions
+	fs.Var(&sets, "set", "set a field of the model's configuration (config.json model_config), repeatable: --set name=value")
 	ckEvery := fs.String("checkpoint-every", "", "also save the latest checkpoint this often within an epoch: a duration such as 10m or 30s; 0 or off: only at epoch ends (default 10m, or what the resumed run used)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -93,6 +95,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("train --resume: %w", err)
 		}
+		if len(sets) > 0 {
+			return fmt.Errorf("train --resume: --set %s=%s: a resumed run keeps its model configuration; train a new run into another --out", sets[0][0], sets[0][1])
+		}
 		if err := sameRun(rc, set, *modelName, *preset, *dataset, *embedded, *trainLimit, *testLimit, *seed, *wd, *optName, *clip); err != nil {
 			return fmt.Errorf("train --resume: %w", err)
 		}
@@ -114,6 +119,11 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if *clip != 0 {
 			rc.Train.ClipNorm = *clip
+		}
+		for _, kv := range sets {
+			if err := rc.SetModelOption(kv[0], kv[1]); err != nil {
+				return fmt.Errorf("train: --set %s=%s: %w", kv[0], kv[1], err)
+			}
 		}
 	}
 	// flags that may also change a resumed run's length
@@ -214,4 +224,24 @@ func testBPDText(last, best float64) string {
 		return fmt.Sprintf("; test bits/dim %.4f", last)
 	}
 	return fmt.Sprintf("; test bits/dim %.4f (best %.4f)", last, best)
+}
+
+// modelOptions collects repeated --set name=value flags in order.
+type modelOptions [][2]string
+
+func (o *modelOptions) String() string {
+	var parts []string
+	for _, kv := range *o {
+		parts = append(parts, kv[0]+"="+kv[1])
+	}
+	return strings.Join(parts, " ")
+}
+
+func (o *modelOptions) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want name=value, as in --set mask=cycle")
+	}
+	*o = append(*o, [2]string{name, value})
+	return nil
 }
