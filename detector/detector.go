@@ -47,6 +47,19 @@ type Result struct {
 	OOD bool
 }
 
+// InputError is the error Score returns for an image it cannot score as
+// given (of the wrong size, say): the caller's input is at fault, not the
+// model. Index is the image's position in the call.
+type InputError struct {
+	Index int
+	Err   error
+}
+
+func (e *InputError) Error() string { return fmt.Sprintf("detector: image %d: %v", e.Index, e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *InputError) Unwrap() error { return e.Err }
+
 // Detector scores images with a trained flow. Its methods are safe for
 // concurrent use.
 type Detector struct {
@@ -56,6 +69,7 @@ type Detector struct {
 	threshold  float64
 	calibrated bool
 	checkpoint string
+	modelName  string
 	// weights holds the Winograd transforms of the model's kernels, made
 	// once by the first call that needs each and shared by every call
 	// after (the model's weights never change here): scoring calls then
@@ -84,7 +98,7 @@ func Load(runDir string) (*Detector, error) {
 	if sh.Kind != datakind.Image || (sh.Channels != 1 && sh.Channels != 3) {
 		return nil, fmt.Errorf("detector: %s: the run models %s data, not grayscale or RGB images", runDir, sh.Kind)
 	}
-	d := &Detector{h: sh.Height, w: sh.Width, c: sh.Channels, dataset: spec.Data.Name}
+	d := &Detector{h: sh.Height, w: sh.Width, c: sh.Channels, dataset: spec.Data.Name, modelName: spec.Model}
 	m, err := spec.NewModel(0)
 	if err != nil {
 		return nil, fmt.Errorf("detector: %s: %w", runDir, err)
@@ -123,6 +137,9 @@ func (d *Detector) Threshold() float64 { return d.threshold }
 // Calibrated reports whether Threshold comes from the run's calibration.
 func (d *Detector) Calibrated() bool { return d.calibrated }
 
+// Model returns the name of the run's model (realnvp, glow, ...).
+func (d *Detector) Model() string { return d.modelName }
+
 // Checkpoint names the checkpoint loaded: "best" or "latest".
 func (d *Detector) Checkpoint() string { return d.checkpoint }
 
@@ -134,7 +151,7 @@ func (d *Detector) Shape() (h, w, c int) { return d.h, d.w, d.c }
 // run's training data were: to grayscale or RGB as the model expects
 // (ITU-R 601 luma for grayscale), and for a CelebA run centre-cropped to a
 // square and resized; other runs take images of exactly the model's size,
-// and any other size is an error naming the image. Cancelling ctx stops
+// and any other size is an *InputError naming the image. Cancelling ctx stops
 // the work between chunks of images and returns ctx's error.
 func (d *Detector) Score(ctx context.Context, imgs []image.Image) ([]Result, error) {
 	dim := d.h * d.w * d.c
@@ -145,7 +162,7 @@ func (d *Detector) Score(ctx context.Context, imgs []image.Image) ([]Result, err
 		}
 		px, err := d.prepare(img)
 		if err != nil {
-			return nil, fmt.Errorf("detector: image %d: %w", i, err)
+			return nil, &InputError{Index: i, Err: err}
 		}
 		h := fnv.New64a()
 		h.Write(px)

@@ -258,6 +258,10 @@ func TestScoreErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
 		}
+		var ie *InputError
+		if !errors.As(err, &ie) || ie.Index != len(c.imgs)-1 {
+			t.Errorf("%s: error %v is not an *InputError for image %d", c.name, err, len(c.imgs)-1)
+		}
 	}
 	// RGB images of the right size are converted to grayscale.
 	rgb := image.NewRGBA(image.Rect(0, 0, 8, 8))

@@ -80,6 +80,7 @@ func init() {
 		"demo":  demoCmd,
 		"bench": benchCmd,
 		"data":  dataCmd,
+		"serve": serveCmd,
 	}
 }
 
