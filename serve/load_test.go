@@ -2,6 +2,8 @@ package serve
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -63,11 +65,20 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewHTTPServer(ln.Addr().String(), New(run, det, Options{Queue: clients + 8}), 0)
+	s := New(run, det, Options{Queue: clients + 8})
+	defer s.Close()
+	srv := NewHTTPServer(ln.Addr().String(), s, 0)
 	go srv.Serve(ln)
 	defer srv.Close()
 	url := "http://" + ln.Addr().String() + "/v1/score"
-	files, _ := mnistPNGs(t, 16)
+	files, imgs := mnistPNGs(t, 16)
+	// Requests are grouped into batches by the server (batcher.go): each
+	// response must still carry its image's own score, bit for bit.
+	want, err := det.Score(context.Background(), imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := 0
 
 	tr := &http.Transport{MaxIdleConnsPerHost: clients}
 	client := &http.Client{Transport: tr, Timeout: time.Minute}
@@ -84,16 +95,24 @@ func TestLoad(t *testing.T) {
 			defer wg.Done()
 			for i := 0; time.Now().Before(stop); i++ {
 				start := time.Now()
-				resp, err := client.Post(url, "image/png", bytes.NewReader(files[(c+i)%len(files)]))
+				k := (c + i) % len(files)
+				resp, err := client.Post(url, "image/png", bytes.NewReader(files[k]))
 				d := time.Since(start)
+				var sr ScoreResponse
+				if err == nil {
+					json.NewDecoder(resp.Body).Decode(&sr)
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
 				} else {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
 					codes[resp.StatusCode]++
 					lat = append(lat, d)
+					if resp.StatusCode == 200 && (len(sr.Results) != 1 || sr.Results[0].LogLikelihood != want[k].LogLikelihood) {
+						wrong++
+					}
 				}
 				mu.Unlock()
 			}
@@ -111,6 +130,9 @@ func TestLoad(t *testing.T) {
 	}
 	if len(lat) == 0 {
 		t.Fatal("no request completed")
+	}
+	if wrong > 0 {
+		t.Errorf("%d responses did not carry their image's score (as the detector gives it alone)", wrong)
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }

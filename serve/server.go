@@ -106,9 +106,11 @@ type Server struct {
 	mux  *http.ServeMux
 	root http.Handler
 	met  *metrics
-	// admit holds a token per request admitted (scoring or waiting);
-	// slots one per request scoring.
-	admit, slots chan struct{}
+	// admit holds a token per request admitted (scoring or waiting).
+	admit chan struct{}
+	// jobs takes requests to the workers (batcher.go); stop ends them.
+	jobs chan *job
+	stop context.CancelFunc
 }
 
 // New returns the server of the detector det loaded from the run folder
@@ -116,7 +118,12 @@ type Server struct {
 func New(run string, det *detector.Detector, opt Options) *Server {
 	opt = opt.withDefaults()
 	s := &Server{det: det, run: run, opt: opt, mux: http.NewServeMux(), met: newMetrics(),
-		admit: make(chan struct{}, opt.Workers+opt.Queue), slots: make(chan struct{}, opt.Workers)}
+		admit: make(chan struct{}, opt.Workers+opt.Queue), jobs: make(chan *job)}
+	var ctx context.Context
+	ctx, s.stop = context.WithCancel(context.Background())
+	for range opt.Workers {
+		go s.worker(ctx)
+	}
 	s.handle("POST /v1/score", "score", s.score)
 	s.handle("/v1/score", "score", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "POST")
@@ -134,6 +141,10 @@ func New(run string, det *detector.Detector, opt Options) *Server {
 	s.root = s.auth(s.mux)
 	return s
 }
+
+// Close stops the server's scoring workers; call it once the HTTP server
+// in front has shut down (requests after Close wait for their deadline).
+func (s *Server) Close() { s.stop() }
 
 // handle registers h under pattern, instrumented as handler name.
 func (s *Server) handle(pattern, name string, h http.HandlerFunc) {
@@ -218,21 +229,27 @@ func (s *Server) score(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	j := &job{ctx: ctx, imgs: images(imgs), done: make(chan jobResult, 1)}
+	var res []detector.Result
 	select {
-	case s.slots <- struct{}{}:
+	case s.jobs <- j:
+		select {
+		case out := <-j.done:
+			res, err = out.res, out.err
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	case <-ctx.Done():
-		w.Header().Set("Retry-After", "1")
-		s.fail(w, r, errorf(http.StatusServiceUnavailable, "timed out waiting for a worker after %s", s.opt.Timeout))
-		return
+		err = ctx.Err()
 	}
-	s.met.inflight.Inc()
-	res, err := s.det.Score(ctx, images(imgs))
-	s.met.inflight.Dec()
-	<-s.slots
 	var ie *detector.InputError
 	switch {
 	case errors.As(err, &ie):
 		s.fail(w, r, errorf(http.StatusUnprocessableEntity, "image %q: %v", imgs[ie.Index].name, ie.Err))
+		return
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this (499, as nginx logs it).
+		s.fail(w, r, errorf(499, "client closed the request"))
 		return
 	case errors.Is(err, context.DeadlineExceeded):
 		w.Header().Set("Retry-After", "1")

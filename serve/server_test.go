@@ -99,7 +99,7 @@ func newTestServer(t *testing.T, opt Options) (*Server, *detector.Detector, *htt
 	}
 	s := New(run, det, opt)
 	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() { ts.Close(); s.Close() })
 	return s, det, ts
 }
 
@@ -416,7 +416,9 @@ func TestHostileConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewHTTPServer(ln.Addr().String(), New(run, det, Options{MaxBodyBytes: 1 << 20}), time.Second)
+	s := New(run, det, Options{MaxBodyBytes: 1 << 20})
+	defer s.Close()
+	srv := NewHTTPServer(ln.Addr().String(), s, time.Second)
 	go srv.Serve(ln)
 	defer srv.Close()
 	addr := ln.Addr().String()

@@ -54,6 +54,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	h := serve.New(run, det, serve.Options{MaxBodyBytes: *maxBody, MaxPixels: *maxPixels, Workers: *workers,
 		Queue: *queue, Timeout: *timeout, Token: *token, Logger: logger})
+	defer h.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
