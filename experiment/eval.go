@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,6 +44,19 @@ type EvalOptions struct {
 	Batch int
 	// Progress receives progress lines; nil discards.
 	Progress io.Writer
+
+	// Scores lists the OOD scores to compute besides loglik (ScoreNames;
+	// see ScoreDocs). Background, General and Ensemble name the run
+	// folders the lr, general and waic scores need; BatchTest, when
+	// positive, adds the typicality batch test on batches of that size.
+	Scores     []string
+	Background string
+	General    string
+	Ensemble   []string
+	BatchTest  int
+	// Bootstrap is the number of bootstrap replicates of each metric's
+	// 95% interval (0: 200; negative: no intervals).
+	Bootstrap int
 }
 
 // TPR is the fraction of in-distribution data the calibrated OOD
@@ -65,13 +80,20 @@ type JSONFloat = jsonfloat.Float
 
 // Metrics is RUN/eval/metrics.json.
 type Metrics struct {
-	Model      string                `json:"model"`
-	Checkpoint string                `json:"checkpoint"`
-	In         SetSummary            `json:"in"`
-	Train      *SetSummary           `json:"train,omitempty"`
-	OOD        map[string]ood.Report `json:"ood"`
-	OODSets    map[string]SetSummary `json:"ood_sets"`
-	Convention string                `json:"convention"`
+	Model      string      `json:"model"`
+	Checkpoint string      `json:"checkpoint"`
+	In         SetSummary  `json:"in"`
+	Train      *SetSummary `json:"train,omitempty"`
+	// OOD holds, per OOD set, the metrics of every score computed
+	// (ood.<set>.<score>), each with its bootstrap interval.
+	OOD map[string]map[string]ood.Report `json:"ood"`
+	// Scores lists the scores computed, in scores.csv's column order.
+	Scores []string `json:"scores"`
+	// TypicalityBatch is the batch size of the typicality batch test
+	// (the score typicality_batch: one value per batch), 0 if not run.
+	TypicalityBatch int                   `json:"typicality_batch,omitempty"`
+	OODSets         map[string]SetSummary `json:"ood_sets"`
+	Convention      string                `json:"convention"`
 	// Unit is the unit of the per-dimension means: "bits/dim" for
 	// images, "nats/dim" for tables.
 	Unit string `json:"unit"`
@@ -116,6 +138,10 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 			return nil, err
 		}
 	}
+	plan, err := planScores(opt, rc)
+	if err != nil {
+		return nil, err
+	}
 	m, err := rc.BuildModel()
 	if err != nil {
 		return nil, err
@@ -131,10 +157,12 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		name, split string
 		idx         []int // indices in the split
 		ll          []float64
+		x           datakind.Examples
+		scores      map[string][]float64
 	}
 	score := func(name, split string, x datakind.Examples, idx []int) (set, error) {
 		ll, err := scorer.Score(ctx, x, 0)
-		return set{name, split, idx, ll}, err
+		return set{name: name, split: split, idx: idx, ll: ll, x: x}, err
 	}
 	load := func(name, split string) (datakind.Examples, error) {
 		x, err := LoadExamples(rc.Data, name, split)
@@ -177,13 +205,33 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		return nil, err
 	}
 	met := &Metrics{Model: rc.Model, Checkpoint: opt.Checkpoint, In: summarize(in.name, in.split, in.ll, shape),
-		OOD: map[string]ood.Report{}, OODSets: map[string]SetSummary{}, Convention: Convention, Unit: shape.Unit(),
+		OOD: map[string]map[string]ood.Report{}, Scores: plan.metricScores(), TypicalityBatch: opt.BatchTest, OODSets: map[string]SetSummary{}, Convention: Convention, Unit: shape.Unit(),
 		Limit: opt.Limit, SubsetSeed: opt.Seed,
 		Threshold: runfile.Threshold{LogLikelihood: JSONFloat(thr), PerDim: JSONFloat(shape.PerDim(thr)), Unit: shape.Unit(),
 			TPR: TPR, Dataset: in.name, Split: in.split, N: len(in.ll), Limit: opt.Limit, SubsetSeed: opt.Seed,
 			Checkpoint: opt.Checkpoint, Rule: runfile.ThresholdRule}}
 	ts := summarize(tr.name, tr.split, tr.ll, shape)
 	met.Train = &ts
+	trainMean := float64(ts.MeanLogLik)
+	withScores := func(s *set) error {
+		var err error
+		s.scores, err = plan.scoreSet(ctx, scorer, s.x, s.ll, trainMean)
+		if err != nil {
+			return fmt.Errorf("scoring %s %s: %w", s.name, s.split, err)
+		}
+		return nil
+	}
+	for _, s := range []*set{&tr, &in} {
+		if err := withScores(s); err != nil {
+			return nil, err
+		}
+	}
+	sets = []set{tr, in}
+	replicates := opt.Bootstrap
+	if replicates == 0 {
+		replicates = 200
+	}
+	brng := rand.New(rand.NewPCG(opt.Seed, 0xb007))
 	for _, name := range opt.OOD {
 		split := oodSplit(name, rc.Data.Embedded)
 		x, err := load(name, split)
@@ -195,11 +243,40 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		if err != nil {
 			return nil, err
 		}
-		rep, err := ood.Evaluate(in.ll, o.ll)
-		if err != nil {
-			return nil, fmt.Errorf("metrics for %s: %w", name, err)
+		if err := withScores(&o); err != nil {
+			return nil, err
 		}
-		met.OOD[name] = rep
+		reps := map[string]ood.Report{}
+		report := func(score string, a, b []float64) error {
+			var r ood.Report
+			var err error
+			if replicates > 0 {
+				r, err = ood.EvaluateCI(a, b, replicates, brng)
+			} else {
+				r, err = ood.Evaluate(a, b)
+			}
+			if err != nil {
+				return fmt.Errorf("metrics of %s for %s: %w", score, name, err)
+			}
+			reps[score] = r
+			return nil
+		}
+		for _, sc := range plan.names {
+			if err := report(sc, in.scores[sc], o.scores[sc]); err != nil {
+				return nil, err
+			}
+		}
+		if opt.BatchTest > 0 {
+			a := ood.TypicalityBatch(in.ll, trainMean, opt.BatchTest, brng)
+			b := ood.TypicalityBatch(o.ll, trainMean, opt.BatchTest, brng)
+			if len(a) == 0 || len(b) == 0 {
+				return nil, fmt.Errorf("--batch-test %d: %s has %d and %s %d examples, fewer than one batch", opt.BatchTest, in.name, len(in.ll), name, len(o.ll))
+			}
+			if err := report("typicality_batch", a, b); err != nil {
+				return nil, err
+			}
+		}
+		met.OOD[name] = reps
 		met.OODSets[name] = summarize(o.name, o.split, o.ll, shape)
 		sets = append(sets, o)
 	}
@@ -214,11 +291,17 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 	// scores.csv
 	var buf csvBuffer
 	w := csv.NewWriter(&buf)
-	w.Write([]string{"dataset", "split", "index", "log_likelihood", strings.ReplaceAll(shape.Unit(), "/dim", "_per_dim")})
+	head := []string{"dataset", "split", "index", "log_likelihood", strings.ReplaceAll(shape.Unit(), "/dim", "_per_dim")}
+	extra := plan.names[1:] // after loglik, which is log_likelihood
+	w.Write(append(head, extra...))
 	for _, s := range sets {
 		for i, v := range s.ll {
-			w.Write([]string{s.name, s.split, strconv.Itoa(s.idx[i]), strconv.FormatFloat(v, 'g', -1, 64),
-				strconv.FormatFloat(shape.PerDim(v), 'g', 8, 64)})
+			row := []string{s.name, s.split, strconv.Itoa(s.idx[i]), strconv.FormatFloat(v, 'g', -1, 64),
+				strconv.FormatFloat(shape.PerDim(v), 'g', 8, 64)}
+			for _, sc := range extra {
+				row = append(row, strconv.FormatFloat(s.scores[sc][i], 'g', -1, 64))
+			}
+			w.Write(row)
 		}
 	}
 	w.Flush()
@@ -280,7 +363,7 @@ func (m *Metrics) PrintTable(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		r, s := m.OOD[n], m.OODSets[n]
+		r, s := m.OOD[n]["loglik"], m.OODSets[n]
 		paper := "-"
 		if v, ok := PaperAUROC[m.Model][m.In.Dataset][n]; ok {
 			paper = fmt.Sprintf("%.3f", v/100)
@@ -290,4 +373,37 @@ func (m *Metrics) PrintTable(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "AUROC: in-distribution positive, score = log-likelihood (paper's convention); < 0.5 means OOD data gets HIGHER likelihood.")
+	scores := slices.Clone(m.Scores)
+	if m.TypicalityBatch > 0 {
+		scores = append(scores, "typicality_batch")
+	}
+	if len(scores) < 2 {
+		return
+	}
+	fmt.Fprintln(w, "\nAUROC of each score [95% bootstrap interval] (higher score = more in-distribution):")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "OOD set\t")
+	for _, sc := range scores {
+		fmt.Fprintf(tw, "%s\t", sc)
+	}
+	fmt.Fprintln(tw)
+	for _, n := range names {
+		fmt.Fprintf(tw, "%s\t", n)
+		for _, sc := range scores {
+			r, ok := m.OOD[n][sc]
+			switch {
+			case !ok:
+				fmt.Fprintf(tw, "-\t")
+			case r.AUROCCI != nil:
+				fmt.Fprintf(tw, "%.3f [%.3f, %.3f]\t", r.AUROC, r.AUROCCI[0], r.AUROCCI[1])
+			default:
+				fmt.Fprintf(tw, "%.3f\t", r.AUROC)
+			}
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	if m.TypicalityBatch > 0 {
+		fmt.Fprintf(w, "typicality_batch: one score per batch of %d inputs (Nalisnick et al.'s batch test).\n", m.TypicalityBatch)
+	}
 }

@@ -24,7 +24,7 @@ func TestSummarizeBitsPerDim(t *testing.T) {
 
 func TestPrintTableShowsPaperNumbers(t *testing.T) {
 	m := &Metrics{Model: "realnvp", In: SetSummary{Dataset: "fashionmnist", Split: "test", N: 3},
-		OOD:     map[string]ood.Report{"mnist": {AUROC: 0.1, NIn: 3, NOut: 3}},
+		OOD:     map[string]map[string]ood.Report{"mnist": {"loglik": {AUROC: 0.1, NIn: 3, NOut: 3}}},
 		OODSets: map[string]SetSummary{"mnist": {Dataset: "mnist", Split: "test", N: 3}}}
 	var buf bytes.Buffer
 	m.PrintTable(&buf)

@@ -62,3 +62,31 @@ func TestBootstrapEdgeCases(t *testing.T) {
 		t.Errorf("all-NaN metric: [%v, %v], want NaN", lo, hi)
 	}
 }
+
+// TestEvaluateCI checks the intervals of EvaluateCI: each contains its
+// full-sample metric, and they narrow as the sets grow (16x the data:
+// about a quarter of the width).
+func TestEvaluateCI(t *testing.T) {
+	width := func(n int) float64 {
+		rng := rand.New(rand.NewPCG(uint64(n), 5))
+		in, out := randomScores(rng, n, 1, false), randomScores(rng, n, 0, false)
+		r, err := EvaluateCI(in, out, 400, rng)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name  string
+			point float64
+			ci    *Interval
+		}{{"auroc", r.AUROC, r.AUROCCI}, {"aupr_in", r.AUPRIn, r.AUPRInCI}, {"aupr_out", r.AUPROut, r.AUPROutCI}, {"fpr", r.FPRAt95TPR, r.FPRCI}} {
+			if c.ci == nil || c.ci[0] > c.point || c.ci[1] < c.point || c.ci[0] >= c.ci[1] {
+				t.Errorf("n=%d %s: interval %v does not contain %v", n, c.name, c.ci, c.point)
+			}
+		}
+		return r.AUROCCI[1] - r.AUROCCI[0]
+	}
+	small, large := width(100), width(1600)
+	if ratio := large / small; ratio < 0.15 || ratio > 0.4 {
+		t.Errorf("AUROC interval width %v at n=100, %v at n=1600: ratio %v, want about 1/4", small, large, ratio)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 )
 
 // ErrNaNScore is wrapped by the error Evaluate returns when a score is NaN.
@@ -31,6 +32,34 @@ type Report struct {
 	NIn int `json:"n_in"`
 	// NOut is the number of OOD scores.
 	NOut int `json:"n_out"`
+
+	// The 95% bootstrap intervals of the four metrics (Bootstrap), set by
+	// EvaluateCI; nil from Evaluate.
+	AUROCCI   *Interval `json:"auroc_ci,omitempty"`
+	AUPRInCI  *Interval `json:"aupr_in_ci,omitempty"`
+	AUPROutCI *Interval `json:"aupr_out_ci,omitempty"`
+	FPRCI     *Interval `json:"fpr_at_95_tpr_ci,omitempty"`
+	// Replicates is the number of bootstrap replicates of the intervals.
+	Replicates int `json:"bootstrap_replicates,omitempty"`
+}
+
+// Interval is a confidence interval [lo, hi].
+type Interval [2]float64
+
+// EvaluateCI is Evaluate with a 95% percentile bootstrap interval for each
+// metric from n replicates (Bootstrap, stratified), drawn from rng.
+func EvaluateCI(in, out []float64, n int, rng *rand.Rand) (Report, error) {
+	r, err := Evaluate(in, out)
+	if err != nil {
+		return r, err
+	}
+	ci := func(metric func(in, out []float64) float64) *Interval {
+		lo, hi := Bootstrap(in, out, metric, n, rng)
+		return &Interval{lo, hi}
+	}
+	r.AUROCCI, r.AUPRInCI, r.AUPROutCI, r.FPRCI = ci(AUROC), ci(AUPRIn), ci(AUPROut), ci(FPRAt95TPR)
+	r.Replicates = n
+	return r, nil
 }
 
 // Evaluate computes all metrics of Report for in-distribution scores in and

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/flowood/flowood/experiment"
 )
 
 var evalCmd = &command{
-	UsageLine: "eval RUN --ood mnist,notmnist [--limit N] [--seed N] [--checkpoint latest|best] [--batch N]",
+	UsageLine: "eval RUN --ood mnist,notmnist [--score loglik,ic,ic_lzma,typicality,lr,waic,general] [--background RUN] [--general RUN] [--ensemble RUN,...] [--batch-test M] [--limit N] [--seed N] [--checkpoint latest|best] [--batch N]",
 	Short: "score in-distribution and OOD sets; calibrate the OOD threshold at 95% TPR; write threshold.json, " +
 		"scores.csv, metrics.json and the log-likelihood histogram to RUN/eval",
 	Run: runEval,
@@ -24,6 +25,12 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	seed := fs.Uint64("seed", 0, "random seed of the --limit subsets")
 	ck := fs.String("checkpoint", "", "checkpoint to evaluate: latest or best (default: best when the run has one, else latest, as detector.Load)")
 	batch := fs.Int("batch", 256, "evaluation batch size")
+	scoreList := fs.String("score", "loglik", "comma-separated OOD scores (higher = more in-distribution): "+scoreHelp())
+	background := fs.String("background", "", "run folder of the background model of --score lr (trained with --background-noise)")
+	general := fs.String("general", "", "run folder of the general-domain model of --score general (e.g. trained on tinyimagenet)")
+	ensemble := fs.String("ensemble", "", "comma-separated run folders that form, with RUN, the ensemble of --score waic")
+	batchTest := fs.Int("batch-test", 0, "with --score typicality, also the typicality batch test on batches of M inputs")
+	replicates := fs.Int("bootstrap", 200, "bootstrap replicates of each metric's 95% interval (0: none)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -38,8 +45,15 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("eval: --batch %d must be positive", *batch)
 	}
 	run := pos[0]
+	if *replicates < 0 {
+		return fmt.Errorf("eval: --bootstrap %d must not be negative", *replicates)
+	}
+	if *replicates == 0 {
+		*replicates = -1 // EvalOptions: negative is none
+	}
 	met, err := experiment.Evaluate(ctx, run, experiment.EvalOptions{OOD: splitList(*oodList), Limit: *limit, Seed: *seed,
-		Checkpoint: *ck, Batch: *batch, Progress: stderr})
+		Checkpoint: *ck, Batch: *batch, Progress: stderr, Scores: splitList(*scoreList), Background: *background,
+		General: *general, Ensemble: splitList(*ensemble), BatchTest: *batchTest, Bootstrap: *replicates})
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("eval: interrupted; nothing was written to %s: %w", filepath.Join(run, "eval"), err)
 	}
@@ -53,4 +67,13 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "wrote %s, %s, %s and %s\n", filepath.Join(run, "eval", "threshold.json"), filepath.Join(run, "eval", "scores.csv"),
 		filepath.Join(run, "eval", "metrics.json"), filepath.Join(run, "eval", "loglik-hist.png"))
 	return nil
+}
+
+// scoreHelp lists the scores with their descriptions.
+func scoreHelp() string {
+	var parts []string
+	for _, n := range experiment.ScoreNames {
+		parts = append(parts, n+" = "+experiment.ScoreDocs[n])
+	}
+	return strings.Join(parts, "; ")
 }

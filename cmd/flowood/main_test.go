@@ -104,10 +104,11 @@ func TestTrainEval(t *testing.T) {
 	}
 	var met struct {
 		In  json.RawMessage `json:"in"`
-		OOD map[string]struct {
+		OOD map[string]map[string]struct {
 			AUROC, AUPRIn, AUPROut, FPR float64
-			NIn                         int `json:"n_in"`
-			NOut                        int `json:"n_out"`
+			NIn                         int        `json:"n_in"`
+			NOut                        int        `json:"n_out"`
+			CI                          [2]float64 `json:"auroc_ci"`
 		} `json:"ood"`
 	}
 	b, err := os.ReadFile(filepath.Join(run, "eval", "metrics.json"))
@@ -118,8 +119,8 @@ func TestTrainEval(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"mnist", "notmnist"} {
-		r, ok := met.OOD[name]
-		if !ok || r.NIn != 40 || r.NOut != 40 {
+		r, ok := met.OOD[name]["loglik"]
+		if !ok || r.NIn != 40 || r.NOut != 40 || r.CI[0] > r.AUROC || r.CI[1] < r.AUROC {
 			t.Errorf("metrics.json ood[%s] = %+v", name, r)
 		}
 		// The AUROC is what the scores give, counted pair by pair.
@@ -191,7 +192,7 @@ func TestCIFARvsCelebA(t *testing.T) {
 	}
 	rows := readScores(t, run)
 	var met struct {
-		OOD map[string]struct{ AUROC float64 } `json:"ood"`
+		OOD map[string]map[string]struct{ AUROC float64 } `json:"ood"`
 	}
 	b, err := os.ReadFile(filepath.Join(run, "eval", "metrics.json"))
 	if err == nil {
@@ -204,8 +205,8 @@ func TestCIFARvsCelebA(t *testing.T) {
 	if len(in) != 64 || len(out) != 64 {
 		t.Fatalf("scores.csv: %d cifar10 and %d celeba scores, want 64 each", len(in), len(out))
 	}
-	if want := pairAUROC(in, out); math.Abs(met.OOD["celeba"].AUROC-want) > 1e-9 {
-		t.Errorf("celeba AUROC %v, scores.csv gives %v", met.OOD["celeba"].AUROC, want)
+	if want := pairAUROC(in, out); math.Abs(met.OOD["celeba"]["loglik"].AUROC-want) > 1e-9 {
+		t.Errorf("celeba AUROC %v, scores.csv gives %v", met.OOD["celeba"]["loglik"].AUROC, want)
 	}
 }
 

@@ -108,11 +108,14 @@ function drawAUROC() {
     return iv ? ` [${fmt(iv[0])}, ${fmt(iv[1])}]` : "";
   };
   for (const name of Object.keys(m.ood).sort()) {
-    const o = m.ood[name];
-    const tr = body.insertRow();
-    tr.className = "auroc-row";
-    [name, fmt(o.auroc) + ci(o, "auroc"), fmt(o.aupr_in) + ci(o, "aupr_in"), fmt(o.aupr_out) + ci(o, "aupr_out"),
-      fmt(o.fpr_at_95_tpr) + ci(o, "fpr_at_95_tpr"), `${o.n_in} / ${o.n_out}`].forEach(v => { tr.insertCell().textContent = v; });
+    const scores = m.ood[name];
+    for (const score of Object.keys(scores).sort((a, b) => (a === "loglik" ? -1 : b === "loglik" ? 1 : a < b ? -1 : 1))) {
+      const o = scores[score];
+      const tr = body.insertRow();
+      tr.className = "auroc-row";
+      [`${name}: ${score}`, fmt(o.auroc) + ci(o, "auroc"), fmt(o.aupr_in) + ci(o, "aupr_in"), fmt(o.aupr_out) + ci(o, "aupr_out"),
+        fmt(o.fpr_at_95_tpr) + ci(o, "fpr_at_95_tpr"), `${o.n_in} / ${o.n_out}`].forEach(v => { tr.insertCell().textContent = v; });
+    }
   }
   document.getElementById("convention").textContent = m.convention || "";
 }

@@ -1,0 +1,203 @@
+package experiment
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/model/datakind"
+	"github.com/flowood/flowood/ood"
+	"github.com/flowood/flowood/train/checkpoint"
+)
+
+// ScoreDocs describes every OOD score flowood eval computes (--score),
+// each with the convention higher = more in-distribution.
+var ScoreDocs = map[string]string{
+	"loglik":     "log p(x), nats (the paper's score)",
+	"ic":         "input complexity (Serra et al. 2020): log p(x) + L(x) ln 2, L the PNG size in bits (image/png, best compression)",
+	"ic_lzma":    "input complexity with L(x) from LZMA over Paeth-predicted pixels (a stronger lossless coder than PNG's deflate)",
+	"typicality": "typicality (Nalisnick et al. 2019), one input: -|log p(x) - mean log p(train)|; with --batch-test M also the batch test",
+	"lr":         "likelihood ratio (Ren et al. 2019): log p(x) - log p_bg(x), p_bg the --background run (trained with --background-noise)",
+	"waic":       "WAIC (Choi et al. 2018): mean - variance of log p over this run and the --ensemble runs",
+	"general":    "general-domain ratio (Schirrmeister et al. 2020): log p(x) - log p_general(x), p_general the --general run",
+}
+
+// ScoreNames lists the scores of ScoreDocs in their column order.
+var ScoreNames = []string{"loglik", "ic", "ic_lzma", "typicality", "lr", "waic", "general"}
+
+// scorePlan is what an evaluation needs for its scores beyond the
+// log-likelihood: the reference models, loaded once.
+type scorePlan struct {
+	names      []string // requested, in ScoreNames order, loglik first
+	background model.Model
+	general    model.Model
+	ensemble   []model.Model
+	batchTest  int
+}
+
+// planScores checks the requested scores and loads the reference runs
+// they need, refusing a run whose data shape differs from rc's.
+func planScores(opt EvalOptions, rc RunConfig) (*scorePlan, error) {
+	want := map[string]bool{"loglik": true}
+	for _, s := range opt.Scores {
+		if _, ok := ScoreDocs[s]; !ok {
+			return nil, fmt.Errorf("unknown score %q (known: %s)", s, strings.Join(ScoreNames, ", "))
+		}
+		want[s] = true
+	}
+	p := &scorePlan{batchTest: opt.BatchTest}
+	for _, s := range ScoreNames {
+		if want[s] {
+			p.names = append(p.names, s)
+		}
+	}
+	if (want["ic"] || want["ic_lzma"]) && rc.Data.Shape.Kind != datakind.Image {
+		return nil, fmt.Errorf("score ic: input complexity compresses images; the run models %s data", rc.Data.Shape.Kind)
+	}
+	if opt.BatchTest < 0 || (opt.BatchTest > 0 && !want["typicality"]) {
+		return nil, fmt.Errorf("--batch-test %d: give a positive batch size, with --score typicality", opt.BatchTest)
+	}
+	need := func(score, flag, what string, runs ...string) error {
+		if want[score] && (len(runs) == 0 || runs[0] == "") {
+			return fmt.Errorf("score %s needs %s (%s)", score, flag, what)
+		}
+		if !want[score] && len(runs) > 0 && runs[0] != "" {
+			return fmt.Errorf("%s is given but --score does not ask for %s", flag, score)
+		}
+		return nil
+	}
+	var err error
+	if err = need("lr", "--background RUN", "a run of the same data trained with flowood train --background-noise MU", opt.Background); err != nil {
+		return nil, err
+	}
+	if err = need("general", "--general RUN", "a run trained on a general-domain set such as tinyimagenet at this run's image size", opt.General); err != nil {
+		return nil, err
+	}
+	if err = need("waic", "--ensemble RUN,RUN,...", "other runs of the same model and data, trained with other seeds", opt.Ensemble...); err != nil {
+		return nil, err
+	}
+	if opt.Background != "" {
+		if p.background, err = loadReference(opt.Background, rc, "--background"); err != nil {
+			return nil, err
+		}
+	}
+	if opt.General != "" {
+		if p.general, err = loadReference(opt.General, rc, "--general"); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range opt.Ensemble {
+		m, err := loadReference(r, rc, "--ensemble")
+		if err != nil {
+			return nil, err
+		}
+		p.ensemble = append(p.ensemble, m)
+	}
+	return p, nil
+}
+
+// loadReference loads the model of another run (its best checkpoint, or
+// its latest) for data of rc's shape.
+func loadReference(run string, rc RunConfig, flag string) (model.Model, error) {
+	ref, err := ReadRunConfig(run)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flag, run, err)
+	}
+	if ref.Data.Shape != rc.Data.Shape {
+		return nil, fmt.Errorf("%s %s models %v data; this run's are %v", flag, run, ref.Data.Shape, rc.Data.Shape)
+	}
+	m, err := ref.BuildModel()
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flag, run, err)
+	}
+	ck := filepath.Join(run, "checkpoint", "best")
+	if _, err := os.Stat(filepath.Join(ck, checkpoint.ModelFile)); err != nil {
+		ck = filepath.Join(run, "checkpoint", "latest")
+	}
+	if _, err := checkpoint.Load(ck, m); err != nil {
+		return nil, fmt.Errorf("%s %s: loading model: %w", flag, run, err)
+	}
+	return m, nil
+}
+
+// scoreSet computes the requested scores of one scored set: x its
+// examples, ll their log-likelihoods under the run's model, trainMean
+// the mean log-likelihood of the training examples scored. Reference
+// models see the same dequantised inputs (scorer's seed and batch).
+func (p *scorePlan) scoreSet(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examples, ll []float64, trainMean float64) (map[string][]float64, error) {
+	out := map[string][]float64{"loglik": ll}
+	refLL := func(m model.Model) ([]float64, error) {
+		s := *scorer
+		s.Model, s.Progress = m, nil
+		return s.Score(ctx, x, len(ll))
+	}
+	for _, name := range p.names {
+		switch name {
+		case "ic", "ic_lzma":
+			coder := "png"
+			if name == "ic_lzma" {
+				coder = "lzma"
+			}
+			bits, err := compressedBits(x, len(ll), coder)
+			if err != nil {
+				return nil, err
+			}
+			out[name] = ood.InputComplexity(ll, bits)
+		case "typicality":
+			out[name] = ood.Typicality(ll, trainMean)
+		case "lr", "general":
+			m := p.background
+			if name == "general" {
+				m = p.general
+			}
+			ref, err := refLL(m)
+			if err != nil {
+				return nil, fmt.Errorf("score %s: %w", name, err)
+			}
+			out[name] = ood.Ratio(ll, ref)
+		case "waic":
+			lls := [][]float64{ll}
+			for _, m := range p.ensemble {
+				l, err := refLL(m)
+				if err != nil {
+					return nil, fmt.Errorf("score waic: %w", err)
+				}
+				lls = append(lls, l)
+			}
+			out[name] = ood.WAIC(lls)
+		}
+	}
+	return out, nil
+}
+
+// compressedBits returns the compressed length of the first n images of
+// x: their pixels, read back exactly from the midpoint dequantisation
+// u = (x + 1/2)/256 (exact in float32).
+func compressedBits(x datakind.Examples, n int, coder string) ([]float64, error) {
+	sh := x.Shape()
+	h, w, c := sh[0], sh[1], sh[2]
+	d := h * w * c
+	u := make([]float32, d)
+	px := make([]uint8, d)
+	out := make([]float64, n)
+	for i := range n {
+		x.Read(u, []int{i}, nil)
+		for j, v := range u {
+			px[j] = uint8(math.Round(float64(v)*256 - 0.5))
+		}
+		b, err := ood.CompressedBits(px, h, w, c, coder)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// metricScores returns the names of the scores to report metrics for.
+func (p *scorePlan) metricScores() []string { return slices.Clone(p.names) }

@@ -1,0 +1,134 @@
+package ood
+
+import (
+	"bytes"
+	"image"
+	"image/png"
+	"io"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/ulikunitz/xz/lzma"
+)
+
+func closeTo(a, b float64) bool { return math.Abs(a-b) <= 1e-12*math.Max(1, math.Abs(b)) }
+
+func TestScoresByHand(t *testing.T) {
+	check := func(name string, got, want []float64) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %v, want %v", name, got, want)
+		}
+		for i := range got {
+			if !closeTo(got[i], want[i]) {
+				t.Errorf("%s: %v, want %v", name, got, want)
+				return
+			}
+		}
+	}
+	check("InputComplexity", InputComplexity([]float64{1, 2}, []float64{8, 0}), []float64{1 + 8*math.Ln2, 2})
+	check("Typicality", Typicality([]float64{1, 5, 3}, 3), []float64{-2, -2, 0})
+	// one batch of everything: |mean(1, 5, 6) - 3| = 1
+	check("TypicalityBatch m=3", TypicalityBatch([]float64{1, 5, 6}, 3, 3, rand.New(rand.NewPCG(1, 2))), []float64{-1})
+	// batches of 2 out of 5 values: two batches, the fifth value left out
+	if b := TypicalityBatch([]float64{1, 1, 1, 1, 1}, 0, 2, rand.New(rand.NewPCG(1, 2))); len(b) != 2 || b[0] != -1 || b[1] != -1 {
+		t.Errorf("TypicalityBatch of five ones in batches of 2: %v, want [-1 -1]", b)
+	}
+	// members (1, 3): mean 2, population variance 1; (2, 2): mean 2, variance 0
+	check("WAIC", WAIC([][]float64{{1, 2}, {3, 2}}), []float64{1, 2})
+	check("Ratio", Ratio([]float64{5, -1}, []float64{2, -3}), []float64{3, 2})
+}
+
+// TestCompressedBits checks each coder against what a lossless coder
+// must do: its output decodes to the image (so the length counted is a
+// real code's), uniform noise costs at least its entropy (8 bits a value,
+// up to the header), and a smooth image far less.
+func TestCompressedBits(t *testing.T) {
+	const h, w = 28, 28
+	r := rand.New(rand.NewPCG(3, 4))
+	noise := make([]uint8, h*w)
+	for i := range noise {
+		noise[i] = uint8(r.IntN(256))
+	}
+	smooth := make([]uint8, h*w)
+	for i := range smooth {
+		smooth[i] = uint8(4 * (i % w))
+	}
+	for _, coder := range Compressors {
+		bn, err := CompressedBits(noise, h, w, 1, coder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs, err := CompressedBits(smooth, h, w, 1, coder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bn < 8*h*w || bn > 8*h*w+8*200 {
+			t.Errorf("%s: noise of %d bits coded in %v bits: a lossless coder needs at least that, plus a header", coder, 8*h*w, bn)
+		}
+		if bs > bn/4 {
+			t.Errorf("%s: a smooth ramp costs %v bits, noise %v: the ramp should cost far less", coder, bs, bn)
+		}
+	}
+	// png: the coded length is a PNG file's that decodes to the image
+	var b bytes.Buffer
+	(&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&b, &image.Gray{Pix: smooth, Stride: w, Rect: image.Rect(0, 0, w, h)})
+	img, err := png.Decode(&b)
+	if err != nil || !bytes.Equal(img.(*image.Gray).Pix, smooth) {
+		t.Fatalf("PNG round trip: %v", err)
+	}
+	// lzma: decode the stream, undo the Paeth prediction, get the image.
+	for _, px := range [][]uint8{noise, smooth} {
+		res := paethResiduals(px, h, w, 1)
+		var z bytes.Buffer
+		wr, _ := lzma.WriterConfig{DictCap: lzma.MinDictCap, Matcher: lzma.HashTable4}.NewWriter(&z)
+		wr.Write(res)
+		wr.Close()
+		bits, _ := CompressedBits(px, h, w, 1, "lzma")
+		if float64(8*z.Len()) != bits {
+			t.Errorf("lzma: CompressedBits %v, the stream is %d bits", bits, 8*z.Len())
+		}
+		rd, err := lzma.NewReader(&z)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rd)
+		if err != nil || !bytes.Equal(got, res) {
+			t.Fatalf("lzma round trip: %v", err)
+		}
+		if back := unpaeth(got, h, w); !bytes.Equal(back, px) {
+			t.Errorf("Paeth residuals do not invert to the image")
+		}
+	}
+	if _, err := CompressedBits(noise, h, w, 1, "gzip"); err == nil {
+		t.Error("unknown coder accepted")
+	}
+}
+
+// unpaeth inverts paethResiduals for one channel, written out directly
+// from the PNG specification's reconstruction rule.
+func unpaeth(res []uint8, h, w int) []uint8 {
+	px := make([]uint8, len(res))
+	get := func(i, j int) int {
+		if i < 0 || j < 0 {
+			return 0
+		}
+		return int(px[i*w+j])
+	}
+	for i := 0; i < h; i++ {
+		for j := 0; j < w; j++ {
+			a, b, c := get(i, j-1), get(i-1, j), get(i-1, j-1)
+			p := a + b - c
+			pa, pb, pc := math.Abs(float64(p-a)), math.Abs(float64(p-b)), math.Abs(float64(p-c))
+			pred := c
+			if pa <= pb && pa <= pc {
+				pred = a
+			} else if pb <= pc {
+				pred = b
+			}
+			px[i*w+j] = uint8(int(res[i*w+j]) + pred)
+		}
+	}
+	return px
+}
