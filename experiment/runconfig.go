@@ -91,6 +91,14 @@ func DataShape(name string) (datakind.Shape, error) {
 // 32x32 RealNVPs get 3 scales, as in App. E), maximum likelihood, all
 // training examples.
 func NewRunConfig(modelName, preset, dataset string) (RunConfig, error) {
+	return NewRunConfigShape(modelName, preset, dataset, datakind.Shape{})
+}
+
+// NewRunConfigShape is NewRunConfig for images converted to the shape
+// given (resized, and converted to grayscale or RGB, on loading) instead
+// of the dataset's own: a general-domain model of Tiny-ImageNet at the
+// 28x28x1 of a FashionMNIST run, say. The zero Shape is the dataset's.
+func NewRunConfigShape(modelName, preset, dataset string, shape datakind.Shape) (RunConfig, error) {
 	e, err := model.Lookup(modelName)
 	if err != nil {
 		return RunConfig{}, err
@@ -98,8 +106,15 @@ func NewRunConfig(modelName, preset, dataset string) (RunConfig, error) {
 	if data.IsTabular(dataset) && !e.Accepts(datakind.Tabular) {
 		return RunConfig{}, fmt.Errorf("dataset %s is tabular; model %s models %v data", dataset, modelName, e.Kinds)
 	}
-	shape, err := DataShape(dataset)
+	own, err := DataShape(dataset)
 	if err != nil {
+		return RunConfig{}, err
+	}
+	if shape == (datakind.Shape{}) {
+		shape = own
+	} else if own.Kind != datakind.Image || shape.Kind != datakind.Image {
+		return RunConfig{}, fmt.Errorf("dataset %s: only images can be converted to another shape", dataset)
+	} else if err := shape.Validate(); err != nil {
 		return RunConfig{}, err
 	}
 	mc, td, err := e.Preset(preset, shape, dataset)

@@ -86,6 +86,9 @@ func Train(ctx context.Context, rc RunConfig, run string, opt TrainOptions) (_ t
 		return train.Result{}, fmt.Errorf("loading training data: %w", err)
 	}
 	trainSet, _ = limitExamples(trainSet, rc.Data.TrainLimit, first, rc.Data.SubsetSeed)
+	if rc.Data.BackgroundNoise > 0 {
+		trainSet = perturbed{trainSet, rc.Data.BackgroundNoise}
+	}
 	split, err := heldOutSplit(rc.Data.Name)
 	if err != nil {
 		return train.Result{}, err

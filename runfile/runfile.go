@@ -84,6 +84,12 @@ type Data struct {
 	Subset string `json:"subset,omitempty"`
 	// SubsetSeed seeds the random subset.
 	SubsetSeed uint64 `json:"subset_seed"`
+	// BackgroundNoise, when positive, trains on perturbed images: each
+	// pixel of a training example is replaced, with this probability
+	// and anew each time the example is drawn, by a uniform random value
+	// (Ren et al. 2019's background model, for the likelihood-ratio
+	// score). Evaluation data are never perturbed.
+	BackgroundNoise float64 `json:"background_noise,omitempty"`
 }
 
 // Validate reports a dataset spec that cannot be right; errors name the
@@ -97,6 +103,12 @@ func (d Data) Validate() error {
 	}
 	if d.TrainLimit < 0 {
 		return fmt.Errorf("data: train_limit %d is negative", d.TrainLimit)
+	}
+	if !(d.BackgroundNoise >= 0 && d.BackgroundNoise < 1) {
+		return fmt.Errorf("data: background_noise %v is not in [0, 1)", d.BackgroundNoise)
+	}
+	if d.BackgroundNoise > 0 && d.Kind != datakind.Image {
+		return fmt.Errorf("data: background_noise perturbs pixels; the data are %s", d.Kind)
 	}
 	if d.Subset != "" && d.Subset != SubsetRandom && d.Subset != SubsetFirst {
 		return fmt.Errorf("data: subset %q (want %q or %q)", d.Subset, SubsetRandom, SubsetFirst)

@@ -11,12 +11,13 @@ import (
 
 	"github.com/flowood/flowood/experiment"
 	"github.com/flowood/flowood/model"
+	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/runfile"
 	"github.com/flowood/flowood/train"
 )
 
 var trainCmd = &command{
-	UsageLine: "train --model realnvp --data fashionmnist --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--train-limit N] [--checkpoint-every 10m] [--set name=value ...] [--resume | --force]",
+	UsageLine: "train --model realnvp --data fashionmnist --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--train-limit N] [--checkpoint-every 10m] [--set name=value ...] [--background-noise MU] [--shape HxWxC] [--resume | --force]",
 	Short: "train a flow by maximum likelihood into a run folder; an existing run is continued with --resume " +
 		"or replaced with --force, never silently",
 	Run: runTrain,
@@ -41,6 +42,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	seed := fs.Uint64("seed", 0, "random seed for initialisation, data order, dequantisation and the --train-limit/--test-limit subsets")
 	trainLimit := fs.Int("train-limit", 0, "train on a random subset of N training examples, drawn with --seed (0: all)")
 	testLimit := fs.Int("test-limit", 0, "evaluate test bits/dim after each epoch on a random subset of N test examples (0: all)")
+	bgNoise := fs.Float64("background-noise", 0, "train a background model: replace each training pixel with probability MU by a random value (Ren et al.; for eval --score lr --background RUN)")
+	shapeFlag := fs.String("shape", "", "convert the images to HxWxC (e.g. 28x28x1: a general-domain model of tinyimagenet for a FashionMNIST run, eval --score general)")
 	var sets modelOptions
 	fs.Var(&sets, "set", "set a field of the model's configuration (config.json model_config), repeatable: --set name=value")
 	ckEvery := fs.String("checkpoint-every", "", "also save the latest checkpoint this often within an epoch: a duration such as 10m or 30s; 0 or off: only at epoch ends (default 10m, or what the resumed run used)")
@@ -95,6 +98,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("train --resume: %w", err)
 		}
+		if set["shape"] || set["background-noise"] {
+			return fmt.Errorf("train --resume: --shape and --background-noise belong to the run's data; leave them out, or train a new run into another --out")
+		}
 		if len(sets) > 0 {
 			return fmt.Errorf("train --resume: --set %s=%s: a resumed run keeps its model configuration; train a new run into another --out", sets[0][0], sets[0][1])
 		}
@@ -102,10 +108,19 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("train --resume: %w", err)
 		}
 	} else {
-		rc, err = experiment.NewRunConfig(*modelName, *preset, *dataset)
+		var shape datakind.Shape
+		if *shapeFlag != "" {
+			var h, w, c int
+			if n, err := fmt.Sscanf(*shapeFlag, "%dx%dx%d", &h, &w, &c); n != 3 || err != nil {
+				return fmt.Errorf("train: --shape %q: want HxWxC, such as 28x28x1", *shapeFlag)
+			}
+			shape = datakind.ImageShape(h, w, c)
+		}
+		rc, err = experiment.NewRunConfigShape(*modelName, *preset, *dataset, shape)
 		if err != nil {
 			return fmt.Errorf("train: %w", err)
 		}
+		rc.Data.BackgroundNoise = *bgNoise
 		rc.Data.Embedded = *embedded
 		rc.Data.TrainLimit = *trainLimit
 		rc.Data.SubsetSeed = *seed
