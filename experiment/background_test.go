@@ -49,4 +49,3 @@ func TestPerturbed(t *testing.T) {
 		t.Errorf("%d of %d values perturbed, want about %.0f", changed, d, want)
 	}
 }
-
