@@ -215,7 +215,7 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 	trainMean := float64(ts.MeanLogLik)
 	withScores := func(s *set) error {
 		var err error
-		s.scores, err = plan.scoreSet(ctx, scorer, s.x, s.ll, trainMean)
+		s.scores, err = plan.scoreSet(ctx, scorer, s.x, s.ll, trainMean, s == &tr)
 		if err != nil {
 			return fmt.Errorf("scoring %s %s: %w", s.name, s.split, err)
 		}

@@ -4,14 +4,17 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/flowood/flowood/flow"
 	"github.com/flowood/flowood/model"
 	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/ood"
+	"github.com/flowood/flowood/tensor"
 	"github.com/flowood/flowood/train/checkpoint"
 )
 
@@ -25,10 +28,11 @@ var ScoreDocs = map[string]string{
 	"lr":         "likelihood ratio (Ren et al. 2019): log p(x) - log p_bg(x), p_bg the --background run (trained with --background-noise)",
 	"waic":       "WAIC (Choi et al. 2018): mean - variance of log p over this run and the --ensemble runs",
 	"general":    "general-domain ratio (Schirrmeister et al. 2020): log p(x) - log p_general(x), p_general the --general run",
+	"dose":       "density of states (Morningstar et al. 2021): sum of log kernel densities, fitted on training inputs, of log p, the prior term, each layer's log-det and the latent norm",
 }
 
 // ScoreNames lists the scores of ScoreDocs in their column order.
-var ScoreNames = []string{"loglik", "ic", "ic_lzma", "typicality", "lr", "waic", "general"}
+var ScoreNames = []string{"loglik", "ic", "ic_lzma", "typicality", "lr", "waic", "general", "dose"}
 
 // scorePlan is what an evaluation needs for its scores beyond the
 // log-likelihood: the reference models, loaded once.
@@ -38,6 +42,15 @@ type scorePlan struct {
 	general    model.Model
 	ensemble   []model.Model
 	batchTest  int
+	// dose is fitted on the training set's statistics (scoreSet with
+	// train set), before any other set is scored.
+	dose *ood.DoSE
+}
+
+// tracer is a model whose log-likelihood can be split into its layers'
+// terms (flow.Flow.Trace, promoted to models that embed a flow.Flow).
+type tracer interface {
+	Trace(x *tensor.Tensor) flow.Trace
 }
 
 // planScores checks the requested scores and loads the reference runs
@@ -129,7 +142,7 @@ func loadReference(run string, rc RunConfig, flag string) (model.Model, error) {
 // examples, ll their log-likelihoods under the run's model, trainMean
 // the mean log-likelihood of the training examples scored. Reference
 // models see the same dequantised inputs (scorer's seed and batch).
-func (p *scorePlan) scoreSet(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examples, ll []float64, trainMean float64) (map[string][]float64, error) {
+func (p *scorePlan) scoreSet(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examples, ll []float64, trainMean float64, isTrain bool) (map[string][]float64, error) {
 	out := map[string][]float64{"loglik": ll}
 	refLL := func(m model.Model) ([]float64, error) {
 		s := *scorer
@@ -170,6 +183,20 @@ func (p *scorePlan) scoreSet(ctx context.Context, scorer *ood.LogLikelihood, x d
 				lls = append(lls, l)
 			}
 			out[name] = ood.WAIC(lls)
+		case "dose":
+			names, stats, err := traceStats(ctx, scorer, x, len(ll))
+			if err != nil {
+				return nil, fmt.Errorf("score dose: %w", err)
+			}
+			if isTrain {
+				if p.dose, err = ood.FitDoSE(names, stats, rand.New(rand.NewPCG(scorer.Seed, 0xd05e))); err != nil {
+					return nil, fmt.Errorf("score dose: %w", err)
+				}
+			}
+			if p.dose == nil {
+				return nil, fmt.Errorf("score dose: the training set must be scored first")
+			}
+			out[name] = p.dose.Score(stats)
 		}
 	}
 	return out, nil
@@ -201,3 +228,54 @@ func compressedBits(x datakind.Examples, n int, coder string) ([]float64, error)
 
 // metricScores returns the names of the scores to report metrics for.
 func (p *scorePlan) metricScores() []string { return slices.Clone(p.names) }
+
+// traceStats returns DoSE's statistics of the first n examples of x
+// (stats[s][i]: statistic s of example i): log p, the prior term, the
+// latent norm and each layer's log-det, on the inputs scorer gives the
+// model (its seed's dequantisation, its batches).
+func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examples, n int) ([]string, [][]float64, error) {
+	tm, ok := scorer.Model.(tracer)
+	if !ok {
+		return nil, nil, fmt.Errorf("the model (%T) cannot split its log-likelihood into layers", scorer.Model)
+	}
+	batch := scorer.Batch
+	if batch <= 0 {
+		batch = 256
+	}
+	scorer.Model.SetTraining(false)
+	noise := tensor.NewRNG(scorer.Seed).Rand
+	shape := x.Shape()
+	d := 1
+	for _, v := range shape {
+		d *= v
+	}
+	var names []string
+	var stats [][]float64
+	for lo := 0; lo < n; lo += batch {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		hi := min(n, lo+batch)
+		idx := make([]int, hi-lo)
+		for i := range idx {
+			idx[i] = lo + i
+		}
+		buf := make([]float32, len(idx)*d)
+		x.Read(buf, idx, noise)
+		tr := tm.Trace(tensor.FromData(buf, append([]int{len(idx)}, shape...)...))
+		if names == nil {
+			names = []string{"log_p", "prior", "latent_norm"}
+			for _, l := range tr.Layers {
+				names = append(names, "logdet:"+l.Name)
+			}
+			stats = make([][]float64, len(names))
+		}
+		stats[0] = append(stats[0], tr.LogProb...)
+		stats[1] = append(stats[1], tr.Prior...)
+		stats[2] = append(stats[2], tr.LatentNorm...)
+		for k, l := range tr.Layers {
+			stats[3+k] = append(stats[3+k], l.LogDet...)
+		}
+	}
+	return names, stats, nil
+}

@@ -52,12 +52,12 @@ func TestEvaluateScores(t *testing.T) {
 	tinyRun(t, third, 3)
 	const n = 24
 	met, err := Evaluate(context.Background(), run, EvalOptions{OOD: []string{"mnist"}, Limit: n,
-		Scores: []string{"ic", "ic_lzma", "typicality", "lr", "waic"}, Background: other, Ensemble: []string{other, third},
+		Scores: []string{"ic", "ic_lzma", "typicality", "lr", "waic", "dose"}, Background: other, Ensemble: []string{other, third},
 		BatchTest: 4, Bootstrap: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sc := range []string{"loglik", "ic", "ic_lzma", "typicality", "lr", "waic", "typicality_batch"} {
+	for _, sc := range []string{"loglik", "ic", "ic_lzma", "typicality", "lr", "waic", "dose", "typicality_batch"} {
 		r, ok := met.OOD["mnist"][sc]
 		if !ok || r.AUROCCI == nil || r.AUROCCI[0] > r.AUROC || r.AUROCCI[1] < r.AUROC {
 			t.Errorf("metrics of %s: %+v", sc, r)
@@ -76,7 +76,7 @@ func TestEvaluateScores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(rows[0], ","); got != "dataset,split,index,log_likelihood,bits_per_dim,ic,ic_lzma,typicality,lr,waic" {
+	if got := strings.Join(rows[0], ","); got != "dataset,split,index,log_likelihood,bits_per_dim,ic,ic_lzma,typicality,lr,waic,dose" {
 		t.Fatalf("scores.csv header %s", got)
 	}
 	col := map[string]int{}
@@ -103,6 +103,7 @@ func TestEvaluateScores(t *testing.T) {
 	// The reference models, scored here on the same examples with the
 	// evaluation's dequantisation (seed: the run's + 1, batch 256).
 	refs := map[string]map[string][]float64{} // run -> set -> lls
+
 	for _, ref := range []string{other, third} {
 		m, err := loadReference(ref, rc, "ref")
 		if err != nil {
@@ -197,6 +198,40 @@ func TestScorePlanErrors(t *testing.T) {
 	} {
 		if _, err := planScores(c.opt, rc); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: error %v, want one containing %q", c.opt, err, c.want)
+		}
+	}
+}
+
+// TestTraceStats checks that DoSE's statistics are taken on the inputs
+// the log-likelihood was scored on: its log_p is the scorer's
+// log-likelihood, example by example, up to float32 rounding.
+func TestTraceStats(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	rc := tinyRun(t, run, 4)
+	m, err := loadReference(run, rc, "run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := LoadExamples(rc.Data, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ = limitExamples(x, 40, false, 1)
+	scorer := &ood.LogLikelihood{Model: m, Seed: 9, Batch: 16}
+	ll, err := scorer.Score(context.Background(), x, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, stats, err := traceStats(context.Background(), scorer, x, len(ll))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names[0] != "log_p" || len(stats[0]) != len(ll) || len(names) < 4 {
+		t.Fatalf("statistics %v", names)
+	}
+	for i, v := range ll {
+		if math.Abs(stats[0][i]-v) > 1e-5*math.Abs(v) {
+			t.Errorf("example %d: log_p %v, scored %v", i, stats[0][i], v)
 		}
 	}
 }

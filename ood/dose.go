@@ -1,0 +1,105 @@
+package ood
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// DoSE is the density-of-states estimator of Morningstar et al. (2021):
+// a model's own summary statistics of an input (for a flow: log p(x), the
+// prior term, each layer's log-det, the latent's norm) are typical or
+// not of the training data. Each statistic gets a one-dimensional
+// Gaussian kernel density estimate on training inputs (bandwidth by
+// Scott's rule, 1.06·σ·n^(-1/5)); an input scores the sum over
+// statistics of the log-densities of its values (the statistics taken as
+// independent, their DoSE_KDE). Higher = more in-distribution.
+//
+// Statistics constant on the training data (a squeeze's log-det) carry
+// nothing and are dropped.
+type DoSE struct {
+	// Names of the statistics kept, in the order of their columns.
+	Names []string
+	keep  []int       // indices of the statistics kept
+	ref   [][]float64 // per statistic kept, the training values
+	bw    []float64
+}
+
+// MaxDoSEReference bounds the training values per statistic that the
+// densities sum over (a random subset beyond it): evaluation costs
+// statistics x inputs x reference values exponentials.
+const MaxDoSEReference = 2000
+
+// FitDoSE fits the densities of the statistics train[s][i] (statistic
+// s, training input i), named names[s], drawing the reference subset
+// with rng.
+func FitDoSE(names []string, train [][]float64, rng *rand.Rand) (*DoSE, error) {
+	if len(names) != len(train) || len(train) == 0 {
+		return nil, fmt.Errorf("ood: DoSE of %d names and %d statistics", len(names), len(train))
+	}
+	n := len(train[0])
+	if n < 2 {
+		return nil, fmt.Errorf("ood: DoSE needs at least 2 training inputs, got %d", n)
+	}
+	pick := rng.Perm(n)[:min(n, MaxDoSEReference)]
+	d := &DoSE{}
+	for s, v := range train {
+		if len(v) != n {
+			return nil, fmt.Errorf("ood: DoSE statistic %s has %d values, the first %d", names[s], len(v), n)
+		}
+		var mean, sq float64
+		for _, x := range v {
+			mean += x
+		}
+		mean /= float64(n)
+		for _, x := range v {
+			sq += (x - mean) * (x - mean)
+		}
+		sd := math.Sqrt(sq / float64(n-1))
+		if !(sd > 1e-12*math.Max(1, math.Abs(mean))) {
+			continue // constant: no information
+		}
+		ref := make([]float64, len(pick))
+		for i, j := range pick {
+			ref[i] = v[j]
+		}
+		slices.Sort(ref)
+		d.Names = append(d.Names, names[s])
+		d.keep = append(d.keep, s)
+		d.ref = append(d.ref, ref)
+		d.bw = append(d.bw, 1.06*sd*math.Pow(float64(len(ref)), -0.2))
+	}
+	if len(d.keep) == 0 {
+		return nil, fmt.Errorf("ood: DoSE: every statistic is constant on the training data")
+	}
+	return d, nil
+}
+
+// Score returns the DoSE score of each input: stats[s][i] is statistic s
+// (in the order given to FitDoSE) of input i.
+func (d *DoSE) Score(stats [][]float64) []float64 {
+	out := make([]float64, len(stats[0]))
+	for k, s := range d.keep {
+		for i, x := range stats[s] {
+			out[i] += kdeLog(d.ref[k], d.bw[k], x)
+		}
+	}
+	return out
+}
+
+// kdeLog returns the log of the Gaussian kernel density with bandwidth h
+// of the values ref at x, by log-sum-exp (finite far in the tails).
+func kdeLog(ref []float64, h, x float64) float64 {
+	m := math.Inf(-1)
+	for _, r := range ref {
+		if e := -0.5 * ((x - r) / h) * ((x - r) / h); e > m {
+			m = e
+		}
+	}
+	var s float64
+	for _, r := range ref {
+		s += math.Exp(-0.5*((x-r)/h)*((x-r)/h) - m)
+	}
+	return m + math.Log(s) - math.Log(float64(len(ref))*h*math.Sqrt(2*math.Pi))
+}
