@@ -81,6 +81,7 @@ func init() {
 		"bench": benchCmd,
 		"data":  dataCmd,
 		"serve": serveCmd,
+		"viz":   vizCmd,
 	}
 }
 
