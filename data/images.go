@@ -13,6 +13,9 @@ type Images struct {
 	// Source says where the images were read from: a file path, or
 	// "embedded:" followed by the embedded file's name.
 	Source string
+	// Lossy, when not nil, says the pixels went through lossy compression
+	// before flowood read them (the mirror's JPEG CIFAR-10).
+	Lossy *Lossy
 
 	N, H, W, C int
 
@@ -115,5 +118,5 @@ func (im *Images) Float32(dst []float32, idx []int) {
 // withShape returns an image set with im's metadata and image shape, holding
 // n images and no data yet.
 func (im *Images) withShape(n int) *Images {
-	return &Images{Name: im.Name, Split: im.Split, Source: im.Source, N: n, H: im.H, W: im.W, C: im.C}
+	return &Images{Name: im.Name, Split: im.Split, Source: im.Source, Lossy: im.Lossy, N: n, H: im.H, W: im.W, C: im.C}
 }

@@ -64,6 +64,7 @@ func cifar10Forms(split, zipSHA256 string) []form {
 				if err != nil {
 					return nil, err
 				}
+				im.Lossy = mirrorCIFAR10
 				return im, checkCount(im, cifar10Count(split))
 			},
 		},

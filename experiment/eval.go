@@ -57,6 +57,13 @@ type EvalOptions struct {
 	// Bootstrap is the number of bootstrap replicates of each metric's
 	// 95% interval (0: 200; negative: no intervals).
 	Bootstrap int
+	// MatchCompression, when the in-distribution images went through
+	// lossy compression (data.Images.Lossy: the mirror's JPEG CIFAR-10),
+	// also scores each OOD set after the same round trip at the model's
+	// resolution, as the set NAME@jpegQ: a flow trained on JPEG images
+	// learns JPEG's local statistics, and only OOD data compressed alike
+	// compare with them.
+	MatchCompression bool
 }
 
 // TPR is the fraction of in-distribution data the calibrated OOD
@@ -89,6 +96,9 @@ type Metrics struct {
 	OOD map[string]map[string]ood.Report `json:"ood"`
 	// Scores lists the scores computed, in scores.csv's column order.
 	Scores []string `json:"scores"`
+	// Lossy says how the in-distribution images were compressed, when
+	// they were (OOD sets NAME@jpegQ then got the same round trip).
+	Lossy *data.Lossy `json:"in_lossy,omitempty"`
 	// TypicalityBatch is the batch size of the typicality batch test
 	// (the score typicality_batch: one value per batch), 0 if not run.
 	TypicalityBatch int                   `json:"typicality_batch,omitempty"`
@@ -179,6 +189,10 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 	if err != nil {
 		return nil, err
 	}
+	var lossy *data.Lossy
+	if im, ok := x.(*data.Images); ok {
+		lossy = im.Lossy
+	}
 	x, idx := limitExamples(x, opt.Limit, false, opt.Seed)
 	in, err := score(rc.Data.Name, heldOut, x, idx)
 	if err != nil {
@@ -232,14 +246,31 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		replicates = 200
 	}
 	brng := rand.New(rand.NewPCG(opt.Seed, 0xb007))
+	type oodSet struct {
+		label, split string
+		x            datakind.Examples
+	}
+	var oodSets []oodSet
 	for _, name := range opt.OOD {
 		split := oodSplit(name, rc.Data.Embedded)
 		x, err := load(name, split)
 		if err != nil {
 			return nil, err
 		}
-		x, idx := limitExamples(x, opt.Limit, false, opt.Seed)
-		o, err := score(name, split, x, idx)
+		oodSets = append(oodSets, oodSet{name, split, x})
+		if im, ok := x.(*data.Images); ok && opt.MatchCompression && lossy != nil && lossy.Format == "jpeg" && im.Lossy == nil {
+			rt, err := data.JPEGRoundTrip(im, lossy.Quality)
+			if err != nil {
+				return nil, err
+			}
+			oodSets = append(oodSets, oodSet{fmt.Sprintf("%s@jpeg%d", name, lossy.Quality), split, rt})
+		}
+	}
+	met.Lossy = lossy
+	for _, ds := range oodSets {
+		name := ds.label
+		x, idx := limitExamples(ds.x, opt.Limit, false, opt.Seed)
+		o, err := score(name, ds.split, x, idx)
 		if err != nil {
 			return nil, err
 		}

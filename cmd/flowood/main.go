@@ -75,13 +75,14 @@ var commands map[string]*command
 
 func init() {
 	commands = map[string]*command{
-		"train": trainCmd,
-		"eval":  evalCmd,
-		"demo":  demoCmd,
-		"bench": benchCmd,
-		"data":  dataCmd,
-		"serve": serveCmd,
-		"viz":   vizCmd,
+		"train":     trainCmd,
+		"eval":      evalCmd,
+		"demo":      demoCmd,
+		"bench":     benchCmd,
+		"data":      dataCmd,
+		"serve":     serveCmd,
+		"viz":       vizCmd,
+		"reproduce": reproduceCmd,
 	}
 }
 
