@@ -25,6 +25,9 @@ type ViewOptions struct {
 	// Seed, as flowood eval --limit draws it); 0 means 500.
 	N    int
 	Seed uint64
+	// Index, when not empty, picks the examples by their index in each
+	// set's split instead of a random subset (views of single examples).
+	Index []int
 	// Out is the folder the view's files are written to.
 	Out string
 }
@@ -55,6 +58,9 @@ func LogDetView(ctx context.Context, run string, opt ViewOptions) (map[string][]
 	}
 	if opt.N <= 0 {
 		opt.N = 500
+	}
+	if len(opt.Index) > 0 {
+		return nil, fmt.Errorf("logdet view: means over sets; --index picks single examples (use --n)")
 	}
 	if opt.Data == "" {
 		opt.Data = rc.Data.Name

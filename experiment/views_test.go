@@ -3,9 +3,12 @@ package experiment
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/flowood/flowood/tensor"
 )
 
 // TestLogDetView checks the per-layer view against flowood eval: for the
@@ -35,6 +38,84 @@ func TestLogDetView(t *testing.T) {
 	for _, f := range []string{"logdet.png", "logdet-diff.png", "logdet.csv", "logdet.npy"} {
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// TestLatentsView checks the latents view on a tiny run: the arrays have
+// the input's shape per column and are finite; column 0 is the image;
+// averaging K dequantisations lowers the latent's variance (two averages
+// of 16 differ far less than two single latents); and the model's
+// inverse of a latent gives back its input.
+func TestLatentsView(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	rc := tinyRun(t, run, 8)
+	view := func(seed uint64) []float32 {
+		out := filepath.Join(t.TempDir(), "v")
+		arrs, err := LatentsView(context.Background(), run, ViewOptions{OOD: []string{"mnist"}, Index: []int{3, 5}, Seed: seed, Out: out}, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"latents-fashionmnist-test.png", "latents-mnist-test.npy"} {
+			if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+				t.Error(err)
+			}
+		}
+		return arrs["fashionmnist test"]
+	}
+	a, b := view(1), view(2)
+	const d = 28 * 28
+	if len(a) != 2*4*d {
+		t.Fatalf("%d values, want 2 examples x 4 columns x %d", len(a), d)
+	}
+	x, err := LoadExamples(rc.Data, "", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := make([]float32, d)
+	x.Read(img, []int{5}, nil)
+	for j, v := range a {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			t.Fatalf("value %d is %v", j, v)
+		}
+	}
+	for j := range d {
+		if a[4*d+j] != img[j] {
+			t.Fatalf("column 0 of example 2 is not the image")
+		}
+	}
+	msd := func(col int) float64 {
+		var s float64
+		for e := range 2 {
+			for j := range d {
+				k := (e*4+col)*d + j
+				s += float64(a[k]-b[k]) * float64(a[k]-b[k])
+			}
+		}
+		return s
+	}
+	if single, avg := msd(1), msd(2); !(avg < single/4) {
+		t.Errorf("two averages of 16 latents differ by %v (mean square), two single latents by %v: want well under a quarter", avg, single)
+	}
+
+	m, err := loadReference(run, rc, "run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := m.(interface {
+		Forward(*tensor.Tensor) (*tensor.Tensor, *tensor.Tensor)
+		Inverse(*tensor.Tensor) (*tensor.Tensor, *tensor.Tensor)
+	})
+	m.SetTraining(false)
+	u := make([]float32, 4*d)
+	x.Read(u, []int{0, 1, 2, 3}, rand.New(rand.NewPCG(1, 1)))
+	p := tensor.GradFree()
+	defer p.Close()
+	z, _ := f.Forward(p.Input(tensor.FromData(u, 4, 28, 28, 1)))
+	back, _ := f.Inverse(z)
+	for j, v := range back.Data {
+		if math.Abs(float64(v-u[j])) > 1e-3 {
+			t.Fatalf("inverse of the latent: value %d is %v, the input %v", j, v, u[j])
 		}
 	}
 }

@@ -23,7 +23,8 @@ var views = map[string]struct {
 	doc string
 	run func(ctx context.Context, run string, opt experiment.ViewOptions, stdout io.Writer) error
 }{
-	"logdet": {"each term of log p(x) (prior, every layer's log-det), mean over in-distribution vs each OOD set", vizLogDet},
+	"logdet":  {"each term of log p(x) (prior, every layer's log-det), mean over in-distribution vs each OOD set", vizLogDet},
+	"latents": {"x, unsqueeze(z), z averaged over --k dequantisations, z with batch norm in train mode (Fig. 2, 8; App. G)", vizLatents},
 }
 
 func vizNames() []string {
@@ -53,9 +54,12 @@ func runViz(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlags("viz "+args[0], stderr)
 	data := fs.String("data", "", "in-distribution dataset (default: the run's)")
 	oodList := fs.String("ood", "", "comma-separated OOD datasets shown beside it")
-	n := fs.Int("n", 500, "examples per set (a random subset, drawn with --seed as eval --limit draws it)")
+	n := fs.Int("n", 0, "examples per set, a random subset drawn with --seed as eval --limit draws it (0: 500 for logdet, 8 for latents)")
 	seed := fs.Uint64("seed", 0, "seed of the subsets")
 	out := fs.String("out", "", "folder to write the view's files to (required)")
+	k := fs.Int("k", 40, "latents: dequantisation samples averaged")
+	var index intList
+	fs.Var(&index, "index", "show these examples (indices in each set's split, comma-separated) instead of a random --n")
 	pos, err := parseInterleaved(fs, args[1:])
 	if err != nil {
 		return err
@@ -66,10 +70,14 @@ func runViz(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *out == "" {
 		return fmt.Errorf("viz %s: --out DIR is required", args[0])
 	}
-	if *n < 1 {
-		return fmt.Errorf("viz %s: --n %d must be positive", args[0], *n)
+	if *n < 0 {
+		return fmt.Errorf("viz %s: --n %d must not be negative", args[0], *n)
 	}
-	return v.run(ctx, pos[0], experiment.ViewOptions{Data: *data, OOD: splitList(*oodList), N: *n, Seed: *seed, Out: *out}, stdout)
+	if *k < 1 {
+		return fmt.Errorf("viz %s: --k %d must be positive", args[0], *k)
+	}
+	vizK = *k
+	return v.run(ctx, pos[0], experiment.ViewOptions{Data: *data, OOD: splitList(*oodList), N: *n, Seed: *seed, Out: *out, Index: index}, stdout)
 }
 
 func vizLogDet(ctx context.Context, run string, opt experiment.ViewOptions, stdout io.Writer) error {
@@ -96,5 +104,39 @@ func vizLogDet(ctx context.Context, run string, opt experiment.ViewOptions, stdo
 		fmt.Fprintln(stdout)
 	}
 	fmt.Fprintf(stdout, "wrote logdet.png, logdet-diff.png, logdet.csv and logdet.npy to %s\n", opt.Out)
+	return nil
+}
+
+// vizK is --k of the latents view.
+var vizK int
+
+func vizLatents(ctx context.Context, run string, opt experiment.ViewOptions, stdout io.Writer) error {
+	arrs, err := experiment.LatentsView(ctx, run, opt, vizK)
+	if err != nil {
+		return fmt.Errorf("viz latents: %w", err)
+	}
+	var sets []string
+	for s := range arrs {
+		sets = append(sets, s)
+	}
+	sort.Strings(sets)
+	fmt.Fprintf(stdout, "wrote latents-SET.png and latents-SET.npy (examples x [%s] x H x W x C) to %s for %s\n",
+		strings.Join(experiment.LatentVariants, ", "), opt.Out, strings.Join(sets, ", "))
+	return nil
+}
+
+// intList is a comma-separated list of non-negative integers.
+type intList []int
+
+func (l *intList) String() string { return fmt.Sprint([]int(*l)) }
+
+func (l *intList) Set(s string) error {
+	for _, f := range strings.Split(s, ",") {
+		var v int
+		if _, err := fmt.Sscanf(strings.TrimSpace(f), "%d", &v); err != nil || v < 0 {
+			return fmt.Errorf("%q is not a non-negative integer", f)
+		}
+		*l = append(*l, v)
+	}
 	return nil
 }
