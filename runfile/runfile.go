@@ -23,7 +23,8 @@
 //	    "embedded": false,             // the subsets embedded in the binary
 //	    "train_limit": 0,              // train on this many examples (0: all)
 //	    "subset": "random",            // how: a seeded random subset, or "first" (version 1 runs)
-//	    "subset_seed": 0
+//	    "subset_seed": 0,
+//	    "train_split": "val"           // only where it is not "train" (MINIBOONE here)
 //	  },
 //	  "train": {...}                   // train.Config
 //	}
@@ -84,6 +85,18 @@ type Data struct {
 	Subset string `json:"subset,omitempty"`
 	// SubsetSeed seeds the random subset.
 	SubsetSeed uint64 `json:"subset_seed"`
+	// TrainSplit is the split trained on: empty means "train"; "val" for
+	// a data set without a train split (the mirror's MINIBOONE), which is
+	// then evaluated on its test split.
+	TrainSplit string `json:"train_split,omitempty"`
+}
+
+// Train returns the split trained on: TrainSplit, or "train".
+func (d Data) Train() string {
+	if d.TrainSplit == "" {
+		return "train"
+	}
+	return d.TrainSplit
 }
 
 // Validate reports a dataset spec that cannot be right; errors name the
@@ -97,6 +110,9 @@ func (d Data) Validate() error {
 	}
 	if d.TrainLimit < 0 {
 		return fmt.Errorf("data: train_limit %d is negative", d.TrainLimit)
+	}
+	if d.TrainSplit != "" && d.TrainSplit != "train" && d.TrainSplit != "val" {
+		return fmt.Errorf("data: train_split %q (want train or val)", d.TrainSplit)
 	}
 	if d.Subset != "" && d.Subset != SubsetRandom && d.Subset != SubsetFirst {
 		return fmt.Errorf("data: subset %q (want %q or %q)", d.Subset, SubsetRandom, SubsetFirst)
