@@ -76,9 +76,29 @@ type SetSummary struct {
 	Split      string    `json:"split"`
 	N          int       `json:"n"`
 	MeanLogLik JSONFloat `json:"mean_log_likelihood"`
-	// MeanBPD is the mean loss per dimension, in Metrics.Unit (bits/dim
-	// for images).
+	// MeanBPD is the mean loss per dimension, in Metrics.Unit: bits/dim
+	// for images, under the key mean_bits_per_dim; nats/dim for tables,
+	// under the key mean_nats_per_dim (see MarshalJSON).
 	MeanBPD JSONFloat `json:"mean_bits_per_dim"`
+
+	unit string // Metrics.Unit
+}
+
+// MarshalJSON encodes s, naming the per-dimension mean by its unit:
+// mean_nats_per_dim for tables, where no quantisation applies and the
+// loss is -log p(x)/D in nats, mean_bits_per_dim otherwise.
+func (s SetSummary) MarshalJSON() ([]byte, error) {
+	type plain SetSummary // without this method
+	if s.unit != "nats/dim" {
+		return json.Marshal(plain(s))
+	}
+	return json.Marshal(struct {
+		Dataset    string    `json:"dataset"`
+		Split      string    `json:"split"`
+		N          int       `json:"n"`
+		MeanLogLik JSONFloat `json:"mean_log_likelihood"`
+		MeanNPD    JSONFloat `json:"mean_nats_per_dim"`
+	}{s.Dataset, s.Split, s.N, s.MeanLogLik, s.MeanBPD})
 }
 
 // JSONFloat is a float64 that encodes NaN and ±Inf (a diverged model, an
@@ -144,7 +164,7 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		return nil, fmt.Errorf("checkpoint %q: want latest or best", opt.Checkpoint)
 	}
 	for _, name := range opt.OOD {
-		if _, err := data.Splits(name); err != nil {
+		if _, err := splitsOf(name); err != nil {
 			return nil, err
 		}
 	}
@@ -185,6 +205,9 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 	if err != nil {
 		return nil, err
 	}
+	if note := rc.TrainSplitNote(); note != "" && opt.Progress != nil {
+		fmt.Fprintln(opt.Progress, note)
+	}
 	x, err := load(rc.Data.Name, heldOut)
 	if err != nil {
 		return nil, err
@@ -200,7 +223,7 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 	}
 	// the training set: the examples the run trained on, as many as the
 	// test set scored
-	x, err = load(rc.Data.Name, "train")
+	x, err = load(rc.Data.Name, rc.Data.Train())
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +232,7 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 	for i, j := range idx {
 		idx[i] = trained[j]
 	}
-	tr, err := score(rc.Data.Name, "train", x, idx)
+	tr, err := score(rc.Data.Name, rc.Data.Train(), x, idx)
 	if err != nil {
 		return nil, err
 	}
@@ -373,14 +396,18 @@ func summarize(name, split string, ll []float64, shape datakind.Shape) SetSummar
 		sb += shape.PerDim(v)
 	}
 	n := float64(len(ll))
-	return SetSummary{Dataset: name, Split: split, N: len(ll), MeanLogLik: JSONFloat(s / n), MeanBPD: JSONFloat(sb / n)}
+	return SetSummary{Dataset: name, Split: split, N: len(ll), MeanLogLik: JSONFloat(s / n), MeanBPD: JSONFloat(sb / n), unit: shape.Unit()}
 }
 
 // PrintTable writes the metrics as an aligned table with the paper's
 // AUROC beside each OOD set.
 func (m *Metrics) PrintTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "set\tn\tmean bits/dim\tAUROC\tAUPR-in\tAUPR-out\tFPR@95TPR\tpaper AUROC\t\n")
+	unit := m.Unit
+	if unit == "" {
+		unit = "bits/dim"
+	}
+	fmt.Fprintf(tw, "set\tn\tmean %s\tAUROC\tAUPR-in\tAUPR-out\tFPR@95TPR\tpaper AUROC\t\n", unit)
 	row := func(s SetSummary) {
 		fmt.Fprintf(tw, "%s %s\t%d\t%.3f\t\t\t\t\t\t\n", s.Dataset, s.Split, s.N, s.MeanBPD)
 	}

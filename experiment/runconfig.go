@@ -64,10 +64,10 @@ var imageShapes = map[string][3]int{
 // a model of it sees it: for images the size of imageShapes; for tables
 // the number of features, read from the held-out split.
 func DataShape(name string) (datakind.Shape, error) {
-	if _, err := data.Splits(name); err != nil {
+	if _, err := splitsOf(name); err != nil {
 		return datakind.Shape{}, err
 	}
-	if data.IsTabular(name) {
+	if isTabular(name) {
 		split, err := heldOutSplit(name)
 		if err != nil {
 			return datakind.Shape{}, err
@@ -103,7 +103,7 @@ func NewRunConfigShape(modelName, preset, dataset string, shape datakind.Shape) 
 	if err != nil {
 		return RunConfig{}, err
 	}
-	if data.IsTabular(dataset) && !e.Accepts(datakind.Tabular) {
+	if isTabular(dataset) && !e.Accepts(datakind.Tabular) {
 		return RunConfig{}, fmt.Errorf("dataset %s is tabular; model %s models %v data", dataset, modelName, e.Kinds)
 	}
 	own, err := DataShape(dataset)
@@ -121,10 +121,20 @@ func NewRunConfigShape(modelName, preset, dataset string, shape datakind.Shape) 
 	if err != nil {
 		return RunConfig{}, err
 	}
+	d := runfile.Data{Name: dataset, Shape: shape, Subset: runfile.SubsetRandom}
+	if shape.Kind == datakind.Tabular {
+		split, err := trainSplit(dataset)
+		if err != nil {
+			return RunConfig{}, err
+		}
+		if split != "train" {
+			d.TrainSplit = split
+		}
+	}
 	return RunConfig{
 		Spec: runfile.Spec{Model: modelName, Preset: preset, ModelConfig: mc,
 			Objective: runfile.Objective{Name: train.MaxLikelihood{}.Name()},
-			Data:      runfile.Data{Name: dataset, Shape: shape, Subset: runfile.SubsetRandom}},
+			Data:      d},
 		Train: train.Config{Epochs: td.Epochs, Batch: td.Batch, LR: td.LR, WeightDecay: td.WeightDecay, Optimizer: td.Optimizer},
 	}, nil
 }
@@ -250,11 +260,6 @@ func LoadData(name, split string, embedded bool, h, w, c int) (*data.Images, err
 	return im, offline(err)
 }
 
-func loadTable(name, split string) (*data.Tabular, error) {
-	t, err := data.LoadTabular(name, split, data.Options{})
-	return t, offline(err)
-}
-
 // LoadExamples returns split split of the run's dataset d (or, with name
 // not empty, of dataset name, scored against a model of d's shape) as
 // the model sees it: images converted to d's shape, tables as they are.
@@ -266,7 +271,7 @@ func LoadExamples(d runfile.Data, name, split string) (datakind.Examples, error)
 	var x datakind.Examples
 	switch d.Kind {
 	case datakind.Image:
-		if data.IsTabular(name) {
+		if isTabular(name) {
 			return nil, fmt.Errorf("dataset %s is tabular, the model's data are %s", name, d.Shape)
 		}
 		im, err := LoadData(name, split, d.Embedded, d.Height, d.Width, d.Channels)
@@ -275,7 +280,7 @@ func LoadExamples(d runfile.Data, name, split string) (datakind.Examples, error)
 		}
 		x = im
 	case datakind.Tabular:
-		if !data.IsTabular(name) {
+		if !isTabular(name) {
 			return nil, fmt.Errorf("dataset %s is an image dataset, the model's data are %s", name, d.Shape)
 		}
 		t, err := loadTable(name, split)

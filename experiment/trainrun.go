@@ -81,7 +81,7 @@ func Train(ctx context.Context, rc RunConfig, run string, opt TrainOptions) (_ t
 		return train.Result{}, err
 	}
 	first := rc.Data.Subset == runfile.SubsetFirst
-	trainSet, err := LoadExamples(rc.Data, "", "train")
+	trainSet, err := LoadExamples(rc.Data, "", rc.Data.Train())
 	if err != nil {
 		return train.Result{}, fmt.Errorf("loading training data: %w", err)
 	}
@@ -104,6 +104,9 @@ func Train(ctx context.Context, rc RunConfig, run string, opt TrainOptions) (_ t
 				return train.Result{}, fmt.Errorf("replacing the run in %s: %w", run, err)
 			}
 		}
+	}
+	if note := rc.TrainSplitNote(); note != "" && opt.Progress != nil {
+		fmt.Fprintln(opt.Progress, note)
 	}
 	// On resume too: flags may have changed the length or learning rate.
 	if err := rc.Write(run); err != nil {
@@ -152,7 +155,7 @@ func compactJSON(b []byte) json.RawMessage {
 // data; loading a split that is not to be had here fails with an error
 // that says where it was looked for.
 func heldOutSplit(name string) (string, error) {
-	splits, err := data.Splits(name)
+	splits, err := splitsOf(name)
 	if err != nil {
 		return "", err
 	}
@@ -173,9 +176,12 @@ func heldOutSplit(name string) (string, error) {
 // in its canonical full-size form; a mirror that holds just the 10k
 // training subset is scored on that.)
 func oodSplit(name string, embedded bool) string {
-	splits, err := data.Splits(name)
+	splits, err := splitsOf(name)
 	if err != nil || len(splits) == 0 {
 		return "test"
+	}
+	if data.IsTableFile(name) {
+		embedded = true // a file given by path: no sources to ask
 	}
 	var order []string
 	for _, want := range []string{"test", "val"} {

@@ -23,7 +23,8 @@
 //	    "embedded": false,             // the subsets embedded in the binary
 //	    "train_limit": 0,              // train on this many examples (0: all)
 //	    "subset": "random",            // how: a seeded random subset, or "first" (version 1 runs)
-//	    "subset_seed": 0
+//	    "subset_seed": 0,
+//	    "train_split": "val"           // only where it is not "train" (MINIBOONE here)
 //	  },
 //	  "train": {...}                   // train.Config
 //	}
@@ -90,6 +91,18 @@ type Data struct {
 	// (Ren et al. 2019's background model, for the likelihood-ratio
 	// score). Evaluation data are never perturbed.
 	BackgroundNoise float64 `json:"background_noise,omitempty"`
+	// TrainSplit is the split trained on: empty means "train"; "val" for
+	// a data set without a train split (the mirror's MINIBOONE), which is
+	// then evaluated on its test split.
+	TrainSplit string `json:"train_split,omitempty"`
+}
+
+// Train returns the split trained on: TrainSplit, or "train".
+func (d Data) Train() string {
+	if d.TrainSplit == "" {
+		return "train"
+	}
+	return d.TrainSplit
 }
 
 // Validate reports a dataset spec that cannot be right; errors name the
@@ -109,6 +122,9 @@ func (d Data) Validate() error {
 	}
 	if d.BackgroundNoise > 0 && d.Kind != datakind.Image {
 		return fmt.Errorf("data: background_noise perturbs pixels; the data are %s", d.Kind)
+	}
+	if d.TrainSplit != "" && d.TrainSplit != "train" && d.TrainSplit != "val" {
+		return fmt.Errorf("data: train_split %q (want train or val)", d.TrainSplit)
 	}
 	if d.Subset != "" && d.Subset != SubsetRandom && d.Subset != SubsetFirst {
 		return fmt.Errorf("data: subset %q (want %q or %q)", d.Subset, SubsetRandom, SubsetFirst)

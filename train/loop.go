@@ -256,6 +256,10 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	if err := shape.Validate(); err != nil {
 		return Result{}, fmt.Errorf("training set %s: %w", r.Train.Label(), err)
 	}
+	unit := "bpd" // of the progress lines
+	if shape.Kind == datakind.Tabular {
+		unit = "nats/dim"
+	}
 	stepsPerEpoch := r.Train.Len() / cfg.Batch
 	if stepsPerEpoch == 0 {
 		return Result{}, fmt.Errorf("training set of %d examples is smaller than one batch of %d", r.Train.Len(), cfg.Batch)
@@ -274,7 +278,7 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 		return res, nil
 	}
 	logPath := filepath.Join(r.Dir, "train-log.csv")
-	logFile, err := openLog(logPath, r.Resume, state.Step)
+	logFile, err := openLog(logPath, r.Resume, state.Step, shape)
 	if err != nil {
 		return Result{}, err
 	}
@@ -352,7 +356,7 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 		}
 		lastSave = time.Now()
 		if r.Progress != nil {
-			fmt.Fprintf(r.Progress, "epoch %d: train %.4f bpd, test %.4f bpd, %.1f img/s\n", state.Epoch, trainBPD, testBPD, rate)
+			fmt.Fprintf(r.Progress, "epoch %d: train %.4f %s, test %.4f %s, %.1f img/s\n", state.Epoch, trainBPD, unit, testBPD, unit, rate)
 		}
 		return nil
 	}
@@ -438,7 +442,7 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 			state.EpochLoss += bpd
 			state.EpochGradNorm += norm
 			state.EpochSteps++
-			bar.Update(state.Step, imgs, fmt.Sprintf("epoch %d  bpd %.3f", state.Epoch+1, bpd))
+			bar.Update(state.Step, imgs, fmt.Sprintf("epoch %d  %s %.3f", state.Epoch+1, unit, bpd))
 			if state.Step%cfg.LogEvery == 0 {
 				rate := float64(logImgs) / time.Since(lastLog).Seconds()
 				writeRow(w, state.Step, state.Epoch, sumBPD/float64(nLog), math.NaN(), cfg.LR, sumNorm/float64(nLog), rate)
@@ -471,10 +475,22 @@ func meanPerDim(ll []float64, s datakind.Shape) float64 {
 
 var logHeader = []string{"step", "epoch", "loss", "train_bpd", "test_bpd", "lr", "grad_norm", "img_per_s"}
 
+// logHeaderFor returns the log's header for data of shape s: for tables,
+// whose loss is in nats per dimension (no quantisation applies), the
+// per-dimension columns say so.
+func logHeaderFor(s datakind.Shape) []string {
+	if s.Kind != datakind.Tabular {
+		return logHeader
+	}
+	h := append([]string(nil), logHeader...)
+	h[3], h[4] = "train_nats_per_dim", "test_nats_per_dim"
+	return h
+}
+
 // openLog opens the training log; on resume it first drops rows past
 // step (written after the checkpoint a crashed run last saved), so the
 // log never repeats steps.
-func openLog(path string, resume bool, step int) (*os.File, error) {
+func openLog(path string, resume bool, step int, shape datakind.Shape) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating run folder: %w", err)
 	}
@@ -493,7 +509,7 @@ func openLog(path string, resume bool, step int) (*os.File, error) {
 	}
 	if st, _ := f.Stat(); st.Size() == 0 {
 		w := csv.NewWriter(f)
-		w.Write(logHeader)
+		w.Write(logHeaderFor(shape))
 		w.Flush()
 	}
 	return f, nil

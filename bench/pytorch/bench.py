@@ -33,6 +33,7 @@ BENCHES = [
     "realnvp_paper_train",
     "sgemm_numpy",
     "sgemm_torch",
+    "tabular_train",
 ]
 
 # Name of the peak-RSS metric of each benchmark's process.
@@ -43,6 +44,7 @@ RSS_NAMES = {
     "realnvp_paper_train": "pytorch_realnvp_paper_train_peak_rss_mib",
     "sgemm_numpy": "openblas_sgemm_peak_rss_mib",
     "sgemm_torch": "torch_sgemm_peak_rss_mib",
+    "tabular_train": "pytorch_tabular_train_peak_rss_mib",
 }
 
 # flowood's presets (model/realnvp/realnvp.go), all for 28x28x1 images.
@@ -510,6 +512,104 @@ def bench_realnvp_paper_train(args):
 GEMM_M, GEMM_K, GEMM_N = 50176, 576, 64
 
 
+def build_tabular():
+    """The tabular RealNVP of model/tabular (App. O.1): couplings with
+    alternating half masks over the feature vector; each st-network sees
+    the conditioning half and predicts s and t for the other half through
+    Linear, ReLU, layers x (Linear, ReLU), Linear; s = scale * tanh(raw)."""
+    import torch
+    import torch.nn as nn
+
+    class TabularCoupling(nn.Module):
+        def __init__(self, d, reverse, hidden, layers):
+            super().__init__()
+            k = d // 2
+            self.reverse, self.k = reverse, k
+            n_id, n_ch = (d - k, k) if reverse else (k, d - k)
+            mods = [nn.Linear(n_id, hidden), nn.ReLU()]
+            for _ in range(layers):
+                mods += [nn.Linear(hidden, hidden), nn.ReLU()]
+            mods.append(nn.Linear(hidden, 2 * n_ch))
+            self.net = nn.Sequential(*mods)
+            self.scale = nn.Parameter(torch.ones(n_ch))
+
+        def forward(self, x):
+            a, b = x[:, :self.k], x[:, self.k:]
+            x_id, x_ch = (b, a) if self.reverse else (a, b)
+            raw, t = self.net(x_id).chunk(2, dim=1)
+            s = self.scale * torch.tanh(raw)
+            z_ch = (x_ch + t) * torch.exp(s)
+            z = torch.cat((z_ch, x_id) if self.reverse else (x_id, z_ch), dim=1)
+            return z, s.sum(1)
+
+    class TabularRealNVP(nn.Module):
+        def __init__(self, d=43, couplings=8, hidden=256, layers=1):
+            super().__init__()
+            self.steps = nn.ModuleList(TabularCoupling(d, i % 2 == 1, hidden, layers) for i in range(couplings))
+
+        def forward(self, x):
+            ld = 0
+            for c in self.steps:
+                x, d = c(x)
+                ld = ld + d
+            return x, ld
+
+    return TabularRealNVP
+
+
+def tabular_params_by_hand(d=43, couplings=8, hidden=256, layers=1):
+    n = 0
+    for i in range(couplings):
+        k = d // 2
+        n_id, n_ch = (d - k, k) if i % 2 == 1 else (k, d - k)
+        n += (n_id + 1) * hidden + layers * (hidden + 1) * hidden + (hidden + 1) * 2 * n_ch + n_ch
+    return n
+
+
+def bench_tabular_train(args, batch=32, features=43, warmup=50, steps=300):
+    """Training steps of the tabular model at App. O's UCI size (8
+    couplings, 1 x 256 hidden units, 43 features as MINIBOONE, batch 32),
+    AdamW with weight decay 1e-3, on standard normal features (the time
+    does not depend on the values)."""
+    import torch
+
+    torch.manual_seed(0)
+    model = build_tabular()(d=features)
+    n = count_params(model)
+    by_hand = tabular_params_by_hand(d=features)
+    if n != by_hand:
+        raise AssertionError("parameter count %d != %d by hand" % (n, by_hand))
+    emit("pytorch_tabular_params", "count", n, by_hand=by_hand)
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(batch, features, generator=g) for _ in range(8)]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-3)
+    w, s = steps_for(args, warmup, steps)
+    model.train()
+    times, cpu, loss_v = [], [], float("nan")
+    inter = Interference()
+    for i in range(w + s):
+        if i == w:
+            inter.start()
+        x = batches[i % len(batches)]
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = -log_prob(model, x).mean()
+        loss.backward()
+        opt.step()
+        dt = time.perf_counter() - t0
+        dc = time.process_time() - c0
+        loss_v = loss.item()
+        if i >= w:
+            times.append(dt)
+            cpu.append(dc)
+    if not math.isfinite(loss_v):
+        raise RuntimeError("non-finite loss %r" % loss_v)
+    emit("pytorch_tabular_train_img_per_s", "img/s", batch / statistics.median(times), batch=batch,
+         features=features, warmup=w, loss_nats=loss_v, **time_stats(times, cpu), **inter.fields(),
+         **common_extra(args))
+
+
 def openblas_info():
     """Version/config and core type of the OpenBLAS mapped into this
     process, read through its own API; None if no OpenBLAS is loaded."""
@@ -629,6 +729,8 @@ def run_one(args, name):
         bench_sgemm_numpy(args, unset)
     elif name == "sgemm_torch":
         bench_sgemm_torch(args)
+    elif name == "tabular_train":
+        bench_tabular_train(args)
     else:
         raise SystemExit("unknown benchmark %r (known: %s)" % (name, ", ".join(BENCHES)))
     emit(RSS_NAMES[name], "MiB", round(peak_rss_mib(), 1),

@@ -30,6 +30,7 @@ var pytorchPeers = map[string][]string{
 	"realnvp_eval":        {"realnvp_eval"},
 	"coupling4_train":     {"coupling4_train"},
 	"realnvp_paper_train": {"realnvp_paper_train"},
+	"tabular_train":       {"tabular_train"},
 }
 
 // ratios are the comparison lines printed with --against-pytorch:
@@ -40,6 +41,7 @@ var ratios = [][3]string{
 	{"coupling4_speedup_vs_pytorch", "coupling4_train_img_per_s", "pytorch_coupling4_train_img_per_s"},
 	{"paper_train_speedup_vs_pytorch", "realnvp_paper_train_img_per_s", "pytorch_realnvp_paper_train_img_per_s"},
 	{"paper_recompute_train_speedup_vs_pytorch", "realnvp_paper_recompute_train_img_per_s", "pytorch_realnvp_paper_train_img_per_s"},
+	{"tabular_train_speedup_vs_pytorch", "tabular_train_img_per_s", "pytorch_tabular_train_img_per_s"},
 	{"gemm_vs_openblas", "gemm_conv_gflops", "openblas_sgemm_gflops"},
 	{"gemm_vs_torch", "gemm_conv_gflops", "torch_sgemm_gflops"},
 	{"train_peak_rss_vs_pytorch", "realnvp_train_peak_rss_mib", "pytorch_realnvp_train_peak_rss_mib"},

@@ -17,7 +17,7 @@ import (
 )
 
 var trainCmd = &command{
-	UsageLine: "train --model realnvp --data fashionmnist --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--train-limit N] [--checkpoint-every 10m] [--set name=value ...] [--background-noise MU] [--shape HxWxC] [--resume | --force]",
+	UsageLine: "train --model realnvp|tabular --data fashionmnist|miniboone|FILE.npz --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--train-limit N] [--checkpoint-every 10m] [--set name=value ...] [--background-noise MU] [--shape HxWxC] [--resume | --force]",
 	Short: "train a flow by maximum likelihood into a run folder; an existing run is continued with --resume " +
 		"or replaced with --force, never silently",
 	Run: runTrain,
@@ -26,8 +26,8 @@ var trainCmd = &command{
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", stderr)
 	modelName := fs.String("model", "realnvp", "model: "+strings.Join(model.Names(), ", "))
-	dataset := fs.String("data", "fashionmnist", "in-distribution dataset: mnist, fashionmnist, cifar10, ... (flowood data list)")
-	preset := fs.String("preset", "cpu", "model size and training defaults: paper, cpu, tiny")
+	dataset := fs.String("data", "fashionmnist", "in-distribution dataset: mnist, fashionmnist, cifar10, ..., miniboone (flowood data list), or an .npz file of feature vectors (arrays train, val, test) for --model tabular")
+	preset := fs.String("preset", "cpu", "model size and training defaults: paper, cpu, tiny (tabular also: embedding)")
 	out := fs.String("out", "", "run folder to write (required)")
 	resume := fs.Bool("resume", false, "continue the run in --out from its latest checkpoint")
 	force := fs.Bool("force", false, "replace the run already in --out (its checkpoints, log and evaluation are deleted)")
@@ -185,11 +185,11 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			limit = fmt.Sprintf(", max steps %d", rc.Train.MaxSteps)
 		}
 		fmt.Fprintf(stdout, "run %s is already finished: %d steps, %d of %d epochs complete%s%s; nothing to train (to train longer, resume with a larger --epochs or --max-steps)\n",
-			*out, res.Steps, res.Epochs, rc.Train.Epochs, limit, testBPDText(res.TestBPD, res.BestTestBPD))
+			*out, res.Steps, res.Epochs, rc.Train.Epochs, limit, testBPDText(res.TestBPD, res.BestTestBPD, rc.Data.Shape.Unit()))
 		return nil
 	}
 	fmt.Fprintf(stdout, "trained %d steps in %s (%.1f img/s)%s; run folder %s\n",
-		res.Steps, res.Duration.Round(1e9), res.ImgPerSec, testBPDText(res.TestBPD, res.BestTestBPD), *out)
+		res.Steps, res.Duration.Round(1e9), res.ImgPerSec, testBPDText(res.TestBPD, res.BestTestBPD, rc.Data.Shape.Unit()), *out)
 	return nil
 }
 
@@ -229,16 +229,17 @@ func sameRun(rc experiment.RunConfig, set map[string]bool, modelName, preset, da
 	return nil
 }
 
-// testBPDText describes the last and best test bits/dim, or says there is
-// no test measurement (NaN: no test set, or none evaluated yet).
-func testBPDText(last, best float64) string {
+// testBPDText describes the last and best test loss per dimension in
+// unit (bits/dim, or nats/dim for tables), or says there is no test
+// measurement (NaN: no test set, or none evaluated yet).
+func testBPDText(last, best float64, unit string) string {
 	switch {
 	case math.IsNaN(last):
-		return "; no test bits/dim measured"
+		return "; no test " + unit + " measured"
 	case math.IsNaN(best) || math.IsInf(best, 0) || best == last:
-		return fmt.Sprintf("; test bits/dim %.4f", last)
+		return fmt.Sprintf("; test %s %.4f", unit, last)
 	}
-	return fmt.Sprintf("; test bits/dim %.4f (best %.4f)", last, best)
+	return fmt.Sprintf("; test %s %.4f (best %.4f)", unit, last, best)
 }
 
 // modelOptions collects repeated --set name=value flags in order.

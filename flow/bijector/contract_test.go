@@ -82,3 +82,22 @@ func uniform(rng *tensor.RNG, shape ...int) *tensor.Tensor {
 	rng.Uniform(x.Data, 0, 1)
 	return x
 }
+
+// TestTabularCouplingContract runs the contract on tabular couplings of
+// odd and even feature counts, both halves conditioning, with a linear
+// st-network (model/tabular runs it with the model's MLP).
+func TestTabularCouplingContract(t *testing.T) {
+	rng := tensor.NewRNG(3)
+	for _, c := range []struct {
+		name    string
+		d       int
+		reverse bool
+	}{{"Odd", 7, false}, {"OddReverse", 7, true}, {"Even", 6, false}, {"EvenReverse", 6, true}, {"Two", 2, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			id, ch := bijector.TabularSizes(c.d, c.reverse)
+			b := bijector.NewTabularCoupling(c.d, c.reverse, nn.NewLinear(rng, id, 2*ch, false))
+			flowtest.Perturb(b, rng, 0.3)
+			flowtest.CheckBijector(t, b, tensor.Randn(rng, 3, c.d), flowtest.Options{})
+		})
+	}
+}
