@@ -119,3 +119,44 @@ func TestLatentsView(t *testing.T) {
 		}
 	}
 }
+
+// TestResampleView checks the resampling view on a tiny run: only the
+// latent's centre square changes (outside it the latent is the same, bit
+// for bit), and the images it gives are finite.
+func TestResampleView(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	tinyRun(t, run, 9)
+	out := filepath.Join(t.TempDir(), "v")
+	before, after, err := ResampleView(context.Background(), run, ViewOptions{OOD: []string{"mnist"}, N: 3, Out: out}, 10, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for set, b := range before {
+		a := after[set]
+		if len(a) != 3*784 || len(b) != len(a) {
+			t.Fatalf("%s: %d and %d values", set, len(b), len(a))
+		}
+		changed := 0
+		for e := range 3 {
+			for i := range 28 {
+				for j := range 28 {
+					k := e*784 + i*28 + j
+					inside := i >= 9 && i < 19 && j >= 9 && j < 19
+					if a[k] != b[k] {
+						if !inside {
+							t.Fatalf("%s: latent value outside the centre square changed at (%d, %d)", set, i, j)
+						}
+						changed++
+					}
+				}
+			}
+		}
+		if changed < 3*100*9/10 {
+			t.Errorf("%s: %d centre values resampled, want about 300", set, changed)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "resample-mnist-test.npy"))
+	if err != nil || len(b) < 3*4*784*4 {
+		t.Fatalf("resample-mnist-test.npy: %d bytes, %v", len(b), err)
+	}
+}

@@ -9,7 +9,27 @@ import "github.com/flowood/flowood/tensor"
 // unchanged. Over a whole flow this is the paper's unsqueeze(z) (App. G):
 // the latent shown in the image's shape.
 type Rearranger interface {
+	// Arrange moves values as Forward does, without transforming them.
+	Arrange(x *tensor.Tensor) *tensor.Tensor
+	// Unarrange undoes Arrange.
 	Unarrange(z *tensor.Tensor) *tensor.Tensor
+}
+
+// Arrange maps x, in the layout of b's input, to the layout of b's
+// output, doing only b's rearrangements (the inverse of Unarrange).
+func Arrange(b Bijector, x *tensor.Tensor) *tensor.Tensor {
+	switch t := b.(type) {
+	case Chain:
+		for _, step := range t {
+			x = Arrange(step, x)
+		}
+		return x
+	case *Recompute:
+		return Arrange(t.Chain, x)
+	case Rearranger:
+		return t.Arrange(x)
+	}
+	return x
 }
 
 // Unarrange maps z, in the layout of b's output, to the layout of b's
@@ -34,3 +54,7 @@ func Unarrange(b Bijector, z *tensor.Tensor) *tensor.Tensor {
 // Unarrange returns the latent z of Forward in the layout of the flow's
 // input (Unarrange of its bijector): unsqueeze(z).
 func (f Flow) Unarrange(z *tensor.Tensor) *tensor.Tensor { return Unarrange(f.Bijector, z) }
+
+// Arrange maps an array in the layout of the flow's input to the layout
+// of its latent (Arrange of its bijector), the inverse of Unarrange.
+func (f Flow) Arrange(x *tensor.Tensor) *tensor.Tensor { return Arrange(f.Bijector, x) }

@@ -32,6 +32,13 @@ func TestUnarrange(t *testing.T) {
 			t.Fatalf("value %d: %v, want %v", i, v, x.Data[i])
 		}
 	}
+	// Arrange is Forward here, and the inverse of Unarrange.
+	again := flow.Arrange(ms, back)
+	for i, v := range again.Data {
+		if v != z.Data[i] {
+			t.Fatalf("Arrange: value %d: %v, want Forward's %v", i, v, z.Data[i])
+		}
+	}
 
 	m := realnvp.New(realnvp.Config{Height: 8, Width: 8, Channels: 1, Scales: 2, Blocks: 1, Mid: 4}, rng)
 	u := tensor.New(3, 8, 8, 1)
@@ -46,5 +53,8 @@ func TestUnarrange(t *testing.T) {
 	slices.Sort(b)
 	if !slices.Equal(a, b) {
 		t.Errorf("unsqueeze(z) holds other values than z")
+	}
+	if re := m.Arrange(img); !slices.Equal(re.Data, zm.Data) {
+		t.Errorf("Arrange(Unarrange(z)) is not z")
 	}
 }

@@ -23,8 +23,9 @@ var views = map[string]struct {
 	doc string
 	run func(ctx context.Context, run string, opt experiment.ViewOptions, stdout io.Writer) error
 }{
-	"logdet":  {"each term of log p(x) (prior, every layer's log-det), mean over in-distribution vs each OOD set", vizLogDet},
-	"latents": {"x, unsqueeze(z), z averaged over --k dequantisations, z with batch norm in train mode (Fig. 2, 8; App. G)", vizLatents},
+	"logdet":   {"each term of log p(x) (prior, every layer's log-det), mean over in-distribution vs each OOD set", vizLogDet},
+	"latents":  {"x, unsqueeze(z), z averaged over --k dequantisations, z with batch norm in train mode (Fig. 2, 8; App. G)", vizLatents},
+	"resample": {"the latent's centre --side x --side square redrawn from N(0, I) and inverted back to images (Fig. 16)", vizResample},
 }
 
 func vizNames() []string {
@@ -57,7 +58,8 @@ func runViz(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	n := fs.Int("n", 0, "examples per set, a random subset drawn with --seed as eval --limit draws it (0: 500 for logdet, 8 for latents)")
 	seed := fs.Uint64("seed", 0, "seed of the subsets")
 	out := fs.String("out", "", "folder to write the view's files to (required)")
-	k := fs.Int("k", 40, "latents: dequantisation samples averaged")
+	k := fs.Int("k", 40, "latents: dequantisation samples averaged; resample: resamplings per example")
+	side := fs.Int("side", 10, "resample: side of the centre square of the latent redrawn")
 	var index intList
 	fs.Var(&index, "index", "show these examples (indices in each set's split, comma-separated) instead of a random --n")
 	pos, err := parseInterleaved(fs, args[1:])
@@ -76,7 +78,7 @@ func runViz(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *k < 1 {
 		return fmt.Errorf("viz %s: --k %d must be positive", args[0], *k)
 	}
-	vizK = *k
+	vizK, vizSide = *k, *side
 	return v.run(ctx, pos[0], experiment.ViewOptions{Data: *data, OOD: splitList(*oodList), N: *n, Seed: *seed, Out: *out, Index: index}, stdout)
 }
 
@@ -107,8 +109,27 @@ func vizLogDet(ctx context.Context, run string, opt experiment.ViewOptions, stdo
 	return nil
 }
 
-// vizK is --k of the latents view.
-var vizK int
+// vizK and vizSide are --k and --side.
+var vizK, vizSide int
+
+func vizResample(ctx context.Context, run string, opt experiment.ViewOptions, stdout io.Writer) error {
+	k := vizK
+	if k == 40 {
+		k = 4 // --k's default is the latents view's
+	}
+	before, _, err := experiment.ResampleView(ctx, run, opt, vizSide, k)
+	if err != nil {
+		return fmt.Errorf("viz resample: %w", err)
+	}
+	var sets []string
+	for s := range before {
+		sets = append(sets, s)
+	}
+	sort.Strings(sets)
+	fmt.Fprintf(stdout, "wrote resample-SET.png and resample-SET.npy (examples x [input, reconstruction, %d resamplings] x H x W x C) to %s for %s\n",
+		k, opt.Out, strings.Join(sets, ", "))
+	return nil
+}
 
 func vizLatents(ctx context.Context, run string, opt experiment.ViewOptions, stdout io.Writer) error {
 	arrs, err := experiment.LatentsView(ctx, run, opt, vizK)

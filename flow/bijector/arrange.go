@@ -5,6 +5,25 @@ import (
 	"github.com/flowood/flowood/tensor"
 )
 
+// Arrange implements flow.Rearranger: space to depth.
+func (Squeeze) Arrange(x *tensor.Tensor) *tensor.Tensor { return tensor.Squeeze2x2(x) }
+
+// Arrange implements flow.Rearranger: the output's shape.
+func (r Reshape) Arrange(x *tensor.Tensor) *tensor.Tensor { return r.apply(x, r.In, r.Out) }
+
+// Arrange implements flow.Rearranger: the steps' rearrangements, then
+// the first half of the channels flattened and the rest arranged by the
+// next scale, as Forward lays out the latent.
+func (m *MultiScale) Arrange(x *tensor.Tensor) *tensor.Tensor {
+	y := flow.Arrange(m.Steps, x)
+	n := x.Shape[0]
+	if m.Next == nil {
+		return tensor.Reshape(y, n, -1)
+	}
+	out, keep := tensor.Split(y, m.Shape[2]/2)
+	return tensor.Concat(tensor.Reshape(out, n, -1), tensor.Reshape(flow.Arrange(m.Next, keep), n, -1))
+}
+
 // Unarrange implements flow.Rearranger: depth to space.
 func (Squeeze) Unarrange(z *tensor.Tensor) *tensor.Tensor { return tensor.Unsqueeze2x2(z) }
 
