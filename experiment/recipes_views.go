@@ -108,4 +108,3 @@ func logdetRecipe(r *Reproduction) error {
 	r.Printf("\nMean over %d examples per set, nats; the terms add up to the mean log-likelihood.\n", n)
 	return nil
 }
-
