@@ -18,6 +18,7 @@ package detector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -31,6 +32,7 @@ import (
 	"github.com/flowood/flowood/flow"
 	"github.com/flowood/flowood/model"
 	"github.com/flowood/flowood/model/datakind"
+	"github.com/flowood/flowood/ood"
 	"github.com/flowood/flowood/runfile"
 	"github.com/flowood/flowood/tensor"
 	"github.com/flowood/flowood/train/checkpoint"
@@ -45,6 +47,16 @@ type Result struct {
 	BitsPerDim float64
 	// OOD reports LogLikelihood < Threshold().
 	OOD bool
+	// Complexity is the input-complexity score of Serra et al. (2020),
+	// LogLikelihood + L·ln 2 with L the image's PNG size in bits (as the
+	// model sees it; ood.CompressedBits), higher = more in-distribution:
+	// the score that separates FashionMNIST from MNIST where the
+	// likelihood fails (see flowood eval --score ic).
+	Complexity float64
+	// Typicality is -|LogLikelihood - the mean log-likelihood of training
+	// data| (Nalisnick et al. 2019), when the run's evaluation recorded
+	// that mean (metrics.json); NaN otherwise.
+	Typicality float64
 }
 
 // InputError is the error Score returns for an image it cannot score as
@@ -70,6 +82,7 @@ type Detector struct {
 	calibrated bool
 	checkpoint string
 	modelName  string
+	trainMean  float64 // NaN when unknown
 	// weights holds the Winograd transforms of the model's kernels, made
 	// once by the first call that needs each and shared by every call
 	// after (the model's weights never change here): scoring calls then
@@ -125,7 +138,30 @@ func Load(runDir string) (*Detector, error) {
 	if err := d.readThreshold(runDir); err != nil {
 		return nil, err
 	}
+	d.trainMean = readTrainMean(runDir)
 	return d, nil
+}
+
+// readTrainMean returns the mean training log-likelihood that flowood
+// eval recorded in RUN/eval/metrics.json, or NaN.
+func readTrainMean(run string) float64 {
+	b, err := os.ReadFile(filepath.Join(run, "eval", "metrics.json"))
+	if err != nil {
+		return math.NaN()
+	}
+	var m struct {
+		Train *struct {
+			MeanLogLik json.Number `json:"mean_log_likelihood"`
+		} `json:"train"`
+	}
+	if json.Unmarshal(b, &m) != nil || m.Train == nil {
+		return math.NaN()
+	}
+	v, err := m.Train.MeanLogLik.Float64()
+	if err != nil {
+		return math.NaN()
+	}
+	return v
 }
 
 // Threshold returns the log-likelihood (nats) below which Score calls an
@@ -156,12 +192,16 @@ func (d *Detector) Shape() (h, w, c int) { return d.h, d.w, d.c }
 func (d *Detector) Score(ctx context.Context, imgs []image.Image) ([]Result, error) {
 	dim := d.h * d.w * d.c
 	u := make([]float32, len(imgs)*dim)
+	bits := make([]float64, len(imgs))
 	for i, img := range imgs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		px, err := d.prepare(img)
 		if err != nil {
+			return nil, &InputError{Index: i, Err: err}
+		}
+		if bits[i], err = ood.CompressedBits(px, d.h, d.w, d.c, "png"); err != nil {
 			return nil, &InputError{Index: i, Err: err}
 		}
 		h := fnv.New64a()
@@ -174,7 +214,8 @@ func (d *Detector) Score(ctx context.Context, imgs []image.Image) ([]Result, err
 	}
 	out := make([]Result, len(imgs))
 	for i, v := range ll {
-		out[i] = Result{LogLikelihood: v, BitsPerDim: bitsPerDim(v, dim), OOD: v < d.threshold}
+		out[i] = Result{LogLikelihood: v, BitsPerDim: bitsPerDim(v, dim), OOD: v < d.threshold,
+			Complexity: v + bits[i]*math.Ln2, Typicality: -math.Abs(v - d.trainMean)}
 	}
 	return out, nil
 }

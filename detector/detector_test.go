@@ -1,12 +1,14 @@
 package detector
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
+	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -282,7 +284,7 @@ func TestScoreErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a[0] != a[1] {
+	if !sameResult(a[0], a[1]) {
 		t.Errorf("RGB image scored %v, its ITU-R 601 grayscale %v", a[0], a[1])
 	}
 
@@ -332,7 +334,7 @@ func TestCelebACrop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got[0] != got[1] {
+	if !sameResult(got[0], got[1]) {
 		t.Errorf("89x109 face scored %v, its 74x74 crop resized %v", got[0], got[1])
 	}
 }
@@ -357,5 +359,53 @@ func TestImportsLight(t *testing.T) {
 			dep == "net/http":
 			t.Errorf("detector depends on %s", dep)
 		}
+	}
+}
+
+// sameResult reports whether two results are equal, bit for bit, NaN
+// fields included.
+func sameResult(a, b Result) bool {
+	same := func(x, y float64) bool { return math.Float64bits(x) == math.Float64bits(y) }
+	return same(a.LogLikelihood, b.LogLikelihood) && same(a.BitsPerDim, b.BitsPerDim) && a.OOD == b.OOD &&
+		same(a.Complexity, b.Complexity) && same(a.Typicality, b.Typicality)
+}
+
+// TestScoresBeyondLikelihood checks Complexity and Typicality against
+// their definitions: the PNG of the image as the model sees it, encoded
+// here with image/png at best compression, and the training mean that a
+// metrics.json gives.
+func TestScoresBeyondLikelihood(t *testing.T) {
+	det, run, _ := loadRun(t, "mnist", 8, 8, 1)
+	imgs := grayImages(9, 3, 8, 8)
+	r, err := det.Score(context.Background(), imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, img := range imgs {
+		var b bytes.Buffer
+		(&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&b, img)
+		if want := r[i].LogLikelihood + float64(8*b.Len())*math.Ln2; math.Abs(r[i].Complexity-want) > 1e-9*math.Abs(want) {
+			t.Errorf("image %d: complexity %v, want %v", i, r[i].Complexity, want)
+		}
+		if !math.IsNaN(r[i].Typicality) {
+			t.Errorf("image %d: typicality %v without a recorded training mean", i, r[i].Typicality)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(run, "eval"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, "eval", "metrics.json"), []byte(`{"train": {"mean_log_likelihood": -12.5}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	det2, err := Load(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := det2.Score(context.Background(), imgs[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := -math.Abs(r2[0].LogLikelihood + 12.5); r2[0].Typicality != want {
+		t.Errorf("typicality %v, want %v", r2[0].Typicality, want)
 	}
 }

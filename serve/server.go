@@ -34,6 +34,7 @@ import (
 	"image"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -190,8 +191,10 @@ type ImageResult struct {
 	Height        int     `json:"height"`
 	LogLikelihood float64 `json:"log_likelihood"`
 	BitsPerDim    float64 `json:"bits_per_dim"`
-	// Scores holds every configured score, higher = more
-	// in-distribution; today the log-likelihood ("loglik").
+	// Scores holds the scores computed per image, each higher = more
+	// in-distribution: loglik (the log-likelihood), ic (input
+	// complexity: loglik + PNG bits · ln 2) and, when the run's
+	// evaluation recorded the training mean, typicality.
 	Scores map[string]float64 `json:"scores"`
 	OOD    bool               `json:"ood"`
 }
@@ -264,7 +267,10 @@ func (s *Server) score(w http.ResponseWriter, r *http.Request) {
 	for i, v := range res {
 		b := imgs[i].img.Bounds()
 		out.Results[i] = ImageResult{Name: imgs[i].name, Width: b.Dx(), Height: b.Dy(), LogLikelihood: v.LogLikelihood,
-			BitsPerDim: v.BitsPerDim, Scores: map[string]float64{"loglik": v.LogLikelihood}, OOD: v.OOD}
+			BitsPerDim: v.BitsPerDim, Scores: map[string]float64{"loglik": v.LogLikelihood, "ic": v.Complexity}, OOD: v.OOD}
+		if !math.IsNaN(v.Typicality) {
+			out.Results[i].Scores["typicality"] = v.Typicality
+		}
 		s.met.observe(v)
 	}
 	writeJSON(w, http.StatusOK, out)

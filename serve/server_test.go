@@ -153,7 +153,8 @@ func TestScore(t *testing.T) {
 			if r.LogLikelihood != want[i].LogLikelihood || r.BitsPerDim != want[i].BitsPerDim || r.OOD != want[i].OOD {
 				t.Errorf("%s: image %d scored %+v, the detector gives %+v", what, i, r, want[i])
 			}
-			if r.OOD != (r.LogLikelihood < got.Threshold) || r.Scores["loglik"] != r.LogLikelihood || r.Width != 28 {
+			if r.OOD != (r.LogLikelihood < got.Threshold) || r.Scores["loglik"] != r.LogLikelihood || r.Width != 28 ||
+				r.Scores["ic"] != want[i].Complexity || r.Scores["typicality"] != want[i].Typicality {
 				t.Errorf("%s: result %+v inconsistent with threshold %v", what, r, got.Threshold)
 			}
 		}
