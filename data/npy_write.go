@@ -127,3 +127,13 @@ func WriteNPYFile(path string, a *Array) error {
 	}
 	return nil
 }
+
+// WriteNPZFile writes arrays as the .npz archive at path (uncompressed),
+// atomically: a crash leaves the old file or none, never half of one.
+func WriteNPZFile(path string, arrays []*Array) error {
+	err := atomicfile.Write(path, func(f *os.File) error { return WriteNPZ(f, arrays, false) })
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}

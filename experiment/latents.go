@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/flowood/flowood/data"
+	"github.com/flowood/flowood/model"
 	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/tensor"
 	"github.com/flowood/flowood/viz"
@@ -36,14 +37,7 @@ var LatentVariants = []string{"x", "z", "z averaged over K dequantisations", "z 
 // fills the grey scale) and latents-SET.npy (float32, examples x 4 x H x
 // W x C, the latents unscaled). It returns the arrays by set.
 func LatentsView(ctx context.Context, run string, opt ViewOptions, k int) (map[string][]float32, error) {
-	rc, err := ReadRunConfig(run)
-	if err != nil {
-		return nil, err
-	}
-	if rc.Data.Kind != datakind.Image {
-		return nil, fmt.Errorf("latents view: the run models %s data, not images", rc.Data.Kind)
-	}
-	mm, err := loadReference(run, rc, "run")
+	rc, mm, sets, err := imageView(run, &opt, 8, "latents")
 	if err != nil {
 		return nil, err
 	}
@@ -53,23 +47,6 @@ func LatentsView(ctx context.Context, run string, opt ViewOptions, k int) (map[s
 	}
 	if k < 1 {
 		k = 40
-	}
-	if opt.N <= 0 {
-		opt.N = 8
-	}
-	if opt.Data == "" {
-		opt.Data = rc.Data.Name
-	}
-	split, err := heldOutSplit(opt.Data)
-	if err != nil {
-		return nil, err
-	}
-	sets := [][2]string{{opt.Data, split}}
-	for _, o := range opt.OOD {
-		sets = append(sets, [2]string{o, oodSplit(o, rc.Data.Embedded)})
-	}
-	if err := os.MkdirAll(opt.Out, 0o755); err != nil {
-		return nil, err
 	}
 	h, w, c := rc.Data.Height, rc.Data.Width, rc.Data.Channels
 	d := h * w * c
@@ -142,4 +119,42 @@ func LatentsView(ctx context.Context, run string, opt ViewOptions, k int) (map[s
 		out[s[0]+" "+s[1]] = arr
 	}
 	return out, nil
+}
+
+// imageView prepares a view of single images of a run of image data: the
+// run's configuration, its model (best checkpoint, evaluation mode), the
+// sets to show (the in-distribution held-out split and each OOD set's)
+// and opt with its defaults (n examples, the run's dataset) and its
+// folder made.
+func imageView(run string, opt *ViewOptions, n int, view string) (RunConfig, model.Model, [][2]string, error) {
+	rc, err := ReadRunConfig(run)
+	if err != nil {
+		return RunConfig{}, nil, nil, err
+	}
+	if rc.Data.Kind != datakind.Image {
+		return RunConfig{}, nil, nil, fmt.Errorf("%s view: the run models %s data, not images", view, rc.Data.Kind)
+	}
+	m, err := loadReference(run, rc, "run")
+	if err != nil {
+		return RunConfig{}, nil, nil, err
+	}
+	m.SetTraining(false)
+	if opt.N <= 0 {
+		opt.N = n
+	}
+	if opt.Data == "" {
+		opt.Data = rc.Data.Name
+	}
+	split, err := heldOutSplit(opt.Data)
+	if err != nil {
+		return RunConfig{}, nil, nil, err
+	}
+	sets := [][2]string{{opt.Data, split}}
+	for _, o := range opt.OOD {
+		sets = append(sets, [2]string{o, oodSplit(o, rc.Data.Embedded)})
+	}
+	if err := os.MkdirAll(opt.Out, 0o755); err != nil {
+		return RunConfig{}, nil, nil, err
+	}
+	return rc, m, sets, nil
 }

@@ -112,15 +112,7 @@ func table2a(r *Reproduction) error {
 			arrays = append(arrays, &data.Array{Name: "test", DType: "<f4", Shape: []int{tn, cfg.Dim()}, F32: te})
 		}
 		path := filepath.Join(dir, name+".npz")
-		f, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		if err := data.WriteNPZ(f, arrays, false); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
+		if err := data.WriteNPZFile(path, arrays); err != nil {
 			return err
 		}
 		files[name] = path

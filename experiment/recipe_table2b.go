@@ -163,13 +163,5 @@ func writeTables(path string, tables map[string]*data.Tabular, mean, sd []float6
 		}
 		arrays = append(arrays, &data.Array{Name: key, DType: "<f8", Shape: []int{t.N, t.D}, F64: v})
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := data.WriteNPZ(f, arrays, false); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return data.WriteNPZFile(path, arrays)
 }

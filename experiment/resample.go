@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 
 	"github.com/flowood/flowood/data"
-	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/tensor"
 	"github.com/flowood/flowood/viz"
 )
@@ -31,14 +29,7 @@ type invertibleModel interface {
 // (float32, examples x (2 + draws) x H x W x C, unclipped). It returns
 // the latents before and after resampling, by set, for tests.
 func ResampleView(ctx context.Context, run string, opt ViewOptions, side, draws int) (before, after map[string][]float32, err error) {
-	rc, err := ReadRunConfig(run)
-	if err != nil {
-		return nil, nil, err
-	}
-	if rc.Data.Kind != datakind.Image {
-		return nil, nil, fmt.Errorf("resample view: the run models %s data, not images", rc.Data.Kind)
-	}
-	mm, err := loadReference(run, rc, "run")
+	rc, mm, sets, err := imageView(run, &opt, 6, "resample")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -52,23 +43,6 @@ func ResampleView(ctx context.Context, run string, opt ViewOptions, side, draws 
 	}
 	if draws < 1 {
 		draws = 4
-	}
-	if opt.N <= 0 {
-		opt.N = 6
-	}
-	if opt.Data == "" {
-		opt.Data = rc.Data.Name
-	}
-	split, err := heldOutSplit(opt.Data)
-	if err != nil {
-		return nil, nil, err
-	}
-	sets := [][2]string{{opt.Data, split}}
-	for _, o := range opt.OOD {
-		sets = append(sets, [2]string{o, oodSplit(o, rc.Data.Embedded)})
-	}
-	if err := os.MkdirAll(opt.Out, 0o755); err != nil {
-		return nil, nil, err
 	}
 	d := h * w * c
 	i0, j0 := (h-side)/2, (w-side)/2
