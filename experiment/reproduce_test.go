@@ -62,7 +62,7 @@ func TestReproduceTiny(t *testing.T) {
 }
 
 func TestReproduceErrors(t *testing.T) {
-	if err := Reproduce(context.Background(), "table99", "tiny", t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "known: fig1a") {
+	if err := Reproduce(context.Background(), "table99", "tiny", t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "fig1a") || !strings.Contains(err.Error(), "table1") {
 		t.Errorf("unknown experiment: %v", err)
 	}
 	if err := Reproduce(context.Background(), "table1", "huge", t.TempDir(), nil); err == nil || !strings.Contains(err.Error(), "unknown preset") {
