@@ -247,6 +247,9 @@ func TestParseErrors(t *testing.T) {
 	if _, err := Sequence("centre", 2, 2, 2, 1); err == nil {
 		t.Error("centre mask on 2x2 images (margin 0): no error")
 	}
+	if _, err := Sequence("channel", 1, 4, 4, 1); err == nil || !strings.Contains(err.Error(), "1 channel") {
+		t.Errorf("channel mask on 1 channel: %v, want an error naming the channel count", err)
+	}
 	if s, _ := Parse("center"); s.String() != "centre" {
 		t.Errorf("Parse(center) = %v", s)
 	}

@@ -28,15 +28,17 @@ type Spec struct {
 }
 
 // Parse reads a mask sequence name: checkerboard (also ""), horizontal,
-// vertical, cycle, centre (or center), or bitmap:PATH.png, whose file it
-// reads (LoadBitmap). Errors name what is wrong.
+// vertical, cycle, centre (or center), channel (the channel-wise mask:
+// not spatial, and only for an even number of channels), or
+// bitmap:PATH.png, whose file it reads (LoadBitmap). Errors name what is
+// wrong.
 func Parse(s string) (Spec, error) {
 	switch s {
 	case "", "checkerboard":
 		return Spec{Name: "checkerboard"}, nil
 	case "center":
 		return Spec{Name: "centre"}, nil
-	case "horizontal", "vertical", "cycle", "centre":
+	case "horizontal", "vertical", "cycle", "centre", "channel":
 		return Spec{Name: s}, nil
 	}
 	if path, ok := strings.CutPrefix(s, "bitmap:"); ok {
@@ -76,13 +78,17 @@ func (s Spec) Period() int {
 //     even k and its reverse for odd k, Trans the complement of Cond;
 //     horizontal first changes the bottom half from the top half, then
 //     the reverse; a bitmap's light pixels condition in even couplings;
+//   - channel: the first half of the channels for even k, the second for
+//     odd k;
 //   - cycle (App. L.1, Fig. 12): Cond is quadrant k mod 4 and Trans
 //     quadrant (k+1) mod 4 (Quadrant), so the other two quadrants pass
 //     through unseen and information needs four couplings to come back
 //     to a quadrant.
 //
 // It is an error when the images do not fit the mask: a bitmap of another
-// size, or images so small that a coupling would see or change nothing.
+// size, an odd number of channels for the channel mask, or images so
+// small that a coupling would see or change nothing (except for the
+// checkerboard, which 1x1 images have always been allowed).
 func (s Spec) Pair(k, h, w, c int) (Pair, error) {
 	if h < 1 || w < 1 || c < 1 || k < 0 {
 		return Pair{}, fmt.Errorf("mask %s: coupling %d of %dx%dx%d images", s, k, h, w, c)
@@ -98,6 +104,11 @@ func (s Spec) Pair(k, h, w, c int) (Pair, error) {
 		p = Complement(Vertical(h, w, c, rev))
 	case "centre":
 		p = Complement(Centre(h, w, c, rev))
+	case "channel":
+		if c%2 != 0 {
+			return Pair{}, fmt.Errorf("mask channel splits the channels in half, and the images have %d channel(s)", c)
+		}
+		p = Complement(Channel(h, w, c, rev))
 	case "cycle":
 		p = Pair{Cond: Quadrant(h, w, c, k%4), Trans: Quadrant(h, w, c, (k+1)%4)}
 	case "bitmap":
@@ -108,7 +119,10 @@ func (s Spec) Pair(k, h, w, c int) (Pair, error) {
 	default:
 		return Pair{}, fmt.Errorf("unknown mask %q (known: %s, bitmap:PATH.png)", s.Name, strings.Join(Names, ", "))
 	}
-	if empty(p.Cond) || empty(p.Trans) {
+	// The checkerboard of a 1x1 image is allowed (the multiscale RealNVP
+	// has always built such last scales, as identities and constant
+	// shifts).
+	if (empty(p.Cond) || empty(p.Trans)) && s.Name != "checkerboard" && s.Name != "" {
 		return Pair{}, fmt.Errorf("mask %s on %dx%d images: coupling %d would %s nothing", s, h, w, k,
 			map[bool]string{true: "see", false: "change"}[empty(p.Cond)])
 	}
