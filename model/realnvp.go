@@ -14,9 +14,13 @@ import (
 // (2-3 scales, 6 blocks, 64 channels doubling per scale) and below what
 // would exhaust memory on building the model.
 const (
-	maxRealNVPScales   = 8
-	maxRealNVPBlocks   = 64
-	maxRealNVPChannels = 2048 // hidden channels of the last scale: mid·2^(scales-1)
+	maxRealNVPScales    = 8
+	maxRealNVPBlocks    = 64
+	maxRealNVPChannels  = 2048 // hidden channels of the last scale: mid·2^(scales-1)
+	maxRealNVPCouplings = 64   // of the appk layout (App. K: 8)
+	// maxRealNVPBottleneck bounds the bottleneck dimension, whose two
+	// layers hold 2·l·H·W·mid weights per coupling (App. K: l <= 150).
+	maxRealNVPBottleneck = 4096
 )
 
 // realnvpTrain holds the training hyperparameters of each preset: paper
@@ -26,12 +30,15 @@ var realnvpTrain = map[string]TrainDefaults{
 	"paper": {Epochs: 80, Batch: 32, LR: 5e-5, WeightDecay: 5e-5},
 	"cpu":   {Epochs: 10, Batch: 64, LR: 1e-3, WeightDecay: 5e-5},
 	"tiny":  {Epochs: 1, Batch: 32, LR: 1e-3},
+	// App. K models: as paper and cpu.
+	"appk":     {Epochs: 80, Batch: 32, LR: 5e-5, WeightDecay: 5e-5},
+	"appk_cpu": {Epochs: 10, Batch: 64, LR: 1e-3, WeightDecay: 5e-5},
 }
 
 func init() {
 	register(&Entry{
 		Name:    "realnvp",
-		Doc:     "multi-scale RealNVP with checkerboard and channel-wise affine couplings (App. E)",
+		Doc:     "RealNVP: multi-scale with checkerboard and channel-wise affine couplings (App. E), or one scale of 8 couplings (App. K, presets appk*); options mask, bottleneck",
 		Kinds:   []datakind.Kind{datakind.Image},
 		Presets: realnvp.PresetNames(),
 		preset: func(name string, s datakind.Shape, _ string) (Config, TrainDefaults, error) {
@@ -102,6 +109,10 @@ func fitRealNVP(cfg Config, s datakind.Shape) (Config, error) {
 		return nil, fmt.Errorf("blocks %d is out of range [0, %d]", c.Blocks, maxRealNVPBlocks)
 	case c.Mid < 1 || c.Mid<<(c.Scales-1) > maxRealNVPChannels:
 		return nil, fmt.Errorf("mid %d is out of range: mid·2^(scales-1) must be in [1, %d]", c.Mid, maxRealNVPChannels)
+	case c.Couplings < 0 || c.Couplings > maxRealNVPCouplings:
+		return nil, fmt.Errorf("couplings %d is out of range [0, %d]", c.Couplings, maxRealNVPCouplings)
+	case c.Bottleneck < 0 || c.Bottleneck > maxRealNVPBottleneck:
+		return nil, fmt.Errorf("bottleneck %d is out of range [0, %d] (0: none)", c.Bottleneck, maxRealNVPBottleneck)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err

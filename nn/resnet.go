@@ -17,7 +17,12 @@ import (
 //
 // The extra skip connections from every block to the output follow the
 // reference RealNVP code, and so, with ResNetOptions.WeightNorm, do its
-// weight-normalised convolutions.
+// weight-normalised convolutions. Without them (ResNetOptions.NoSkip, the
+// App. K baseline) the output is y = conv1x1(relu(BN(h))) of the last h;
+// with a bottleneck (ResNetOptions.Bottleneck, App. K) also, and the
+// bottleneck maps h after the middle block: after blocks/2 blocks (the
+// reference code's ResNetAE; with one block, where the reference inserts
+// none, right after the input convolution).
 type ResNet struct {
 	InNorm          *BatchNorm
 	InConv, InSkip  *Conv2D
@@ -26,6 +31,11 @@ type ResNet struct {
 	OutNorm         *BatchNorm
 	OutConv         *Conv2D
 	DoubleAfterNorm bool
+	// Bottleneck, when set, follows block BottleneckAfter-1 (the input
+	// convolution when BottleneckAfter is 0); such a network has no skip
+	// connections (InSkip and Skips nil).
+	Bottleneck      *Bottleneck
+	BottleneckAfter int
 	// Act is the activation written relu above. nil, as NewResNet sets it,
 	// means ReLU, computed together with the batch norm before it as one
 	// operation (tensor.BatchNormReLU) where there is one, and with the
@@ -51,6 +61,15 @@ type ResNetOptions struct {
 	WeightNorm bool
 	// OutInit initialises the output convolution.
 	OutInit OutInit
+	// NoSkip leaves out the skip connections from every block to the
+	// output (InSkip, Skips).
+	NoSkip bool
+	// Bottleneck, when positive, inserts a Bottleneck of that dimension
+	// after the middle block, for feature maps of Height x Width (both
+	// then required); it implies NoSkip, since skip connections would
+	// carry the input around it.
+	Bottleneck    int
+	Height, Width int
 }
 
 // OutInit says how the output convolution of a ResNet starts.
@@ -91,9 +110,12 @@ func NewResNet(rng *tensor.RNG, in, mid, out, blocks int, doubleAfterNorm bool, 
 	if len(opts) > 0 {
 		opt = opts[0]
 	}
-	if in <= 0 || mid <= 0 || out <= 0 || blocks < 0 || !opt.OutInit.Valid() || len(opts) > 1 {
-		panic(fmt.Sprintf("nn: NewResNet(in=%d, mid=%d, out=%d, blocks=%d, out init %q)", in, mid, out, blocks, opt.OutInit))
+	if in <= 0 || mid <= 0 || out <= 0 || blocks < 0 || !opt.OutInit.Valid() || len(opts) > 1 ||
+		opt.Bottleneck < 0 || (opt.Bottleneck > 0 && (opt.Height <= 0 || opt.Width <= 0)) {
+		panic(fmt.Sprintf("nn: NewResNet(in=%d, mid=%d, out=%d, blocks=%d, out init %q, bottleneck %d for %dx%d)",
+			in, mid, out, blocks, opt.OutInit, opt.Bottleneck, opt.Height, opt.Width))
 	}
+	skip := !opt.NoSkip && opt.Bottleneck == 0
 	conv := func(k, cin, cout int, bias bool) *Conv2D {
 		if opt.WeightNorm {
 			return NewWNConv2D(rng, k, cin, cout, bias, false, false)
@@ -103,9 +125,11 @@ func NewResNet(rng *tensor.RNG, in, mid, out, blocks int, doubleAfterNorm bool, 
 	r := &ResNet{
 		InNorm:          NewBatchNorm(in, mode),
 		InConv:          conv(3, 2*in, mid, true),
-		InSkip:          conv(1, mid, mid, true),
 		OutNorm:         NewBatchNorm(mid, mode),
 		DoubleAfterNorm: doubleAfterNorm,
+	}
+	if skip {
+		r.InSkip = conv(1, mid, mid, true)
 	}
 	zero, zeroBias := opt.OutInit == OutInitZero, opt.OutInit == OutInitZeroBias
 	if opt.WeightNorm {
@@ -123,7 +147,13 @@ func NewResNet(rng *tensor.RNG, in, mid, out, blocks int, doubleAfterNorm bool, 
 			Norm2: NewBatchNorm(mid, mode),
 			Conv2: conv(3, mid, mid, true),
 		})
-		r.Skips = append(r.Skips, conv(1, mid, mid, true))
+		if skip {
+			r.Skips = append(r.Skips, conv(1, mid, mid, true))
+		}
+	}
+	if opt.Bottleneck > 0 {
+		r.Bottleneck = NewBottleneck(rng, opt.Height, opt.Width, mid, opt.Bottleneck)
+		r.BottleneckAfter = blocks / 2
 	}
 	return r
 }
@@ -150,6 +180,9 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 	}
 	h = r.InConv.Forward(a)
 	tensor.Done(a)
+	if r.InSkip == nil {
+		return r.forwardPlain(h)
+	}
 	// In gradient-free passes with running statistics, the skip
 	// convolutions' biases are left out of the skip sum and folded into
 	// the output batch norm: BN(s + Σb) with running mean μ is BN(s) with
@@ -189,6 +222,32 @@ func (r *ResNet) Forward(x *tensor.Tensor) *tensor.Tensor {
 	}
 	a = r.normAct(r.OutNorm, skip, shift)
 	tensor.Done(skip)
+	y := r.OutConv.Forward(a)
+	tensor.Done(a)
+	return y
+}
+
+// forwardPlain is the rest of Forward, from the input convolution's output
+// h, for a network without skip connections.
+func (r *ResNet) forwardPlain(h *tensor.Tensor) *tensor.Tensor {
+	bottle := func(i int) {
+		if r.Bottleneck != nil && i == r.BottleneckAfter {
+			h2 := r.Bottleneck.Forward(h)
+			tensor.Done(h)
+			h = h2
+		}
+	}
+	bottle(0)
+	for i, b := range r.Blocks {
+		h2 := b.forward(h, r)
+		if h2 != h {
+			tensor.Done(h)
+		}
+		h = h2
+		bottle(i + 1)
+	}
+	a := r.normAct(r.OutNorm, h, nil)
+	tensor.Done(h)
 	y := r.OutConv.Forward(a)
 	tensor.Done(a)
 	return y
@@ -241,14 +300,21 @@ func (b *ResBlock) forward(x *tensor.Tensor, r *ResNet) *tensor.Tensor {
 func (r *ResNet) Visit(prefix string, fn func(string, *tensor.Tensor, bool)) {
 	r.InNorm.Visit(Join(prefix, "in_norm"), fn)
 	r.InConv.Visit(Join(prefix, "in_conv"), fn)
-	r.InSkip.Visit(Join(prefix, "in_skip"), fn)
+	if r.InSkip != nil {
+		r.InSkip.Visit(Join(prefix, "in_skip"), fn)
+	}
 	for i, b := range r.Blocks {
 		p := Join(prefix, fmt.Sprintf("blocks.%d", i))
 		b.Norm1.Visit(Join(p, "in_norm"), fn)
 		b.Conv1.Visit(Join(p, "in_conv"), fn)
 		b.Norm2.Visit(Join(p, "out_norm"), fn)
 		b.Conv2.Visit(Join(p, "out_conv"), fn)
-		r.Skips[i].Visit(Join(prefix, fmt.Sprintf("skips.%d", i)), fn)
+		if r.Skips != nil {
+			r.Skips[i].Visit(Join(prefix, fmt.Sprintf("skips.%d", i)), fn)
+		}
+	}
+	if r.Bottleneck != nil {
+		r.Bottleneck.Visit(Join(prefix, "bottleneck"), fn)
 	}
 	r.OutNorm.Visit(Join(prefix, "out_norm"), fn)
 	r.OutConv.Visit(Join(prefix, "out_conv"), fn)

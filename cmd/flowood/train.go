@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/flowood/flowood/experiment"
@@ -17,7 +19,7 @@ import (
 )
 
 var trainCmd = &command{
-	UsageLine: "train --model realnvp|tabular --data fashionmnist|miniboone|FILE.npz --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--train-limit N] [--checkpoint-every 10m] [--set name=value ...] [--background-noise MU] [--shape HxWxC] [--resume | --force]",
+	UsageLine: "train --model realnvp|tabular --data fashionmnist|miniboone|FILE.npz --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--train-limit N] [--checkpoint-every 10m] [--set name=value ...] [--mask NAME] [--bottleneck L] [--background-noise MU] [--shape HxWxC] [--resume | --force]",
 	Short: "train a flow by maximum likelihood into a run folder; an existing run is continued with --resume " +
 		"or replaced with --force, never silently",
 	Run: runTrain,
@@ -46,6 +48,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	shapeFlag := fs.String("shape", "", "convert the images to HxWxC (e.g. 28x28x1: a general-domain model of tinyimagenet for a FashionMNIST run, eval --score general)")
 	var sets modelOptions
 	fs.Var(&sets, "set", "set a field of the model's configuration (config.json model_config), repeatable: --set name=value")
+	maskName := fs.String("mask", "", "mask sequence of the spatial couplings (realnvp): checkerboard, horizontal, vertical, cycle, centre, channel or bitmap:PATH.png; shorthand of --set mask=NAME")
+	bottleneck := fs.Int("bottleneck", 0, "dimension l of a fully connected bottleneck in every st-network (realnvp, App. K; 0: none); shorthand of --set bottleneck=L")
 	ckEvery := fs.String("checkpoint-every", "", "also save the latest checkpoint this often within an epoch: a duration such as 10m or 30s; 0 or off: only at epoch ends (default 10m, or what the resumed run used)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -92,6 +96,10 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	shorthands, err := optionShorthands(set, *maskName, *bottleneck)
+	if err != nil {
+		return err
+	}
 	var rc experiment.RunConfig
 	if *resume {
 		rc, err = experiment.ReadRunConfig(*out)
@@ -100,6 +108,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if set["shape"] || set["background-noise"] {
 			return fmt.Errorf("train --resume: --shape and --background-noise belong to the run's data; leave them out, or train a new run into another --out")
+		}
+		if len(shorthands) > 0 {
+			return fmt.Errorf("train --resume: --%s: a resumed run keeps its model configuration; train a new run into another --out", shorthands[0][0])
 		}
 		if len(sets) > 0 {
 			return fmt.Errorf("train --resume: --set %s=%s: a resumed run keeps its model configuration; train a new run into another --out", sets[0][0], sets[0][1])
@@ -134,6 +145,11 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if *clip != 0 {
 			rc.Train.ClipNorm = *clip
+		}
+		for _, kv := range shorthands {
+			if err := rc.SetModelOption(kv[0], kv[1]); err != nil {
+				return fmt.Errorf("train: --%s %s: %w", kv[0], kv[1], err)
+			}
 		}
 		for _, kv := range sets {
 			if err := rc.SetModelOption(kv[0], kv[1]); err != nil {
@@ -260,4 +276,29 @@ func (o *modelOptions) Set(s string) error {
 	}
 	*o = append(*o, [2]string{name, value})
 	return nil
+}
+
+// optionShorthands returns the model options that --mask and --bottleneck
+// (those in set) stand for, as --set name=value pairs; a bitmap mask's
+// path is made absolute, so that evaluation finds the file from any
+// directory.
+func optionShorthands(set map[string]bool, maskName string, bottleneck int) ([][2]string, error) {
+	var kv [][2]string
+	if set["mask"] {
+		if path, ok := strings.CutPrefix(maskName, "bitmap:"); ok && path != "" {
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return nil, fmt.Errorf("train: --mask %s: %w", maskName, err)
+			}
+			maskName = "bitmap:" + abs
+		}
+		kv = append(kv, [2]string{"mask", maskName})
+	}
+	if set["bottleneck"] {
+		if bottleneck < 0 {
+			return nil, fmt.Errorf("train: --bottleneck %d must not be negative (0: none)", bottleneck)
+		}
+		kv = append(kv, [2]string{"bottleneck", strconv.Itoa(bottleneck)})
+	}
+	return kv, nil
 }

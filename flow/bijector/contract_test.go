@@ -46,7 +46,9 @@ func TestContract(t *testing.T) {
 		{"ChannelCoupling", coupling(mask.Channel(h, w, 4, false), 2, 4, false), tensor.Randn(rng, n, h, w, 4)},
 		{"ChannelCouplingReverse", coupling(mask.Channel(h, w, 4, true), 2, 4, false), tensor.Randn(rng, n, h, w, 4)},
 		{"HorizontalCoupling", coupling(mask.Horizontal(h, w, 1, false), 1, 2, true), tensor.Randn(rng, n, h, w, 1)},
-		{"QuadrantCoupling", coupling(mask.Quadrant(h, w, 1, 1, false), 1, 2, true), tensor.Randn(rng, n, h, w, 1)},
+		// Quadrant 1 -> 2 of the cycle mask (coupling_test.go checks every mask).
+		{"CycleCoupling", bijector.NewAffineCouplingPair(mask.Pair{Cond: mask.Quadrant(h, w, 1, 1), Trans: mask.Quadrant(h, w, 1, 2)},
+			nn.NewResNet(rng, 1, 4, 2, 1, true, mode, nn.ResNetOptions{WeightNorm: true})), tensor.Randn(rng, n, h, w, 1)},
 		{"Chain", flow.Chain{
 			coupling(mask.Checkerboard(h, w, 1, false), 1, 2, true),
 			bijector.Squeeze{},

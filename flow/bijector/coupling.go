@@ -15,17 +15,20 @@ type STNet interface {
 	nn.Module
 }
 
-// AffineCoupling is RealNVP's affine coupling layer with mask b (1 on the
-// conditioning part x_id = b⊙x):
+// AffineCoupling is RealNVP's affine coupling layer with conditioning mask
+// b (Mask: x_id = b⊙x) and transformed mask m (Trans: x_change), disjoint:
 //
-//	forward:  z = (x + t) ⊙ exp(s) on x_change, z = x on x_id
-//	inverse:  x = z ⊙ exp(-s) - t on z_change
-//	log-det:  sum of s over x_change,   where
-//	s = scale ⊙ tanh(s_raw), (s_raw, t) = Net(b⊙x)
+//	forward:  z = (x + t) ⊙ exp(s) on m, z = x elsewhere
+//	inverse:  x = z ⊙ exp(-s) - t on m, x = z elsewhere
+//	log-det:  sum of s over m,   where
+//	s = m ⊙ scale ⊙ tanh(s_raw), t = m ⊙ t_raw, (s_raw, t_raw) = Net(b⊙x)
 //
-// with a learned per-channel scale (initialised to 1). For a channel mask
-// the network sees only the kept channels and predicts s and t for the
-// other half; otherwise it sees b⊙x and its s and t are zeroed on x_id.
+// with a learned per-channel scale (initialised to 1). The classic
+// coupling has m = 1 - b; the cycle mask (mask.Spec) transforms one
+// quadrant from another and leaves the rest unseen and unchanged, so its
+// Jacobian is the identity there. For a channel mask (b one half of the
+// channels, m the other) the network sees only the kept channels and
+// predicts s and t for the other half; otherwise it sees b⊙x.
 //
 // Observe, when set, receives every Forward's s and t (masked, shape of
 // x_change) and output, for the paper's coupling-layer visualisations,
@@ -35,35 +38,51 @@ type STNet interface {
 // (evaluation recycles buffers): Clone what you keep.
 type AffineCoupling struct {
 	Mask    *tensor.Tensor // [H, W, C], 1 = conditioning
+	Trans   *tensor.Tensor // [H, W, C], 1 = transformed
 	Net     STNet
 	Scale   *tensor.Tensor // [C], or [C/2] for a channel mask
 	Observe func(s, t, z *tensor.Tensor)
 
-	inv       *tensor.Tensor // 1 - Mask
 	channel   bool
 	firstKept bool
 }
 
-// NewAffineCoupling returns a coupling with the given mask and st-network.
-// For a channel mask over C channels, net must map C/2 channels to C;
-// otherwise it must map C channels to 2C.
+// NewAffineCoupling returns a coupling that conditions on mask m and
+// transforms its complement 1 - m (NewAffineCouplingPair of
+// mask.Complement(m)). For a channel mask over C channels, net must map
+// C/2 channels to C; otherwise it must map C channels to 2C.
 func NewAffineCoupling(m *tensor.Tensor, net STNet) *AffineCoupling {
 	if len(m.Shape) != 3 {
 		panic(fmt.Sprintf("bijector: coupling mask of shape %v, want [H, W, C]", m.Shape))
 	}
-	c := &AffineCoupling{Mask: m, Net: net}
-	c.firstKept, c.channel = mask.ChannelSplit(m)
-	nc := m.Shape[2]
+	return NewAffineCouplingPair(mask.Complement(m), net)
+}
+
+// NewAffineCouplingPair returns a coupling that conditions on p.Cond and
+// transforms p.Trans. net must map C channels to 2C, or, when p is a
+// channel mask and its complement, C/2 channels to C. It panics on a pair
+// that fails p.Check (a programmer mistake: mask.Spec builds valid ones).
+func NewAffineCouplingPair(p mask.Pair, net STNet) *AffineCoupling {
+	if err := p.Check(); err != nil {
+		panic("bijector: " + err.Error())
+	}
+	c := &AffineCoupling{Mask: p.Cond, Trans: p.Trans, Net: net}
+	c.firstKept, c.channel = mask.ChannelSplit(p.Cond)
+	if c.channel {
+		for i, v := range p.Cond.Data {
+			if p.Trans.Data[i] != 1-v {
+				c.channel = false
+				break
+			}
+		}
+	}
+	nc := p.Cond.Shape[2]
 	if c.channel {
 		nc /= 2
 	}
 	c.Scale = tensor.Param(nc)
 	for i := range c.Scale.Data {
 		c.Scale.Data[i] = 1
-	}
-	c.inv = tensor.New(m.Shape...)
-	for i, v := range m.Data {
-		c.inv.Data[i] = 1 - v
 	}
 	return c
 }
@@ -82,7 +101,7 @@ func (c *AffineCoupling) st(cond *tensor.Tensor) (s, t *tensor.Tensor) {
 	s = tensor.MulChannel(th, c.Scale)
 	tensor.Done(th)
 	if !c.channel {
-		s2, t2 := tensor.MulExample(s, c.inv), tensor.MulExample(t, c.inv)
+		s2, t2 := tensor.MulExample(s, c.Trans), tensor.MulExample(t, c.Trans)
 		tensor.Done(s, t)
 		s, t = s2, t2
 	}
@@ -145,7 +164,7 @@ func (c *AffineCoupling) forwardFused(x *tensor.Tensor) (*tensor.Tensor, *tensor
 	xid := tensor.MulExample(x, c.Mask)
 	out := c.Net.Forward(xid)
 	tensor.Done(xid)
-	z, ld := tensor.CouplingAffine(x, out, c.Scale, c.inv)
+	z, ld := tensor.CouplingAffine(x, out, c.Scale, c.Trans)
 	tensor.Done(out)
 	return z, ld
 }

@@ -14,6 +14,14 @@
 // weight decay only on the weight-norm gains and the couplings' scales.
 // Each of these is a Config option; docs/reference-differences.md lists
 // every known difference from the reference.
+//
+// The App. K experiments are options too: Mask replaces the checkerboard
+// of the spatial couplings by another mask sequence (horizontal,
+// vertical, cycle, centre, a PNG bitmap; see mask.Spec), Layout "appk"
+// builds the App. K model (Couplings spatial couplings on the full-size
+// image: one scale, no squeeze) with any mask, and Bottleneck inserts a
+// fully connected bottleneck of that dimension in every st-network
+// (nn.Bottleneck). Presets appk and appk_cpu are that model.
 package realnvp
 
 import (
@@ -71,6 +79,31 @@ type Config struct {
 	// of weight-normalised convolutions and the couplings' scales, which
 	// are the reference's rescale.weight_g) or "all".
 	Decay string `json:"decay"`
+	// Layout is "multiscale" (the default: the App. E model above) or
+	// "appk": the App. K model, Couplings spatial couplings on the whole
+	// image, with no squeeze and one scale (Scales is then unused).
+	Layout string `json:"layout"`
+	// Couplings is the number of couplings of the appk layout; zero means
+	// 8 (App. K). It must be zero for the multiscale layout.
+	Couplings int `json:"couplings"`
+	// Mask names the mask sequence of the spatial couplings (mask.Parse):
+	// "checkerboard" (the default), "horizontal", "vertical", "cycle",
+	// "centre", "channel" (appk layout only) or "bitmap:PATH.png", whose
+	// file must stay readable wherever the model is built again (eval).
+	// In the multiscale layout coupling k of each scale takes the pair k
+	// of the sequence, at that scale's size; the channel-wise couplings
+	// after each squeeze keep their channel masks.
+	Mask string `json:"mask"`
+	// Bottleneck, when positive, inserts into every st-network a pair of
+	// fully connected layers to dimension Bottleneck and back after its
+	// middle residual block (App. K; nn.ResNetOptions.Bottleneck); such
+	// st-networks have no skip connections. Zero means none.
+	Bottleneck int `json:"bottleneck"`
+	// Skip, "on" (the default, as the reference code) or "off", gives the
+	// st-networks skip connections from every block to the output. App. K
+	// describes its baseline without them; with a bottleneck there are
+	// none whatever Skip says.
+	Skip string `json:"skip"`
 }
 
 // legacy holds the values that the options added with weight norm take
@@ -108,10 +141,16 @@ var presets = map[string]Config{
 	"cpu": {Scales: 2, Blocks: 2, Mid: 16, Recompute: "off"},
 	// tiny: seconds; for tests.
 	"tiny": {Scales: 2, Blocks: 1, Mid: 4, Recompute: "off"},
+	// appk: the App. K model (8 couplings, no squeeze, st-networks
+	// without skip connections), with the paper preset's st-network size.
+	"appk": {Layout: "appk", Blocks: 6, Mid: 64, Skip: "off"},
+	// appk_cpu: the App. K model sized for a few minutes of training
+	// on 2 cores, for comparing masks and bottlenecks.
+	"appk_cpu": {Layout: "appk", Blocks: 2, Mid: 16, Skip: "off", Recompute: "off"},
 }
 
-// Preset returns the named configuration (paper, cpu or tiny) with
-// defaults filled.
+// Preset returns the named configuration (paper, cpu, tiny, appk or
+// appk_cpu) with defaults filled.
 func Preset(name string) (Config, error) {
 	c, ok := presets[name]
 	if !ok {
@@ -161,6 +200,18 @@ func (c Config) WithDefaults() Config {
 	if c.Decay == "" {
 		c.Decay = "gains"
 	}
+	if c.Layout == "" {
+		c.Layout = "multiscale"
+	}
+	if c.Layout == "appk" && c.Couplings == 0 {
+		c.Couplings = 8
+	}
+	if c.Mask == "" {
+		c.Mask = "checkerboard"
+	}
+	if c.Skip == "" {
+		c.Skip = "on"
+	}
 	return c
 }
 
@@ -188,14 +239,62 @@ func (c Config) Validate() error {
 	if c.Constraint <= 0 || c.Constraint >= 1 {
 		return fmt.Errorf("realnvp: constraint %v not in (0, 1)", c.Constraint)
 	}
-	h, w := c.Height, c.Width
-	for s := 0; s < c.Scales-1; s++ {
+	if c.Skip != "on" && c.Skip != "off" {
+		return fmt.Errorf("realnvp: skip %q (want on or off)", c.Skip)
+	}
+	if c.Bottleneck < 0 {
+		return fmt.Errorf("realnvp: bottleneck %d is negative (0: none)", c.Bottleneck)
+	}
+	spec, err := mask.Parse(c.Mask)
+	if err != nil {
+		return fmt.Errorf("realnvp: %w", err)
+	}
+	switch c.Layout {
+	case "appk":
+		if c.Couplings < 1 {
+			return fmt.Errorf("realnvp: couplings %d must be positive", c.Couplings)
+		}
+		for k := 0; k < min(c.Couplings, spec.Period()); k++ {
+			if _, err := spec.Pair(k, c.Height, c.Width, c.Channels); err != nil {
+				return fmt.Errorf("realnvp: %w", err)
+			}
+		}
+		return nil
+	case "multiscale":
+	default:
+		return fmt.Errorf("realnvp: layout %q (want multiscale or appk)", c.Layout)
+	}
+	if c.Couplings != 0 {
+		return fmt.Errorf("realnvp: couplings %d: the multiscale layout has 3 or 4 couplings per scale (couplings is for layout appk)", c.Couplings)
+	}
+	if spec.Name == "channel" {
+		return fmt.Errorf("realnvp: mask channel: the multiscale layout's spatial couplings need a spatial mask (its channel-wise couplings follow each squeeze)")
+	}
+	h, w, ch := c.Height, c.Width, c.Channels
+	for s := 0; s < c.Scales; s++ {
+		for k := 0; k < min(spatialCouplings(s, c.Scales), spec.Period()); k++ {
+			if _, err := spec.Pair(k, h, w, ch); err != nil {
+				return fmt.Errorf("realnvp: scale %d: %w", s, err)
+			}
+		}
+		if s == c.Scales-1 {
+			break
+		}
 		if h%2 != 0 || w%2 != 0 {
 			return fmt.Errorf("realnvp: %dx%d images cannot be squeezed %d times (%d scales)", c.Height, c.Width, c.Scales-1, c.Scales)
 		}
-		h, w = h/2, w/2
+		h, w, ch = h/2, w/2, 2*ch
 	}
 	return nil
+}
+
+// spatialCouplings returns the number of spatial couplings of scale s of
+// the multiscale layout: 3, and 4 in the last scale.
+func spatialCouplings(s, scales int) int {
+	if s == scales-1 {
+		return 4
+	}
+	return 3
 }
 
 // activations maps Config.Activation to nn.ResNet.Act; nil is ReLU fused
@@ -214,6 +313,51 @@ type Model struct {
 	Mode *nn.Mode
 	// Couplings lists every coupling in forward order, for visualisation.
 	Couplings []*bijector.AffineCoupling
+
+	spec mask.Spec // of Config.Mask
+}
+
+// coupling returns a new coupling of mask pair p whose st-network has mid
+// hidden channels (doubled inputs after its batch norm when double is
+// set), and lists it in m.Couplings. For a channel mask the network maps
+// the kept half of the channels to s and t of the other half.
+func (m *Model) coupling(rng *tensor.RNG, p mask.Pair, mid int, double bool) *bijector.AffineCoupling {
+	cfg := m.Config
+	h, w, c := p.Cond.Shape[0], p.Cond.Shape[1], p.Cond.Shape[2]
+	in, out := c, 2*c
+	if _, channel := mask.ChannelSplit(p.Cond); channel {
+		in, out = c/2, c
+	}
+	net := nn.NewResNet(rng, in, mid, out, cfg.Blocks, double, m.Mode, nn.ResNetOptions{
+		WeightNorm: cfg.WeightNorm == "on", OutInit: nn.OutInit(cfg.OutInit), NoSkip: cfg.Skip == "off",
+		Bottleneck: cfg.Bottleneck, Height: h, Width: w,
+	})
+	net.Act = activations[cfg.Activation]
+	cp := bijector.NewAffineCouplingPair(p, net)
+	m.Couplings = append(m.Couplings, cp)
+	return cp
+}
+
+// spatial returns coupling k of the mask sequence at size h x w x c. Its
+// st-network doubles its normalised input for the checkerboard, as the
+// reference code does (for checkerboard couplings only).
+func (m *Model) spatial(rng *tensor.RNG, k, h, w, c, mid int) *bijector.AffineCoupling {
+	p, err := m.spec.Pair(k, h, w, c)
+	if err != nil {
+		panic("realnvp: " + err.Error()) // Validate checked it
+	}
+	return m.coupling(rng, p, mid, m.spec.Name == "checkerboard")
+}
+
+// appk builds the App. K body: Couplings spatial couplings on the whole
+// image, no squeeze.
+func (m *Model) appk(rng *tensor.RNG) flow.Bijector {
+	cfg := m.Config
+	var steps flow.Chain
+	for k := 0; k < cfg.Couplings; k++ {
+		steps = append(steps, m.spatial(rng, k, cfg.Height, cfg.Width, cfg.Channels, cfg.Mid))
+	}
+	return &bijector.MultiScale{Steps: m.wrap(steps), Shape: [3]int{cfg.Height, cfg.Width, cfg.Channels}}
 }
 
 // New builds a model with parameters drawn from rng. It panics on an
@@ -224,7 +368,17 @@ func New(cfg Config, rng *tensor.RNG) *Model {
 	}
 	cfg = cfg.WithDefaults()
 	m := &Model{Config: cfg, Mode: &nn.Mode{}}
-	body := m.scale(rng, 0, cfg.Height, cfg.Width, cfg.Channels, cfg.Mid)
+	spec, err := mask.Parse(cfg.Mask)
+	if err != nil {
+		panic(err.Error())
+	}
+	m.spec = spec
+	var body flow.Bijector
+	if cfg.Layout == "appk" {
+		body = m.appk(rng)
+	} else {
+		body = m.scale(rng, 0, cfg.Height, cfg.Width, cfg.Channels, cfg.Mid)
+	}
 	m.Flow = flow.Flow{Bijector: flow.Chain{bijector.Logit{Constraint: cfg.Constraint}, body}}
 	return m
 }
@@ -233,22 +387,10 @@ func New(cfg Config, rng *tensor.RNG) *Model {
 // shape h x w x c.
 func (m *Model) scale(rng *tensor.RNG, s, h, w, c, mid int) flow.Bijector {
 	cfg := m.Config
-	coupling := func(msk *tensor.Tensor, in, mid, out int, double bool) *bijector.AffineCoupling {
-		net := nn.NewResNet(rng, in, mid, out, cfg.Blocks, double, m.Mode,
-			nn.ResNetOptions{WeightNorm: cfg.WeightNorm == "on", OutInit: nn.OutInit(cfg.OutInit)})
-		net.Act = activations[cfg.Activation]
-		cp := bijector.NewAffineCoupling(msk, net)
-		m.Couplings = append(m.Couplings, cp)
-		return cp
-	}
 	last := s == cfg.Scales-1
 	var steps flow.Chain
-	nCheck := 3
-	if last {
-		nCheck = 4
-	}
-	for i := 0; i < nCheck; i++ {
-		steps = append(steps, coupling(mask.Checkerboard(h, w, c, i%2 == 1), c, mid, 2*c, true))
+	for i := 0; i < spatialCouplings(s, cfg.Scales); i++ {
+		steps = append(steps, m.spatial(rng, i, h, w, c, mid))
 	}
 	if last {
 		return &bijector.MultiScale{Steps: m.wrap(steps), Shape: [3]int{h, w, c}}
@@ -256,7 +398,7 @@ func (m *Model) scale(rng *tensor.RNG, s, h, w, c, mid int) flow.Bijector {
 	steps = append(steps, bijector.Squeeze{})
 	h, w, c = h/2, w/2, 4*c
 	for i := 0; i < 3; i++ {
-		steps = append(steps, coupling(mask.Channel(h, w, c, i%2 == 1), c/2, 2*mid, c, false))
+		steps = append(steps, m.coupling(rng, mask.Complement(mask.Channel(h, w, c, i%2 == 1)), 2*mid, false))
 	}
 	next := m.scale(rng, s+1, h, w, c/2, 2*mid)
 	return &bijector.MultiScale{Steps: m.wrap(steps), Next: next, Shape: [3]int{h, w, c}}

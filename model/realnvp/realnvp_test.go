@@ -55,8 +55,12 @@ func TestPresetsBuild(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := New(cfg, tensor.NewRNG(1))
-		if n := len(m.Couplings); n != 3+3+4 {
-			t.Errorf("%s: %d couplings, want 10 for 2 scales", name, n)
+		want := 3 + 3 + 4 // 2 scales
+		if cfg.Layout == "appk" {
+			want = 8
+		}
+		if n := len(m.Couplings); n != want {
+			t.Errorf("%s: %d couplings, want %d", name, n, want)
 		}
 		if len(nn.Params(m)) == 0 {
 			t.Errorf("%s: no parameters", name)
