@@ -110,7 +110,7 @@ func NewRunConfig(modelName, preset, dataset string) (RunConfig, error) {
 		Spec: runfile.Spec{Model: modelName, Preset: preset, ModelConfig: mc,
 			Objective: runfile.Objective{Name: train.MaxLikelihood{}.Name()},
 			Data:      runfile.Data{Name: dataset, Shape: shape, Subset: runfile.SubsetRandom}},
-		Train: train.Config{Epochs: td.Epochs, Batch: td.Batch, LR: td.LR, WeightDecay: td.WeightDecay, Optimizer: td.Optimizer},
+		Train: train.Config{Epochs: td.Epochs, Batch: td.Batch, LR: td.LR, WeightDecay: td.WeightDecay, Optimizer: td.Optimizer, Warmup: td.Warmup},
 	}, nil
 }
 
