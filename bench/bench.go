@@ -19,6 +19,7 @@ import (
 	"github.com/flowood/flowood/flow/bijector"
 	"github.com/flowood/flowood/flow/mask"
 	"github.com/flowood/flowood/kernels"
+	"github.com/flowood/flowood/model/glow"
 	"github.com/flowood/flowood/model/realnvp"
 	"github.com/flowood/flowood/model/tabular"
 	"github.com/flowood/flowood/nn"
@@ -63,6 +64,7 @@ var All = []Bench{
 		return benchRealNVPTrain(q, e, "paper", "on", 32, 1, 5, "realnvp_paper_recompute")
 	}},
 	{"tabular_train", benchTabularTrain},
+	{"glow_train", benchGlowTrain},
 }
 
 // Find returns the named benchmark.
@@ -316,5 +318,41 @@ func benchTabularTrain(quick bool, emit func(Result)) error {
 		"loss_nats": loss, "threads": kernels.Workers()}
 	emit(Result{"tabular_train_img_per_s", "img/s", batch / med.Seconds(), extra})
 	emit(Result{"tabular_params", "count", float64(countParams(params)), nil})
+	return nil
+}
+
+// benchGlowTrain times training steps of Glow's cpu preset (batch 64, as
+// the preset trains; data-parallel on several cores, as flowood train
+// does), the network of bench/pytorch/bench.py's glow_train. The first
+// warm-up step initialises the actnorms.
+func benchGlowTrain(quick bool, emit func(Result)) error {
+	cfg, err := glow.Preset("cpu")
+	if err != nil {
+		return err
+	}
+	m := glow.New(cfg, tensor.NewRNG(1))
+	m.SetTraining(true)
+	params := nn.Params(m)
+	opt := train.NewAdam(0)
+	par, err := experiment.DataParallel("glow", m)
+	if err != nil {
+		return err
+	}
+	const batch = 64
+	batches, err := fashionBatches(4, batch)
+	if err != nil {
+		return err
+	}
+	i, loss := 0, 0.0
+	w, s := counts(quick, 3, 20)
+	med, _ := timeSteps(w, s, func() {
+		loss = trainStep(m, par, params, opt, batches[i%len(batches)])
+		i++
+	})
+	extra := map[string]any{"preset": "cpu", "scales": cfg.Scales, "steps_per_scale": cfg.Steps, "hidden": cfg.Hidden,
+		"layers": cfg.Layers, "data_parallel": par != nil, "batch": batch, "steps": s,
+		"median_ms": float64(med.Microseconds()) / 1e3, "loss_nats": loss, "threads": kernels.Workers()}
+	emit(Result{"glow_train_img_per_s", "img/s", float64(batch) / med.Seconds(), extra})
+	emit(Result{"glow_params", "count", float64(countParams(params)), nil})
 	return nil
 }

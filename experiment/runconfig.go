@@ -135,7 +135,7 @@ func NewRunConfigShape(modelName, preset, dataset string, shape datakind.Shape) 
 		Spec: runfile.Spec{Model: modelName, Preset: preset, ModelConfig: mc,
 			Objective: runfile.Objective{Name: train.MaxLikelihood{}.Name()},
 			Data:      d},
-		Train: train.Config{Epochs: td.Epochs, Batch: td.Batch, LR: td.LR, WeightDecay: td.WeightDecay, Optimizer: td.Optimizer},
+		Train: train.Config{Epochs: td.Epochs, Batch: td.Batch, LR: td.LR, WeightDecay: td.WeightDecay, Optimizer: td.Optimizer, Warmup: td.Warmup},
 	}, nil
 }
 

@@ -56,6 +56,9 @@ type TrainDefaults struct {
 	WeightDecay float64
 	// Optimizer is adam, adamw or rmsprop; empty is the loop's default.
 	Optimizer string
+	// Warmup is the number of steps over which the learning rate rises
+	// linearly from 0 to LR (train.Config.Warmup); 0 is none.
+	Warmup int
 }
 
 // Entry describes one registered model. Every function field is set.

@@ -41,6 +41,9 @@ type Config struct {
 	Batch int `json:"batch"`
 	// LR is the learning rate (default 1e-3).
 	LR float64 `json:"lr"`
+	// Warmup is the number of steps of linear learning-rate warm-up
+	// from 0 to LR (LRAt); 0 is none.
+	Warmup int `json:"warmup,omitempty"`
 	// WeightDecay is the optimiser's weight decay (default 0).
 	WeightDecay float64 `json:"weight_decay"`
 	// Optimizer is adam, adamw or rmsprop (default adam).
@@ -159,6 +162,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("weight decay %v must not be negative", c.WeightDecay)
 	case c.MaxSteps < 0:
 		return fmt.Errorf("max steps %d must not be negative", c.MaxSteps)
+	case c.Warmup < 0:
+		return fmt.Errorf("warmup %d must not be negative", c.Warmup)
 	case math.IsNaN(c.ClipNorm) || math.IsInf(c.ClipNorm, 0) || math.IsNaN(c.WeightDecay) || math.IsInf(c.WeightDecay, 0):
 		return fmt.Errorf("clip norm %v and weight decay %v must be finite", c.ClipNorm, c.WeightDecay)
 	case c.TestLimit < 0:
@@ -432,7 +437,7 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 			if math.IsNaN(norm) || math.IsInf(norm, 0) {
 				return finish(), fmt.Errorf("step %d: gradient norm is %v: %w (kept the last checkpoint; try a lower --lr)", state.Step, norm, ErrNonFinite)
 			}
-			opt.Step(params, cfg.LR)
+			opt.Step(params, cfg.LRAt(state.Step))
 			state.Step++
 			imgs += cfg.Batch
 			logImgs += cfg.Batch

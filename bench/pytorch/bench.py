@@ -31,6 +31,7 @@ BENCHES = [
     "realnvp_eval",
     "coupling4_train",
     "realnvp_paper_train",
+    "glow_train",
     "sgemm_numpy",
     "sgemm_torch",
     "tabular_train",
@@ -42,6 +43,7 @@ RSS_NAMES = {
     "realnvp_eval": "pytorch_realnvp_eval_peak_rss_mib",
     "coupling4_train": "pytorch_coupling4_train_peak_rss_mib",
     "realnvp_paper_train": "pytorch_realnvp_paper_train_peak_rss_mib",
+    "glow_train": "pytorch_glow_train_peak_rss_mib",
     "sgemm_numpy": "openblas_sgemm_peak_rss_mib",
     "sgemm_torch": "torch_sgemm_peak_rss_mib",
     "tabular_train": "pytorch_tabular_train_peak_rss_mib",
@@ -303,6 +305,187 @@ def build_modules():
             return x.flatten(1), ld
 
     return dict(RealNVP=RealNVP, Coupling4=Coupling4)
+
+
+# flowood's Glow presets (model/glow/glow.go), for 28x28x1 images.
+GLOW_PRESETS = {
+    "cpu": dict(scales=2, steps=8, hidden=16, layers=1),
+    "tiny": dict(scales=2, steps=1, hidden=4, layers=1),
+}
+
+
+def build_glow_modules():
+    """model/glow: Logit, then per scale a squeeze and K steps of actnorm ->
+    plain invertible 1x1 convolution -> affine coupling with a highway
+    st-network (nn/highway.go), then the first half of the channels is
+    factored out (all scales but the last)."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class ActNorm(nn.Module):
+        """flow/bijector/actnorm.go: z = (x + bias) * exp(logs) per channel,
+        initialised on the first batch to zero mean, unit variance."""
+
+        def __init__(self, c):
+            super().__init__()
+            self.bias = nn.Parameter(torch.zeros(1, c, 1, 1))
+            self.logs = nn.Parameter(torch.zeros(1, c, 1, 1))
+            self.register_buffer("initialized", torch.zeros(1))
+
+        def forward(self, x):
+            if self.training and self.initialized.item() == 0:
+                with torch.no_grad():
+                    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+                    std = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True).sqrt()
+                    self.bias.copy_(-mean)
+                    self.logs.copy_(-torch.log(std + 1e-6))
+                    self.initialized.fill_(1)
+            z = (x + self.bias) * torch.exp(self.logs)
+            hw = x.shape[2] * x.shape[3]
+            return z, (self.logs.sum() * hw).expand(x.shape[0])
+
+    class InvConv1x1(nn.Module):
+        """flow/bijector/invconv.go, plain: z = x K over channels, log-det
+        h*w*log|det K|, K from the QR of a Gaussian matrix."""
+
+        def __init__(self, c):
+            super().__init__()
+            q, _ = torch.linalg.qr(torch.randn(c, c))
+            self.weight = nn.Parameter(q)
+
+        def forward(self, x):
+            c = x.shape[1]
+            # z[o] = sum_i x[i] K[i, o]: conv2d weight[o, i] = K[i, o]
+            z = F.conv2d(x, self.weight.t().reshape(c, c, 1, 1))
+            ld = torch.slogdet(self.weight)[1] * x.shape[2] * x.shape[3]
+            return z, ld.expand(x.shape[0])
+
+    def conv(cin, cout, k, zero=False):
+        m = nn.Conv2d(cin, cout, k, padding=k // 2)
+        with torch.no_grad():
+            if zero:
+                m.weight.zero_()
+            else:
+                m.weight.normal_(0, 0.05)
+            m.bias.zero_()
+        return m
+
+    class Highway(nn.Module):
+        """nn/highway.go (flows_ood's HighwayNetwork)."""
+
+        def __init__(self, cin, hidden, cout, layers):
+            super().__init__()
+            self.in_conv = conv(cin, hidden, 3)
+            self.conv_h = nn.ModuleList([conv(hidden, hidden, 3) for _ in range(layers)])
+            self.conv_t = nn.ModuleList([conv(hidden, hidden, 3) for _ in range(layers)])
+            self.out_conv = conv(hidden, cout, 1, zero=True)
+
+        def forward(self, x):
+            a = self.in_conv(x)
+            for ch, ct in zip(self.conv_h, self.conv_t):
+                g = torch.sigmoid(ct(a))
+                a = ch(a) * g + a * (1 - g)
+            return self.out_conv(a)
+
+    class Coupling(nn.Module):
+        """flow/bijector/glowcoupling.go, affine: the st-network sees the
+        first half; s = scale * tanh(raw), z = (x + t) * exp(s) on the
+        second half."""
+
+        def __init__(self, c, hidden, layers):
+            super().__init__()
+            self.net = Highway(c // 2, hidden, c, layers)
+            self.scale = nn.Parameter(torch.ones(1, c // 2, 1, 1))
+
+        def forward(self, x):
+            xid, xch = x.chunk(2, dim=1)
+            raw, t = self.net(xid).chunk(2, dim=1)
+            s = self.scale * torch.tanh(raw)
+            z = torch.cat([xid, (xch + t) * torch.exp(s)], dim=1)
+            return z, s.flatten(1).sum(1)
+
+    class Squeeze(nn.Module):
+        def forward(self, x):
+            n, c, h, w = x.shape
+            x = x.view(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
+            return x.reshape(n, 4 * c, h // 2, w // 2), None
+
+    class Scale(nn.Module):
+        def __init__(self, steps, next_scale):
+            super().__init__()
+            self.steps = nn.ModuleList(steps)
+            self.next = next_scale
+
+        def forward(self, x):
+            ld = x.new_zeros(x.shape[0])
+            for step in self.steps:
+                x, d = step(x)
+                if d is not None:
+                    ld = ld + d
+            n, c = x.shape[0], x.shape[1]
+            if self.next is None:
+                return x.reshape(n, -1), ld
+            out, keep = x[:, : c // 2], x[:, c // 2:]
+            zn, ld2 = self.next(keep)
+            return torch.cat([out.reshape(n, -1), zn], dim=1), ld + ld2
+
+    class Glow(nn.Module):
+        def __init__(self, scales=2, steps=8, hidden=16, layers=1, height=28, width=28,
+                     channels=1, constraint=0.9):
+            super().__init__()
+            self.alpha = (1 - constraint) / 2
+            self.body = self._scale(0, scales, steps, hidden, layers, channels)
+
+        def _scale(self, s, scales, k, hidden, layers, c):
+            c = 4 * c
+            st = [Squeeze()]
+            for _ in range(k):
+                st += [ActNorm(c), InvConv1x1(c), Coupling(c, hidden, layers)]
+            if s == scales - 1:
+                return Scale(st, None)
+            return Scale(st, self._scale(s + 1, scales, k, hidden, layers, c // 2))
+
+        def forward(self, u):
+            a = self.alpha
+            p = a + (1 - 2 * a) * u
+            log_p, log_1mp = torch.log(p), torch.log(1 - p)
+            ld0 = -(log_p + log_1mp).flatten(1).sum(1) + u[0].numel() * math.log(1 - 2 * a)
+            z, ld = self.body(log_p - log_1mp)
+            return z, ld0 + ld
+
+    return dict(Glow=Glow)
+
+
+def glow_params_by_hand(scales, steps, hidden, layers, c=1):
+    n = 0
+    for _ in range(scales):
+        c *= 4
+        half = c // 2
+        highway = (9 * half * hidden + hidden) + layers * 2 * (9 * hidden * hidden + hidden) + (hidden * c + c)
+        n += steps * (2 * c + c * c + highway + half)
+        c //= 2
+    return n
+
+
+def bench_glow_train(args, preset="cpu", batch=64, warmup=3, steps=20):
+    import torch
+
+    mods = build_glow_modules()
+    torch.manual_seed(0)
+    cfg = GLOW_PRESETS[preset]
+    model = mods["Glow"](**cfg)
+    n = count_params(model)
+    by_hand = glow_params_by_hand(**cfg)
+    if n != by_hand:
+        raise AssertionError("parameter count %d != %d by hand" % (n, by_hand))
+    emit("pytorch_glow_params", "count", n, preset=preset, by_hand=by_hand)
+    batches = make_batches(4, batch)
+    w, s = steps_for(args, warmup, steps)
+    times, cpu, loss, inter = time_train_steps(model, batches, w, s, clip_norm=args.clip_norm)
+    emit("pytorch_glow_train_img_per_s", "img/s", batch / statistics.median(times), preset=preset,
+         batch=batch, warmup=w, loss_nats=loss, clip_norm=args.clip_norm,
+         **time_stats(times, cpu), **inter, **common_extra(args))
 
 
 def log_prob(model, u):
@@ -725,6 +908,8 @@ def run_one(args, name):
         bench_coupling4_train(args)
     elif name == "realnvp_paper_train":
         bench_realnvp_paper_train(args)
+    elif name == "glow_train":
+        bench_glow_train(args)
     elif name == "sgemm_numpy":
         bench_sgemm_numpy(args, unset)
     elif name == "sgemm_torch":

@@ -31,6 +31,7 @@ var pytorchPeers = map[string][]string{
 	"coupling4_train":     {"coupling4_train"},
 	"realnvp_paper_train": {"realnvp_paper_train"},
 	"tabular_train":       {"tabular_train"},
+	"glow_train":          {"glow_train"},
 }
 
 // ratios are the comparison lines printed with --against-pytorch:
@@ -42,12 +43,14 @@ var ratios = [][3]string{
 	{"paper_train_speedup_vs_pytorch", "realnvp_paper_train_img_per_s", "pytorch_realnvp_paper_train_img_per_s"},
 	{"paper_recompute_train_speedup_vs_pytorch", "realnvp_paper_recompute_train_img_per_s", "pytorch_realnvp_paper_train_img_per_s"},
 	{"tabular_train_speedup_vs_pytorch", "tabular_train_img_per_s", "pytorch_tabular_train_img_per_s"},
+	{"glow_train_speedup_vs_pytorch", "glow_train_img_per_s", "pytorch_glow_train_img_per_s"},
 	{"gemm_vs_openblas", "gemm_conv_gflops", "openblas_sgemm_gflops"},
 	{"gemm_vs_torch", "gemm_conv_gflops", "torch_sgemm_gflops"},
 	{"train_peak_rss_vs_pytorch", "realnvp_train_peak_rss_mib", "pytorch_realnvp_train_peak_rss_mib"},
 	{"eval_peak_rss_vs_pytorch", "realnvp_eval_peak_rss_mib", "pytorch_realnvp_eval_peak_rss_mib"},
 	{"paper_train_peak_rss_vs_pytorch", "realnvp_paper_train_peak_rss_mib", "pytorch_realnvp_paper_train_peak_rss_mib"},
 	{"paper_recompute_train_peak_rss_vs_pytorch", "realnvp_paper_recompute_train_peak_rss_mib", "pytorch_realnvp_paper_train_peak_rss_mib"},
+	{"glow_train_peak_rss_vs_pytorch", "glow_train_peak_rss_mib", "pytorch_glow_train_peak_rss_mib"},
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {

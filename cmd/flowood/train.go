@@ -19,7 +19,7 @@ import (
 )
 
 var trainCmd = &command{
-	UsageLine: "train --model realnvp|tabular --data fashionmnist|miniboone|FILE.npz --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--train-limit N] [--checkpoint-every 10m] [--set name=value ...] [--mask NAME] [--bottleneck L] [--background-noise MU] [--shape HxWxC] [--resume | --force]",
+	UsageLine: "train --model realnvp|glow|tabular --data fashionmnist|miniboone|FILE.npz --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--warmup N] [--seed N] [--train-limit N] [--checkpoint-every 10m] [--set name=value ...] [--mask NAME] [--bottleneck L] [--background-noise MU] [--shape HxWxC] [--resume | --force]",
 	Short: "train a flow by maximum likelihood into a run folder; an existing run is continued with --resume " +
 		"or replaced with --force, never silently",
 	Run: runTrain,
@@ -38,6 +38,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxSteps := fs.Int("max-steps", 0, "stop after this many steps (0: no limit)")
 	batch := fs.Int("batch", 0, fmt.Sprintf("batch size, 2 to %d (0: preset default)", experiment.MaxBatch))
 	lr := fs.Float64("lr", 0, "learning rate (0: preset default)")
+	warmup := fs.Int("warmup", -1, "warm the learning rate up linearly from 0 over the first N steps (0: none; -1: preset default, on for glow)")
 	wd := fs.Float64("weight-decay", -1, "weight decay (-1: preset default)")
 	optName := fs.String("optimizer", "", "adam, adamw or rmsprop (default adam)")
 	clip := fs.Float64("clip", 0, "clip the gradient norm at this value (0: default 100, negative: off)")
@@ -172,6 +173,11 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *lr > 0 {
 		rc.Train.LR = *lr
+	}
+	if *warmup >= 0 {
+		rc.Train.Warmup = *warmup
+	} else if *warmup != -1 {
+		return fmt.Errorf("train: --warmup %d must not be negative", *warmup)
 	}
 	if *ckEvery != "" {
 		every, err := train.ParseInterval(*ckEvery)

@@ -103,3 +103,43 @@ func TestTabularCouplingContract(t *testing.T) {
 		})
 	}
 }
+
+// TestGlowContract runs the contract on Glow's bijectors: actnorm after its
+// data-dependent initialisation, both 1x1 convolutions, the three
+// couplings with highway st-networks, and the split prior.
+func TestGlowContract(t *testing.T) {
+	rng := tensor.NewRNG(3)
+	const n, h, w, c = 2, 3, 3, 4
+	mode := &nn.Mode{}
+	an := bijector.NewActNorm(c, mode)
+	x0 := tensor.Randn(rng, 8, h, w, c)
+	mode.Train = true
+	p := tensor.GradFree()
+	an.Forward(p.Input(x0))
+	p.Close()
+	mode.Train = false
+	if !an.IsInitialized() {
+		t.Fatal("actnorm not initialised by a training-mode Forward")
+	}
+	hw := func(out int) bijector.STNet { return nn.NewHighway(rng, c/2, 5, out, 2) }
+	cases := []struct {
+		name string
+		b    flow.Bijector
+	}{
+		{"ActNorm", an},
+		{"InvConv1x1", bijector.NewInvConv1x1(rng, c, false)},
+		{"InvConv1x1LU", bijector.NewInvConv1x1(rng, c, true)},
+		{"GlowCouplingAffine", bijector.NewGlowCoupling(bijector.CouplingAffine, c, hw(c))},
+		{"GlowCouplingSigmoid", bijector.NewGlowCoupling(bijector.CouplingSigmoid, c, hw(c))},
+		{"GlowCouplingAdditive", bijector.NewGlowCoupling(bijector.CouplingAdditive, c, hw(c/2))},
+		{"SplitPrior", &bijector.SplitPrior{Net: nn.NewConv2D(rng, 3, c/2, c, true, true)}},
+		{"GlowStep", flow.Chain{bijector.NewActNorm(c, mode), bijector.NewInvConv1x1(rng, c, true),
+			bijector.NewGlowCoupling(bijector.CouplingAffine, c, hw(c))}},
+	}
+	for _, cs := range cases {
+		t.Run(cs.name, func(t *testing.T) {
+			flowtest.Perturb(cs.b, rng, 0.1)
+			flowtest.CheckBijector(t, cs.b, tensor.Randn(rng, n, h, w, c), flowtest.Options{})
+		})
+	}
+}
