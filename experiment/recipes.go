@@ -280,6 +280,7 @@ func scoresRecipe(r *Reproduction) error {
 			if err == nil {
 				g.Train = rc.Train
 				g.Data.TrainLimit = rc.Data.TrainLimit
+				g.Data.TrainSplit = "val" // the mirror holds Tiny-ImageNet's val split only
 				if run, err := r.Train("realnvp-tinyimagenet-"+fmt.Sprintf("%dx%dx%d", sh.Height, sh.Width, sh.Channels), g); err == nil {
 					opt.Scores, opt.General = append(opt.Scores, "general"), run
 				} else {

@@ -47,6 +47,11 @@ func (rc RunConfig) TrainSplitNote() string {
 	if rc.Data.Train() == "train" {
 		return ""
 	}
+	held, err := heldOutSplit(rc.Data.Name)
+	if err == nil && held == rc.Data.Train() {
+		return fmt.Sprintf("training on %s's %s split (config.json data.train_split), which is also its held-out split: held-out bits/dim are measured on training data",
+			rc.Data.Name, rc.Data.Train())
+	}
 	return fmt.Sprintf("%s has no train split here: training on its %s split and evaluating on test (config.json data.train_split)",
 		rc.Data.Name, rc.Data.Train())
 }
