@@ -1,0 +1,65 @@
+package flow
+
+import (
+	"strconv"
+
+	"github.com/flowood/flowood/nn"
+	"github.com/flowood/flowood/tensor"
+)
+
+// Tracer is a bijector made of others whose forward pass can be replayed
+// one part at a time (bijector.MultiScale); TraceForward descends into it.
+type Tracer interface {
+	// TraceForward computes Forward(x) like TraceForward does, naming
+	// its parts from prefix as its Visit names their tensors; stop is
+	// set when visit asked to stop (z and logDet are then nil).
+	TraceForward(x *tensor.Tensor, prefix string, visit func(name string, z, logDet *tensor.Tensor) bool) (z, logDet *tensor.Tensor, stop bool)
+}
+
+// TraceForward computes b.Forward(x) one bijector at a time: it descends
+// into Chains (Recompute's too) and Tracers, and calls visit with the
+// output and log-det of every other bijector, named as nn.Tensors names
+// its tensors (the checkpoint name path: "1.steps.0" is step 0 of the
+// first scale of a RealNVP), in the order Forward applies them. When visit
+// returns true the trace stops, returning stop = true. It is meant for
+// diagnosis (train's non-finite sentinel) in a gradient-free pass: it
+// does not recycle intermediates.
+func TraceForward(b Bijector, x *tensor.Tensor, prefix string, visit func(name string, z, logDet *tensor.Tensor) bool) (z, logDet *tensor.Tensor, stop bool) {
+	switch v := b.(type) {
+	case Chain:
+		return traceChain(v, x, prefix, visit)
+	case *Recompute:
+		return traceChain(v.Chain, x, prefix, visit)
+	case Tracer:
+		return v.TraceForward(x, prefix, visit)
+	}
+	z, logDet = b.Forward(x)
+	if visit(prefix, z, logDet) {
+		return nil, nil, true
+	}
+	return z, logDet, false
+}
+
+func traceChain(c Chain, x *tensor.Tensor, prefix string, visit func(string, *tensor.Tensor, *tensor.Tensor) bool) (*tensor.Tensor, *tensor.Tensor, bool) {
+	var total *tensor.Tensor
+	for i, b := range c {
+		z, ld, stop := TraceForward(b, x, nn.Join(prefix, strconv.Itoa(i)), visit)
+		if stop {
+			return nil, nil, true
+		}
+		x = z
+		total = addLogDet(total, ld)
+	}
+	return x, orZero(total, x), false
+}
+
+// TraceForward traces f's bijector (see the function TraceForward) and
+// then its base distribution's log-density, named "base" (visited with
+// log p as z and a nil logDet).
+func (f Flow) TraceForward(x *tensor.Tensor, visit func(name string, z, logDet *tensor.Tensor) bool) bool {
+	z, ld, stop := TraceForward(f.Bijector, x, "", visit)
+	if stop {
+		return true
+	}
+	return visit("base", tensor.Add(tensor.StdNormalLogProb(z), ld), nil)
+}
