@@ -25,8 +25,9 @@ type forwardTracer interface {
 // running statistics once more, which does not matter: training stops
 // and the model in memory is not saved). If the forward pass is finite
 // throughout, the non-finite value arose in the backward pass. It also
-// names the first tensor of the model (parameter or running statistic)
-// that holds a non-finite value, if any. The latest
+// names the first parameter of the model that holds a non-finite value,
+// if any (running statistics are not looked at: the failed step updated
+// them). The latest
 // checkpoint on disk is the last good one: nothing is saved after this.
 func (r *Run) nonFinite(u *tensor.Tensor, step int, what string) error {
 	where := r.locateNonFinite(u)
@@ -41,8 +42,13 @@ func (r *Run) nonFinite(u *tensor.Tensor, step int, what string) error {
 func (r *Run) locateNonFinite(u *tensor.Tensor) string {
 	param := ""
 	for _, t := range nn.Tensors(r.Model) {
+		if !t.Trainable {
+			// running statistics: the failed step's forward pass has
+			// already updated them with its non-finite values
+			continue
+		}
 		if i := firstNonFinite(t.T.Data); i >= 0 {
-			param = fmt.Sprintf("; tensor %s holds %v (at index %d)", t.Name, t.T.Data[i], i)
+			param = fmt.Sprintf("; parameter %s holds %v (at index %d), from an earlier step", t.Name, t.T.Data[i], i)
 			break
 		}
 	}
