@@ -7,6 +7,7 @@
 //	flowood demo                      train and evaluate on embedded real data (offline)
 //	flowood train --data fashionmnist --preset cpu --out RUN
 //	flowood eval RUN --ood mnist,notmnist
+//	flowood sample RUN --n 64 --out samples.png
 //	flowood help [command]
 package main
 
@@ -75,11 +76,12 @@ var commands map[string]*command
 
 func init() {
 	commands = map[string]*command{
-		"train": trainCmd,
-		"eval":  evalCmd,
-		"demo":  demoCmd,
-		"bench": benchCmd,
-		"data":  dataCmd,
+		"train":  trainCmd,
+		"eval":   evalCmd,
+		"demo":   demoCmd,
+		"bench":  benchCmd,
+		"data":   dataCmd,
+		"sample": sampleCmd,
 	}
 }
 
