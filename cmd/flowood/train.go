@@ -16,7 +16,7 @@ import (
 )
 
 var trainCmd = &command{
-	UsageLine: "train --model realnvp --data fashionmnist --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--train-limit N] [--checkpoint-every 10m] [--set name=value ...] [--negative-data NAME [--negative-threshold C] [--negative-weight W]] [--resume | --force]",
+	UsageLine: "train --model realnvp --data fashionmnist --preset cpu|tiny|paper --out RUN [--embedded] [--epochs N] [--max-steps N] [--batch N] [--lr X] [--weight-decay X] [--optimizer adam|adamw|rmsprop] [--clip X] [--seed N] [--train-limit N] [--test-limit N] [--checkpoint-every 10m] [--set name=value ...] [--negative-data NAME [--negative-threshold C] [--negative-weight W]] [--resume | --force]",
 	Short: "train a flow by maximum likelihood (or negative training, --negative-data) into a run folder; an existing run is continued with --resume " +
 		"or replaced with --force, never silently",
 	Run: runTrain,
@@ -44,7 +44,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var sets modelOptions
 	fs.Var(&sets, "set", "set a field of the model's configuration (config.json model_config), repeatable: --set name=value")
 	negData := fs.String("negative-data", "", "negative training (App. D, eq. 6): also push down the log-likelihood of this dataset's train split (converted to --data's image shape), where it is above --negative-threshold; objective \"negative\" in config.json")
-	negThreshold := fs.Float64("negative-threshold", math.NaN(), "with --negative-data: the paper's threshold c in its scale, nats of the reference code's log p (log p of pixels in [0,256)^D with its 255/256 rescaling; flowood's log p(u) of u in [0,1)^D is above c when log p(u) > c + D ln(256^2/255)); default the paper's: -30000 for grayscale, -100000 for colour")
+	negThreshold := new(optionalFloat)
+	fs.Var(negThreshold, "negative-threshold", "with --negative-data: the paper's threshold `C` in its scale, nats of the reference code's log p (log p of pixels in [0,256)^D with its 255/256 rescaling; flowood's log p(u) of u in [0,1)^D is above C when log p(u) > C + D ln(256^2/255)); default the paper's: -30000 for grayscale, -100000 for colour")
 	negWeight := fs.Float64("negative-weight", 0, "with --negative-data: weight w of the OOD term; loss = (L(train) - w L(OOD above c))/(1+w) (default 1, the reference code's)")
 	ckEvery := fs.String("checkpoint-every", "", "also save the latest checkpoint this often within an epoch: a duration such as 10m or 30s; 0 or off: only at epoch ends (default 10m, or what the resumed run used)")
 	pos, err := parseInterleaved(fs, args)
@@ -92,7 +93,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if err := checkNegativeFlags(set, *negData, *negThreshold, *negWeight); err != nil {
+	if err := checkNegativeFlags(set, *negData, negThreshold.v, *negWeight); err != nil {
 		return err
 	}
 	var rc experiment.RunConfig
@@ -107,7 +108,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := sameRun(rc, set, *modelName, *preset, *dataset, *embedded, *trainLimit, *testLimit, *seed, *wd, *optName, *clip); err != nil {
 			return fmt.Errorf("train --resume: %w", err)
 		}
-		if err := sameNegative(rc, set, *negData, *negThreshold, *negWeight); err != nil {
+		if err := sameNegative(rc, set, *negData, negThreshold.v, *negWeight); err != nil {
 			return fmt.Errorf("train --resume: %w", err)
 		}
 	} else {
@@ -134,7 +135,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return fmt.Errorf("train: --set %s=%s: %w", kv[0], kv[1], err)
 			}
 		}
-		setNegative(&rc, *negData, *negThreshold, *negWeight)
+		setNegative(&rc, *negData, negThreshold.value(), *negWeight)
 	}
 	// flags that may also change a resumed run's length
 	if *epochs > 0 {

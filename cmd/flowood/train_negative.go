@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/flowood/flowood/experiment"
 	"github.com/flowood/flowood/train"
@@ -65,4 +66,35 @@ func sameNegative(rc experiment.RunConfig, set map[string]bool, negData string, 
 		return differs("negative-weight", weight, o.NegativeWeight)
 	}
 	return nil
+}
+
+// optionalFloat is a float flag that may be left unset (NaN), shown
+// without a default in the help.
+type optionalFloat struct {
+	v   float64
+	set bool
+}
+
+func (f *optionalFloat) String() string {
+	if f == nil || !f.set {
+		return ""
+	}
+	return strconv.FormatFloat(f.v, 'g', -1, 64)
+}
+
+func (f *optionalFloat) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("want a number")
+	}
+	f.v, f.set = v, true
+	return nil
+}
+
+// value returns the flag's value, NaN when unset.
+func (f *optionalFloat) value() float64 {
+	if !f.set {
+		return math.NaN()
+	}
+	return f.v
 }
