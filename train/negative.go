@@ -15,12 +15,15 @@ import (
 // log p of both in one pass of 2B examples, the training batch first, so
 // that batch norms in training mode normalise over both (as the reference
 // code does, which concatenates the two batches), and Loss receives the
-// 2B log-likelihoods. Its gradient takes the serial path: Parallel
-// computes only mean objectives (MeanObjective).
+// 2B log-likelihoods. Its loss must be linear in them with coefficients
+// that depend on their values (Coefficients), so that Parallel can
+// compute its gradient (Parallel.BackwardWeighted).
 type PairObjective interface {
 	Objective
 	// Negatives returns the second set, of the training set's shape.
 	Negatives() datakind.Examples
+	// Coefficients returns c and b with Loss(lp) = Σ_i c_i lp_i + b.
+	Coefficients(lp []float32, s datakind.Shape) (c []float32, b float64)
 }
 
 // Negative is the paper's negative training (App. D, eq. 6): maximise the
@@ -91,7 +94,19 @@ func NegativeThresholdNats(c float64, s datakind.Shape) float64 {
 // Loss returns the loss of eq. 6 (see Negative) for the 2B
 // log-likelihoods lp: the training batch's B, then the OOD batch's B.
 func (o Negative) Loss(lp *tensor.Tensor, s datakind.Shape) *tensor.Tensor {
-	n := lp.Shape[0]
+	coef, constant := o.Coefficients(lp.Data, s)
+	weights := tensor.PassOf(lp).FromData(coef, len(coef))
+	return tensor.AddScalar(tensor.Sum(tensor.Mul(lp, weights)), float32(constant))
+}
+
+// Coefficients returns c and b with the loss of eq. 6 (see Negative)
+// equal to Σ_i c_i lp_i + b for the 2B log-likelihoods lp (the training
+// batch's B, then the OOD batch's B): c_i = a/(B(1+w)) for the training
+// examples and -w·a/(N_OOD(1+w)) for the OOD examples above the
+// threshold, 0 for the others, where a is the per-dimension unit's slope
+// (Shape.Affine); without OOD examples above it, a/B and 0.
+func (o Negative) Coefficients(lp []float32, s datakind.Shape) (coef []float32, constant float64) {
+	n := len(lp)
 	if n%2 != 0 {
 		panic(fmt.Sprintf("train: negative objective of %d log-likelihoods (want the training batch then as many OOD)", n))
 	}
@@ -99,19 +114,18 @@ func (o Negative) Loss(lp *tensor.Tensor, s datakind.Shape) *tensor.Tensor {
 	a, off := s.Affine()
 	c := o.ThresholdNats(s)
 	above := 0
-	for _, v := range lp.Data[b:] {
+	for _, v := range lp[b:] {
 		if float64(v) > c {
 			above++
 		}
 	}
 	w := o.weight()
-	// loss = Σ coef_i lp_i + const
-	coef := make([]float32, n)
+	coef = make([]float32, n)
 	posScale, constant := 1.0, off
 	if above > 0 {
 		posScale = 1 / (1 + w)
 		constant = (off - w*off) / (1 + w)
-		for i, v := range lp.Data[b:] {
+		for i, v := range lp[b:] {
 			if float64(v) > c {
 				coef[b+i] = float32(-w * a / float64(above) / (1 + w))
 			}
@@ -120,8 +134,7 @@ func (o Negative) Loss(lp *tensor.Tensor, s datakind.Shape) *tensor.Tensor {
 	for i := 0; i < b; i++ {
 		coef[i] = float32(posScale * a / float64(b))
 	}
-	weights := tensor.PassOf(lp).FromData(coef, n)
-	return tensor.AddScalar(tensor.Sum(tensor.Mul(lp, weights)), float32(constant))
+	return coef, constant
 }
 
 // negStream draws the batches of a PairObjective's second set: epochs of

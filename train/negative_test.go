@@ -177,7 +177,8 @@ func TestNegativeTrainingLowersOOD(t *testing.T) {
 }
 
 // TestNegativeResumeIsExact trains negatively 7 steps straight and 4+3
-// steps with a resume in between (the OOD stream crossing its epoch end):
+// steps with a resume in between (the OOD stream crossing its epoch end),
+// one pass over each batch and data-parallel (Parallel.BackwardWeighted):
 // the weights must be bit-identical, so the stream's position and noise
 // are restored.
 func TestNegativeResumeIsExact(t *testing.T) {
@@ -185,22 +186,27 @@ func TestNegativeResumeIsExact(t *testing.T) {
 	negSet, _ := mnistHalves(t)
 	obj := train.Negative{Data: negSet.Head(40), Threshold: -30000}
 	cfg := train.Config{Epochs: 2, Batch: 16, LR: 1e-3, Seed: 3, LogEvery: 1}
-	run := func(m *realnvp.Model, dir string, resume bool) {
-		r := &train.Run{Model: m, Config: cfg, Train: tr, Objective: obj, Dir: dir, Resume: resume}
-		if _, err := r.Execute(context.Background()); err != nil {
-			t.Fatal(err)
+	for _, parallel := range []bool{false, true} {
+		run := func(m *realnvp.Model, dir string, resume bool) {
+			r := &train.Run{Model: m, Config: cfg, Train: tr, Objective: obj, Dir: dir, Resume: resume}
+			if parallel {
+				r.Parallel = newParallel(t, m, 2)
+			}
+			if _, err := r.Execute(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 		}
+		cfg.MaxSteps = 7
+		straight := tinyModel()
+		run(straight, t.TempDir(), false)
+		dir := t.TempDir()
+		cfg.MaxSteps = 4
+		run(tinyModel(), dir, false)
+		cfg.MaxSteps = 7
+		resumed := tinyModel()
+		run(resumed, dir, true)
+		sameWeights(t, straight, resumed)
 	}
-	cfg.MaxSteps = 7
-	straight := tinyModel()
-	run(straight, t.TempDir(), false)
-	dir := t.TempDir()
-	cfg.MaxSteps = 4
-	run(tinyModel(), dir, false)
-	cfg.MaxSteps = 7
-	resumed := tinyModel()
-	run(resumed, dir, true)
-	sameWeights(t, straight, resumed)
 
 	// a checkpoint of a plain run cannot resume negative training
 	plainDir := t.TempDir()

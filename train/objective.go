@@ -15,9 +15,9 @@ import (
 // log-likelihood of a second, out-of-distribution stream where it exceeds
 // a threshold c. Negative is a PairObjective: it names the stream it
 // draws from (the loop keeps its position in checkpoints) and receives
-// the log-likelihoods of both batches. It is not a MeanObjective: its
-// gradient takes the serial path, since Parallel computes the gradient of
-// a mean only (its per-example weights depend on the log-likelihoods).
+// the log-likelihoods of both batches. It is not a MeanObjective (its
+// per-example weights depend on the log-likelihoods): Parallel computes
+// its gradient with BackwardWeighted.
 type Objective interface {
 	// Name is the objective's name in config.json ("objective").
 	Name() string

@@ -15,7 +15,9 @@ import (
 // the training batch and then as many examples of the second set, and the
 // logged value is still the training batch's mean PerDim (the objective's
 // own value, with the OOD term, is not logged). ok is false when the
-// objective's loss is not finite; then no gradient was taken.
+// objective's loss is not finite; then the gradient is not to be used.
+// With Parallel set, mean objectives take Parallel.Backward and pair
+// objectives Parallel.BackwardWeighted; others one pass over the batch.
 //
 // The loss per dimension is what is logged; the gradient taken is that
 // loss's, or with Config.Loss "nats" (the reference code's) that of the
@@ -32,16 +34,25 @@ func (r *Run) gradient(u *tensor.Tensor, obj Objective, shape datakind.Shape, cf
 		bpd = r.Parallel.Backward(u, a*grad)*a + b
 		return bpd, finite(bpd)
 	}
+	if po, pair := obj.(PairObjective); pair && r.Parallel != nil && u.Shape[0] >= r.Parallel.Replicas() {
+		var lossValue float64
+		lp := r.Parallel.BackwardWeighted(u, func(lp []float32) []float32 {
+			coef, constant := po.Coefficients(lp, shape)
+			lossValue = constant
+			for i, c := range coef {
+				lossValue += float64(c) * float64(lp[i])
+				coef[i] = float32(float64(c) * grad)
+			}
+			return coef
+		})
+		return pairBPD(lp, shape, cfg.Batch), finite(lossValue)
+	}
 	lp := r.Model.LogProb(u)
 	perDim := obj.Loss(lp, shape)
 	lossValue := float64(perDim.Data[0])
 	bpd = lossValue
 	if _, pair := obj.(PairObjective); pair {
-		var sum float64
-		for _, v := range lp.Data[:cfg.Batch] {
-			sum += shape.PerDim(float64(v))
-		}
-		bpd = sum / float64(cfg.Batch)
+		bpd = pairBPD(lp.Data, shape, cfg.Batch)
 	}
 	if !finite(lossValue) {
 		return bpd, false
@@ -55,6 +66,16 @@ func (r *Run) gradient(u *tensor.Tensor, obj Objective, shape datakind.Shape, cf
 	}
 	tensor.Backward(loss)
 	return bpd, true
+}
+
+// pairBPD returns the mean PerDim of the training batch, the first b of
+// lp.
+func pairBPD(lp []float32, s datakind.Shape, b int) float64 {
+	var sum float64
+	for _, v := range lp[:b] {
+		sum += s.PerDim(float64(v))
+	}
+	return sum / float64(b)
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
