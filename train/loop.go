@@ -290,6 +290,9 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	start := time.Now()
 	imgs := 0
 	save := func(name string) error {
+		if err := finiteParams(named); err != nil {
+			return err // never replace a good checkpoint with this
+		}
 		st := state
 		st.RNG, _ = rng.MarshalBinary()
 		var err error

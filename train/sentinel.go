@@ -88,3 +88,16 @@ func firstNonFinite(v []float32) int {
 	}
 	return -1
 }
+
+// finiteParams returns an error wrapping ErrNonFinite that names the
+// first of params holding a NaN or infinity, or nil: the loop saves no
+// checkpoint of such a model, so the latest checkpoint stays the last
+// good one.
+func finiteParams(params []nn.Named) error {
+	for _, t := range params {
+		if i := firstNonFinite(t.T.Data); i >= 0 {
+			return fmt.Errorf("parameter %s holds %v (at index %d): %w; not saved, the checkpoint on disk is the last good one", t.Name, t.T.Data[i], i, ErrNonFinite)
+		}
+	}
+	return nil
+}

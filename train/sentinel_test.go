@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/train"
@@ -91,5 +93,36 @@ func TestNonFiniteSentinelHugeLR(t *testing.T) {
 		}
 	} else if !strings.Contains(msg, "forward pass of the batch is finite") {
 		t.Errorf("the error names no layer: %v", err)
+	}
+}
+
+// TestNoNonFiniteCheckpoint poisons a parameter with NaN and trains with
+// a checkpoint due before the first step: the save is refused with an
+// error naming the parameter, and the checkpoint on disk is unchanged.
+func TestNoNonFiniteCheckpoint(t *testing.T) {
+	tr, _ := fashion(t)
+	dir := t.TempDir()
+	m := tinyModel()
+	cfg := train.Config{Epochs: 1, MaxSteps: 2, Batch: 16, LR: 1e-3, Seed: 3, CheckpointEvery: train.Off}
+	if _, err := (&train.Run{Model: m, Config: cfg, Train: tr, Dir: dir}).Execute(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ck := filepath.Join(dir, "checkpoint", "latest", "model.safetensors")
+	before, err := os.ReadFile(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range nn.Tensors(m) {
+		if p.Name == "1.steps.2.scale" {
+			p.T.Data[0] = float32(math.NaN())
+		}
+	}
+	cfg.MaxSteps, cfg.CheckpointEvery = 4, train.Interval(time.Nanosecond)
+	_, err = (&train.Run{Model: m, Config: cfg, Train: tr, Dir: dir}).Execute(context.Background())
+	if !errors.Is(err, train.ErrNonFinite) || !strings.Contains(err.Error(), "1.steps.2.scale") {
+		t.Errorf("saving a NaN model: %v", err)
+	}
+	if after, err := os.ReadFile(ck); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("the latest checkpoint changed (%v)", err)
 	}
 }
