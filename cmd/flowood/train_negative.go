@@ -53,7 +53,11 @@ func sameNegative(rc experiment.RunConfig, set map[string]bool, negData string, 
 			"leave --%s out, or train a new run into another --out", flag, given, run, flag)
 	}
 	if set["negative-data"] && negData != o.NegativeData {
-		return differs("negative-data", negData, o.NegativeData)
+		run := any(o.NegativeData)
+		if o.NegativeData == "" {
+			run = "none (objective " + o.Name + ")"
+		}
+		return differs("negative-data", negData, run)
 	}
 	if set["negative-threshold"] && (o.NegativeThreshold == nil || threshold != *o.NegativeThreshold) {
 		run := any("none")
