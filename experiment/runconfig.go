@@ -163,11 +163,8 @@ func (rc *RunConfig) Resolve() error {
 	if rc.ModelConfig, err = e.DecodeConfig(b, rc.Data.Shape); err != nil {
 		return err
 	}
-	if rc.Objective.Name == "" {
-		rc.Objective.Name = train.MaxLikelihood{}.Name()
-	}
-	if _, err := train.NewObjective(rc.Objective.Name); err != nil {
-		return fmt.Errorf("objective: %w", err)
+	if err := resolveObjective(&rc.Objective, rc.Data); err != nil {
+		return err
 	}
 	rc.Train = rc.Train.WithDefaults()
 	switch {

@@ -76,7 +76,7 @@ func Train(ctx context.Context, rc RunConfig, run string, opt TrainOptions) (_ t
 	if err != nil {
 		return train.Result{}, err
 	}
-	obj, err := train.NewObjective(rc.Objective.Name)
+	obj, err := buildObjective(rc)
 	if err != nil {
 		return train.Result{}, err
 	}

@@ -156,13 +156,3 @@ func LogProbChunks(ctx context.Context, parent *tensor.Pass, logProb func(*tenso
 	}
 	return out, nil
 }
-
-// Sample draws n examples by inverting standard normal latents of the
-// given per-example shape, scaled by temperature (1 for the model's own
-// distribution).
-func (f Flow) Sample(rng *tensor.RNG, n int, latentShape []int, temperature float64) *tensor.Tensor {
-	z := tensor.New(append([]int{n}, latentShape...)...)
-	rng.Normal(z.Data, 0, temperature)
-	x, _ := f.Inverse(z)
-	return x
-}

@@ -1,56 +1,68 @@
 package flow
 
 import (
-	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"
 )
 
-// Traced is a bijector made of parts (a multi-scale level: its steps and
-// the next level) that can report each part's log-determinant. Chain and
-// Recompute are traced by ForwardTrace itself.
-type Traced interface {
-	// ForwardTrace is Forward, calling visit with the log-det of each of
-	// its parts, named under prefix as nn.Tensors names their tensors.
-	ForwardTrace(x *tensor.Tensor, prefix string, visit func(name string, logDet *tensor.Tensor)) (z, logDet *tensor.Tensor)
+// Tracer is a bijector made of others whose forward pass can be replayed
+// one part at a time (bijector.MultiScale); TraceForward descends into it.
+type Tracer interface {
+	// TraceForward computes Forward(x) like TraceForward does, naming
+	// its parts from prefix as its Visit names their tensors; stop is
+	// set when visit asked to stop (z and logDet are then nil).
+	TraceForward(x *tensor.Tensor, prefix string, visit func(name string, z, logDet *tensor.Tensor) bool) (z, logDet *tensor.Tensor, stop bool)
 }
 
-// ForwardTrace maps x through b like b.Forward and calls visit with the
-// log-det, per example, of every step: it descends into Chains, Recompute
-// wrappers and Traced bijectors, and reports any other bijector as one
-// step named by its path (the prefix of its tensors' checkpoint names).
-// With visit nil it is b.Forward. visit must copy what it keeps: the
-// tensor may be recycled after the call.
-func ForwardTrace(b Bijector, x *tensor.Tensor, prefix string, visit func(name string, logDet *tensor.Tensor)) (z, logDet *tensor.Tensor) {
-	if visit == nil {
-		return b.Forward(x)
-	}
-	switch t := b.(type) {
+// TraceForward computes b.Forward(x) one bijector at a time: it descends
+// into Chains (Recompute's too) and Tracers, and calls visit with the
+// output and log-det of every other bijector, named as nn.Tensors names
+// its tensors (the checkpoint name path: "1.steps.0" is step 0 of the
+// first scale of a RealNVP), in the order Forward applies them. When visit
+// returns true the trace stops, returning stop = true. It is meant for
+// diagnosis (train's non-finite sentinel) in a gradient-free pass: it
+// does not recycle intermediates.
+func TraceForward(b Bijector, x *tensor.Tensor, prefix string, visit func(name string, z, logDet *tensor.Tensor) bool) (z, logDet *tensor.Tensor, stop bool) {
+	switch v := b.(type) {
 	case Chain:
-		var total *tensor.Tensor
-		in := x
-		for i, step := range t {
-			z, ld := ForwardTrace(step, x, nn.Join(prefix, fmt.Sprint(i)), visit)
-			if x != in && x != z {
-				tensor.Done(x)
-			}
-			x = z
-			total = addLogDet(total, ld)
-		}
-		return x, orZero(total, x)
+		return traceChain(v, x, prefix, visit)
 	case *Recompute:
-		if tensor.Recording(x) {
-			break // the recomputing backward needs Forward's own graph
-		}
-		return ForwardTrace(t.Chain, x, prefix, visit)
-	case Traced:
-		return t.ForwardTrace(x, prefix, visit)
+		return traceChain(v.Chain, x, prefix, visit)
+	case Tracer:
+		return v.TraceForward(x, prefix, visit)
 	}
 	z, logDet = b.Forward(x)
-	visit(prefix, logDet)
-	return z, logDet
+	if visit(prefix, z, logDet) {
+		return nil, nil, true
+	}
+	return z, logDet, false
+}
+
+func traceChain(c Chain, x *tensor.Tensor, prefix string, visit func(string, *tensor.Tensor, *tensor.Tensor) bool) (*tensor.Tensor, *tensor.Tensor, bool) {
+	var total *tensor.Tensor
+	for i, b := range c {
+		z, ld, stop := TraceForward(b, x, nn.Join(prefix, strconv.Itoa(i)), visit)
+		if stop {
+			return nil, nil, true
+		}
+		x = z
+		total = addLogDet(total, ld)
+	}
+	return x, orZero(total, x), false
+}
+
+// TraceForward traces f's bijector (see the function TraceForward) and
+// then its base distribution's log-density, named "base" (visited with
+// log p as z and a nil logDet).
+func (f Flow) TraceForward(x *tensor.Tensor, visit func(name string, z, logDet *tensor.Tensor) bool) bool {
+	z, ld, stop := TraceForward(f.Bijector, x, "", visit)
+	if stop {
+		return true
+	}
+	return visit("base", tensor.Add(tensor.StdNormalLogProb(z), ld), nil)
 }
 
 // Trace is log p(x) of a batch and its parts, per example (float64):
@@ -62,7 +74,8 @@ type Trace struct {
 	Prior []float64
 	// LatentNorm is the Euclidean norm of z.
 	LatentNorm []float64
-	// Layers holds each step's log-det in forward order.
+	// Layers holds each step's log-det in forward order, named as
+	// TraceForward names them.
 	Layers []LayerLogDet
 }
 
@@ -73,19 +86,20 @@ type LayerLogDet struct {
 }
 
 // Trace computes log p(x) and its parts for the batch x in a
-// gradient-free pass (put the model's batch norms in evaluation mode
-// first, as for scoring).
+// gradient-free pass (TraceForward; put the model's batch norms in
+// evaluation mode first, as for scoring).
 func (f Flow) Trace(x *tensor.Tensor) Trace {
 	p := tensor.GradFree()
 	defer p.Close()
 	n := x.Shape[0]
 	var tr Trace
-	z, _ := ForwardTrace(f.Bijector, p.Input(x), "", func(name string, l *tensor.Tensor) {
+	z, _, _ := TraceForward(f.Bijector, p.Input(x), "", func(name string, _, l *tensor.Tensor) bool {
 		v := make([]float64, n)
 		for i := range v {
 			v[i] = float64(l.Data[i])
 		}
 		tr.Layers = append(tr.Layers, LayerLogDet{Name: name, LogDet: v})
+		return false
 	})
 	prior := tensor.StdNormalLogProb(z)
 	d := len(z.Data) / n

@@ -7,64 +7,72 @@ import (
 
 	"github.com/flowood/flowood/flowtest"
 	"github.com/flowood/flowood/model/realnvp"
+	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"
 )
 
-// TestTrace checks Flow.Trace on a RealNVP, with and without activation
-// recomputation: the prior term plus every layer's log-det is the
-// model's log-likelihood, each layer is named by its checkpoint path and
-// reported once, and the latent norm is that of the latent Forward gives.
-func TestTrace(t *testing.T) {
-	for _, rec := range []string{"off", "on"} {
-		cfg := realnvp.Config{Height: 8, Width: 8, Channels: 1, Scales: 2, Blocks: 1, Mid: 4, Recompute: rec}
-		rng := tensor.NewRNG(3)
-		m := realnvp.New(cfg, rng)
-		flowtest.Perturb(m, rng, 0.05)
-		m.SetTraining(false)
-		x := tensor.New(5, 8, 8, 1)
-		rng.Uniform(x.Data, 0.02, 0.98)
-		tr := m.Trace(x)
-
-		p := tensor.GradFree()
-		lp := m.Flow.LogProb(p.Input(x))
-		z, _ := m.Forward(p.Input(x))
-		// logit, then per scale: 3 checkerboard couplings, squeeze, 3 channel
-		// couplings; the last scale 4 couplings.
-		if want := 1 + 3 + 1 + 3 + 4; len(tr.Layers) != want {
-			t.Errorf("recompute %s: %d layers, want %d", rec, len(tr.Layers), want)
+// TestTraceForward checks that tracing a RealNVP visits every coupling,
+// by the name its tensors have, in the order of the model's Couplings,
+// and that the traced log-likelihood ("base") equals LogProb's.
+func TestTraceForward(t *testing.T) {
+	cfg, _ := realnvp.Preset("tiny")
+	rng := tensor.NewRNG(2)
+	m := realnvp.New(cfg, rng)
+	flowtest.Perturb(m, rng, 0.05)
+	u := tensor.New(3, 28, 28, 1)
+	tensor.NewRNG(3).Uniform(u.Data, 0.01, 0.99)
+	p := tensor.GradFree()
+	defer p.Close()
+	want := m.Flow.LogProb(p.Input(u))
+	var names []string
+	var got []float32
+	m.TraceForward(p.Input(u), func(name string, z, logDet *tensor.Tensor) bool {
+		names = append(names, name)
+		if name == "base" {
+			got = append([]float32(nil), z.Data...)
 		}
-		seen := map[string]bool{}
-		for _, l := range tr.Layers {
-			if seen[l.Name] {
-				t.Errorf("layer %q reported twice", l.Name)
-			}
-			seen[l.Name] = true
+		return false
+	})
+	// the couplings' names: the prefixes of their "scale" tensors
+	var couplings []string
+	for _, tn := range nn.Tensors(m) {
+		if strings.HasSuffix(tn.Name, ".scale") {
+			couplings = append(couplings, strings.TrimSuffix(tn.Name, ".scale"))
 		}
-		if !seen["1.steps.0"] || !seen["1.next.steps.3"] || !seen["0"] {
-			t.Errorf("layer names %v lack 0 (logit), 1.steps.0, 1.next.steps.3", seen)
-		}
-		for i := range 5 {
-			sum := tr.Prior[i]
-			for _, l := range tr.Layers {
-				sum += l.LogDet[i]
-			}
-			if math.Abs(sum-float64(lp.Data[i])) > 1e-5*math.Abs(sum) || math.Abs(tr.LogProb[i]-sum) > 1e-12*math.Abs(sum) {
-				t.Errorf("recompute %s example %d: prior + log-dets %v, LogProb %v, Trace.LogProb %v", rec, i, sum, lp.Data[i], tr.LogProb[i])
-			}
-			var s float64
-			d := len(z.Data) / 5
-			for _, v := range z.Data[i*d : (i+1)*d] {
-				s += float64(v) * float64(v)
-			}
-			if math.Abs(tr.LatentNorm[i]-math.Sqrt(s)) > 1e-9*math.Sqrt(s) {
-				t.Errorf("latent norm %v, want %v", tr.LatentNorm[i], math.Sqrt(s))
-			}
-		}
-		for _, l := range tr.Layers {
-			if strings.Contains(l.Name, "steps.3") && l.Name != "1.next.steps.3" && l.Name != "1.steps.3" {
-				t.Errorf("unexpected layer %q", l.Name)
-			}
-		}
-		p.Close()
 	}
+	if len(couplings) != len(m.Couplings) {
+		t.Fatalf("%d scale tensors for %d couplings", len(couplings), len(m.Couplings))
+	}
+	i := 0
+	for _, n := range names {
+		if i < len(couplings) && n == couplings[i] {
+			i++
+		}
+	}
+	if i != len(couplings) || names[len(names)-1] != "base" {
+		t.Errorf("traced %v; want every coupling %v in order, then base", names, couplings)
+	}
+	for j := range got {
+		if math.Abs(float64(got[j]-want.Data[j])) > 1e-3 {
+			t.Errorf("traced log p[%d] = %v, LogProb %v", j, got[j], want.Data[j])
+		}
+	}
+	// stopping: the trace ends at the first layer visit asks to stop at
+	var visited int
+	stopped := m.TraceForward(p.Input(u), func(name string, z, logDet *tensor.Tensor) bool {
+		visited++
+		return name == couplings[1]
+	})
+	if !stopped || visited != indexOf(names, couplings[1])+1 {
+		t.Errorf("stopping at %s: stopped %v after %d visits", couplings[1], stopped, visited)
+	}
+}
+
+func indexOf(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
 }

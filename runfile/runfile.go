@@ -135,8 +135,21 @@ func (d Data) Validate() error {
 // Objective names what training minimises (package train's objectives).
 type Objective struct {
 	// Name is the objective: "likelihood" (maximum likelihood; empty
-	// means it).
+	// means it) or "negative" (negative training, App. D, eq. 6:
+	// train.Negative).
 	Name string `json:"name"`
+	// NegativeData is the dataset whose likelihood "negative" pushes
+	// down: its train split, converted to the shape of Data as the
+	// training set is, and limited like it by Data.TrainLimit. Empty
+	// for "likelihood".
+	NegativeData string `json:"negative_data,omitempty"`
+	// NegativeThreshold is the paper's c, in the paper's scale (nats of
+	// the reference code's log-likelihood; train.Negative documents the
+	// conversion to flowood's). Nil for "likelihood".
+	NegativeThreshold *float64 `json:"negative_threshold,omitempty"`
+	// NegativeWeight is the weight w of the OOD term (train.Negative;
+	// 1, the reference's). Zero for "likelihood".
+	NegativeWeight float64 `json:"negative_weight,omitempty"`
 }
 
 // Spec is a run's configuration without its training hyperparameters:

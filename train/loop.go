@@ -265,6 +265,10 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	if shape.Kind == datakind.Tabular {
 		unit = "nats/dim"
 	}
+	neg, rows, err := r.negatives(obj, shape, cfg, filepath.Join(ckDir, "latest"), state)
+	if err != nil {
+		return Result{}, err
+	}
 	stepsPerEpoch := r.Train.Len() / cfg.Batch
 	if stepsPerEpoch == 0 {
 		return Result{}, fmt.Errorf("training set of %d examples is smaller than one batch of %d", r.Train.Len(), cfg.Batch)
@@ -295,6 +299,9 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 	start := time.Now()
 	imgs := 0
 	save := func(name string) error {
+		if err := finiteParams(named); err != nil {
+			return err // never replace a good checkpoint with this
+		}
 		st := state
 		st.RNG, _ = rng.MarshalBinary()
 		var err error
@@ -303,6 +310,11 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 			return err
 		}
 		st.Config = r.ModelConfig
+		if neg != nil {
+			if err := neg.save(&st); err != nil {
+				return err
+			}
+		}
 		return checkpoint.Save(filepath.Join(ckDir, name), m, st)
 	}
 	lastSave := time.Now()
@@ -398,44 +410,19 @@ func (r *Run) Execute(ctx context.Context) (Result, error) {
 				lastSave = time.Now()
 			}
 			b := state.BatchInEpoch
-			u := tensor.New(append([]int{cfg.Batch}, shape.Dims()...)...)
-			r.Train.Read(u.Data, perm[b*cfg.Batch:(b+1)*cfg.Batch], rng.Rand)
+			u := tensor.New(append([]int{rows}, shape.Dims()...)...)
+			r.Train.Read(u.Data[:cfg.Batch*shape.Dim()], perm[b*cfg.Batch:(b+1)*cfg.Batch], rng.Rand)
+			if neg != nil {
+				neg.read(u.Data[cfg.Batch*shape.Dim():], cfg.Batch)
+			}
 			m.SetTraining(true)
-			// The loss per dimension (bits/dim for images) is what is
-			// logged; the gradient taken is that loss's, or with Loss
-			// "nats" (the reference code's) that of the loss in nats per
-			// example: the per-dimension loss times -1/a, where a is its
-			// derivative by the mean log-likelihood (Shape.Affine).
-			perDimA, _ := shape.Affine()
-			grad := 1.0
-			if cfg.Loss == "nats" {
-				grad = -1 / perDimA
-			}
-			var bpd float64
-			if mo, ok := obj.(MeanObjective); ok && r.Parallel != nil && cfg.Batch >= r.Parallel.Replicas() {
-				a, b := mo.Affine(shape)
-				bpd = r.Parallel.Backward(u, a*grad)*a + b
-			} else {
-				lp := m.LogProb(u)
-				perDim := obj.Loss(lp, shape)
-				bpd = float64(perDim.Data[0])
-				loss := perDim
-				if grad != 1 {
-					loss = tensor.Scale(perDim, float32(grad))
-				}
-				if !math.IsNaN(bpd) && !math.IsInf(bpd, 0) {
-					for _, p := range params {
-						p.ZeroGrad()
-					}
-					tensor.Backward(loss)
-				}
-			}
-			if math.IsNaN(bpd) || math.IsInf(bpd, 0) {
-				return finish(), fmt.Errorf("step %d: %w (kept the last checkpoint; try a lower --lr)", state.Step, ErrNonFinite)
+			bpd, lossOK := r.gradient(u, obj, shape, cfg, params)
+			if !lossOK || math.IsNaN(bpd) || math.IsInf(bpd, 0) {
+				return finish(), r.nonFinite(u, state.Step, "")
 			}
 			norm := ClipGradNormGroups(params, clipGroups, cfg.ClipNorm)
 			if math.IsNaN(norm) || math.IsInf(norm, 0) {
-				return finish(), fmt.Errorf("step %d: gradient norm is %v: %w (kept the last checkpoint; try a lower --lr)", state.Step, norm, ErrNonFinite)
+				return finish(), r.nonFinite(u, state.Step, fmt.Sprintf("gradient norm is %v", norm))
 			}
 			opt.Step(params, cfg.LRAt(state.Step))
 			state.Step++

@@ -10,13 +10,14 @@ import (
 // Objective is what a training step minimises, as a function of the
 // batch's log-likelihoods.
 //
-// Maximum likelihood (MaxLikelihood) is the only objective today. The
-// paper's negative training (App. D, eq. 6) also pushes down the
+// There are two: maximum likelihood (MaxLikelihood) and the paper's
+// negative training (Negative, App. D, eq. 6), which also pushes down the
 // log-likelihood of a second, out-of-distribution stream where it exceeds
-// a threshold c; it will add to this interface the stream it draws from
-// (its position saved in checkpoints), and receive the log-likelihoods of
-// both batches. It is not a MeanObjective: its gradient takes the serial
-// path until Parallel learns per-example weights.
+// a threshold c. Negative is a PairObjective: it names the stream it
+// draws from (the loop keeps its position in checkpoints) and receives
+// the log-likelihoods of both batches. It is not a MeanObjective (its
+// per-example weights depend on the log-likelihoods): Parallel computes
+// its gradient with BackwardWeighted.
 type Objective interface {
 	// Name is the objective's name in config.json ("objective").
 	Name() string
@@ -52,17 +53,18 @@ func (o MaxLikelihood) Loss(lp *tensor.Tensor, s datakind.Shape) *tensor.Tensor 
 }
 
 // objectives are the objectives by name.
-var objectives = map[string]Objective{"likelihood": MaxLikelihood{}}
+var objectives = map[string]Objective{"likelihood": MaxLikelihood{}, "negative": Negative{}}
 
 // NewObjective returns the named objective; the empty name is
-// "likelihood".
+// "likelihood". "negative" comes without its data: the caller sets
+// Negative's fields.
 func NewObjective(name string) (Objective, error) {
 	if name == "" {
 		name = "likelihood"
 	}
 	o, ok := objectives[name]
 	if !ok {
-		return nil, fmt.Errorf("unknown objective %q (known: likelihood)", name)
+		return nil, fmt.Errorf("unknown objective %q (known: likelihood, negative)", name)
 	}
 	return o, nil
 }

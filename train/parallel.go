@@ -74,6 +74,37 @@ func (p *Parallel) Replicas() int { return len(p.replicas) }
 // are updated as a serial pass over the whole batch would. The batch must
 // have at least one example per replica.
 func (p *Parallel) Backward(u *tensor.Tensor, scale float64) float64 {
+	sums := p.backward(u, scale, nil, nil)
+	var total float64
+	for _, s := range sums {
+		total += s
+	}
+	return total / float64(u.Shape[0])
+}
+
+// BackwardWeighted sets the gradients of the model's parameters to those
+// of Σ_i c_i log p(u_i) over the batch u, where the coefficients c =
+// weigh(lp) depend on the log-likelihoods lp of the whole batch (nats, as
+// the forward pass computed them): every replica computes its part's,
+// waits for the others, and weigh is called once, on all of them, before
+// any backward pass (negative training's weights depend on which OOD
+// examples are above the threshold). It returns lp. weigh must return
+// len(lp) coefficients. Otherwise as Backward.
+func (p *Parallel) BackwardWeighted(u *tensor.Tensor, weigh func(lp []float32) []float32) []float32 {
+	lp := make([]float32, u.Shape[0])
+	p.backward(u, 0, func(r, lo int, part []float32) []float32 {
+		copy(lp[lo:], part)
+		return lp
+	}, weigh)
+	return lp
+}
+
+// backward is Backward (gather nil) or BackwardWeighted: with gather
+// set, each replica hands its part's log-likelihoods to gather (r, the
+// offset of its part, the values), all wait for each other, and weigh is
+// called once with the gathered batch; each replica then backpropagates
+// the weighted sum of its part. It returns the sum of log p per replica.
+func (p *Parallel) backward(u *tensor.Tensor, scale float64, gather func(r, lo int, part []float32) []float32, weigh func([]float32) []float32) []float64 {
 	n := u.Shape[0]
 	k := len(p.replicas)
 	if n < k {
@@ -86,7 +117,15 @@ func (p *Parallel) Backward(u *tensor.Tensor, scale float64) float64 {
 	sums := make([]float64, k)
 	var mu sync.Mutex
 	var failure any
+	// with gather: the barrier between the forward passes and weigh
+	var arrived sync.WaitGroup
+	var once sync.Once
+	var all, coef []float32
+	if gather != nil {
+		arrived.Add(k)
+	}
 	kernels.Together(k, func(r int) {
+		waiting := gather != nil // not yet arrived at the barrier
 		defer func() {
 			if e := recover(); e != nil {
 				mu.Lock()
@@ -95,6 +134,9 @@ func (p *Parallel) Backward(u *tensor.Tensor, scale float64) float64 {
 				}
 				mu.Unlock()
 				p.group.Abort()
+			}
+			if waiting {
+				arrived.Done() // release the others
 			}
 		}()
 		lo, hi := r*n/k, (r+1)*n/k
@@ -108,9 +150,33 @@ func (p *Parallel) Backward(u *tensor.Tensor, scale float64) float64 {
 		pass := tensor.NewPass(tensor.PassOptions{Grad: true, Workers: 1})
 		defer pass.Close()
 		part := pass.FromData(u.Data[lo*d:hi*d], append([]int{hi - lo}, u.Shape[1:]...)...)
-		s := tensor.Sum(m.LogProb(part))
+		lp := m.LogProb(part)
+		s := tensor.Sum(lp)
 		sums[r] = float64(s.Data[0])
-		tensor.Backward(tensor.Scale(s, float32(scale/float64(n))))
+		if gather == nil {
+			tensor.Backward(tensor.Scale(s, float32(scale/float64(n))))
+			return
+		}
+		mu.Lock()
+		all = gather(r, lo, lp.Data)
+		mu.Unlock()
+		waiting = false
+		arrived.Done()
+		arrived.Wait()
+		mu.Lock()
+		failed := failure != nil
+		mu.Unlock()
+		if failed {
+			return
+		}
+		once.Do(func() {
+			coef = weigh(all)
+			if len(coef) != n {
+				panic(fmt.Sprintf("train: BackwardWeighted: %d coefficients for %d examples", len(coef), n))
+			}
+		})
+		w := pass.FromData(coef[lo:hi], hi-lo)
+		tensor.Backward(tensor.Sum(tensor.Mul(lp, w)))
 	})
 	if failure != nil {
 		// Every replica has returned: the group can be used again.
@@ -134,9 +200,5 @@ func (p *Parallel) Backward(u *tensor.Tensor, scale float64) float64 {
 			t.Grad = g
 		}
 	})
-	var total float64
-	for _, s := range sums {
-		total += s
-	}
-	return total / float64(n)
+	return sums
 }

@@ -7,6 +7,7 @@
 //	flowood demo                      train and evaluate on embedded real data (offline)
 //	flowood train --data fashionmnist --preset cpu --out RUN
 //	flowood eval RUN --ood mnist,notmnist
+//	flowood sample RUN --n 64 --out samples.png
 //	flowood help [command]
 package main
 
@@ -83,6 +84,7 @@ func init() {
 		"serve":     serveCmd,
 		"viz":       vizCmd,
 		"reproduce": reproduceCmd,
+		"sample":    sampleCmd,
 	}
 }
 

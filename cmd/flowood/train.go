@@ -19,8 +19,8 @@ import (
 )
 
 var trainCmd = &command{
-	UsageLine: "train --model realnvp|glow|tabular --data fashionmnist|miniboone|FILE.npz --preset cpu|tiny|paper --out RUN [--epochs N] [--max-steps N] [--batch N] [--lr X] [--warmup N] [--seed N] [--train-limit N] [--checkpoint-every 10m] [--set name=value ...] [--mask NAME] [--bottleneck L] [--background-noise MU] [--shape HxWxC] [--train-split val] [--resume | --force]",
-	Short: "train a flow by maximum likelihood into a run folder; an existing run is continued with --resume " +
+	UsageLine: "train --model realnvp|glow|tabular --data fashionmnist|miniboone|FILE.npz --preset cpu|tiny|paper --out RUN [--embedded] [--epochs N] [--max-steps N] [--batch N] [--lr X] [--warmup N] [--weight-decay X] [--optimizer adam|adamw|rmsprop] [--clip X] [--seed N] [--train-limit N] [--test-limit N] [--checkpoint-every 10m] [--set name=value ...] [--mask NAME] [--bottleneck L] [--negative-data NAME [--negative-threshold C] [--negative-weight W]] [--background-noise MU] [--shape HxWxC] [--train-split val] [--resume | --force]",
+	Short: "train a flow by maximum likelihood (or negative training, --negative-data) into a run folder; an existing run is continued with --resume " +
 		"or replaced with --force, never silently",
 	Run: runTrain,
 }
@@ -52,6 +52,10 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&sets, "set", "set a field of the model's configuration (config.json model_config), repeatable: --set name=value")
 	maskName := fs.String("mask", "", "mask sequence of the spatial couplings (realnvp): checkerboard, horizontal, vertical, cycle, centre, channel or bitmap:PATH.png; shorthand of --set mask=NAME")
 	bottleneck := fs.Int("bottleneck", 0, "dimension l of a fully connected bottleneck in every st-network (realnvp, App. K; 0: none); shorthand of --set bottleneck=L")
+	negData := fs.String("negative-data", "", "negative training (App. D, eq. 6): also push down the log-likelihood of this dataset's train split (converted to --data's image shape), where it is above --negative-threshold; objective \"negative\" in config.json")
+	negThreshold := new(optionalFloat)
+	fs.Var(negThreshold, "negative-threshold", "with --negative-data: the paper's threshold `C` in its scale, nats of the reference code's log p (log p of pixels in [0,256)^D with its 255/256 rescaling; flowood's log p(u) of u in [0,1)^D is above C when log p(u) > C + D ln(256^2/255)); default the paper's: -30000 for grayscale, -100000 for colour")
+	negWeight := fs.Float64("negative-weight", 0, "with --negative-data: weight w of the OOD term; loss = (L(train) - w L(OOD above c))/(1+w) (default 1, the reference code's)")
 	ckEvery := fs.String("checkpoint-every", "", "also save the latest checkpoint this often within an epoch: a duration such as 10m or 30s; 0 or off: only at epoch ends (default 10m, or what the resumed run used)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -75,7 +79,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"lr", *lr}, {"weight-decay", *wd}, {"clip", *clip}} {
+	}{{"lr", *lr}, {"weight-decay", *wd}, {"clip", *clip}, {"negative-weight", *negWeight}} {
 		if err := finite(f.name, f.v); err != nil {
 			return err
 		}
@@ -98,6 +102,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := checkNegativeFlags(set, *negData, negThreshold.v, *negWeight); err != nil {
+		return err
+	}
 	shorthands, err := optionShorthands(set, *maskName, *bottleneck)
 	if err != nil {
 		return err
@@ -118,6 +125,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("train --resume: --set %s=%s: a resumed run keeps its model configuration; train a new run into another --out", sets[0][0], sets[0][1])
 		}
 		if err := sameRun(rc, set, *modelName, *preset, *dataset, *embedded, *trainLimit, *testLimit, *seed, *wd, *optName, *clip); err != nil {
+			return fmt.Errorf("train --resume: %w", err)
+		}
+		if err := sameNegative(rc, set, *negData, negThreshold.v, *negWeight); err != nil {
 			return fmt.Errorf("train --resume: %w", err)
 		}
 	} else {
@@ -165,6 +175,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return fmt.Errorf("train: --set %s=%s: %w", kv[0], kv[1], err)
 			}
 		}
+		setNegative(&rc, *negData, negThreshold.value(), *negWeight)
 	}
 	// flags that may also change a resumed run's length
 	if *epochs > 0 {

@@ -25,15 +25,7 @@ type MultiScale struct {
 
 // Forward implements flow.Bijector.
 func (m *MultiScale) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor) {
-	return m.forward(x, func(b flow.Bijector, x *tensor.Tensor, _ string) (*tensor.Tensor, *tensor.Tensor) {
-		return b.Forward(x)
-	})
-}
-
-// forward is Forward with each part (Steps, then Next, named as Visit
-// names them) mapped by fwd.
-func (m *MultiScale) forward(x *tensor.Tensor, fwd func(b flow.Bijector, x *tensor.Tensor, name string) (*tensor.Tensor, *tensor.Tensor)) (*tensor.Tensor, *tensor.Tensor) {
-	y, ld := fwd(m.Steps, x, "steps")
+	y, ld := m.Steps.Forward(x)
 	n := x.Shape[0]
 	if y.Shape[1] != m.Shape[0] || y.Shape[2] != m.Shape[1] || y.Shape[3] != m.Shape[2] {
 		panic(fmt.Sprintf("bijector: MultiScale steps gave %v, want [N %v]", y.Shape, m.Shape))
@@ -43,7 +35,7 @@ func (m *MultiScale) forward(x *tensor.Tensor, fwd func(b flow.Bijector, x *tens
 	}
 	out, keep := tensor.Split(y, m.Shape[2]/2)
 	tensor.Done(y)
-	zn, ld2 := fwd(m.Next, keep, "next")
+	zn, ld2 := m.Next.Forward(keep)
 	z := tensor.Concat(tensor.Reshape(out, n, -1), tensor.Reshape(zn, n, -1))
 	tensor.Done(out, keep, zn)
 	return z, tensor.Add(ld, ld2)

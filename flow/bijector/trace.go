@@ -6,10 +6,22 @@ import (
 	"github.com/flowood/flowood/tensor"
 )
 
-// ForwardTrace implements flow.Traced: Forward, reporting the log-dets of
-// the steps ("steps...") and of the next scale ("next...").
-func (m *MultiScale) ForwardTrace(x *tensor.Tensor, prefix string, visit func(string, *tensor.Tensor)) (*tensor.Tensor, *tensor.Tensor) {
-	return m.forward(x, func(b flow.Bijector, x *tensor.Tensor, name string) (*tensor.Tensor, *tensor.Tensor) {
-		return flow.ForwardTrace(b, x, nn.Join(prefix, name), visit)
-	})
+// TraceForward implements flow.Tracer: Forward with Steps and Next traced
+// (named "steps" and "next" as Visit names them).
+func (m *MultiScale) TraceForward(x *tensor.Tensor, prefix string, visit func(string, *tensor.Tensor, *tensor.Tensor) bool) (*tensor.Tensor, *tensor.Tensor, bool) {
+	y, ld, stop := flow.TraceForward(m.Steps, x, nn.Join(prefix, "steps"), visit)
+	if stop {
+		return nil, nil, true
+	}
+	n := x.Shape[0]
+	if m.Next == nil {
+		return tensor.Reshape(y, n, -1), ld, false
+	}
+	out, keep := tensor.Split(y, m.Shape[2]/2)
+	zn, ld2, stop := flow.TraceForward(m.Next, keep, nn.Join(prefix, "next"), visit)
+	if stop {
+		return nil, nil, true
+	}
+	z := tensor.Concat(tensor.Reshape(out, n, -1), tensor.Reshape(zn, n, -1))
+	return z, tensor.Add(ld, ld2), false
 }
