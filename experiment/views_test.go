@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/flowood/flowood/model/realnvp"
 	"github.com/flowood/flowood/tensor"
 )
 
@@ -158,5 +159,55 @@ func TestResampleView(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(out, "resample-mnist-test.npy"))
 	if err != nil || len(b) < 3*4*784*4 {
 		t.Fatalf("resample-mnist-test.npy: %d bytes, %v", len(b), err)
+	}
+}
+
+// TestCouplingView checks the coupling view on a tiny RealNVP: every
+// coupling is reported once, in forward order, with maps of its layout;
+// the first coupling's (a checkerboard on the image) s and t are zero
+// where its mask conditions, where its output equals its input.
+func TestCouplingView(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	tinyRun(t, run, 10)
+	out := filepath.Join(t.TempDir(), "v")
+	maps, err := CouplingView(context.Background(), run, ViewOptions{OOD: []string{"mnist"}, Index: []int{4}, Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := maps["fashionmnist test"][0]
+	if len(ms) != 3+3+4 {
+		t.Fatalf("%d couplings, want 10", len(ms))
+	}
+	if ms[0].Name != "1.steps.0" || ms[0].Shape != [3]int{28, 28, 1} {
+		t.Errorf("first coupling %q of shape %v", ms[0].Name, ms[0].Shape)
+	}
+	rc, err := ReadRunConfig(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := loadReference(run, rc, "run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mask := m.(*realnvp.Model).Couplings[0].Mask
+	zeroS := 0
+	for j, v := range mask.Data {
+		if v == 1 {
+			if ms[0].S[j] != 0 || ms[0].T[j] != 0 {
+				t.Fatalf("s or t not zero at conditioning position %d", j)
+			}
+			if ms[0].Input[j] != ms[0].Output[j] {
+				t.Fatalf("output differs from input at conditioning position %d", j)
+			}
+			zeroS++
+		}
+	}
+	if zeroS == 0 {
+		t.Fatal("no conditioning positions")
+	}
+	for _, f := range []string{"coupling-fashionmnist-test-4.png", "coupling-fashionmnist-test-4.npz", "coupling-mnist-test-4.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
 	}
 }

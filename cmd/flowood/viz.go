@@ -25,6 +25,7 @@ var views = map[string]struct {
 }{
 	"logdet":   {"each term of log p(x) (prior, every layer's log-det), mean over in-distribution vs each OOD set", vizLogDet},
 	"latents":  {"x, unsqueeze(z), z averaged over --k dequantisations, z with batch norm in train mode (Fig. 2, 8; App. G)", vizLatents},
+	"coupling": {"each affine coupling's input, s, -t and output, un-squeezed (Fig. 1b-c, 3, 9, 11, 14; RealNVP)", vizCoupling},
 	"resample": {"the latent's centre --side x --side square redrawn from N(0, I) and inverted back to images (Fig. 16)", vizResample},
 }
 
@@ -55,7 +56,7 @@ func runViz(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlags("viz "+args[0], stderr)
 	data := fs.String("data", "", "in-distribution dataset (default: the run's)")
 	oodList := fs.String("ood", "", "comma-separated OOD datasets shown beside it")
-	n := fs.Int("n", 0, "examples per set, a random subset drawn with --seed as eval --limit draws it (0: 500 for logdet, 8 for latents)")
+	n := fs.Int("n", 0, "examples per set, a random subset drawn with --seed as eval --limit draws it (0: 500 for logdet, 8 for latents, 6 for resample, 2 for coupling)")
 	seed := fs.Uint64("seed", 0, "seed of the subsets")
 	out := fs.String("out", "", "folder to write the view's files to (required)")
 	k := fs.Int("k", 40, "latents: dequantisation samples averaged; resample: resamplings per example")
@@ -106,6 +107,21 @@ func vizLogDet(ctx context.Context, run string, opt experiment.ViewOptions, stdo
 		fmt.Fprintln(stdout)
 	}
 	fmt.Fprintf(stdout, "wrote logdet.png, logdet-diff.png, logdet.csv and logdet.npy to %s\n", opt.Out)
+	return nil
+}
+
+func vizCoupling(ctx context.Context, run string, opt experiment.ViewOptions, stdout io.Writer) error {
+	maps, err := experiment.CouplingView(ctx, run, opt)
+	if err != nil {
+		return fmt.Errorf("viz coupling: %w", err)
+	}
+	var sets []string
+	for s, m := range maps {
+		sets = append(sets, fmt.Sprintf("%s (%d examples, %d couplings)", s, len(m), len(m[0])))
+	}
+	sort.Strings(sets)
+	fmt.Fprintf(stdout, "wrote coupling-SET-INDEX.png (rows: couplings; columns: input, s, -t, output) and .npz to %s for %s\n",
+		opt.Out, strings.Join(sets, ", "))
 	return nil
 }
 
