@@ -123,8 +123,12 @@ func usage(w io.Writer) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	width := 0
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-6s %s\n", n, commands[n].Short)
+		width = max(width, len(n))
+	}
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, n, commands[n].Short)
 	}
 	fmt.Fprintln(w, "\nRun 'flowood help COMMAND' for a command's flags.")
 }
