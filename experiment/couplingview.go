@@ -48,16 +48,9 @@ func CouplingView(ctx context.Context, run string, opt ViewOptions) (map[string]
 	d := h * w * c
 	out := map[string][][]CouplingMaps{}
 	for _, s := range sets {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		x, err := LoadExamples(rc.Data, s[0], s[1])
+		x, idx, err := viewExamples(ctx, rc, s, opt)
 		if err != nil {
-			return nil, fmt.Errorf("loading %s %s: %w", s[0], s[1], err)
-		}
-		idx := opt.Index
-		if len(idx) == 0 {
-			idx = data.SampleIndices(x.Len(), min(opt.N, x.Len()), opt.Seed)
+			return nil, err
 		}
 		label := s[0] + " " + s[1]
 		for _, i := range idx {

@@ -52,21 +52,9 @@ func LatentsView(ctx context.Context, run string, opt ViewOptions, k int) (map[s
 	d := h * w * c
 	out := map[string][]float32{}
 	for _, s := range sets {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		x, err := LoadExamples(rc.Data, s[0], s[1])
+		x, idx, err := viewExamples(ctx, rc, s, opt)
 		if err != nil {
-			return nil, fmt.Errorf("loading %s %s: %w", s[0], s[1], err)
-		}
-		idx := opt.Index
-		if len(idx) == 0 {
-			idx = data.SampleIndices(x.Len(), min(opt.N, x.Len()), opt.Seed)
-		}
-		for _, i := range idx {
-			if i < 0 || i >= x.Len() {
-				return nil, fmt.Errorf("--index %d: %s %s has %d examples", i, s[0], s[1], x.Len())
-			}
+			return nil, err
 		}
 		n := len(idx)
 		rng := rand.New(rand.NewPCG(opt.Seed, 0x1a7e))
@@ -157,4 +145,27 @@ func imageView(run string, opt *ViewOptions, n int, view string) (RunConfig, mod
 		return RunConfig{}, nil, nil, err
 	}
 	return rc, m, sets, nil
+}
+
+// viewExamples loads set s ([dataset, split]) as the run's model sees it
+// and the indices of the examples a view shows: opt.Index (each checked
+// against the split's size) or a random opt.N drawn with opt.Seed.
+func viewExamples(ctx context.Context, rc RunConfig, s [2]string, opt ViewOptions) (datakind.Examples, []int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	x, err := LoadExamples(rc.Data, s[0], s[1])
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading %s %s: %w", s[0], s[1], err)
+	}
+	idx := opt.Index
+	if len(idx) == 0 {
+		idx = data.SampleIndices(x.Len(), min(opt.N, x.Len()), opt.Seed)
+	}
+	for _, i := range idx {
+		if i < 0 || i >= x.Len() {
+			return nil, nil, fmt.Errorf("--index %d: %s %s has %d examples", i, s[0], s[1], x.Len())
+		}
+	}
+	return x, idx, nil
 }

@@ -49,16 +49,9 @@ func ResampleView(ctx context.Context, run string, opt ViewOptions, side, draws 
 	m.SetTraining(false)
 	before, after = map[string][]float32{}, map[string][]float32{}
 	for _, s := range sets {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		x, err := LoadExamples(rc.Data, s[0], s[1])
+		x, idx, err := viewExamples(ctx, rc, s, opt)
 		if err != nil {
-			return nil, nil, fmt.Errorf("loading %s %s: %w", s[0], s[1], err)
-		}
-		idx := opt.Index
-		if len(idx) == 0 {
-			idx = data.SampleIndices(x.Len(), min(opt.N, x.Len()), opt.Seed)
+			return nil, nil, err
 		}
 		n := len(idx)
 		rng := rand.New(rand.NewPCG(opt.Seed, 0x5e5a))
