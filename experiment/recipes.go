@@ -130,50 +130,55 @@ func table1(r *Reproduction) error {
 	var rows []row
 	all := map[string]any{}
 	r.Printf("Rows not run (data not reachable here):\n\n")
-	for _, colour := range []bool{false, true} {
-		pairs := grayPairs
-		if colour {
-			pairs = colourPairs
-		}
-		var ins []string
-		for in := range pairs {
-			ins = append(ins, in)
-		}
-		sort.Strings(ins)
-		for _, modelName := range tableModels() {
-			for _, in := range ins {
-				rc, err := r.runConfig(modelName, in, cpuEpochs, 0)
-				if err != nil {
-					return err
-				}
-				if err := r.trainable(in, rc.Data.Embedded); err != nil {
-					r.Printf("- %s trained on %s: **not run**: %v\n", modelName, in, err)
-					continue
-				}
-				oods := r.reachable(rc, pairs[in])
-				if len(oods) == 0 {
-					continue
-				}
-				run, err := r.Train(modelName+"-"+in, rc)
-				if err != nil {
-					return err
-				}
-				met, err := r.Eval(run, EvalOptions{OOD: oods, Limit: r.evalLimit(), MatchCompression: true})
-				if err != nil {
-					return err
-				}
-				all[modelName+"/"+in] = met
-				var sets []string
-				for o := range met.OOD {
-					sets = append(sets, o)
-				}
-				sort.Strings(sets)
-				for _, o := range sets {
-					rows = append(rows, row{modelName, in, o, met})
+	// the rows measured are reported even when a later run fails or is
+	// interrupted
+	runErr := func() error {
+		for _, colour := range []bool{false, true} {
+			pairs := grayPairs
+			if colour {
+				pairs = colourPairs
+			}
+			var ins []string
+			for in := range pairs {
+				ins = append(ins, in)
+			}
+			sort.Strings(ins)
+			for _, modelName := range tableModels() {
+				for _, in := range ins {
+					rc, err := r.runConfig(modelName, in, cpuEpochs, 0)
+					if err != nil {
+						return err
+					}
+					if err := r.trainable(in, rc.Data.Embedded); err != nil {
+						r.Printf("- %s trained on %s: **not run**: %v\n", modelName, in, err)
+						continue
+					}
+					oods := r.reachable(rc, pairs[in])
+					if len(oods) == 0 {
+						continue
+					}
+					run, err := r.Train(modelName+"-"+in, rc)
+					if err != nil {
+						return err
+					}
+					met, err := r.Eval(run, EvalOptions{OOD: oods, Limit: r.evalLimit(), MatchCompression: true})
+					if err != nil {
+						return err
+					}
+					all[modelName+"/"+in] = met
+					var sets []string
+					for o := range met.OOD {
+						sets = append(sets, o)
+					}
+					sort.Strings(sets)
+					for _, o := range sets {
+						rows = append(rows, row{modelName, in, o, met})
+					}
 				}
 			}
 		}
-	}
+		return nil
+	}()
 	r.Printf("\n## AUROC (%%), in-distribution positive, score = log-likelihood\n\n")
 	r.Printf("| model | trained on | OOD | AUROC [95%% CI] | paper | mean bits/dim in / OOD |\n|---|---|---|---|---|---|\n")
 	for _, w := range rows {
@@ -192,6 +197,9 @@ func table1(r *Reproduction) error {
 	}
 	if err := writeJSONFile(filepath.Join(r.Out, "metrics.json"), all); err != nil {
 		return err
+	}
+	if runErr != nil {
+		return runErr
 	}
 	r.Printf("\nPer-run metrics (every metric, thresholds, set sizes): `metrics.json` here and `runs/*/eval/metrics.json`.\n")
 	if r.Preset == "cpu" {
