@@ -3,6 +3,8 @@ package experiment
 import (
 	"fmt"
 	"path/filepath"
+
+	"github.com/flowood/flowood/viz"
 )
 
 func init() {
@@ -68,6 +70,11 @@ func appKSweep(r *Reproduction, option string, values []string) error {
 			return err
 		}
 		all[v] = met
+		if option == "mask" {
+			if err := r.samplesFigure(run, "samples-"+v+".png"); err != nil {
+				return err
+			}
+		}
 		cell := func(o string) string {
 			rep, ok := met.OOD[o]["loglik"]
 			if !ok {
@@ -83,6 +90,11 @@ func appKSweep(r *Reproduction, option string, values []string) error {
 	}
 	r.Printf("\nAUROC in %%, in-distribution positive, score = log-likelihood. ")
 	if option == "mask" {
+		r.Printf("Samples (temperature 0.7, seed 0), one grid per mask:")
+		for _, v := range values {
+			r.Printf(" ![%s](samples-%s.png)", v, v)
+		}
+		r.Printf("\n\n")
 		r.Printf("The paper (App. L.1, Fig. 13): with the cycle mask the coupling layers cannot rely on local correlations between neighbouring pixels, and MNIST is detected better than with the checkerboard or horizontal masks. Mask sequences: `flowood mask show --mask NAME --height 28 --width 28`.\n")
 	} else {
 		r.Printf("The paper (App. K, Fig. 10): a smaller bottleneck l forces the st-networks to summarise the image, and AUROC rises as l shrinks.\n")
@@ -91,4 +103,25 @@ func appKSweep(r *Reproduction, option string, values []string) error {
 		r.Printf("\n(`tiny`: 20 steps; the numbers show the pipeline, not the effect.)\n")
 	}
 	return writeJSONFile(filepath.Join(r.Out, "metrics.json"), all)
+}
+
+// samplesFigure writes 36 samples of the run at temperature 0.7 as a
+// PNG grid in the reproduction's folder.
+func (r *Reproduction) samplesFigure(run string, name string) error {
+	const n = 36
+	rc, err := ReadRunConfig(run)
+	if err != nil {
+		return err
+	}
+	x, _, err := Sample(rc, run, "", n, 0.7, 0)
+	if err != nil {
+		return err
+	}
+	s := rc.Data.Shape
+	imgs := make([][]float32, n)
+	for i := range imgs {
+		imgs[i] = x[i*s.Dim() : (i+1)*s.Dim()]
+	}
+	r.commands = append(r.commands, "flowood sample "+run+" --n 36 --temperature 0.7 --out "+filepath.Join(r.Out, name))
+	return viz.ImageGrid(filepath.Join(r.Out, name), imgs, s.Height, s.Width, s.Channels, 6)
 }

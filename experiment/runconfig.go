@@ -218,8 +218,14 @@ func (rc RunConfig) Write(run string) error {
 func (rc RunConfig) Entry() (*model.Entry, error) { return model.Lookup(rc.Model) }
 
 // BuildModel constructs the run's model with parameters initialised from
-// the run's seed.
+// the run's seed (resolving first a configuration that SetModelOption
+// left as JSON).
 func (rc RunConfig) BuildModel() (model.Model, error) {
+	if _, raw := rc.ModelConfig.(rawConfig); raw {
+		if err := rc.Resolve(); err != nil {
+			return nil, err
+		}
+	}
 	return rc.NewModel(rc.Train.Seed)
 }
 

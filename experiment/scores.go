@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -15,7 +13,6 @@ import (
 	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/ood"
 	"github.com/flowood/flowood/tensor"
-	"github.com/flowood/flowood/train/checkpoint"
 )
 
 // ScoreDocs describes every OOD score flowood eval computes (--score),
@@ -124,16 +121,9 @@ func loadReference(run string, rc RunConfig, flag string) (model.Model, error) {
 	if ref.Data.Shape != rc.Data.Shape {
 		return nil, fmt.Errorf("%s %s models %v data; this run's are %v", flag, run, ref.Data.Shape, rc.Data.Shape)
 	}
-	m, err := ref.BuildModel()
+	m, err := LoadModel(ref, run, "")
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", flag, run, err)
-	}
-	ck := filepath.Join(run, "checkpoint", "best")
-	if _, err := os.Stat(filepath.Join(ck, checkpoint.ModelFile)); err != nil {
-		ck = filepath.Join(run, "checkpoint", "latest")
-	}
-	if _, err := checkpoint.Load(ck, m); err != nil {
-		return nil, fmt.Errorf("%s %s: loading model: %w", flag, run, err)
 	}
 	return m, nil
 }

@@ -45,12 +45,13 @@ func TestSampleInverse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := loadRunModel(rc, dir, "latest")
+	m, err := experiment.LoadModel(rc, dir, "latest")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sm := m.(interface {
-		sampler
+		Sample(rng *tensor.RNG, n int, latent []int, temperature float64) *tensor.Tensor
+		Forward(x *tensor.Tensor) (z, logDet *tensor.Tensor)
 		Inverse(z *tensor.Tensor) (x, logDet *tensor.Tensor)
 	})
 	te, err := data.LoadEmbedded("fashionmnist", "test")
