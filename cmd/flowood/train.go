@@ -29,7 +29,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("train", stderr)
 	modelName := fs.String("model", "realnvp", "model: "+strings.Join(model.Names(), ", "))
 	dataset := fs.String("data", "fashionmnist", "in-distribution dataset: mnist, fashionmnist, cifar10, ..., miniboone (flowood data list), or an .npz file of feature vectors (arrays train, val, test) for --model tabular")
-	preset := fs.String("preset", "cpu", "model size and training defaults: paper, cpu, tiny (tabular also: embedding)")
+	preset := fs.String("preset", "cpu", "model size and training defaults: "+presetHelp())
 	out := fs.String("out", "", "run folder to write (required)")
 	resume := fs.Bool("resume", false, "continue the run in --out from its latest checkpoint")
 	force := fs.Bool("force", false, "replace the run already in --out (its checkpoints, log and evaluation are deleted)")
@@ -326,4 +326,15 @@ func optionShorthands(set map[string]bool, maskName string, bottleneck int) ([][
 		kv = append(kv, [2]string{"bottleneck", strconv.Itoa(bottleneck)})
 	}
 	return kv, nil
+}
+
+// presetHelp lists each registered model's presets.
+func presetHelp() string {
+	var parts []string
+	for _, n := range model.Names() {
+		if e, err := model.Lookup(n); err == nil {
+			parts = append(parts, n+": "+strings.Join(e.Presets, ", "))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
