@@ -21,7 +21,7 @@ var embeddedTrain = map[string]bool{"fashionmnist": true}
 
 // runConfig returns the configuration of a recipe's run of model on
 // dataset at the reproduction's preset: tiny trains the tiny model for a
-// few dozen steps (on the embedded subset where there is one, else on
+// score of steps (on the embedded subset where there is one, else on
 // 1000 examples), cpu the cpu model for cpuEpochs epochs of the full
 // training set, paper the paper model as App. E trains it.
 func (r *Reproduction) runConfig(modelName, dataset string, cpuEpochs int, seed uint64) (RunConfig, error) {
@@ -32,7 +32,7 @@ func (r *Reproduction) runConfig(modelName, dataset string, cpuEpochs int, seed 
 	rc.Train.Seed, rc.Data.SubsetSeed = seed, seed
 	switch r.Preset {
 	case "tiny":
-		rc.Train.MaxSteps, rc.Train.TestLimit = 40, 200
+		rc.Train.MaxSteps, rc.Train.TestLimit = 20, 100
 		if embeddedTrain[dataset] {
 			rc.Data.Embedded = true
 		} else {
@@ -47,7 +47,7 @@ func (r *Reproduction) runConfig(modelName, dataset string, cpuEpochs int, seed 
 // evalLimit is the examples scored per set: all of them but at tiny.
 func (r *Reproduction) evalLimit() int {
 	if r.Preset == "tiny" {
-		return 200
+		return 100
 	}
 	return 0
 }
