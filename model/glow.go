@@ -67,11 +67,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			out := make([]Model, len(reps))
-			for i, r := range reps {
-				out[i] = r
-			}
-			return out, nil
+			return asModels(reps), nil
 		},
 	})
 }
@@ -80,16 +76,8 @@ func init() {
 // one that differs, fills the defaults and bounds the sizes.
 func fitGlow(cfg Config, s datakind.Shape) (Config, error) {
 	c := cfg.(glow.Config)
-	for _, f := range []struct {
-		name string
-		v    *int
-		data int
-	}{{"height", &c.Height, s.Height}, {"width", &c.Width, s.Width}, {"channels", &c.Channels, s.Channels}} {
-		if *f.v == 0 {
-			*f.v = f.data
-		} else if *f.v != f.data {
-			return nil, fmt.Errorf("%s %d differs from the data's %s %d", f.name, *f.v, f.name, f.data)
-		}
+	if err := fitImageShape(&c.Height, &c.Width, &c.Channels, s); err != nil {
+		return nil, err
 	}
 	c = c.WithDefaults()
 	switch {

@@ -220,3 +220,30 @@ func (e *Entry) Replicas(m Model, g *tensor.Group) ([]Model, error) {
 	}
 	return e.replicas(m, g)
 }
+
+// fitImageShape sets each image-shape field of a configuration that is
+// zero to the data's and refuses one that differs, naming the field as
+// spelled in JSON.
+func fitImageShape(h, w, c *int, s datakind.Shape) error {
+	for _, f := range []struct {
+		name string
+		v    *int
+		data int
+	}{{"height", h, s.Height}, {"width", w, s.Width}, {"channels", c, s.Channels}} {
+		if *f.v == 0 {
+			*f.v = f.data
+		} else if *f.v != f.data {
+			return fmt.Errorf("%s %d differs from the data's %s %d", f.name, *f.v, f.name, f.data)
+		}
+	}
+	return nil
+}
+
+// asModels returns a model package's replicas as Models.
+func asModels[T Model](reps []T) []Model {
+	out := make([]Model, len(reps))
+	for i, r := range reps {
+		out[i] = r
+	}
+	return out
+}
