@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/flowood/flowood/experiment"
@@ -44,7 +45,11 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("reproduce: interrupted; the runs keep their checkpoints, run the same command to continue: %w", err)
 	}
 	if err != nil {
-		return fmt.Errorf("reproduce %s: %w (report so far: %s)", pos[0], err, filepath.Join(dir, "report.md"))
+		report := filepath.Join(dir, "report.md")
+		if _, serr := os.Stat(report); serr == nil {
+			return fmt.Errorf("reproduce %s: %w (report so far: %s)", pos[0], err, report)
+		}
+		return fmt.Errorf("reproduce %s: %w", pos[0], err)
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", filepath.Join(dir, "report.md"))
 	return nil
