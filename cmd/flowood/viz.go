@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -21,7 +22,7 @@ var vizCmd = &command{
 // views are the subcommands of viz.
 var views = map[string]struct {
 	doc string
-	run func(ctx context.Context, run string, opt experiment.ViewOptions, stdout io.Writer) error
+	run func(ctx context.Context, run string, opt experiment.ViewOptions, vf vizFlags, stdout io.Writer) error
 }{
 	"logdet":   {"each term of log p(x) (prior, every layer's log-det), mean over in-distribution vs each OOD set", vizLogDet},
 	"latents":  {"x, unsqueeze(z), z averaged over --k dequantisations, z with batch norm in train mode (Fig. 2, 8; App. G)", vizLatents},
@@ -67,6 +68,8 @@ func runViz(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if len(pos) != 1 {
 		return fmt.Errorf("viz %s: want exactly one run folder, got %d arguments", args[0], len(pos))
 	}
@@ -79,11 +82,11 @@ func runViz(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *k < 1 {
 		return fmt.Errorf("viz %s: --k %d must be positive", args[0], *k)
 	}
-	vizK, vizSide = *k, *side
-	return v.run(ctx, pos[0], experiment.ViewOptions{Data: *data, OOD: splitList(*oodList), N: *n, Seed: *seed, Out: *out, Index: index}, stdout)
+	return v.run(ctx, pos[0], experiment.ViewOptions{Data: *data, OOD: splitList(*oodList), N: *n, Seed: *seed, Out: *out, Index: index},
+		vizFlags{k: *k, side: *side, kSet: set["k"]}, stdout)
 }
 
-func vizLogDet(ctx context.Context, run string, opt experiment.ViewOptions, stdout io.Writer) error {
+func vizLogDet(ctx context.Context, run string, opt experiment.ViewOptions, vf vizFlags, stdout io.Writer) error {
 	terms, err := experiment.LogDetView(ctx, run, opt)
 	if err != nil {
 		return fmt.Errorf("viz logdet: %w", err)
@@ -110,7 +113,7 @@ func vizLogDet(ctx context.Context, run string, opt experiment.ViewOptions, stdo
 	return nil
 }
 
-func vizCoupling(ctx context.Context, run string, opt experiment.ViewOptions, stdout io.Writer) error {
+func vizCoupling(ctx context.Context, run string, opt experiment.ViewOptions, vf vizFlags, stdout io.Writer) error {
 	maps, err := experiment.CouplingView(ctx, run, opt)
 	if err != nil {
 		return fmt.Errorf("viz coupling: %w", err)
@@ -125,15 +128,19 @@ func vizCoupling(ctx context.Context, run string, opt experiment.ViewOptions, st
 	return nil
 }
 
-// vizK and vizSide are --k and --side.
-var vizK, vizSide int
+// vizFlags are the flags of single views: --k (and whether it was
+// given) and --side.
+type vizFlags struct {
+	k, side int
+	kSet    bool
+}
 
-func vizResample(ctx context.Context, run string, opt experiment.ViewOptions, stdout io.Writer) error {
-	k := vizK
-	if k == 40 {
+func vizResample(ctx context.Context, run string, opt experiment.ViewOptions, vf vizFlags, stdout io.Writer) error {
+	k := vf.k
+	if !vf.kSet {
 		k = 4 // --k's default is the latents view's
 	}
-	before, _, err := experiment.ResampleView(ctx, run, opt, vizSide, k)
+	before, _, err := experiment.ResampleView(ctx, run, opt, vf.side, k)
 	if err != nil {
 		return fmt.Errorf("viz resample: %w", err)
 	}
@@ -147,8 +154,8 @@ func vizResample(ctx context.Context, run string, opt experiment.ViewOptions, st
 	return nil
 }
 
-func vizLatents(ctx context.Context, run string, opt experiment.ViewOptions, stdout io.Writer) error {
-	arrs, err := experiment.LatentsView(ctx, run, opt, vizK)
+func vizLatents(ctx context.Context, run string, opt experiment.ViewOptions, vf vizFlags, stdout io.Writer) error {
+	arrs, err := experiment.LatentsView(ctx, run, opt, vf.k)
 	if err != nil {
 		return fmt.Errorf("viz latents: %w", err)
 	}
