@@ -375,8 +375,20 @@ func sameResult(a, b Result) bool {
 // here with image/png at best compression, and the training mean that a
 // metrics.json gives.
 func TestScoresBeyondLikelihood(t *testing.T) {
-	det, run, _ := loadRun(t, "mnist", 8, 8, 1)
+	_, run, _ := loadRun(t, "mnist", 8, 8, 1)
 	imgs := grayImages(9, 3, 8, 8)
+	plain, err := Load(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0, err := plain.Score(context.Background(), imgs[:1])
+	if err != nil || !math.IsNaN(r0[0].Complexity) {
+		t.Fatalf("Load without Options.Complexity: complexity %v (%v), want NaN", r0, err)
+	}
+	det, err := LoadWith(run, Options{Complexity: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := det.Score(context.Background(), imgs)
 	if err != nil {
 		t.Fatal(err)
@@ -397,7 +409,7 @@ func TestScoresBeyondLikelihood(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(run, "eval", "metrics.json"), []byte(`{"train": {"mean_log_likelihood": -12.5}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	det2, err := Load(run)
+	det2, err := LoadWith(run, Options{Complexity: true})
 	if err != nil {
 		t.Fatal(err)
 	}

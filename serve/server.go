@@ -193,8 +193,9 @@ type ImageResult struct {
 	BitsPerDim    float64 `json:"bits_per_dim"`
 	// Scores holds the scores computed per image, each higher = more
 	// in-distribution: loglik (the log-likelihood), ic (input
-	// complexity: loglik + PNG bits · ln 2) and, when the run's
-	// evaluation recorded the training mean, typicality.
+	// complexity: loglik + PNG bits · ln 2) when the detector computes it
+	// (detector.Options.Complexity; flowood serve --complexity) and, when
+	// the run's evaluation recorded the training mean, typicality.
 	Scores map[string]float64 `json:"scores"`
 	OOD    bool               `json:"ood"`
 }
@@ -267,7 +268,10 @@ func (s *Server) score(w http.ResponseWriter, r *http.Request) {
 	for i, v := range res {
 		b := imgs[i].img.Bounds()
 		out.Results[i] = ImageResult{Name: imgs[i].name, Width: b.Dx(), Height: b.Dy(), LogLikelihood: v.LogLikelihood,
-			BitsPerDim: v.BitsPerDim, Scores: map[string]float64{"loglik": v.LogLikelihood, "ic": v.Complexity}, OOD: v.OOD}
+			BitsPerDim: v.BitsPerDim, Scores: map[string]float64{"loglik": v.LogLikelihood}, OOD: v.OOD}
+		if !math.IsNaN(v.Complexity) {
+			out.Results[i].Scores["ic"] = v.Complexity
+		}
 		if !math.IsNaN(v.Typicality) {
 			out.Results[i].Scores["typicality"] = v.Typicality
 		}

@@ -93,7 +93,7 @@ func mnistPNGs(t *testing.T, n int) ([][]byte, []image.Image) {
 func newTestServer(t *testing.T, opt Options) (*Server, *detector.Detector, *httptest.Server) {
 	t.Helper()
 	run := testRun(t)
-	det, err := detector.Load(run)
+	det, err := detector.LoadWith(run, detector.Options{Complexity: true})
 	if err != nil {
 		t.Fatal(err)
 	}
