@@ -108,9 +108,9 @@ func Load(runDir string) (*Detector, error) { return LoadWith(runDir, Options{})
 // Options select what a Detector computes beyond the log-likelihood.
 type Options struct {
 	// Complexity computes Result.Complexity: a PNG encoding of every
-	// image at best compression, which costs about 1 ms per 28x28 image
-	// on this project's machine, as much as or more than the model's
-	// own evaluation; without it Complexity is NaN.
+	// image at best compression, which costs about 0.7 ms per 28x28
+	// image here, as much as a small model's evaluation (BenchmarkScore:
+	// 1399 img/s without, 721 with); without it Complexity is NaN.
 	Complexity bool
 }
 
