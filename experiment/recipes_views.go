@@ -96,14 +96,18 @@ func logdetRecipe(r *Reproduction) error {
 		return err
 	}
 	r.Printf("![terms](logdet/logdet.png)\n\n![difference](logdet/logdet-diff.png)\n\n")
-	r.Printf("| term | fashionmnist test |")
+	r.Printf("| term | layer | fashionmnist test |")
 	for _, o := range oods {
 		r.Printf(" %s − fashionmnist |", o)
 	}
-	r.Printf("\n|---|---|%s\n", strings.Repeat("---|", len(oods)))
+	r.Printf("\n|---|---|---|%s\n", strings.Repeat("---|", len(oods)))
 	in := terms["fashionmnist test"]
 	for k, tm := range in {
-		r.Printf("| %s | %.1f |", tm.Term, tm.Mean)
+		kind := tm.Kind
+		if tm.Term == "prior" {
+			kind = "log N(z; 0, I)"
+		}
+		r.Printf("| %s | %s | %.1f |", tm.Term, kind, tm.Mean)
 		for _, o := range oods {
 			r.Printf(" %+.1f |", terms[o+" "+oodSplit(o, false)][k].Mean-tm.Mean)
 		}

@@ -174,7 +174,7 @@ func (p *scorePlan) scoreSet(ctx context.Context, scorer *ood.LogLikelihood, x d
 			}
 			out[name] = ood.WAIC(lls)
 		case "dose":
-			names, stats, err := traceStats(ctx, scorer, x, len(ll))
+			names, _, stats, err := traceStats(ctx, scorer, x, len(ll))
 			if err != nil {
 				return nil, fmt.Errorf("score dose: %w", err)
 			}
@@ -222,11 +222,12 @@ func (p *scorePlan) metricScores() []string { return slices.Clone(p.names) }
 // traceStats returns DoSE's statistics of the first n examples of x
 // (stats[s][i]: statistic s of example i): log p, the prior term, the
 // latent norm and each layer's log-det, on the inputs scorer gives the
-// model (its seed's dequantisation, its batches).
-func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examples, n int) ([]string, [][]float64, error) {
+// model (its seed's dequantisation, its batches). kinds[s] describes the
+// layer of statistic s (flow.Describe), "" for the first three.
+func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examples, n int) (names, kinds []string, stats [][]float64, err error) {
 	tm, ok := scorer.Model.(tracer)
 	if !ok {
-		return nil, nil, fmt.Errorf("the model (%T) cannot split its log-likelihood into layers", scorer.Model)
+		return nil, nil, nil, fmt.Errorf("the model (%T) cannot split its log-likelihood into layers", scorer.Model)
 	}
 	batch := scorer.Batch
 	if batch <= 0 {
@@ -239,11 +240,9 @@ func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examp
 	for _, v := range shape {
 		d *= v
 	}
-	var names []string
-	var stats [][]float64
 	for lo := 0; lo < n; lo += batch {
 		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		hi := min(n, lo+batch)
 		idx := make([]int, hi-lo)
@@ -255,8 +254,10 @@ func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examp
 		tr := tm.Trace(tensor.FromData(buf, append([]int{len(idx)}, shape...)...))
 		if names == nil {
 			names = []string{"log_p", "prior", "latent_norm"}
+			kinds = []string{"", "", ""}
 			for _, l := range tr.Layers {
 				names = append(names, "logdet:"+l.Name)
+				kinds = append(kinds, l.Kind)
 			}
 			stats = make([][]float64, len(names))
 		}
@@ -267,5 +268,5 @@ func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examp
 			stats[3+k] = append(stats[3+k], l.LogDet...)
 		}
 	}
-	return names, stats, nil
+	return names, kinds, stats, nil
 }

@@ -34,7 +34,10 @@ type ViewOptions struct {
 
 // LogDetTerm is one term of log p(x) averaged over a set.
 type LogDetTerm struct {
-	Term     string
+	Term string
+	// Kind says what the layer is ("affine coupling, checkerboard mask",
+	// "Squeeze", ...); empty for the prior.
+	Kind     string
 	Mean, SD float64
 }
 
@@ -43,7 +46,7 @@ type LogDetTerm struct {
 // the in-distribution test set and each OOD set, to show which layers
 // give OOD data its likelihood. Files in opt.Out: logdet.png (the means),
 // logdet-diff.png (OOD minus in-distribution, per term), logdet.csv
-// (set, term, mean, sd, n) and logdet.npy (float64 means, sets x terms,
+// (set, term, mean, sd, n, layer: what the layer is) and logdet.npy (float64 means, sets x terms,
 // rows and columns in logdet.csv's order). The examples and their
 // dequantisation are flowood eval's for the same --limit and --seed, so
 // the terms' means add up to the mean log-likelihood eval reports.
@@ -76,7 +79,7 @@ func LogDetView(ctx context.Context, run string, opt ViewOptions) (map[string][]
 	}
 	scorer := &ood.LogLikelihood{Model: m, Seed: rc.Train.Seed + 1}
 	out := map[string][]LogDetTerm{}
-	var terms []string
+	var terms, termKinds []string
 	var means [][]float64
 	var rows [][]string
 	for _, s := range sets {
@@ -85,7 +88,7 @@ func LogDetView(ctx context.Context, run string, opt ViewOptions) (map[string][]
 			return nil, fmt.Errorf("loading %s %s: %w", s.name, s.split, err)
 		}
 		x, _ = limitExamples(x, opt.N, false, opt.Seed)
-		names, stats, err := traceStats(ctx, scorer, x, x.Len())
+		names, kinds, stats, err := traceStats(ctx, scorer, x, x.Len())
 		if err != nil {
 			return nil, err
 		}
@@ -95,16 +98,17 @@ func LogDetView(ctx context.Context, run string, opt ViewOptions) (map[string][]
 		if terms == nil {
 			for _, i := range idx {
 				terms = append(terms, names[i])
+				termKinds = append(termKinds, kinds[i])
 			}
 		}
 		label := s.name + " " + s.split
 		var row []float64
 		for k, i := range idx {
 			mean, sd := meanSD(stats[i])
-			out[label] = append(out[label], LogDetTerm{terms[k], mean, sd})
+			out[label] = append(out[label], LogDetTerm{terms[k], termKinds[k], mean, sd})
 			row = append(row, mean)
 			rows = append(rows, []string{label, terms[k], strconv.FormatFloat(mean, 'g', -1, 64),
-				strconv.FormatFloat(sd, 'g', -1, 64), strconv.Itoa(len(stats[i]))})
+				strconv.FormatFloat(sd, 'g', -1, 64), strconv.Itoa(len(stats[i])), termKinds[k]})
 		}
 		means = append(means, row)
 	}
@@ -134,7 +138,7 @@ func LogDetView(ctx context.Context, run string, opt ViewOptions) (map[string][]
 	}
 	var buf csvBuffer
 	w := csv.NewWriter(&buf)
-	w.Write([]string{"set", "term", "mean", "sd", "n"})
+	w.Write([]string{"set", "term", "mean", "sd", "n", "layer"})
 	w.WriteAll(rows)
 	if err := writeFileAtomic(filepath.Join(opt.Out, "logdet.csv"), buf.b); err != nil {
 		return nil, err

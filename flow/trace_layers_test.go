@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowood/flowood/flow"
 	"github.com/flowood/flowood/flowtest"
 	"github.com/flowood/flowood/model/realnvp"
 	"github.com/flowood/flowood/tensor"
@@ -58,6 +59,20 @@ func TestTrace(t *testing.T) {
 			}
 			if math.Abs(tr.LatentNorm[i]-math.Sqrt(s)) > 1e-9*math.Sqrt(s) {
 				t.Errorf("latent norm %v, want %v", tr.LatentNorm[i], math.Sqrt(s))
+			}
+		}
+		// the paper's RealNVP layout (Sec. 3 of Dinh et al.): what each
+		// layer is, in forward order
+		cb, ch := "affine coupling, checkerboard mask", "affine coupling, channel mask"
+		kinds := []string{"Logit", cb, cb, cb, "Squeeze", ch, ch, ch, cb, cb, cb, cb}
+		for i, l := range tr.Layers {
+			if i < len(kinds) && l.Kind != kinds[i] {
+				t.Errorf("recompute %s: layer %d (%s) is %q, want %q", rec, i, l.Name, l.Kind, kinds[i])
+			}
+		}
+		for _, bad := range []string{"1.steps.99", "1.nope", "x", "0.0"} {
+			if b := flow.Find(m.Flow.Bijector, bad); b != nil {
+				t.Errorf("Find(%q) = %T, want nil", bad, b)
 			}
 		}
 		for _, l := range tr.Layers {
