@@ -60,8 +60,10 @@ type Reproduction struct {
 
 	report   bytes.Buffer
 	commands []string
-	sources  map[string]bool
-	start    time.Time
+	// reused names the runs Train found already finished.
+	reused  []string
+	sources map[string]bool
+	start   time.Time
 }
 
 // Reproduce runs the recipe id with preset into out and writes
@@ -138,6 +140,7 @@ func (r *Reproduction) Train(name string, rc RunConfig) (string, error) {
 	}
 	if res.AlreadyFinished {
 		fmt.Fprintf(r.Progress, "reproduce: %s already trained, reused\n", name)
+		r.reused = append(r.reused, name)
 	}
 	return run, nil
 }
@@ -234,6 +237,9 @@ func (r *Reproduction) finish() {
 				break
 			}
 		}
+	}
+	if len(r.reused) > 0 {
+		r.Printf("\nRuns reused, already trained before this invocation (the wall time below leaves out their training): %s.\n", strings.Join(r.reused, ", "))
 	}
 	r.Printf("\nWall time %s on %s, %d cores (GOMAXPROCS %d), %s %s/%s, finished %s.\n",
 		time.Since(r.start).Round(time.Second), cpu, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(),

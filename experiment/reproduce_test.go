@@ -57,6 +57,9 @@ func TestReproduceTiny(t *testing.T) {
 			if err != nil || !st2.ModTime().Equal(st.ModTime()) {
 				t.Errorf("a second reproduction retrained the run (%v)", err)
 			}
+			if b, err = os.ReadFile(filepath.Join(out, "report.md")); err != nil || !strings.Contains(string(b), "Runs reused, already trained before this invocation") || !strings.Contains(string(b), "realnvp-fashionmnist.") {
+				t.Errorf("the second report does not say the run was reused (%v):\n%s", err, b)
+			}
 		})
 	}
 }
