@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/flowood/flowood/data"
 	"github.com/flowood/flowood/ood"
@@ -128,11 +129,15 @@ func LogDetView(ctx context.Context, run string, opt ViewOptions) (map[string][]
 		}
 	}
 	title := fmt.Sprintf("%s on %s: terms of log p(x), mean over %d examples", rc.Model, rc.Data.Name, opt.N)
-	if err := viz.Bars(filepath.Join(opt.Out, "logdet.png"), title, "nats", terms, series); err != nil {
+	labels := make([]string, len(terms))
+	for k, t := range terms {
+		labels[k] = barLabel(t, termKinds[k])
+	}
+	if err := viz.Bars(filepath.Join(opt.Out, "logdet.png"), title, "nats", labels, series); err != nil {
 		return nil, err
 	}
 	if len(diffs) > 0 {
-		if err := viz.Bars(filepath.Join(opt.Out, "logdet-diff.png"), "OOD minus in-distribution, per term of log p(x)", "nats", terms, diffs); err != nil {
+		if err := viz.Bars(filepath.Join(opt.Out, "logdet-diff.png"), "OOD minus in-distribution, per term of log p(x)", "nats", labels, diffs); err != nil {
 			return nil, err
 		}
 	}
@@ -175,4 +180,15 @@ func meanSD(v []float64) (float64, float64) {
 		return m, 0
 	}
 	return m, math.Sqrt(s / float64(len(v)-1))
+}
+
+// barLabel is a chart's label for a term of log p(x): its layer path and
+// a short kind ("1.steps.0 checkerboard", "0 Logit").
+func barLabel(term, kind string) string {
+	label := strings.TrimPrefix(term, "logdet:")
+	kind = strings.TrimSuffix(strings.TrimPrefix(kind, "affine coupling, "), " mask")
+	if kind == "" {
+		return label
+	}
+	return label + " " + kind
 }
