@@ -321,7 +321,18 @@ func scoresRecipe(r *Reproduction) error {
 		}
 		r.Printf("\n")
 	}
-	r.Printf("Kirichenko et al. report only the log-likelihood column (Table 1). The other scores' own papers (Ren et al. 2019, Serra et al. 2020, Nalisnick et al. 2019, Choi et al. 2018, Morningstar et al. 2021, Schirrmeister et al. 2020) use other models and training budgets; their published numbers are not copied here, as they are not measured on these models.\n")
+	r.Printf("## Beside the published numbers\n\n")
+	r.Printf("Each score's AUROC (%%) measured here beside the one its own paper reports for the same pair, where a number could be read in a source reachable here (`ScorePapers` in experiment/published.go says where each was read, or looked for). The papers measured theirs with their own models and training budgets (PixelCNN++, Glow, ensembles of their own), not with this RealNVP: compare which scores work, not the values.\n\n")
+	for _, in := range ins {
+		if met, ok := all[in]; ok {
+			r.Printf("%s", publishedTables(in, met, ScorePapers, "RealNVP, preset "+r.Preset))
+		}
+	}
+	for _, p := range ScorePapers {
+		if len(p.AUROCs) == 0 {
+			r.Printf("- %s (%s): %s (looked in: %s)\n", strings.Join(p.Scores, ", "), p.Paper, notFound, p.Searched)
+		}
+	}
 	return writeJSONFile(filepath.Join(r.Out, "metrics.json"), all)
 }
 
