@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/flowood/flowood/ood"
+	"github.com/flowood/flowood/runfile"
 	"github.com/flowood/flowood/train/checkpoint"
 )
 
@@ -253,5 +254,39 @@ func TestTrainEnsembleResume(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(run, p)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("--force left %s: %v", p, err)
 		}
+	}
+}
+
+// TestTrainEnsembleLocked checks the locks: a member folder held by
+// another training stops the ensemble there with runfile.ErrLocked
+// (member 0 trained), the run folder's lock is held while members train,
+// and a resume once the member is free trains only that member.
+func TestTrainEnsembleLocked(t *testing.T) {
+	ctx := context.Background()
+	run := filepath.Join(t.TempDir(), "run")
+	rc := tinyConfig(t, 6)
+	unlock, err := runfile.Lock(filepath.Join(run, "ensemble", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := TrainEnsemble(ctx, rc, run, 2, TrainOptions{})
+	if !errors.Is(err, runfile.ErrLocked) || len(res) != 1 {
+		t.Fatalf("member folder locked: results %+v, error %v", res, err)
+	}
+	unlock()
+	unlockRun, err := runfile.Lock(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TrainEnsemble(ctx, rc, run, 0, TrainOptions{Resume: true}); !errors.Is(err, runfile.ErrLocked) {
+		t.Errorf("run folder locked: error %v", err)
+	}
+	unlockRun()
+	res, err = TrainEnsemble(ctx, rc, run, 0, TrainOptions{Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || !res[0].AlreadyFinished || res[1].AlreadyFinished {
+		t.Errorf("resume after the lock: results %+v, want member 0 finished and member 1 trained", res)
 	}
 }
