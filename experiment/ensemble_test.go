@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -288,5 +289,37 @@ func TestTrainEnsembleLocked(t *testing.T) {
 	}
 	if len(res) != 2 || !res[0].AlreadyFinished || res[1].AlreadyFinished {
 		t.Errorf("resume after the lock: results %+v, want member 0 finished and member 1 trained", res)
+	}
+}
+
+// TestReproductionReusesEnsemble checks reproduce's reuse rule with
+// ensembles: a recipe that asks for one run reuses, without error and
+// without retraining, a run of the same configuration that another recipe
+// trained as an ensemble; one asking for more members adds them.
+func TestReproductionReusesEnsemble(t *testing.T) {
+	r := &Reproduction{Ctx: context.Background(), Preset: "tiny", Out: t.TempDir(), Progress: io.Discard, sources: map[string]bool{}}
+	rc := tinyConfig(t, 0)
+	run, err := r.TrainEnsemble("x", rc, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := readWeights(t, run)
+	if _, err := r.Train("x", rc); err != nil {
+		t.Fatalf("reusing an ensemble's run for one run: %v", err)
+	}
+	if e, err := ReadEnsemble(run); err != nil || e == nil || e.K != 2 {
+		t.Errorf("ensemble after reuse: %+v, %v", e, err)
+	}
+	if !bytes.Equal(readWeights(t, run), w) {
+		t.Errorf("reuse retrained member 0")
+	}
+	if _, err := r.TrainEnsemble("x", rc, 3); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := ReadEnsemble(run); e == nil || e.K != 3 {
+		t.Errorf("asking for 3 members: ensemble %+v", e)
+	}
+	if !strings.Contains(strings.Join(r.commands, "\n"), "--ensemble 3") {
+		t.Errorf("commands lack --ensemble 3: %v", r.commands)
 	}
 }

@@ -116,7 +116,7 @@ func (r *Reproduction) Train(name string, rc RunConfig) (string, error) {
 
 // TrainEnsemble is Train for an ensemble of k members (TrainEnsemble):
 // the run out/runs/name is member 0 and its configuration decides reuse;
-// a reused run gets the members it lacks.
+// a reused run gets the members it lacks and keeps those it has beyond k.
 func (r *Reproduction) TrainEnsemble(name string, rc RunConfig, k int) (string, error) {
 	run := filepath.Join(r.Out, "runs", name)
 	if err := rc.Resolve(); err != nil {
@@ -135,6 +135,13 @@ func (r *Reproduction) TrainEnsemble(name string, rc RunConfig, k int) (string, 
 		}
 		resume = true
 		rc = old
+		// a run with more members than asked (the scores recipe's,
+		// reused by table1 in the same --out) keeps them all
+		if e, err := ReadEnsemble(run); err != nil {
+			return "", fmt.Errorf("run %s: %w", name, err)
+		} else if e != nil && e.K > k {
+			k = e.K
+		}
 	}
 	cmd := trainCommand(rc, run)
 	if k > 1 {
