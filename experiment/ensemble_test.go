@@ -166,6 +166,18 @@ func TestTrainEnsembleWAIC(t *testing.T) {
 		}
 	}
 
+	// a member missing (an interrupted ensemble): eval says how to finish it
+	if err := os.Rename(members[2], members[2]+".away"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Evaluate(context.Background(), run, EvalOptions{OOD: []string{"mnist"}, Limit: 8, Scores: []string{"waic"}, Bootstrap: -1})
+	if err == nil || !strings.Contains(err.Error(), "flowood train --out "+run+" --resume") {
+		t.Errorf("waic with a member missing: error %v", err)
+	}
+	if err := os.Rename(members[2]+".away", members[2]); err != nil {
+		t.Fatal(err)
+	}
+
 	// an explicit --ensemble wins over ensemble.json
 	met, err = Evaluate(context.Background(), run, EvalOptions{OOD: []string{"mnist"}, Limit: 8, Scores: []string{"waic"},
 		Ensemble: members[2:], Bootstrap: -1})

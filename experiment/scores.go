@@ -121,6 +121,9 @@ func planScores(opt EvalOptions, rc RunConfig, run string) (*scorePlan, error) {
 	}
 	for _, r := range opt.Ensemble {
 		m, err := loadReference(r, rc, ensembleFlag)
+		if err != nil && ensembleFlag != "--ensemble" {
+			return nil, fmt.Errorf("%w (an unfinished ensemble: complete it with flowood train --out %s --resume)", err, run)
+		}
 		if err != nil {
 			return nil, err
 		}
