@@ -119,6 +119,9 @@ type Metrics struct {
 	// Lossy says how the in-distribution images were compressed, when
 	// they were (OOD sets NAME@jpegQ then got the same round trip).
 	Lossy *data.Lossy `json:"in_lossy,omitempty"`
+	// Ensemble lists the run folders that formed, with the run, the
+	// ensemble of the waic score (given, or the run's ensemble.json).
+	Ensemble []string `json:"ensemble,omitempty"`
 	// TypicalityBatch is the batch size of the typicality batch test
 	// (the score typicality_batch: one value per batch), 0 if not run.
 	TypicalityBatch int                   `json:"typicality_batch,omitempty"`
@@ -168,7 +171,7 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 			return nil, err
 		}
 	}
-	plan, err := planScores(opt, rc)
+	plan, err := planScores(opt, rc, run)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +245,7 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		return nil, err
 	}
 	met := &Metrics{Model: rc.Model, Checkpoint: opt.Checkpoint, In: summarize(in.name, in.split, in.ll, shape),
-		OOD: map[string]map[string]ood.Report{}, Scores: plan.metricScores(), TypicalityBatch: opt.BatchTest, OODSets: map[string]SetSummary{}, Convention: Convention, Unit: shape.Unit(),
+		OOD: map[string]map[string]ood.Report{}, Scores: plan.metricScores(), Ensemble: plan.ensembleRuns, TypicalityBatch: opt.BatchTest, OODSets: map[string]SetSummary{}, Convention: Convention, Unit: shape.Unit(),
 		Limit: opt.Limit, SubsetSeed: opt.Seed,
 		Threshold: runfile.Threshold{LogLikelihood: JSONFloat(thr), PerDim: JSONFloat(shape.PerDim(thr)), Unit: shape.Unit(),
 			TPR: TPR, Dataset: in.name, Split: in.split, N: len(in.ll), Limit: opt.Limit, SubsetSeed: opt.Seed,

@@ -113,6 +113,13 @@ func (r *Reproduction) Printf(format string, args ...any) { fmt.Fprintf(&r.repor
 // a re-run only evaluates); one with another configuration is an error
 // naming both, never replaced.
 func (r *Reproduction) Train(name string, rc RunConfig) (string, error) {
+	return r.TrainEnsemble(name, rc, 1)
+}
+
+// TrainEnsemble is Train for an ensemble of k members (TrainEnsemble):
+// the run out/runs/name is member 0 and its configuration decides reuse;
+// a reused run gets the members it lacks and keeps those it has beyond k.
+func (r *Reproduction) TrainEnsemble(name string, rc RunConfig, k int) (string, error) {
 	run := filepath.Join(r.Out, "runs", name)
 	if err := rc.Resolve(); err != nil {
 		return "", fmt.Errorf("run %s: %w", name, err)
@@ -130,15 +137,34 @@ func (r *Reproduction) Train(name string, rc RunConfig) (string, error) {
 		}
 		resume = true
 		rc = old
+		// a run with more members than asked (the scores recipe's,
+		// reused by table1 in the same --out) keeps them all
+		if e, err := ReadEnsemble(run); err != nil {
+			return "", fmt.Errorf("run %s: %w", name, err)
+		} else if e != nil && e.K > k {
+			k = e.K
+		}
 	}
-	r.commands = append(r.commands, trainCommand(rc, run))
+	cmd := trainCommand(rc, run)
+	if k > 1 {
+		cmd = strings.Replace(cmd, "   # model_config", fmt.Sprintf(" --ensemble %d   # model_config", k), 1)
+	}
+	r.commands = append(r.commands, cmd)
 	r.noteSources(rc, rc.Data.Name)
-	fmt.Fprintf(r.Progress, "reproduce: training %s (%s %s on %s)\n", name, rc.Model, rc.Preset, rc.Data.Name)
-	res, err := Train(r.Ctx, rc, run, TrainOptions{Resume: resume, Progress: r.Progress})
+	what := ""
+	if k > 1 {
+		what = fmt.Sprintf(", an ensemble of %d", k)
+	}
+	fmt.Fprintf(r.Progress, "reproduce: training %s (%s %s on %s%s)\n", name, rc.Model, rc.Preset, rc.Data.Name, what)
+	res, err := TrainEnsemble(r.Ctx, rc, run, k, TrainOptions{Resume: resume, Progress: r.Progress})
 	if err != nil {
 		return "", fmt.Errorf("run %s: %w", name, err)
 	}
-	if res.AlreadyFinished {
+	finished := true
+	for _, x := range res {
+		finished = finished && x.AlreadyFinished
+	}
+	if finished {
 		fmt.Fprintf(r.Progress, "reproduce: %s already trained, reused\n", name)
 		r.reused = append(r.reused, name)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -38,7 +39,10 @@ type scorePlan struct {
 	background model.Model
 	general    model.Model
 	ensemble   []model.Model
-	batchTest  int
+	// ensembleRuns are the run folders of ensemble, as given or as the
+	// run's ensemble.json lists them.
+	ensembleRuns []string
+	batchTest    int
 	// dose is fitted on the training set's statistics (scoreSet with
 	// train set), before any other set is scored.
 	dose *ood.DoSE
@@ -51,8 +55,10 @@ type tracer interface {
 }
 
 // planScores checks the requested scores and loads the reference runs
-// they need, refusing a run whose data shape differs from rc's.
-func planScores(opt EvalOptions, rc RunConfig) (*scorePlan, error) {
+// they need, refusing a run whose data shape differs from rc's. The waic
+// score takes its members from opt.Ensemble, else from the ensemble.json
+// of run (trained with TrainEnsemble).
+func planScores(opt EvalOptions, rc RunConfig, run string) (*scorePlan, error) {
 	want := map[string]bool{"loglik": true}
 	for _, s := range opt.Scores {
 		if _, ok := ScoreDocs[s]; !ok {
@@ -88,7 +94,19 @@ func planScores(opt EvalOptions, rc RunConfig) (*scorePlan, error) {
 	if err = need("general", "--general RUN", "a run trained on a general-domain set such as tinyimagenet at this run's image size", opt.General); err != nil {
 		return nil, err
 	}
-	if err = need("waic", "--ensemble RUN,RUN,...", "other runs of the same model and data, trained with other seeds", opt.Ensemble...); err != nil {
+	ensembleFlag := "--ensemble"
+	if want["waic"] && len(opt.Ensemble) == 0 && run != "" {
+		e, err := ReadEnsemble(run)
+		if err != nil {
+			return nil, fmt.Errorf("score waic: %w", err)
+		}
+		if e != nil {
+			opt.Ensemble = e.Runs(run)
+			ensembleFlag = "ensemble member (" + filepath.Join(run, EnsembleFile) + ")"
+		}
+	}
+	if err = need("waic", "--ensemble RUN,RUN,...", "other runs of the same model and data, trained with other seeds; "+
+		"or a run trained with flowood train --ensemble K, whose members are found by themselves", opt.Ensemble...); err != nil {
 		return nil, err
 	}
 	if opt.Background != "" {
@@ -102,11 +120,15 @@ func planScores(opt EvalOptions, rc RunConfig) (*scorePlan, error) {
 		}
 	}
 	for _, r := range opt.Ensemble {
-		m, err := loadReference(r, rc, "--ensemble")
+		m, err := loadReference(r, rc, ensembleFlag)
+		if err != nil && ensembleFlag != "--ensemble" {
+			return nil, fmt.Errorf("%w (an unfinished ensemble: complete it with flowood train --out %s --resume)", err, run)
+		}
 		if err != nil {
 			return nil, err
 		}
 		p.ensemble = append(p.ensemble, m)
+		p.ensembleRuns = append(p.ensembleRuns, r)
 	}
 	return p, nil
 }

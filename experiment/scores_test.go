@@ -196,7 +196,7 @@ func TestScorePlanErrors(t *testing.T) {
 		{EvalOptions{BatchTest: 4}, "--batch-test 4: give a positive batch size, with --score typicality"},
 		{EvalOptions{Scores: []string{"lr"}, Background: filepath.Join(t.TempDir(), "none")}, "--background"},
 	} {
-		if _, err := planScores(c.opt, rc); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := planScores(c.opt, rc, ""); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: error %v, want one containing %q", c.opt, err, c.want)
 		}
 	}

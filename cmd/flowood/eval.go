@@ -28,7 +28,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	scoreList := fs.String("score", "loglik", "comma-separated OOD scores (higher = more in-distribution): "+scoreHelp())
 	background := fs.String("background", "", "run folder of the background model of --score lr (trained with --background-noise)")
 	general := fs.String("general", "", "run folder of the general-domain model of --score general (e.g. trained on tinyimagenet)")
-	ensemble := fs.String("ensemble", "", "comma-separated run folders that form, with RUN, the ensemble of --score waic")
+	ensemble := fs.String("ensemble", "", "comma-separated run folders that form, with RUN, the ensemble of --score waic (default: the members RUN/ensemble.json lists, for a run trained with flowood train --ensemble K)")
 	batchTest := fs.Int("batch-test", 0, "with --score typicality, also the typicality batch test on batches of M inputs")
 	matchComp := fs.Bool("match-compression", false, "when the training images are lossy (the mirror's JPEG CIFAR-10), also score each OOD set after the same JPEG round trip, as NAME@jpegQ")
 	replicates := fs.Int("bootstrap", 200, "bootstrap replicates of each metric's 95% interval (0: none)")
