@@ -297,6 +297,7 @@ func readForm(name, split string, fm form, paths []string, opts Options) (*Image
 		return nil, fmt.Errorf("loading %s %s: %w", name, split, err)
 	}
 	im.Name, im.Split = name, split
+	im.withOrigin(name)
 	return im, nil
 }
 
