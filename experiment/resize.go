@@ -69,3 +69,42 @@ func resizeNote(in, out *data.Images) string {
 		"statistics, which resizing changes, so part of the likelihood gap may be the resizing's (compare the rows "+
 		"NAME@METHOD of eval --resize-variants)", in.Name, in.Split, in.Resampling, out.Name, out.Split, out.Resampling)
 }
+
+// resizeRun is an evaluated run of a report: its model, in-distribution
+// data set and metrics.
+type resizeRun struct {
+	model, in string
+	m         *Metrics
+}
+
+// reportResizing writes the report's paragraph on resizing: each run's
+// notes on OOD sets resized differently from its in-distribution set
+// (Metrics.ResizeNotes, once per run) and what the NAME@METHOD rows are.
+func reportResizing(r *Reproduction, runs []resizeRun) {
+	seen := map[*Metrics]bool{}
+	var lines []string
+	variants := false
+	for _, run := range runs {
+		model, in, m := run.model, run.in, run.m
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		for _, n := range m.ResizeNotes {
+			lines = append(lines, fmt.Sprintf("- %s trained on %s: %s.", model, in, n))
+		}
+		for o := range m.OOD {
+			base, _, _ := strings.Cut(o, "@jpeg")
+			if strings.Contains(base, "@") {
+				variants = true
+			}
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	r.Printf("\n**Resizing differs between in- and OOD sets.** A flow learns local pixel statistics (the paper's Sec. 4), and resizing changes them: area averaging smooths, nearest neighbour keeps the source's pixel-level texture, bilinear without antialiasing is in between. Where the in-distribution set is native and the OOD set was resized by flowood (or the other way round), part of the likelihood gap is the resizing's, as part of it is the compression's for lossy data:\n\n%s\n", strings.Join(lines, "\n"))
+	if variants {
+		r.Printf("\nThe rows NAME@METHOD score the same OOD images resized to the model's size by that method instead (NAME@METHOD@jpegQ: then given the in-distribution set's JPEG round trip); the plain NAME row uses the loader's default (%s when shrinking). The spread of their AUROCs is how much the resizing method alone moves the result.\n", ResizeMethods[0])
+	}
+}

@@ -137,3 +137,28 @@ func TestResizeNote(t *testing.T) {
 		t.Errorf("note %q for the same resizing", note)
 	}
 }
+
+// TestReportResizing checks table1's paragraph: each run's notes once,
+// the explanation of NAME@METHOD rows only when there are such rows, and
+// nothing when every set was resized alike.
+func TestReportResizing(t *testing.T) {
+	m := &Metrics{ResizeNotes: []string{"resized differently: X"}, OOD: map[string]map[string]ood.Report{
+		"celeba": nil, "celeba@jpeg75": nil, "celeba@nearest": nil, "celeba@nearest@jpeg75": nil}}
+	r := &Reproduction{}
+	reportResizing(r, []resizeRun{{"realnvp", "cifar10", m}, {"realnvp", "cifar10", m}, {"glow", "mnist", &Metrics{}}})
+	s := r.report.String()
+	if strings.Count(s, "- realnvp trained on cifar10: resized differently: X.") != 1 || !strings.Contains(s, "NAME@METHOD") {
+		t.Errorf("report:\n%s", s)
+	}
+	m.OOD = map[string]map[string]ood.Report{"celeba": nil, "celeba@jpeg75": nil}
+	r = &Reproduction{}
+	reportResizing(r, []resizeRun{{"realnvp", "cifar10", m}})
+	if s := r.report.String(); !strings.Contains(s, "resized differently: X") || strings.Contains(s, "NAME@METHOD score") {
+		t.Errorf("report without variants:\n%s", s)
+	}
+	r = &Reproduction{}
+	reportResizing(r, []resizeRun{{"glow", "mnist", &Metrics{}}})
+	if s := r.report.String(); s != "" {
+		t.Errorf("report for sets resized alike: %q", s)
+	}
+}
