@@ -169,9 +169,11 @@ func loadCelebAFull(zipPath, partitionPath string, partition int, opts Options) 
 	im.Resampling = Resampling{StoredWidth: celebAFullW, StoredHeight: celebAFullH}
 	if opts.Size > 0 {
 		im.Resampling.CropWidth, im.Resampling.CropHeight = CelebAFullCrop, CelebAFullCrop
-		im.Resampling.Method = opts.ResizeMethod
-		if im.Resampling.Method == "" {
-			im.Resampling.Method = pixels.AutoMethod(CelebAFullCrop, CelebAFullCrop, opts.Size, opts.Size)
+		if opts.Size != CelebAFullCrop {
+			im.Resampling.Method = opts.ResizeMethod
+			if im.Resampling.Method == "" {
+				im.Resampling.Method = pixels.AutoMethod(CelebAFullCrop, CelebAFullCrop, opts.Size, opts.Size)
+			}
 		}
 	}
 	if im.N != len(want) {
