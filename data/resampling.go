@@ -87,15 +87,15 @@ var origins = map[string]string{
 	"mnist":        "as published: digits size-normalised into 20x20 and centred in 28x28 by its authors",
 	"fashionmnist": "as published: product photos downsampled to 28x28 by its authors",
 	"notmnist":     "as published: glyphs rendered at 28x28 by its author",
-	"cifar10":      "as published: downsampled to 32x32 by its collectors (80 Million Tiny Images)",
+	"cifar10":      "as published: downsampled to 32x32 by its collectors, from the 80 Million Tiny Images",
 	"svhn":         "as published: cropped digits resized to 32x32 by its authors",
 	"celeba":       "as published: aligned faces at 178x218",
 	"tinyimagenet": "as published: downsampled to 64x64 by Stanford CS231n",
-	"imagenet64":   "as published: ImageNet downsampled to 64x64 (van den Oord et al. box resize; npz batches: Chrabaszcz et al.)",
+	"imagenet64":   "as published: ImageNet downsampled to 64x64 by van den Oord et al. (box resize) or, for the npz batches, by Chrabaszcz et al.",
 }
 
 // celebAMirrorOrigin is the provenance of the mirror's CelebA.
-const celebAMirrorOrigin = "halved from 178x218 and stored as JPEG quality 75 by the mirror's source (resize method unknown)"
+const celebAMirrorOrigin = "halved from 178x218 and stored as JPEG quality 75 by the mirror's source, resize method unknown"
 
 // withOrigin fills im's stored size (when a loader did not) and origin
 // (when unknown) from the registry.
