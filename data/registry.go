@@ -303,6 +303,7 @@ func readForm(name, split string, fm form, paths []string, opts Options) (*Image
 		return nil, fmt.Errorf("loading %s %s: %w", name, split, err)
 	}
 	im.Name, im.Split = name, split
+	im.withOrigin(name)
 	if keep {
 		memoPut(key, im)
 	}

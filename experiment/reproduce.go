@@ -187,6 +187,12 @@ func (r *Reproduction) Eval(run string, opt EvalOptions) (*Metrics, error) {
 	if opt.Limit > 0 {
 		cmd += fmt.Sprintf(" --limit %d", opt.Limit)
 	}
+	if opt.MatchCompression {
+		cmd += " --match-compression"
+	}
+	if len(opt.ResizeVariants) > 0 {
+		cmd += " --resize-variants " + strings.Join(opt.ResizeVariants, ",")
+	}
 	r.commands = append(r.commands, cmd)
 	opt.Progress = r.Progress
 	return Evaluate(r.Ctx, run, opt)

@@ -37,7 +37,7 @@ func TestReproduceTiny(t *testing.T) {
 			for _, want := range []string{"# " + rec.ID, "AUROC", "flowood train", "Wall time", "SHA-256"} {
 				if want == "AUROC" && rec.ID != "table1" && rec.ID != "scores" && rec.ID != "table2a" {
 					want = map[string]string{"fig1a": "mean log-likelihood", "fig2": "latents-mnist-test.png",
-						"fig16": "resample-mnist-test.png", "logdet": "logdet-diff.png", "fig3": "coupling-horizontal", "fig5": "negative data"}[rec.ID]
+						"fig16": "resample-mnist-test.png", "logdet": "logdet-diff.png", "fig3": "coupling-glow", "fig5": "negative data"}[rec.ID]
 				}
 				if !strings.Contains(string(b), want) {
 					t.Errorf("report lacks %q:\n%s", want, b)
