@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 
+	"github.com/flowood/flowood/data/pixels"
 	"github.com/flowood/flowood/internal/progress"
 	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/tensor"
@@ -32,6 +32,12 @@ type LogLikelihood struct {
 	// Midpoint uses ε = 1/2 instead of noise.
 	Seed     uint64
 	Midpoint bool
+	// ImageNoise, for images, draws each image's noise from its own
+	// pixels (pixels.ImageNoise) instead of from Seed, so that its score
+	// is a function of the image alone, as package detector computes it,
+	// whatever set, batch or position the image comes in. Midpoint
+	// overrides it; tables are never dequantised.
+	ImageNoise bool
 	// Progress, when not nil, receives a progress line.
 	Progress io.Writer
 }
@@ -54,10 +60,7 @@ func (s *LogLikelihood) Score(ctx context.Context, x datakind.Examples, limit in
 	if batch <= 0 {
 		batch = 256
 	}
-	var noise *rand.Rand // nil: the midpoint
-	if !s.Midpoint {
-		noise = tensor.NewRNG(s.Seed).Rand
-	}
+	read := s.Inputs(x)
 	s.Model.SetTraining(false)
 	shape := x.Shape()
 	out := make([]float64, 0, n)
@@ -73,7 +76,7 @@ func (s *LogLikelihood) Score(ctx context.Context, x datakind.Examples, limit in
 			idx = append(idx, i)
 		}
 		u := tensor.New(append([]int{hi - lo}, shape...)...)
-		x.Read(u.Data, idx, noise)
+		read(u.Data, idx)
 		p := tensor.GradFree()
 		lp := s.Model.LogProb(p.Input(u))
 		for i, v := range lp.Data {
@@ -87,6 +90,33 @@ func (s *LogLikelihood) Score(ctx context.Context, x datakind.Examples, limit in
 		bar.Update(hi, hi, "")
 	}
 	return out, nil
+}
+
+// Inputs returns the function that writes the model's inputs for the
+// examples idx of x into dst, as Score reads them: Score's batches read
+// in turn give Score's inputs (the noise drawn from Seed continues from
+// one call to the next; with ImageNoise each image's own).
+func (s *LogLikelihood) Inputs(x datakind.Examples) func(dst []float32, idx []int) {
+	shape := x.Shape()
+	switch {
+	case s.Midpoint:
+		return func(dst []float32, idx []int) { x.Read(dst, idx, nil) }
+	case s.ImageNoise && len(shape) == 3:
+		d := shape[0] * shape[1] * shape[2]
+		px := make([]uint8, d)
+		return func(dst []float32, idx []int) {
+			x.Read(dst, idx, nil) // the midpoints (x + 1/2)/256, exact in float32
+			for i := range idx {
+				u := dst[i*d : (i+1)*d]
+				for j, v := range u {
+					px[j] = uint8(math.Round(float64(v)*256 - 0.5))
+				}
+				pixels.Dequantize(u, px, pixels.ImageNoise(px))
+			}
+		}
+	}
+	noise := tensor.NewRNG(s.Seed).Rand
+	return func(dst []float32, idx []int) { x.Read(dst, idx, noise) }
 }
 
 // BitsPerDim converts a log-density log p(u) (nats) of dequantised pixels
