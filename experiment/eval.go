@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -168,7 +169,7 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 			return nil, err
 		}
 	}
-	plan, err := planScores(opt, rc)
+	plan, err := planScores(opt, rc, run)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +182,15 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		return nil, fmt.Errorf("loading model: %w", err)
 	}
 	shape := rc.Data.Shape
-	scorer := &ood.LogLikelihood{Model: m, Batch: opt.Batch, Seed: rc.Train.Seed + 1, Progress: opt.Progress}
+	// Images are dequantised as the detector does (pixels.ImageNoise),
+	// so that scores.csv and the thresholds are the detector's.
+	scorer := &ood.LogLikelihood{Model: m, Batch: opt.Batch, Seed: rc.Train.Seed + 1, Progress: opt.Progress,
+		ImageNoise: shape.Kind == datakind.Image}
+	plan.imageNoise = scorer.ImageNoise
+	modelSum, err := runfile.FileSHA256(filepath.Join(ck, checkpoint.ModelFile))
+	if err != nil {
+		return nil, fmt.Errorf("loading model: %w", err)
+	}
 
 	type set struct {
 		name, split string
@@ -264,6 +273,10 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		}
 	}
 	sets = []set{tr, in}
+	cal, err := plan.calibration(met.Threshold, modelSum, in.scores, trainMean)
+	if err != nil {
+		return nil, err
+	}
 	replicates := opt.Bootstrap
 	if replicates == 0 {
 		replicates = 200
@@ -342,6 +355,12 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 	if err := runfile.WriteThreshold(run, met.Threshold); err != nil {
 		return nil, err
 	}
+	if err := writeDoSE(run, plan.dose); err != nil {
+		return nil, err
+	}
+	if err := runfile.WriteCalibration(run, cal); err != nil {
+		return nil, err
+	}
 	// scores.csv
 	var buf csvBuffer
 	w := csv.NewWriter(&buf)
@@ -383,6 +402,23 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		return nil, err
 	}
 	return met, nil
+}
+
+// writeDoSE writes the fitted DoSE to RUN/eval/dose.json, or removes an
+// earlier evaluation's when d is nil.
+func writeDoSE(run string, d *ood.DoSE) error {
+	path := filepath.Join(run, DoSEFile)
+	if d == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing %s: %w", path, err)
+		}
+		return nil
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", path, err)
+	}
+	return writeFileAtomic(path, append(b, '\n'))
 }
 
 type csvBuffer struct{ b []byte }
