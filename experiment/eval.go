@@ -135,6 +135,9 @@ type Metrics struct {
 	SubsetSeed uint64 `json:"subset_seed"`
 	// Threshold is the calibrated OOD threshold (also threshold.json).
 	Threshold runfile.Threshold `json:"threshold"`
+	// Thresholds holds every score's threshold, calibrated the same way
+	// (also thresholds.json, with what recomputing each score needs).
+	Thresholds map[string]JSONFloat `json:"thresholds"`
 }
 
 // Convention states the sign and class conventions of Metrics.
@@ -276,6 +279,10 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 	cal, err := plan.calibration(met.Threshold, modelSum, in.scores, trainMean)
 	if err != nil {
 		return nil, err
+	}
+	met.Thresholds = map[string]JSONFloat{}
+	for _, sc := range cal.Scores {
+		met.Thresholds[sc.Name] = sc.Threshold
 	}
 	replicates := opt.Bootstrap
 	if replicates == 0 {

@@ -1,6 +1,7 @@
 package runfile
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -151,10 +152,14 @@ func (c *Calibration) Names() []string {
 // WriteCalibration writes c to RUN/eval/thresholds.json atomically.
 func WriteCalibration(run string, c Calibration) error {
 	path := filepath.Join(run, CalibrationFile)
-	b, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // the rule's ">=" as written
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(c); err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
