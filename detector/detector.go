@@ -12,6 +12,12 @@
 // from a generator seeded by the image's own pixels, so that the score is
 // a function of the image alone.
 //
+// Beyond the likelihood, a Detector computes the other OOD scores of
+// flowood eval (ScoreNames): by default every score the run's evaluation
+// calibrated (CalibrationFile), each with its threshold, loading the
+// reference runs and fitted state the evaluation recorded; an image's
+// scores equal those eval wrote in scores.csv for it, bit for bit.
+//
 // Importing detector does not pull in plotting, the training loop or the
 // dataset downloaders.
 package detector

@@ -4,7 +4,8 @@
 //
 //	POST /v1/score   one or more PNG/JPEG images (multipart/form-data, every
 //	                 file or image/* part, or one image as the raw body) -> JSON, per
-//	                 image: log-likelihood (nats), bits/dim, scores, ood
+//	                 image: log-likelihood (nats), bits/dim, every configured
+//	                 score, the OOD decision of each, ood (the primary score's)
 //	GET  /healthz    200 "ok" once the model is loaded
 //	GET  /metrics    Prometheus text format
 //	GET  /           the dashboard (assets embedded; no CDN)
