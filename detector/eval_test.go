@@ -53,9 +53,10 @@ func TestScoresMatchEval(t *testing.T) {
 	tinyRun(t, run, 1)
 	tinyRun(t, other, 2)
 	tinyRun(t, third, 3)
-	// 24 per set: one batch of more than 8 images, scored by eval in the
-	// detector's padded chunks of 8.
-	_, err := experiment.Evaluate(context.Background(), run, experiment.EvalOptions{OOD: []string{"mnist"}, Limit: 24,
+	// 24 per set in batches of 20: the tail of 4 joins the first batch
+	// (ood.LogLikelihood), which the model scores in the detector's
+	// padded chunks of 8.
+	_, err := experiment.Evaluate(context.Background(), run, experiment.EvalOptions{OOD: []string{"mnist"}, Limit: 24, Batch: 20,
 		Scores: []string{"ic", "ic_lzma", "typicality", "lr", "waic", "general", "dose"}, Background: other,
 		General: third, Ensemble: []string{other, third}, Bootstrap: -1})
 	if err != nil {

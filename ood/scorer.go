@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/flowood/flowood/data/pixels"
+	"github.com/flowood/flowood/flow"
 	"github.com/flowood/flowood/internal/progress"
 	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/tensor"
@@ -50,7 +51,9 @@ func (s *LogLikelihood) Name() string { return "loglik" }
 // their dequantised pixels u = (x + ε)/256, for tables of the rows as
 // they are (datakind.Examples.Read). The model is put in evaluation mode.
 // Score checks ctx between batches and returns ctx's error when it is
-// done. It returns an error naming the set if any score is NaN.
+// done. It returns an error naming the set if any score is NaN. When
+// Batch is over flow.EvalChunk, a last batch of at most flow.EvalChunk
+// examples is scored with the one before.
 func (s *LogLikelihood) Score(ctx context.Context, x datakind.Examples, limit int) ([]float64, error) {
 	n := x.Len()
 	if limit > 0 && limit < n {
@@ -66,11 +69,19 @@ func (s *LogLikelihood) Score(ctx context.Context, x datakind.Examples, limit in
 	out := make([]float64, 0, n)
 	bar := progress.New(s.Progress, "score "+x.Label(), n, "img")
 	idx := make([]int, 0, batch)
-	for lo := 0; lo < n; lo += batch {
+	for lo, hi := 0, 0; lo < n; lo = hi {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("scoring %s: %w", x.Label(), err)
 		}
-		hi := min(lo+batch, n)
+		hi = min(lo+batch, n)
+		if batch > flow.EvalChunk && n-hi <= flow.EvalChunk {
+			// A short tail joins this batch: the flows evaluate a batch
+			// of more than EvalChunk examples in padded chunks of
+			// EvalChunk (flow.LogProbChunks), as package detector does,
+			// so that an example's score has the detector's bits
+			// whatever the kernels do with smaller batches.
+			hi = n
+		}
 		idx = idx[:0]
 		for i := lo; i < hi; i++ {
 			idx = append(idx, i)
