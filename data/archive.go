@@ -16,8 +16,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // ArchiveOptions controls how ReadImageArchive and ReadImageZip read a
@@ -47,7 +49,8 @@ type ArchiveOptions struct {
 	// Convert, if not nil, transforms each decoded image (one image of
 	// the archive's size, H and W) as it is read, such as a crop and a
 	// resize, so that a large archive never has to be held at full size;
-	// it must return images of one size.
+	// it must return images of one size. It is called from several
+	// goroutines at once (images are decoded in parallel).
 	Convert func(*Images) (*Images, error)
 }
 
@@ -89,19 +92,35 @@ func checkEntryName(name string) error {
 	return nil
 }
 
-// imageCollector decodes images one entry at a time and gathers them.
+// imageCollector checks images one entry at a time, in the order they
+// are read, and decodes them on a pool of goroutines (one per core):
+// decoding (JPEG above all) is most of the time of reading an archive.
+// Errors are reported for the first failing entry in reading order, as a
+// sequential reader would.
 type imageCollector struct {
-	opts       ArchiveOptions
-	budget     int64 // pixel bytes that may still be decoded
-	h, w       int
-	oh, ow, oc int // size of the converted images, with Convert
-	items      []decodedImage
+	opts   ArchiveOptions
+	budget int64 // pixel bytes that may still be decoded
+	h, w   int
+	items  []*decodedImage
+
+	jobs chan decodeJob // nil until the first image
+	wg   sync.WaitGroup
 }
 
-// decodedImage is one decoded entry.
+// decodedImage is one decoded entry. pix, err and (with Convert) the
+// converted size are set by a decoding goroutine.
 type decodedImage struct {
 	entry, class string
 	pix          []uint8
+	oh, ow, oc   int
+	err          error
+}
+
+// decodeJob is the encoded data of one entry for the pool.
+type decodeJob struct {
+	it     *decodedImage
+	b      []byte
+	format string
 }
 
 func newCollector(opts ArchiveOptions, archiveSize int64) *imageCollector {
@@ -119,39 +138,29 @@ func (c *imageCollector) wants(name string) bool {
 	return c.opts.Select == nil || c.opts.Select(name)
 }
 
-// add decodes the image data b of entry name.
+// add checks the header and class of the image data b of entry name and
+// queues it for decoding. An error here comes after any decoding error
+// of an earlier entry (fail).
 func (c *imageCollector) add(name string, b []byte) error {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
-		return fmt.Errorf("entry %s: %w", name, err)
+		return c.fail(fmt.Errorf("entry %s: %w", name, err))
 	}
 	if format != "jpeg" && format != "png" {
-		return fmt.Errorf("entry %s: %s image, want JPEG or PNG", name, format)
+		return c.fail(fmt.Errorf("entry %s: %s image, want JPEG or PNG", name, format))
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return fmt.Errorf("entry %s: image is %dx%d", name, cfg.Width, cfg.Height)
+		return c.fail(fmt.Errorf("entry %s: image is %dx%d", name, cfg.Width, cfg.Height))
 	}
 	if c.h == 0 {
 		c.h, c.w = cfg.Height, cfg.Width
 	}
 	if cfg.Height != c.h || cfg.Width != c.w {
-		return fmt.Errorf("entry %s: image is %dx%d (height x width), want %dx%d", name, cfg.Height, cfg.Width, c.h, c.w)
+		return c.fail(fmt.Errorf("entry %s: image is %dx%d (height x width), want %dx%d", name, cfg.Height, cfg.Width, c.h, c.w))
 	}
 	need := int64(c.h) * int64(c.w) * 3
 	if need > c.budget {
-		return fmt.Errorf("entry %s: decoding it would exceed %d times the archive size", name, maxDecodedRatio)
-	}
-	var img image.Image
-	if format == "jpeg" {
-		img, err = jpeg.Decode(bytes.NewReader(b))
-	} else {
-		img, err = png.Decode(bytes.NewReader(b))
-	}
-	if err != nil {
-		return fmt.Errorf("entry %s: %w", name, err)
-	}
-	if r := img.Bounds(); r.Dx() != c.w || r.Dy() != c.h {
-		return fmt.Errorf("entry %s: decoded image is %dx%d, header says %dx%d", name, r.Dy(), r.Dx(), c.h, c.w)
+		return c.fail(fmt.Errorf("entry %s: decoding it would exceed %d times the archive size", name, maxDecodedRatio))
 	}
 	c.budget -= need
 	class := ""
@@ -163,26 +172,97 @@ func (c *imageCollector) add(name string, b []byte) error {
 			class, ok = path.Base(path.Dir(name)), true
 		}
 		if !ok {
-			return fmt.Errorf("entry %s: no class for this image", name)
+			return c.fail(fmt.Errorf("entry %s: no class for this image", name))
 		}
 	}
-	pix := rgbPixels(img)
-	if c.opts.Convert != nil {
-		one, err := c.opts.Convert(&Images{N: 1, H: c.h, W: c.w, C: 3, Pix: pix})
-		if err != nil {
-			return fmt.Errorf("entry %s: %w", name, err)
+	it := &decodedImage{entry: name, class: class}
+	c.items = append(c.items, it)
+	if c.jobs == nil {
+		n := runtime.GOMAXPROCS(0)
+		c.jobs = make(chan decodeJob, 2*n)
+		for range n {
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				for j := range c.jobs {
+					c.decode(j)
+				}
+			}()
 		}
-		if one.N != 1 || (c.oh != 0 && (one.H != c.oh || one.W != c.ow || one.C != c.oc)) {
-			return fmt.Errorf("entry %s: converted to %d images of %dx%dx%d, want one of the size of the others", name, one.N, one.H, one.W, one.C)
-		}
-		c.oh, c.ow, c.oc, pix = one.H, one.W, one.C, one.Pix
 	}
-	c.items = append(c.items, decodedImage{entry: name, class: class, pix: pix})
+	c.jobs <- decodeJob{it, b, format}
 	return nil
+}
+
+// decode decodes one queued image (on a pool goroutine).
+func (c *imageCollector) decode(j decodeJob) {
+	it := j.it
+	var img image.Image
+	var err error
+	if j.format == "jpeg" {
+		img, err = jpeg.Decode(bytes.NewReader(j.b))
+	} else {
+		img, err = png.Decode(bytes.NewReader(j.b))
+	}
+	if err != nil {
+		it.err = fmt.Errorf("entry %s: %w", it.entry, err)
+		return
+	}
+	if r := img.Bounds(); r.Dx() != c.w || r.Dy() != c.h {
+		it.err = fmt.Errorf("entry %s: decoded image is %dx%d, header says %dx%d", it.entry, r.Dy(), r.Dx(), c.h, c.w)
+		return
+	}
+	it.pix = rgbPixels(img)
+	if c.opts.Convert != nil {
+		one, err := c.opts.Convert(&Images{N: 1, H: c.h, W: c.w, C: 3, Pix: it.pix})
+		if err != nil {
+			it.err, it.pix = fmt.Errorf("entry %s: %w", it.entry, err), nil
+			return
+		}
+		if one.N != 1 {
+			it.err, it.pix = fmt.Errorf("entry %s: converted to %d images, want one", it.entry, one.N), nil
+			return
+		}
+		it.oh, it.ow, it.oc, it.pix = one.H, one.W, one.C, one.Pix
+	}
+}
+
+// wait lets the pool finish the queued images and stops it.
+func (c *imageCollector) wait() {
+	if c.jobs != nil {
+		close(c.jobs)
+		c.wg.Wait()
+		c.jobs = nil
+	}
+}
+
+// fail returns the first decoding error of the entries queued so far, in
+// reading order, or else err.
+func (c *imageCollector) fail(err error) error {
+	c.wait()
+	for _, it := range c.items {
+		if it.err != nil {
+			return it.err
+		}
+	}
+	return err
 }
 
 // result assembles the images in entry name order and assigns labels.
 func (c *imageCollector) result() (*Images, []string, error) {
+	if err := c.fail(nil); err != nil {
+		return nil, nil, err
+	}
+	im := &Images{H: c.h, W: c.w, C: 3}
+	if c.opts.Convert != nil && len(c.items) > 0 {
+		first := c.items[0] // in reading order
+		im.H, im.W, im.C = first.oh, first.ow, first.oc
+	}
+	for _, it := range c.items {
+		if c.opts.Convert != nil && (it.oh != im.H || it.ow != im.W || it.oc != im.C) {
+			return nil, nil, fmt.Errorf("entry %s: converted to an image of %dx%dx%d, want one of the size of the others (%dx%dx%d)", it.entry, it.oh, it.ow, it.oc, im.H, im.W, im.C)
+		}
+	}
 	if len(c.items) == 0 {
 		what := "no JPEG or PNG images"
 		if c.opts.Dir != "" {
@@ -190,16 +270,13 @@ func (c *imageCollector) result() (*Images, []string, error) {
 		}
 		return nil, nil, errors.New(what)
 	}
-	slices.SortFunc(c.items, func(a, b decodedImage) int { return strings.Compare(a.entry, b.entry) })
+	slices.SortFunc(c.items, func(a, b *decodedImage) int { return strings.Compare(a.entry, b.entry) })
 	for i := 1; i < len(c.items); i++ {
 		if c.items[i].entry == c.items[i-1].entry {
 			return nil, nil, fmt.Errorf("entry %s appears twice", c.items[i].entry)
 		}
 	}
-	im := &Images{N: len(c.items), H: c.h, W: c.w, C: 3}
-	if c.opts.Convert != nil {
-		im.H, im.W, im.C = c.oh, c.ow, c.oc
-	}
+	im.N = len(c.items)
 	d := im.Dim()
 	im.Pix = make([]uint8, 0, im.N*d)
 	for i := range c.items {
@@ -287,6 +364,7 @@ func ReadImageZip(r io.ReaderAt, size int64, opts ArchiveOptions) (*Images, []st
 		return nil, nil, err
 	}
 	c := newCollector(opts, size)
+	defer c.wait()
 	for _, f := range zr.File {
 		if err := checkEntryName(f.Name); err != nil {
 			return nil, nil, err
@@ -332,6 +410,7 @@ func readZipEntry(f *zip.File) ([]byte, error) {
 func ReadImageTar(r io.Reader, size int64, opts ArchiveOptions) (*Images, []string, error) {
 	tr := tar.NewReader(r)
 	c := newCollector(opts, size)
+	defer c.wait()
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -426,6 +505,7 @@ func readImageFolder(root string, opts ArchiveOptions) (*Images, []string, error
 		return nil, nil, err
 	}
 	c := newCollector(opts, total)
+	defer c.wait()
 	for _, name := range names {
 		if !c.wants(name) {
 			continue

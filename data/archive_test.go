@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -179,6 +180,7 @@ func TestReadImageArchiveErrors(t *testing.T) {
 		{"not an image", "t.zip", zipBytes(t, entry{"c/x.png", []byte("garbage garbage")}), ArchiveOptions{}, "entry c/x.png"},
 		{"wrong size", "t.zip", zipBytes(t, entry{"c/x.png", png23}), ArchiveOptions{H: 3, W: 2}, "entry c/x.png: image is 2x3 (height x width), want 3x2"},
 		{"mixed sizes", "t.zip", zipBytes(t, entry{"c/x.png", png23}, entry{"c/y.jpg", jpg}), ArchiveOptions{}, "entry c/y.jpg: image is 8x8"},
+		{"decode error before a header error", "t.zip", zipBytes(t, entry{"c/a.jpg", jpg[:len(jpg)/2]}, entry{"c/b.png", png23}), ArchiveOptions{}, "entry c/a.jpg"},
 		{"no images", "t.zip", zipBytes(t, entry{"a.txt", []byte("x")}), ArchiveOptions{}, "no JPEG or PNG images"},
 		{"unknown class", "t.zip", zipBytes(t, entry{"c/x.png", png23}), ArchiveOptions{Classes: []string{"d"}}, `class "c"`},
 		{"tar slip", "t.tar", tarBytes(t, entry{"../x.png", png23}), ArchiveOptions{}, `"../x.png"`},
@@ -255,4 +257,43 @@ func FuzzReadImageTar(f *testing.F) {
 		im, _, err := ReadImageTar(bytes.NewReader(b), int64(len(b)), ArchiveOptions{})
 		checkFuzzedArchive(t, im, err, len(b))
 	})
+}
+
+// TestReadImageZipParallelOrder checks that images decoded on the pool
+// keep their entries' order and pixels, and that the first failing entry
+// in reading order is the one reported, with many entries in flight.
+func TestReadImageZipParallelOrder(t *testing.T) {
+	var good []entry
+	for i := range 60 {
+		// entries written in reverse name order: the result is sorted
+		good = append(good, entry{fmt.Sprintf("c/%03d.png", 59-i), pngBytes(t, 4, 5, uint8(59-i))})
+	}
+	b := zipBytes(t, good...)
+	im, _, err := ReadImageZip(bytes.NewReader(b), int64(len(b)), ArchiveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.N != 60 {
+		t.Fatalf("%d images, want 60", im.N)
+	}
+	for i := range 60 {
+		// pixel (x, y) of image i is (i, x, y)
+		for y := range 4 {
+			for x := range 5 {
+				o := i*im.Dim() + (y*5+x)*3
+				if got := im.Pix[o : o+3]; got[0] != uint8(i) || got[1] != uint8(x) || got[2] != uint8(y) {
+					t.Fatalf("image %d pixel (%d, %d) is %v, want [%d %d %d]", i, x, y, got, i, x, y)
+				}
+			}
+		}
+	}
+	jpg := jpegBytes(t, 4, 5, 9)
+	bad := append([]entry(nil), good...)
+	bad[30] = entry{"c/bad30.jpg", jpg[:len(jpg)/2]}
+	bad[45] = entry{"c/bad45.jpg", jpg[:len(jpg)/2]}
+	b = zipBytes(t, bad...)
+	_, _, err = ReadImageZip(bytes.NewReader(b), int64(len(b)), ArchiveOptions{})
+	if err == nil || !strings.Contains(err.Error(), "entry c/bad30.jpg") {
+		t.Errorf("error %v, want the first bad entry in reading order, c/bad30.jpg", err)
+	}
 }

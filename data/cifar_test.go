@@ -212,6 +212,16 @@ func TestLoadRealMirrorImages(t *testing.T) {
 		if im.N != c.n || im.H != c.h || im.W != c.w || im.C != 3 {
 			t.Errorf("%s %s size %d: shape %dx%dx%dx%d, want %dx%dx%dx3", c.name, c.split, c.size, im.N, im.H, im.W, im.C, c.n, c.h, c.w)
 		}
+		r := im.Resampling
+		if r.Origin == "" || r.Width != c.w || r.Height != c.h {
+			t.Errorf("%s %s size %d: resampling %+v", c.name, c.split, c.size, r)
+		}
+		if c.name == "celeba" && c.size == 32 && (r.StoredWidth != 89 || r.StoredHeight != 109 || r.CropWidth != CelebACrop || r.Method != "area") {
+			t.Errorf("celeba at 32: resampling %+v", r)
+		}
+		if c.size == 0 && !r.Native() {
+			t.Errorf("%s %s as stored: resampling %+v", c.name, c.split, r)
+		}
 		if c.classes == 0 {
 			if im.Labels != nil {
 				t.Errorf("%s: has labels", c.name)

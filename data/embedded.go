@@ -104,6 +104,7 @@ func LoadEmbedded(name, split string) (*Images, error) {
 	}
 	im.Name, im.Split, im.Labels = name, split, labels
 	im.Source = "embedded:" + sub.ImagesFile()
+	im.withOrigin(name)
 	return im, nil
 }
 

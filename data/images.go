@@ -16,6 +16,10 @@ type Images struct {
 	// Lossy, when not nil, says the pixels went through lossy compression
 	// before flowood read them (the mirror's JPEG CIFAR-10).
 	Lossy *Lossy
+	// Resampling records the images' size provenance: as published, and
+	// any crop and resize flowood applied (Load fills it for registry
+	// data sets; CenterCrop and ResizeWith update it).
+	Resampling Resampling
 
 	N, H, W, C int
 
@@ -118,5 +122,5 @@ func (im *Images) Float32(dst []float32, idx []int) {
 // withShape returns an image set with im's metadata and image shape, holding
 // n images and no data yet.
 func (im *Images) withShape(n int) *Images {
-	return &Images{Name: im.Name, Split: im.Split, Source: im.Source, Lossy: im.Lossy, N: n, H: im.H, W: im.W, C: im.C}
+	return &Images{Name: im.Name, Split: im.Split, Source: im.Source, Lossy: im.Lossy, Resampling: im.Resampling, N: n, H: im.H, W: im.W, C: im.C}
 }

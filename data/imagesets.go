@@ -9,6 +9,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/flowood/flowood/data/pixels"
 )
 
 // The colour image data sets: cifar10, celeba and tinyimagenet.
@@ -157,12 +159,22 @@ func loadCelebAFull(zipPath, partitionPath string, partition int, opts Options) 
 			if err != nil {
 				return nil, err
 			}
-			return Resize(c, opts.Size, opts.Size)
+			return opts.resize(c)
 		}
 	}
 	im, _, err := ReadImageArchive(zipPath, ao)
 	if err != nil {
 		return nil, err
+	}
+	im.Resampling = Resampling{StoredWidth: celebAFullW, StoredHeight: celebAFullH}
+	if opts.Size > 0 {
+		im.Resampling.CropWidth, im.Resampling.CropHeight = CelebAFullCrop, CelebAFullCrop
+		if opts.Size != CelebAFullCrop {
+			im.Resampling.Method = opts.ResizeMethod
+			if im.Resampling.Method == "" {
+				im.Resampling.Method = pixels.AutoMethod(CelebAFullCrop, CelebAFullCrop, opts.Size, opts.Size)
+			}
+		}
 	}
 	if im.N != len(want) {
 		return nil, fmt.Errorf("%s holds %d of the %d images %s lists for partition %d", zipPath, im.N, len(want), partitionPath, partition)
@@ -220,6 +232,7 @@ func loadCelebA(name, split string, paths []string, opts Options) (*Images, erro
 	if err := checkCount(im, 10000); err != nil {
 		return nil, err
 	}
+	im.Resampling.Origin = celebAMirrorOrigin
 	if opts.Size > 0 {
 		src := im.Source
 		if im, err = CenterCrop(im, CelebACrop, CelebACrop); err != nil {

@@ -3,6 +3,7 @@ package data
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -56,9 +57,28 @@ func TestCelebAFull(t *testing.T) {
 	if got := im.Image(0)[:3]; got[0] != 40 || got[1] != 15 || got[2] != 35 {
 		t.Errorf("cropped pixel (0,0) = %v, want [40 15 35]", got)
 	}
+	if r := im.Resampling; r.StoredWidth != 178 || r.CropWidth != 148 || r.Method != "" {
+		t.Errorf("cropped: resampling %+v", r)
+	}
 	im, err = loadCelebAFull(z, p, 0, Options{Size: 32})
 	if err != nil || im.N != 3 || im.H != 32 || im.W != 32 || im.C != 3 {
 		t.Fatalf("resized: %v, %v", im, err)
+	}
+	if r := im.Resampling; r.StoredWidth != 178 || r.StoredHeight != 218 || r.CropWidth != 148 || r.Method != "area" {
+		t.Errorf("resized: resampling %+v", r)
+	}
+	// Options.ResizeMethod: each face resized by that method
+	crop, err := loadCelebAFull(z, p, 0, Options{Size: 148})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ResizeWith(crop, 32, 32, "nearest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err = loadCelebAFull(z, p, 0, Options{Size: 32, ResizeMethod: "nearest"})
+	if err != nil || !slices.Equal(im.Pix, want.Pix) || im.Resampling.Method != "nearest" {
+		t.Errorf("nearest: %v, resampling %+v", err, im.Resampling)
 	}
 }
 

@@ -465,3 +465,46 @@ func isIDX(ds dataset) bool {
 	}
 	return true
 }
+
+// TestLoadMemo checks that a repeated Load of unchanged files returns the
+// kept images (same pixel array, its own Images value) and that a file
+// touched since is read again.
+func TestLoadMemo(t *testing.T) {
+	fx := useFixtures(t)
+	mirror := t.TempDir()
+	fx.put(t, "mnist", filepath.Join(mirror, "mnist"))
+	opts := Options{Mirror: mirror, NoDownload: true}
+	a, err := Load("mnist", "test", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Source = "changed by the caller"
+	b, err := Load("mnist", "test", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == b || &a.Pix[0] != &b.Pix[0] {
+		t.Errorf("second Load: Images %p vs %p, pixels %p vs %p; want a new Images sharing the kept pixels", a, b, &a.Pix[0], &b.Pix[0])
+	}
+	if b.Source == a.Source {
+		t.Errorf("a caller's change to its Images reached the next Load's")
+	}
+	c, err := Load("mnist", "test", Options{Mirror: mirror, NoDownload: true, Size: 14})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.H != 14 {
+		t.Errorf("Load with Size 14 after one without gave %dx%d images", c.H, c.W)
+	}
+	p := filepath.Join(mirror, "mnist", "t10k-images-idx3-ubyte.gz")
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(p, later, later)
+	d, err := Load("mnist", "test", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &d.Pix[0] == &a.Pix[0] {
+		t.Errorf("Load after the file was touched returned the kept pixels")
+	}
+	checkImages(t, d, a, "mnist", "test")
+}

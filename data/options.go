@@ -45,6 +45,10 @@ type Options struct {
 	// the faces are first centre-cropped to 74x74 (148x148 at full
 	// resolution), the setting of the paper for 32x32 and 64x64.
 	Size int
+	// ResizeMethod, if not empty, is the method of Size's resize instead
+	// (pixels.Area, pixels.Bilinear or pixels.Nearest; see ResizeWith):
+	// to measure how much the resizing of an OOD set matters.
+	ResizeMethod string
 	// Channels, if positive, makes Load convert the images to 1 (grayscale)
 	// or 3 (RGB) channels; see Grayscale and RGB.
 	Channels int
@@ -66,11 +70,20 @@ func (o Options) convert(im *Images) (*Images, error) {
 		return nil, fmt.Errorf("Options.Size is %d, want a positive size (or 0 to keep the data set's)", o.Size)
 	}
 	if o.Size > 0 && (im.H != o.Size || im.W != o.Size) {
-		if im, err = Resize(im, o.Size, o.Size); err != nil {
+		if im, err = o.resize(im); err != nil {
 			return nil, err
 		}
 	}
 	return im, nil
+}
+
+// resize resizes im to Size x Size by ResizeMethod (AutoMethod's when
+// empty).
+func (o Options) resize(im *Images) (*Images, error) {
+	if o.ResizeMethod == "" {
+		return Resize(im, o.Size, o.Size)
+	}
+	return ResizeWith(im, o.Size, o.Size, o.ResizeMethod)
 }
 
 // cacheDir returns the cache root, or "" when none can be determined.

@@ -292,11 +292,21 @@ func placesOf(places []string) string {
 
 // readForm reads the located files of form fm and names the result.
 func readForm(name, split string, fm form, paths []string, opts Options) (*Images, error) {
+	key, keep := memoKey(name, split, paths, opts)
+	if keep {
+		if im, ok := memoGet(key); ok {
+			return im, nil
+		}
+	}
 	im, err := fm.load(name, split, paths, opts)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s %s: %w", name, split, err)
 	}
 	im.Name, im.Split = name, split
+	im.withOrigin(name)
+	if keep {
+		memoPut(key, im)
+	}
 	return im, nil
 }
 

@@ -7,7 +7,8 @@ import (
 )
 
 // The transforms below return new image sets with copies of the pixels and
-// labels; the input is not modified. They keep Name, Split and Source. The
+// labels; the input is not modified. They keep Name, Split, Source and
+// Lossy, and CenterCrop and the resizes record themselves in Resampling. The
 // per-image work is package pixels', which scoring shares (detector).
 
 // CenterCrop returns the central h x w window of every image. When the
@@ -17,21 +18,21 @@ func CenterCrop(im *Images, h, w int) (*Images, error) {
 	if h <= 0 || w <= 0 || h > im.H || w > im.W {
 		return nil, fmt.Errorf("centre crop to %dx%d: images are %dx%d", h, w, im.H, im.W)
 	}
-	return im.mapImages(h, w, im.C, func(src []uint8) ([]uint8, error) {
+	out, err := im.mapImages(h, w, im.C, func(src []uint8) ([]uint8, error) {
 		return pixels.CenterCrop(src, im.H, im.W, im.C, h, w)
 	})
+	if err != nil {
+		return nil, err
+	}
+	out.Resampling.CropWidth, out.Resampling.CropHeight = w, h
+	return out, nil
 }
 
-// Resize returns the images scaled to h x w (pixels.Resize: area
-// averaging when neither dimension grows, bilinear otherwise, rounded to
-// the nearest integer).
+// Resize returns the images scaled to h x w by pixels.AutoMethod's
+// method: area averaging when neither dimension grows, bilinear
+// otherwise, rounded to the nearest integer (ResizeWith).
 func Resize(im *Images, h, w int) (*Images, error) {
-	if h <= 0 || w <= 0 || im.H <= 0 || im.W <= 0 {
-		return nil, fmt.Errorf("resize to %dx%d: images are %dx%d", h, w, im.H, im.W)
-	}
-	return im.mapImages(h, w, im.C, func(src []uint8) ([]uint8, error) {
-		return pixels.Resize(src, im.H, im.W, im.C, h, w)
-	})
+	return ResizeWith(im, h, w, pixels.AutoMethod(im.H, im.W, h, w))
 }
 
 // Grayscale returns single-channel images. RGB images are converted with
@@ -62,7 +63,11 @@ func RGB(im *Images) *Images {
 // of im's.
 func (im *Images) mapImages(h, w, c int, fn func(src []uint8) ([]uint8, error)) (*Images, error) {
 	out := im.withShape(im.N)
+	if out.Resampling.StoredWidth == 0 {
+		out.Resampling.StoredWidth, out.Resampling.StoredHeight = im.W, im.H
+	}
 	out.H, out.W, out.C = h, w, c
+	out.Resampling.Width, out.Resampling.Height = w, h
 	out.Pix = make([]uint8, im.N*h*w*c)
 	out.Labels = cloneLabels(im.Labels)
 	for i := range im.N {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowood/flowood/data"
 	"github.com/flowood/flowood/flow"
+	"github.com/flowood/flowood/model/glow"
 	"github.com/flowood/flowood/model/realnvp"
 	"github.com/flowood/flowood/tensor"
 	"github.com/flowood/flowood/viz"
@@ -17,12 +18,17 @@ import (
 // CouplingMaps are one affine coupling's activations for one example, in
 // the coupling's own layout (Shape, [h, w, c]): its input and output on
 // the part it transforms (the whole tensor for a spatial mask, the
-// transformed channel half for a channel mask), and s and t there (zero
-// where a spatial mask conditions).
+// transformed channel half for a channel mask or a Glow coupling), and s
+// and t there (zero where a spatial mask conditions).
 type CouplingMaps struct {
 	Name                string
 	Shape               [3]int
 	Input, S, T, Output []float32
+	// ImageInput, ImageS, ImageT and ImageOutput are the maps in the
+	// image's layout [H, W, C] (App. H: every squeeze undone, the
+	// factored-out channels joined), when the view computes them (Glow;
+	// nil for RealNVP, whose tiles are un-squeezed by showMap).
+	ImageInput, ImageS, ImageT, ImageOutput []float32
 }
 
 // CouplingView writes the paper's coupling-layer views (Fig. 1b-c, 3, 9,
@@ -33,16 +39,24 @@ type CouplingMaps struct {
 // its own range. Files in opt.Out per set and example:
 // coupling-SET-INDEX.png (a row per coupling: input, s, -t, output) and
 // coupling-SET-INDEX.npz (the raw maps, kNN_input, kNN_s, kNN_t,
-// kNN_output, in the coupling's layout). It needs a model whose couplings
-// are affine couplings (RealNVP); it returns the maps by set and example.
+// kNN_output, in the coupling's layout, and for Glow also kNN_input_image
+// etc. in the image's layout). It needs a model with affine couplings
+// (RealNVP, Glow); it returns the maps by set and example. Glow's tiles
+// are its maps in the image's layout (observeGlowCouplings): the whole
+// input and output, s and -t on the changed channels.
 func CouplingView(ctx context.Context, run string, opt ViewOptions) (map[string][][]CouplingMaps, error) {
 	rc, mm, sets, err := imageView(run, &opt, 2, "coupling")
 	if err != nil {
 		return nil, err
 	}
-	m, ok := mm.(*realnvp.Model)
-	if !ok {
-		return nil, fmt.Errorf("coupling view: the model (%T) has no affine couplings to observe (RealNVP has)", mm)
+	var observe func(x *tensor.Tensor) ([]CouplingMaps, error)
+	switch m := mm.(type) {
+	case *realnvp.Model:
+		observe = func(x *tensor.Tensor) ([]CouplingMaps, error) { return observeCouplings(m, x), nil }
+	case *glow.Model:
+		observe = func(x *tensor.Tensor) ([]CouplingMaps, error) { return observeGlowCouplings(m, x) }
+	default:
+		return nil, fmt.Errorf("coupling view: the model (%T) has no affine couplings to observe (RealNVP and Glow have)", mm)
 	}
 	h, w, c := rc.Data.Height, rc.Data.Width, rc.Data.Channels
 	d := h * w * c
@@ -56,22 +70,30 @@ func CouplingView(ctx context.Context, run string, opt ViewOptions) (map[string]
 		for _, i := range idx {
 			u := make([]float32, d)
 			x.Read(u, []int{i}, rand.New(rand.NewPCG(opt.Seed, uint64(i))))
-			maps := observeCouplings(m, tensor.FromData(u, 1, h, w, c))
+			maps, err := observe(tensor.FromData(u, 1, h, w, c))
+			if err != nil {
+				return nil, err
+			}
 			out[label] = append(out[label], maps)
 			name := fmt.Sprintf("coupling-%s-%s-%d", s[0], s[1], i)
 			var tiles [][]float32
 			var arrays []*data.Array
 			for k, cm := range maps {
-				negT := make([]float32, len(cm.T))
-				for j, v := range cm.T {
+				shown, sh := [4][]float32{cm.Input, cm.S, cm.T, cm.Output}, cm.Shape
+				if cm.ImageInput != nil {
+					shown, sh = [4][]float32{cm.ImageInput, cm.ImageS, cm.ImageT, cm.ImageOutput}, [3]int{h, w, c}
+				}
+				negT := make([]float32, len(shown[2]))
+				for j, v := range shown[2] {
 					negT[j] = -v
 				}
-				for _, img := range [][]float32{cm.Input, cm.S, negT, cm.Output} {
-					tiles = append(tiles, showMap(img, cm.Shape, h, w, c))
+				shown[2] = negT
+				for _, img := range shown {
+					tiles = append(tiles, showMap(img, sh, h, w, c))
 				}
-				sh := []int{cm.Shape[0], cm.Shape[1], cm.Shape[2]}
-				for key, v := range map[string][]float32{"input": cm.Input, "s": cm.S, "t": cm.T, "output": cm.Output} {
-					arrays = append(arrays, &data.Array{Name: fmt.Sprintf("k%02d_%s", k, key), DType: "<f4", Shape: sh, F32: v})
+				arrays = append(arrays, mapArrays(k, "", cm.Shape, cm.Input, cm.S, cm.T, cm.Output)...)
+				if cm.ImageInput != nil {
+					arrays = append(arrays, mapArrays(k, "_image", [3]int{h, w, c}, cm.ImageInput, cm.ImageS, cm.ImageT, cm.ImageOutput)...)
 				}
 			}
 			if err := viz.ImageGrid(filepath.Join(opt.Out, name+".png"), tiles, h, w, c, 4); err != nil {
@@ -120,6 +142,17 @@ func observeCouplings(m *realnvp.Model, x *tensor.Tensor) []CouplingMaps {
 }
 
 func clone(v []float32) []float32 { return append([]float32(nil), v...) }
+
+// mapArrays returns coupling k's four maps of shape sh as arrays
+// kNN_input, kNN_s, kNN_t and kNN_output, each name followed by suffix.
+func mapArrays(k int, suffix string, sh [3]int, input, s, t, output []float32) []*data.Array {
+	var out []*data.Array
+	for i, v := range [][]float32{input, s, t, output} {
+		key := []string{"input", "s", "t", "output"}[i]
+		out = append(out, &data.Array{Name: fmt.Sprintf("k%02d_%s%s", k, key, suffix), DType: "<f4", Shape: []int{sh[0], sh[1], sh[2]}, F32: v})
+	}
+	return out
+}
 
 // showMap returns a coupling map of shape sh as an h x w image with c
 // channels (c 3) or one (else): un-squeezed while its channels allow,

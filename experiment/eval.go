@@ -65,6 +65,13 @@ type EvalOptions struct {
 	// learns JPEG's local statistics, and only OOD data compressed alike
 	// compare with them.
 	MatchCompression bool
+	// ResizeVariants lists resize methods (ResizeMethods: area, bilinear,
+	// nearest) by which each OOD set that flowood resized to the model's
+	// size (data.Resampling) is also prepared and scored, as the set
+	// NAME@METHOD (and NAME@METHOD@jpegQ with MatchCompression): how much
+	// of the result is the resizing's. The set's own method is its plain
+	// row.
+	ResizeVariants []string
 }
 
 // TPR is the fraction of in-distribution data the calibrated OOD
@@ -81,6 +88,9 @@ type SetSummary struct {
 	// for images, under the key mean_bits_per_dim; nats/dim for tables,
 	// under the key mean_nats_per_dim (see MarshalJSON).
 	MeanBPD JSONFloat `json:"mean_bits_per_dim"`
+	// Resampling is the images' size provenance (as published, and any
+	// crop and resize flowood applied); nil for tables.
+	Resampling *data.Resampling `json:"resampling,omitempty"`
 
 	unit string // Metrics.Unit
 }
@@ -120,6 +130,13 @@ type Metrics struct {
 	// Lossy says how the in-distribution images were compressed, when
 	// they were (OOD sets NAME@jpegQ then got the same round trip).
 	Lossy *data.Lossy `json:"in_lossy,omitempty"`
+	// Ensemble lists the run folders that formed, with the run, the
+	// ensemble of the waic score (given, or the run's ensemble.json).
+	Ensemble []string `json:"ensemble,omitempty"`
+	// ResizeNotes says, for each OOD set resized differently from the
+	// in-distribution set (data.SameResampling), how each was resized
+	// (each set's summary also carries its data.Resampling).
+	ResizeNotes []string `json:"resize_notes,omitempty"`
 	// TypicalityBatch is the batch size of the typicality batch test
 	// (the score typicality_batch: one value per batch), 0 if not run.
 	TypicalityBatch int                   `json:"typicality_batch,omitempty"`
@@ -171,6 +188,9 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		if _, err := splitsOf(name); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkResizeVariants(opt.ResizeVariants); err != nil {
+		return nil, err
 	}
 	plan, err := planScores(opt, rc, run)
 	if err != nil {
@@ -225,8 +245,9 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		return nil, err
 	}
 	var lossy *data.Lossy
-	if im, ok := x.(*data.Images); ok {
-		lossy = im.Lossy
+	inImages, _ := x.(*data.Images)
+	if inImages != nil {
+		lossy = inImages.Lossy
 	}
 	x, idx := limitExamples(x, opt.Limit, false, opt.Seed)
 	in, err := score(rc.Data.Name, heldOut, x, idx)
@@ -254,7 +275,7 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		return nil, err
 	}
 	met := &Metrics{Model: rc.Model, Checkpoint: opt.Checkpoint, In: summarize(in.name, in.split, in.ll, shape),
-		OOD: map[string]map[string]ood.Report{}, Scores: plan.metricScores(), TypicalityBatch: opt.BatchTest, OODSets: map[string]SetSummary{}, Convention: Convention, Unit: shape.Unit(),
+		OOD: map[string]map[string]ood.Report{}, Scores: plan.metricScores(), Ensemble: plan.ensembleRuns, TypicalityBatch: opt.BatchTest, OODSets: map[string]SetSummary{}, Convention: Convention, Unit: shape.Unit(),
 		Limit: opt.Limit, SubsetSeed: opt.Seed,
 		Threshold: runfile.Threshold{LogLikelihood: JSONFloat(thr), PerDim: JSONFloat(shape.PerDim(thr)), Unit: shape.Unit(),
 			TPR: TPR, Dataset: in.name, Split: in.split, N: len(in.ll), Limit: opt.Limit, SubsetSeed: opt.Seed,
@@ -294,22 +315,49 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		x            datakind.Examples
 	}
 	var oodSets []oodSet
+	// withMatched adds the OOD set x as label, and, with
+	// MatchCompression, after the in-distribution set's round trip
+	withMatched := func(label, split string, x datakind.Examples) error {
+		oodSets = append(oodSets, oodSet{label, split, x})
+		if im, ok := x.(*data.Images); ok && opt.MatchCompression && lossy != nil && lossy.Format == "jpeg" && im.Lossy == nil {
+			rt, err := data.JPEGRoundTrip(im, lossy.Quality)
+			if err != nil {
+				return err
+			}
+			oodSets = append(oodSets, oodSet{fmt.Sprintf("%s@jpeg%d", label, lossy.Quality), split, rt})
+		}
+		return nil
+	}
 	for _, name := range opt.OOD {
 		split := oodSplit(name, rc.Data.Embedded)
 		x, err := load(name, split)
 		if err != nil {
 			return nil, err
 		}
-		oodSets = append(oodSets, oodSet{name, split, x})
-		if im, ok := x.(*data.Images); ok && opt.MatchCompression && lossy != nil && lossy.Format == "jpeg" && im.Lossy == nil {
-			rt, err := data.JPEGRoundTrip(im, lossy.Quality)
-			if err != nil {
+		if err := withMatched(name, split, x); err != nil {
+			return nil, err
+		}
+		im, ok := x.(*data.Images)
+		if !ok || inImages == nil {
+			continue
+		}
+		if note := resizeNote(inImages, im); note != "" {
+			met.ResizeNotes = append(met.ResizeNotes, note)
+		}
+		variants, err := resizeVariants(rc.Data, name, split, im, opt.ResizeVariants)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range variants {
+			if err := withMatched(v.label, split, v.im); err != nil {
 				return nil, err
 			}
-			oodSets = append(oodSets, oodSet{fmt.Sprintf("%s@jpeg%d", name, lossy.Quality), split, rt})
 		}
 	}
 	met.Lossy = lossy
+	if inImages != nil {
+		met.In.Resampling = &inImages.Resampling
+	}
 	for _, ds := range oodSets {
 		name := ds.label
 		x, idx := limitExamples(ds.x, opt.Limit, false, opt.Seed)
@@ -351,7 +399,11 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 			}
 		}
 		met.OOD[name] = reps
-		met.OODSets[name] = summarize(o.name, o.split, o.ll, shape)
+		sum := summarize(o.name, o.split, o.ll, shape)
+		if im, ok := ds.x.(*data.Images); ok {
+			sum.Resampling = &im.Resampling
+		}
+		met.OODSets[name] = sum
 		sets = append(sets, o)
 	}
 
@@ -474,6 +526,9 @@ func (m *Metrics) PrintTable(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "AUROC: in-distribution positive, score = log-likelihood (paper's convention); < 0.5 means OOD data gets HIGHER likelihood.")
+	for _, n := range m.ResizeNotes {
+		fmt.Fprintf(w, "Note: %s.\n", n)
+	}
 	scores := slices.Clone(m.Scores)
 	if m.TypicalityBatch > 0 {
 		scores = append(scores, "typicality_batch")

@@ -96,14 +96,18 @@ func logdetRecipe(r *Reproduction) error {
 		return err
 	}
 	r.Printf("![terms](logdet/logdet.png)\n\n![difference](logdet/logdet-diff.png)\n\n")
-	r.Printf("| term | fashionmnist test |")
+	r.Printf("| term | layer | fashionmnist test |")
 	for _, o := range oods {
 		r.Printf(" %s − fashionmnist |", o)
 	}
-	r.Printf("\n|---|---|%s\n", strings.Repeat("---|", len(oods)))
+	r.Printf("\n|---|---|---|%s\n", strings.Repeat("---|", len(oods)))
 	in := terms["fashionmnist test"]
 	for k, tm := range in {
-		r.Printf("| %s | %.1f |", tm.Term, tm.Mean)
+		kind := tm.Kind
+		if tm.Term == "prior" {
+			kind = "log N(z; 0, I)"
+		}
+		r.Printf("| %s | %s | %.1f |", tm.Term, kind, tm.Mean)
 		for _, o := range oods {
 			r.Printf(" %+.1f |", terms[o+" "+oodSplit(o, false)][k].Mean-tm.Mean)
 		}
@@ -116,8 +120,8 @@ func logdetRecipe(r *Reproduction) error {
 func init() {
 	addRecipe(&Recipe{
 		ID:      "fig3",
-		Title:   "Figures 3, 9, 11: coupling-layer inputs, s and -t maps, RealNVP on FashionMNIST with checkerboard and horizontal masks",
-		Minutes: map[string]float64{"tiny": 1, "cpu": 20, "paper": 60 * 24 * 22},
+		Title:   "Figures 3, 9, 11: coupling-layer inputs, s and -t maps, RealNVP on FashionMNIST with checkerboard and horizontal masks, and Glow (Fig. 9b)",
+		Minutes: map[string]float64{"tiny": 1, "cpu": 30, "paper": 60 * 24 * 30},
 		run:     fig3,
 	})
 }
@@ -138,14 +142,27 @@ func fig3(r *Reproduction) error {
 	if err != nil {
 		return err
 	}
-	for _, v := range []struct{ name, run string }{{"checkerboard", run}, {"horizontal", hrun}} {
+	// Glow (Fig. 9b): the run table1 trains, reused when there
+	grc, err := r.runConfig("glow", "fashionmnist", 2, 0)
+	if err != nil {
+		return err
+	}
+	grun, err := r.Train("glow-fashionmnist", grc)
+	if err != nil {
+		return err
+	}
+	for _, v := range []struct{ name, run string }{{"checkerboard", run}, {"horizontal", hrun}, {"glow", grun}} {
 		out := filepath.Join(r.Out, "coupling-"+v.name)
 		r.commands = append(r.commands, "flowood viz coupling "+v.run+" --ood "+strings.Join(oods, ",")+" --index 0,1 --out "+out)
 		maps, err := CouplingView(r.Ctx, v.run, ViewOptions{OOD: oods, Index: []int{0, 1}, Out: out})
 		if err != nil {
 			return err
 		}
-		r.Printf("### %s mask\n\nRows: the couplings in forward order (%d); columns: input, s, -t, output (each tile scaled to its range).\n\n", v.name, len(maps["fashionmnist test"][0]))
+		title := "RealNVP, " + v.name + " mask"
+		if v.name == "glow" {
+			title = "Glow (channel-wise couplings after a squeeze and a 1x1 convolution; every squeeze undone and the factored-out channels joined, App. H: s and -t are zero on the half each coupling conditions on)"
+		}
+		r.Printf("### %s\n\nRows: the couplings in forward order (%d); columns: input, s, -t, output (each tile scaled to its range).\n\n", title, len(maps["fashionmnist test"][0]))
 		r.Printf("![in](coupling-%s/coupling-fashionmnist-test-0.png)", v.name)
 		for _, o := range oods {
 			r.Printf(" ![%s](coupling-%s/coupling-%s-%s-0.png)", o, v.name, o, oodSplit(o, false))

@@ -60,8 +60,10 @@ type Reproduction struct {
 
 	report   bytes.Buffer
 	commands []string
-	sources  map[string]bool
-	start    time.Time
+	// reused names the runs Train found already finished.
+	reused  []string
+	sources map[string]bool
+	start   time.Time
 }
 
 // Reproduce runs the recipe id with preset into out and writes
@@ -111,6 +113,13 @@ func (r *Reproduction) Printf(format string, args ...any) { fmt.Fprintf(&r.repor
 // a re-run only evaluates); one with another configuration is an error
 // naming both, never replaced.
 func (r *Reproduction) Train(name string, rc RunConfig) (string, error) {
+	return r.TrainEnsemble(name, rc, 1)
+}
+
+// TrainEnsemble is Train for an ensemble of k members (TrainEnsemble):
+// the run out/runs/name is member 0 and its configuration decides reuse;
+// a reused run gets the members it lacks and keeps those it has beyond k.
+func (r *Reproduction) TrainEnsemble(name string, rc RunConfig, k int) (string, error) {
 	run := filepath.Join(r.Out, "runs", name)
 	if err := rc.Resolve(); err != nil {
 		return "", fmt.Errorf("run %s: %w", name, err)
@@ -128,16 +137,36 @@ func (r *Reproduction) Train(name string, rc RunConfig) (string, error) {
 		}
 		resume = true
 		rc = old
+		// a run with more members than asked (the scores recipe's,
+		// reused by table1 in the same --out) keeps them all
+		if e, err := ReadEnsemble(run); err != nil {
+			return "", fmt.Errorf("run %s: %w", name, err)
+		} else if e != nil && e.K > k {
+			k = e.K
+		}
 	}
-	r.commands = append(r.commands, trainCommand(rc, run))
+	cmd := trainCommand(rc, run)
+	if k > 1 {
+		cmd = strings.Replace(cmd, "   # model_config", fmt.Sprintf(" --ensemble %d   # model_config", k), 1)
+	}
+	r.commands = append(r.commands, cmd)
 	r.noteSources(rc, rc.Data.Name)
-	fmt.Fprintf(r.Progress, "reproduce: training %s (%s %s on %s)\n", name, rc.Model, rc.Preset, rc.Data.Name)
-	res, err := Train(r.Ctx, rc, run, TrainOptions{Resume: resume, Progress: r.Progress})
+	what := ""
+	if k > 1 {
+		what = fmt.Sprintf(", an ensemble of %d", k)
+	}
+	fmt.Fprintf(r.Progress, "reproduce: training %s (%s %s on %s%s)\n", name, rc.Model, rc.Preset, rc.Data.Name, what)
+	res, err := TrainEnsemble(r.Ctx, rc, run, k, TrainOptions{Resume: resume, Progress: r.Progress})
 	if err != nil {
 		return "", fmt.Errorf("run %s: %w", name, err)
 	}
-	if res.AlreadyFinished {
+	finished := true
+	for _, x := range res {
+		finished = finished && x.AlreadyFinished
+	}
+	if finished {
 		fmt.Fprintf(r.Progress, "reproduce: %s already trained, reused\n", name)
+		r.reused = append(r.reused, name)
 	}
 	return run, nil
 }
@@ -157,6 +186,12 @@ func (r *Reproduction) Eval(run string, opt EvalOptions) (*Metrics, error) {
 	}
 	if opt.Limit > 0 {
 		cmd += fmt.Sprintf(" --limit %d", opt.Limit)
+	}
+	if opt.MatchCompression {
+		cmd += " --match-compression"
+	}
+	if len(opt.ResizeVariants) > 0 {
+		cmd += " --resize-variants " + strings.Join(opt.ResizeVariants, ",")
 	}
 	r.commands = append(r.commands, cmd)
 	opt.Progress = r.Progress
@@ -234,6 +269,9 @@ func (r *Reproduction) finish() {
 				break
 			}
 		}
+	}
+	if len(r.reused) > 0 {
+		r.Printf("\nRuns reused, already trained before this invocation (the wall time below leaves out their training): %s.\n", strings.Join(r.reused, ", "))
 	}
 	r.Printf("\nWall time %s on %s, %d cores (GOMAXPROCS %d), %s %s/%s, finished %s.\n",
 		time.Since(r.start).Round(time.Second), cpu, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(),

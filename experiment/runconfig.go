@@ -252,7 +252,13 @@ func offline(err error) error {
 // differs: the data package resizes (CelebA: centre crop first) and
 // converts colour.
 func LoadData(name, split string, embedded bool, h, w, c int) (*data.Images, error) {
-	opts := data.Options{Embedded: embedded, Channels: c}
+	return loadData(name, split, embedded, h, w, c, "")
+}
+
+// loadData is LoadData with the resize by method (data.Options.ResizeMethod;
+// empty: the default).
+func loadData(name, split string, embedded bool, h, w, c int, method string) (*data.Images, error) {
+	opts := data.Options{Embedded: embedded, Channels: c, ResizeMethod: method}
 	if h == w {
 		opts.Size = h
 	}

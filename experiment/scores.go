@@ -42,6 +42,9 @@ type scorePlan struct {
 	background model.Model
 	general    model.Model
 	ensemble   []model.Model
+	// ensembleRuns are the run folders of ensemble, as given or as the
+	// run's ensemble.json lists them.
+	ensembleRuns []string
 	// refs records the reference runs per score, for thresholds.json.
 	refs      map[string][]runfile.Reference
 	batchTest int
@@ -61,7 +64,9 @@ type tracer interface {
 }
 
 // planScores checks the requested scores and loads the reference runs
-// they need, refusing a run whose data shape differs from rc's.
+// they need, refusing a run whose data shape differs from rc's. The waic
+// score takes its members from opt.Ensemble, else from the ensemble.json
+// of run (trained with TrainEnsemble).
 func planScores(opt EvalOptions, rc RunConfig, run string) (*scorePlan, error) {
 	want := map[string]bool{"loglik": true}
 	for _, s := range opt.Scores {
@@ -98,7 +103,19 @@ func planScores(opt EvalOptions, rc RunConfig, run string) (*scorePlan, error) {
 	if err = need("general", "--general RUN", "a run trained on a general-domain set such as tinyimagenet at this run's image size", opt.General); err != nil {
 		return nil, err
 	}
-	if err = need("waic", "--ensemble RUN,RUN,...", "other runs of the same model and data, trained with other seeds", opt.Ensemble...); err != nil {
+	ensembleFlag := "--ensemble"
+	if want["waic"] && len(opt.Ensemble) == 0 && run != "" {
+		e, err := ReadEnsemble(run)
+		if err != nil {
+			return nil, fmt.Errorf("score waic: %w", err)
+		}
+		if e != nil {
+			opt.Ensemble = e.Runs(run)
+			ensembleFlag = "ensemble member (" + filepath.Join(run, EnsembleFile) + ")"
+		}
+	}
+	if err = need("waic", "--ensemble RUN,RUN,...", "other runs of the same model and data, trained with other seeds; "+
+		"or a run trained with flowood train --ensemble K, whose members are found by themselves", opt.Ensemble...); err != nil {
 		return nil, err
 	}
 	record := func(score, role, ref string) error {
@@ -129,7 +146,10 @@ func planScores(opt EvalOptions, rc RunConfig, run string) (*scorePlan, error) {
 		}
 	}
 	for _, r := range opt.Ensemble {
-		m, err := loadReference(r, rc, "--ensemble")
+		m, err := loadReference(r, rc, ensembleFlag)
+		if err != nil && ensembleFlag != "--ensemble" {
+			return nil, fmt.Errorf("%w (an unfinished ensemble: complete it with flowood train --out %s --resume)", err, run)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -137,6 +157,7 @@ func planScores(opt EvalOptions, rc RunConfig, run string) (*scorePlan, error) {
 		if err := record("waic", "ensemble", r); err != nil {
 			return nil, err
 		}
+		p.ensembleRuns = append(p.ensembleRuns, r)
 	}
 	return p, nil
 }
@@ -255,7 +276,7 @@ func (p *scorePlan) scoreSet(ctx context.Context, scorer *ood.LogLikelihood, x d
 			}
 			out[name] = ood.WAIC(lls)
 		case "dose":
-			names, stats, err := traceStats(ctx, scorer, x, len(ll))
+			names, _, stats, err := traceStats(ctx, scorer, x, len(ll))
 			if err != nil {
 				return nil, fmt.Errorf("score dose: %w", err)
 			}
@@ -305,11 +326,12 @@ func (p *scorePlan) metricScores() []string { return slices.Clone(p.names) }
 // latent norm and each layer's log-det, on the inputs scorer gives the
 // model (its dequantisation and batches), each batch traced in chunks
 // (flow.Flow.TraceChunks) so that an example's statistics do not depend
-// on its batch.
-func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examples, n int) ([]string, [][]float64, error) {
+// on its batch. kinds[s] describes the layer of statistic s
+// (flow.Describe), "" for the first three.
+func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examples, n int) (names, kinds []string, stats [][]float64, err error) {
 	tm, ok := scorer.Model.(tracer)
 	if !ok {
-		return nil, nil, fmt.Errorf("the model (%T) cannot split its log-likelihood into layers", scorer.Model)
+		return nil, nil, nil, fmt.Errorf("the model (%T) cannot split its log-likelihood into layers", scorer.Model)
 	}
 	batch := scorer.Batch
 	if batch <= 0 {
@@ -324,11 +346,9 @@ func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examp
 	}
 	pass := tensor.NewPass(tensor.PassOptions{CacheWeights: true})
 	defer pass.Close()
-	var names []string
-	var stats [][]float64
 	for lo := 0; lo < n; lo += batch {
 		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		hi := min(n, lo+batch)
 		idx := make([]int, hi-lo)
@@ -339,12 +359,14 @@ func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examp
 		read(buf, idx)
 		tr, err := tm.TraceChunks(ctx, pass, buf, append([]int{len(idx)}, shape...), 0)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if names == nil {
 			names = []string{"log_p", "prior", "latent_norm"}
+			kinds = []string{"", "", ""}
 			for _, l := range tr.Layers {
 				names = append(names, "logdet:"+l.Name)
+				kinds = append(kinds, l.Kind)
 			}
 			stats = make([][]float64, len(names))
 		}
@@ -355,5 +377,5 @@ func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examp
 			stats[3+k] = append(stats[3+k], l.LogDet...)
 		}
 	}
-	return names, stats, nil
+	return names, kinds, stats, nil
 }

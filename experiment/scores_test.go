@@ -225,7 +225,7 @@ func TestTraceStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names, stats, err := traceStats(context.Background(), scorer, x, len(ll))
+	names, _, stats, err := traceStats(context.Background(), scorer, x, len(ll))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,26 +45,54 @@ var ErrNoRun = errors.New("holds no run to resume")
 // Train trains the model described by rc into the run folder, writing
 // config.json first. It holds the folder's lock (runfile.Lock) while it
 // runs: a second training into the same folder fails at once with an
-// error wrapping runfile.ErrLocked, and changes nothing there.
-func Train(ctx context.Context, rc RunConfig, run string, opt TrainOptions) (_ train.Result, err error) {
+// error wrapping runfile.ErrLocked, and changes nothing there. It trains
+// the run alone: the other members of an ensemble (TrainEnsemble) are
+// resumed by TrainEnsemble; a run replaced with Force loses them.
+func Train(ctx context.Context, rc RunConfig, run string, opt TrainOptions) (train.Result, error) {
 	if err := rc.Resolve(); err != nil {
 		return train.Result{}, err
 	}
+	h, err := holdRun(run)
+	if err != nil {
+		return train.Result{}, err
+	}
+	defer h.release()
+	return trainHeld(ctx, rc, h, opt, nil)
+}
+
+// heldRun is a run folder whose lock this process holds.
+type heldRun struct {
+	dir     string
+	created bool // the folder did not exist before holdRun
+	wrote   bool // something of a run was written to it
+	unlock  func()
+}
+
+// holdRun takes the lock of the run folder run, creating it.
+func holdRun(run string) (*heldRun, error) {
 	_, statErr := os.Stat(run)
 	created := errors.Is(statErr, os.ErrNotExist)
 	unlock, err := runfile.Lock(run)
 	if err != nil {
-		return train.Result{}, err
+		return nil, err
 	}
-	wrote := false
-	defer func() {
-		unlock()
-		if created && !wrote {
-			// nothing of a run was written: leave no empty folder behind
-			os.Remove(filepath.Join(run, runfile.LockFile))
-			os.Remove(run)
-		}
-	}()
+	return &heldRun{dir: run, created: created, unlock: unlock}, nil
+}
+
+// release releases the lock and, when nothing of a run was written to a
+// folder holdRun created, removes it again (no empty folder left behind).
+func (h *heldRun) release() {
+	h.unlock()
+	if h.created && !h.wrote {
+		os.Remove(filepath.Join(h.dir, runfile.LockFile))
+		os.Remove(h.dir)
+	}
+}
+
+// trainHeld is Train in a run folder whose lock is held; ens, when not
+// nil, is written as the run's ensemble.json after its config.json.
+func trainHeld(ctx context.Context, rc RunConfig, h *heldRun, opt TrainOptions, ens *Ensemble) (train.Result, error) {
+	run := h.dir
 	exists := runfile.Exists(run)
 	switch {
 	case opt.Resume && !exists:
@@ -99,7 +127,7 @@ func Train(ctx context.Context, rc RunConfig, run string, opt TrainOptions) (_ t
 	}
 	testSet, _ = limitExamples(testSet, rc.Train.TestLimit, first, rc.Data.SubsetSeed)
 	if exists && opt.Force && !opt.Resume {
-		for _, p := range []string{runfile.FileName, "train-log.csv", "checkpoint", "eval"} {
+		for _, p := range []string{runfile.FileName, "train-log.csv", "checkpoint", "eval", EnsembleFile, EnsembleDir} {
 			if err := os.RemoveAll(filepath.Join(run, p)); err != nil {
 				return train.Result{}, fmt.Errorf("replacing the run in %s: %w", run, err)
 			}
@@ -112,7 +140,12 @@ func Train(ctx context.Context, rc RunConfig, run string, opt TrainOptions) (_ t
 	if err := rc.Write(run); err != nil {
 		return train.Result{}, err
 	}
-	wrote = true
+	h.wrote = true
+	if ens != nil {
+		if err := ens.write(run); err != nil {
+			return train.Result{}, fmt.Errorf("writing the ensemble's members: %w", err)
+		}
+	}
 	mc, err := runfile.Encode(rc.Spec, rc.Train)
 	if err != nil {
 		return train.Result{}, err

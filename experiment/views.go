@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/flowood/flowood/data"
 	"github.com/flowood/flowood/ood"
@@ -34,7 +35,10 @@ type ViewOptions struct {
 
 // LogDetTerm is one term of log p(x) averaged over a set.
 type LogDetTerm struct {
-	Term     string
+	Term string
+	// Kind says what the layer is ("affine coupling, checkerboard mask",
+	// "Squeeze", ...); empty for the prior.
+	Kind     string
 	Mean, SD float64
 }
 
@@ -43,7 +47,7 @@ type LogDetTerm struct {
 // the in-distribution test set and each OOD set, to show which layers
 // give OOD data its likelihood. Files in opt.Out: logdet.png (the means),
 // logdet-diff.png (OOD minus in-distribution, per term), logdet.csv
-// (set, term, mean, sd, n) and logdet.npy (float64 means, sets x terms,
+// (set, term, mean, sd, n, layer: what the layer is) and logdet.npy (float64 means, sets x terms,
 // rows and columns in logdet.csv's order). The examples and their
 // dequantisation are flowood eval's for the same --limit and --seed, so
 // the terms' means add up to the mean log-likelihood eval reports.
@@ -76,7 +80,7 @@ func LogDetView(ctx context.Context, run string, opt ViewOptions) (map[string][]
 	}
 	scorer := &ood.LogLikelihood{Model: m, Seed: rc.Train.Seed + 1}
 	out := map[string][]LogDetTerm{}
-	var terms []string
+	var terms, termKinds []string
 	var means [][]float64
 	var rows [][]string
 	for _, s := range sets {
@@ -85,7 +89,7 @@ func LogDetView(ctx context.Context, run string, opt ViewOptions) (map[string][]
 			return nil, fmt.Errorf("loading %s %s: %w", s.name, s.split, err)
 		}
 		x, _ = limitExamples(x, opt.N, false, opt.Seed)
-		names, stats, err := traceStats(ctx, scorer, x, x.Len())
+		names, kinds, stats, err := traceStats(ctx, scorer, x, x.Len())
 		if err != nil {
 			return nil, err
 		}
@@ -95,16 +99,17 @@ func LogDetView(ctx context.Context, run string, opt ViewOptions) (map[string][]
 		if terms == nil {
 			for _, i := range idx {
 				terms = append(terms, names[i])
+				termKinds = append(termKinds, kinds[i])
 			}
 		}
 		label := s.name + " " + s.split
 		var row []float64
 		for k, i := range idx {
 			mean, sd := meanSD(stats[i])
-			out[label] = append(out[label], LogDetTerm{terms[k], mean, sd})
+			out[label] = append(out[label], LogDetTerm{terms[k], termKinds[k], mean, sd})
 			row = append(row, mean)
 			rows = append(rows, []string{label, terms[k], strconv.FormatFloat(mean, 'g', -1, 64),
-				strconv.FormatFloat(sd, 'g', -1, 64), strconv.Itoa(len(stats[i]))})
+				strconv.FormatFloat(sd, 'g', -1, 64), strconv.Itoa(len(stats[i])), termKinds[k]})
 		}
 		means = append(means, row)
 	}
@@ -124,17 +129,21 @@ func LogDetView(ctx context.Context, run string, opt ViewOptions) (map[string][]
 		}
 	}
 	title := fmt.Sprintf("%s on %s: terms of log p(x), mean over %d examples", rc.Model, rc.Data.Name, opt.N)
-	if err := viz.Bars(filepath.Join(opt.Out, "logdet.png"), title, "nats", terms, series); err != nil {
+	labels := make([]string, len(terms))
+	for k, t := range terms {
+		labels[k] = barLabel(t, termKinds[k])
+	}
+	if err := viz.Bars(filepath.Join(opt.Out, "logdet.png"), title, "nats", labels, series); err != nil {
 		return nil, err
 	}
 	if len(diffs) > 0 {
-		if err := viz.Bars(filepath.Join(opt.Out, "logdet-diff.png"), "OOD minus in-distribution, per term of log p(x)", "nats", terms, diffs); err != nil {
+		if err := viz.Bars(filepath.Join(opt.Out, "logdet-diff.png"), "OOD minus in-distribution, per term of log p(x)", "nats", labels, diffs); err != nil {
 			return nil, err
 		}
 	}
 	var buf csvBuffer
 	w := csv.NewWriter(&buf)
-	w.Write([]string{"set", "term", "mean", "sd", "n"})
+	w.Write([]string{"set", "term", "mean", "sd", "n", "layer"})
 	w.WriteAll(rows)
 	if err := writeFileAtomic(filepath.Join(opt.Out, "logdet.csv"), buf.b); err != nil {
 		return nil, err
@@ -171,4 +180,15 @@ func meanSD(v []float64) (float64, float64) {
 		return m, 0
 	}
 	return m, math.Sqrt(s / float64(len(v)-1))
+}
+
+// barLabel is a chart's label for a term of log p(x): its layer path and
+// a short kind ("1.steps.0 checkerboard", "0 Logit").
+func barLabel(term, kind string) string {
+	label := strings.TrimPrefix(term, "logdet:")
+	kind = strings.TrimSuffix(strings.TrimPrefix(kind, "affine coupling, "), " mask")
+	if kind == "" {
+		return label
+	}
+	return label + " " + kind
 }

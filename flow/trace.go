@@ -3,7 +3,9 @@ package flow
 import (
 	"context"
 	"math"
+	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/flowood/flowood/kernels"
 	"github.com/flowood/flowood/nn"
@@ -83,8 +85,64 @@ type Trace struct {
 
 // LayerLogDet is one step's log-det per example.
 type LayerLogDet struct {
-	Name   string
+	Name string
+	// Kind says what the step is (Describe of the bijector).
+	Kind   string
 	LogDet []float64
+}
+
+// Parent is a bijector made of named parts that TraceForward descends
+// into (bijector.MultiScale: "steps" and "next"); Find resolves names
+// through it.
+type Parent interface {
+	// Part returns the part named name, or nil.
+	Part(name string) Bijector
+}
+
+// Find returns the bijector that TraceForward names path within b
+// (Chains by index, Recompute's chain, Parents by part name), or nil
+// when path names none.
+func Find(b Bijector, path string) Bijector {
+	for _, s := range strings.Split(path, ".") {
+		if s == "" {
+			continue
+		}
+		switch v := b.(type) {
+		case *Recompute:
+			b = v.Chain
+		}
+		switch v := b.(type) {
+		case Chain:
+			i, err := strconv.Atoi(s)
+			if err != nil || i < 0 || i >= len(v) {
+				return nil
+			}
+			b = v[i]
+		case Parent:
+			if b = v.Part(s); b == nil {
+				return nil
+			}
+		default:
+			return nil
+		}
+	}
+	return b
+}
+
+// Describe returns a short description of b for reports: b's own
+// Describe() when it has one, otherwise its type's name.
+func Describe(b Bijector) string {
+	if b == nil {
+		return ""
+	}
+	if d, ok := b.(interface{ Describe() string }); ok {
+		return d.Describe()
+	}
+	t := reflect.TypeOf(b)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Name()
 }
 
 // Trace computes log p(x) and its parts for the batch x in a
@@ -138,7 +196,7 @@ func (f Flow) TraceChunks(ctx context.Context, parent *tensor.Pass, data []float
 		if tr.Layers == nil {
 			tr.Layers = make([]LayerLogDet, len(p.Layers))
 			for k, l := range p.Layers {
-				tr.Layers[k].Name = l.Name
+				tr.Layers[k].Name, tr.Layers[k].Kind = l.Name, l.Kind
 			}
 		}
 		for k, l := range p.Layers {
@@ -152,7 +210,8 @@ func (f Flow) TraceChunks(ctx context.Context, parent *tensor.Pass, data []float
 func (tr Trace) slice(n int) Trace {
 	out := Trace{LogProb: tr.LogProb[:n], Prior: tr.Prior[:n], LatentNorm: tr.LatentNorm[:n]}
 	for _, l := range tr.Layers {
-		out.Layers = append(out.Layers, LayerLogDet{Name: l.Name, LogDet: l.LogDet[:n]})
+		l.LogDet = l.LogDet[:n]
+		out.Layers = append(out.Layers, l)
 	}
 	return out
 }
@@ -166,7 +225,7 @@ func (f Flow) trace(x *tensor.Tensor) Trace {
 		for i := range v {
 			v[i] = float64(l.Data[i])
 		}
-		tr.Layers = append(tr.Layers, LayerLogDet{Name: name, LogDet: v})
+		tr.Layers = append(tr.Layers, LayerLogDet{Name: name, Kind: Describe(Find(f.Bijector, name)), LogDet: v})
 		return false
 	})
 	prior := tensor.StdNormalLogProb(z)

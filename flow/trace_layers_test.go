@@ -62,6 +62,20 @@ func TestTrace(t *testing.T) {
 				t.Errorf("latent norm %v, want %v", tr.LatentNorm[i], math.Sqrt(s))
 			}
 		}
+		// the paper's RealNVP layout (Sec. 3 of Dinh et al.): what each
+		// layer is, in forward order
+		cb, ch := "affine coupling, checkerboard mask", "affine coupling, channel mask"
+		kinds := []string{"Logit", cb, cb, cb, "Squeeze", ch, ch, ch, cb, cb, cb, cb}
+		for i, l := range tr.Layers {
+			if i < len(kinds) && l.Kind != kinds[i] {
+				t.Errorf("recompute %s: layer %d (%s) is %q, want %q", rec, i, l.Name, l.Kind, kinds[i])
+			}
+		}
+		for _, bad := range []string{"1.steps.99", "1.nope", "x", "0.0"} {
+			if b := flow.Find(m.Flow.Bijector, bad); b != nil {
+				t.Errorf("Find(%q) = %T, want nil", bad, b)
+			}
+		}
 		for _, l := range tr.Layers {
 			if strings.Contains(l.Name, "steps.3") && l.Name != "1.next.steps.3" && l.Name != "1.steps.3" {
 				t.Errorf("unexpected layer %q", l.Name)
@@ -108,7 +122,7 @@ func TestTraceChunks(t *testing.T) {
 				tr.LogProb[i], tr.Prior[i], tr.LatentNorm[i], whole.LogProb[i], whole.Prior[i], whole.LatentNorm[i], lp[i])
 		}
 		for k, l := range tr.Layers {
-			if l.Name != whole.Layers[k].Name || !near(l.LogDet[i], whole.Layers[k].LogDet[i], 1e-5) {
+			if l.Name != whole.Layers[k].Name || l.Kind != whole.Layers[k].Kind || !near(l.LogDet[i], whole.Layers[k].LogDet[i], 1e-5) {
 				t.Errorf("example %d layer %s: %v, whole batch %s %v", i, l.Name, l.LogDet[i], whole.Layers[k].Name, whole.Layers[k].LogDet[i])
 			}
 		}

@@ -242,7 +242,7 @@ func (g *convGeom) col2im(gx, dcol []float32, n0, n1 int) {
 //     kernels.SgemmOverlap products. It computes the border outputs and
 //     drops them (+15% work at 28x28, +31% at 14x14), so it wins where
 //     the patch copy costs more: few channels, large images. For 3x3 it
-//     is taken with 8 to 81 channels at 28x28 and 8 to 39 at 14x14
+//     is taken with up to 81 channels at 28x28 and 39 at 14x14
 //     (crossover measured at 14x14 32->32, a tie); at batch 64 on 2
 //     cores, 16->16 channels at 28x28 went from 3.4 to 2.3 ms forward and
 //     from 15 to 8.5 ms forward+backward, 64->64 from 95 to 80 ms.

@@ -115,20 +115,24 @@ var forceConv = convAuto
 // implicit path saves the patch copy, whose cost relative to the GEMM
 // falls as 1/Cout (1/Cin for the input gradient), but computes the padded
 // border, extra work f = Hp*Wp/(H*W) - 1 (0.15 at 28x28, 0.31 at 14x14,
-// 0.65 at 7x7 for 3x3), and with few input channels its weight gradient
-// (K TN products of K*Cin rows) and input gradient (a product Cin wide)
-// fit the micro-kernels poorly. Both passes therefore take it when
-// Cin >= 8 and f*max(Cin, Cout) <= 12; choosing the passes separately
-// measured worse, as the two algorithms then stop sharing pooled buffers.
+// 0.65 at 7x7 for 3x3). Both passes therefore take it when
+// f*max(Cin, Cout) <= 12; choosing the passes separately measured worse,
+// as the two algorithms then stop sharing pooled buffers.
 //
 // Measured with BenchmarkConv2DPaths (batch 64, 2 cores, AVX-512; min of
 // 3 runs of 10, forward+backward, implicit vs im2col): 28x28 16->16 8.5-9.7
 // vs 15-17 ms, 28x28 32->32 31 vs 51 ms, 28x28 64->64 80 vs 95-125 ms;
 // 14x14 32->32 8.6 vs 8.4 ms (f*C = 9.8: a tie; single runs 6.8-7.4 vs
 // 7.6-8.9 ms), 14x14 48->48 17.1 vs 14.4 ms and 64->64 22.2 vs 19.9 ms
-// (f*C = 15 and 20); 7x7 128->128 26.5 vs 17.1 ms; with few input
-// channels, 14x14 4->32 3.3 vs 2.8 ms and 28x28 2->16 6.6 vs 6.9 ms
-// (the forward pass alone wins: 0.40 vs 0.57 and 0.55 vs 1.4 ms).
+// (f*C = 15 and 20); 7x7 128->128 26.5 vs 17.1 ms.
+//
+// Few input channels (the st-networks' input convolutions) were left to
+// im2col until the seventh session, when the same benchmark (20-30 runs,
+// forward+backward) measured implicit GEMM ahead on every such shape the
+// models use: on one core at batch 32 (a data-parallel replica's share),
+// 28x28 2->16 3.5 vs 5.6 ms and 14x14 4->32 1.6 vs 2.5 ms; on two cores
+// at batch 64, 28x28 2->16 6.3 vs 8.7 ms, 28x28 4->16 5.2 vs 11.0 ms,
+// 28x28 8->8 4.3 vs 8.1 ms, 14x14 4->32 3.4 vs 3.5 ms.
 func implicitConv(g *convGeom, backward bool) bool {
 	if g.KH != g.KW || g.KH != 2*g.Pad+1 || g.Pad < 1 || g.KH > maxSameK {
 		return false
@@ -145,14 +149,15 @@ func implicitConv(g *convGeom, backward bool) bool {
 	}
 	hp, wp := g.H+2*g.Pad, g.W+2*g.Pad
 	f := float64(hp*wp)/float64(g.H*g.W) - 1
-	return g.Cin >= 8 && f*float64(max(g.Cin, g.Cout)) <= 12
+	return f*float64(max(g.Cin, g.Cout)) <= 12
 }
 
 // implicitForward reports whether a gradient-free Conv2D, with no
 // backward pass to share buffers with, computes g by implicit GEMM where
-// implicitConv would not: with fewer than 8 input channels, where the
-// forward pass alone measured faster (28x28 2->16 0.55 vs 1.4 ms, 14x14
-// 4->32 0.40 vs 0.57 ms; see implicitConv).
+// implicitConv would not: fewer than 8 input channels on a small image,
+// where f*max(Cin, Cout) > 12 (e.g. 7x7 4->32), as the forward pass
+// alone of few-channel convolutions measured faster (28x28 2->16 0.55 vs
+// 1.4 ms, 14x14 4->32 0.40 vs 0.57 ms, before implicitConv took those).
 func implicitForward(g *convGeom) bool {
 	return forceConv == convAuto && g.KH == g.KW && g.KH == 2*g.Pad+1 && g.Pad >= 1 && g.KH <= maxSameK && g.Cin < 8
 }

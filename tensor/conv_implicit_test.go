@@ -129,6 +129,8 @@ func TestConv2DPathsAgree(t *testing.T) {
 // forward+backward, to place the dispatch crossover.
 func BenchmarkConv2DPaths(b *testing.B) {
 	for _, c := range []struct{ n, h, cin, cout int }{
+		{32, 28, 2, 16},
+		{32, 14, 4, 32},
 		{64, 28, 2, 16},
 		{64, 28, 4, 16},
 		{64, 14, 4, 32},
@@ -176,7 +178,7 @@ func BenchmarkConv2DPaths(b *testing.B) {
 // reference, on the st-networks' input convolutions and odd shapes.
 func TestConv2DGradFree(t *testing.T) {
 	rng := gcRNG(40)
-	for _, c := range []sameConv{{3, 28, 28, 2, 16, 3}, {2, 14, 14, 4, 32, 3}, {2, 7, 5, 1, 3, 3}, {1, 9, 8, 7, 5, 5}} {
+	for _, c := range []sameConv{{2, 7, 7, 4, 32, 3}, {2, 14, 14, 2, 48, 3}, {3, 7, 5, 1, 16, 3}, {1, 9, 8, 3, 20, 5}} {
 		x, w := normal(rng, 0, 1, c.n, c.h, c.w, c.cin), normal(rng, 0, 1, c.k, c.k, c.cin, c.cout)
 		g := &convGeom{N: c.n, H: c.h, W: c.w, Cin: c.cin, KH: c.k, KW: c.k, Cout: c.cout, Pad: c.k / 2}
 		if implicitConv(g, false) || !implicitForward(g) {

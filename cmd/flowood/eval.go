@@ -12,7 +12,7 @@ import (
 )
 
 var evalCmd = &command{
-	UsageLine: "eval RUN --ood mnist,notmnist [--score loglik,ic,ic_lzma,typicality,lr,waic,general,dose] [--background RUN] [--general RUN] [--ensemble RUN,...] [--batch-test M] [--match-compression] [--limit N] [--seed N] [--checkpoint latest|best] [--batch N]",
+	UsageLine: "eval RUN --ood mnist,notmnist [--score loglik,ic,ic_lzma,typicality,lr,waic,general,dose] [--background RUN] [--general RUN] [--ensemble RUN,...] [--batch-test M] [--match-compression] [--resize-variants area,bilinear,nearest] [--limit N] [--seed N] [--checkpoint latest|best] [--batch N]",
 	Short: "score in-distribution and OOD sets; calibrate every score's OOD threshold at 95% TPR; write threshold.json, " +
 		"thresholds.json (what flowood serve and package detector load), scores.csv, metrics.json and the log-likelihood histogram to RUN/eval",
 	Run: runEval,
@@ -28,9 +28,11 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	scoreList := fs.String("score", "loglik", "comma-separated OOD scores (higher = more in-distribution): "+scoreHelp())
 	background := fs.String("background", "", "run folder of the background model of --score lr (trained with --background-noise)")
 	general := fs.String("general", "", "run folder of the general-domain model of --score general (e.g. trained on tinyimagenet)")
-	ensemble := fs.String("ensemble", "", "comma-separated run folders that form, with RUN, the ensemble of --score waic")
+	ensemble := fs.String("ensemble", "", "comma-separated run folders that form, with RUN, the ensemble of --score waic (default: the members RUN/ensemble.json lists, for a run trained with flowood train --ensemble K)")
 	batchTest := fs.Int("batch-test", 0, "with --score typicality, also the typicality batch test on batches of M inputs")
 	matchComp := fs.Bool("match-compression", false, "when the training images are lossy (the mirror's JPEG CIFAR-10), also score each OOD set after the same JPEG round trip, as NAME@jpegQ")
+	resizeVariants := fs.String("resize-variants", "", "comma-separated resize methods ("+strings.Join(experiment.ResizeMethods, ", ")+
+		"): also score each OOD set that was resized to the model's size by each other method, as NAME@METHOD (and NAME@METHOD@jpegQ with --match-compression)")
 	replicates := fs.Int("bootstrap", 200, "bootstrap replicates of each metric's 95% interval (0: none)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -54,7 +56,8 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	met, err := experiment.Evaluate(ctx, run, experiment.EvalOptions{OOD: splitList(*oodList), Limit: *limit, Seed: *seed,
 		Checkpoint: *ck, Batch: *batch, Progress: stderr, Scores: splitList(*scoreList), Background: *background,
-		General: *general, Ensemble: splitList(*ensemble), BatchTest: *batchTest, Bootstrap: *replicates, MatchCompression: *matchComp})
+		General: *general, Ensemble: splitList(*ensemble), BatchTest: *batchTest, Bootstrap: *replicates, MatchCompression: *matchComp,
+		ResizeVariants: splitList(*resizeVariants)})
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("eval: interrupted; nothing was written to %s: %w", filepath.Join(run, "eval"), err)
 	}

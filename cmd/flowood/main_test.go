@@ -52,6 +52,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"eval", bad, "--ood", "mnist"}, []string{"model.safetensors"}},
 		{[]string{"eval", bad, "--ood", "svhn9"}, []string{"svhn9"}},
 		{[]string{"eval", bad, "--limit", "-1"}, []string{"--limit -1"}},
+		{[]string{"eval", bad, "--ood", "mnist", "--resize-variants", "area,cubic"}, []string{"resize variant", "cubic", "nearest"}},
 		{[]string{"eval"}, []string{"one run folder"}},
 		{[]string{"demo", "--epochs", "0"}, []string{"--epochs 0"}},
 	} {
@@ -181,11 +182,11 @@ func TestCIFARvsCelebA(t *testing.T) {
 		"--batch", "16", "--train-limit", "256", "--test-limit", "64", "--out", run); err != nil {
 		t.Fatalf("train: %v\n%s", err, stderr)
 	}
-	stdout, stderr, err := runCLI(t, "eval", run, "--ood", "celeba", "--limit", "64")
+	stdout, stderr, err := runCLI(t, "eval", run, "--ood", "celeba", "--limit", "64", "--resize-variants", "nearest")
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, stderr)
 	}
-	for _, w := range []string{"cifar10 test", "celeba train (OOD)"} {
+	for _, w := range []string{"cifar10 test", "celeba train (OOD)", "celeba@nearest", "Note: resized differently", "centre crop 74x74"} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("eval table lacks %q:\n%s", w, stdout)
 		}

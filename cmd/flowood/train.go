@@ -19,7 +19,7 @@ import (
 )
 
 var trainCmd = &command{
-	UsageLine: "train --model realnvp|glow|tabular --data fashionmnist|miniboone|FILE.npz --preset cpu|tiny|paper --out RUN [--embedded] [--epochs N] [--max-steps N] [--batch N] [--lr X] [--warmup N] [--weight-decay X] [--optimizer adam|adamw|rmsprop] [--clip X] [--seed N] [--train-limit N] [--test-limit N] [--checkpoint-every 10m] [--set name=value ...] [--mask NAME] [--bottleneck L] [--negative-data NAME [--negative-threshold C] [--negative-weight W]] [--background-noise MU] [--shape HxWxC] [--train-split val] [--resume | --force]",
+	UsageLine: "train --model realnvp|glow|tabular --data fashionmnist|miniboone|FILE.npz --preset cpu|tiny|paper --out RUN [--embedded] [--epochs N] [--max-steps N] [--batch N] [--lr X] [--warmup N] [--weight-decay X] [--optimizer adam|adamw|rmsprop] [--clip X] [--seed N] [--train-limit N] [--test-limit N] [--checkpoint-every 10m] [--set name=value ...] [--mask NAME] [--bottleneck L] [--negative-data NAME [--negative-threshold C] [--negative-weight W]] [--background-noise MU] [--shape HxWxC] [--train-split val] [--ensemble K] [--resume | --force]",
 	Short: "train a flow by maximum likelihood (or negative training, --negative-data) into a run folder; an existing run is continued with --resume " +
 		"or replaced with --force, never silently",
 	Run: runTrain,
@@ -56,6 +56,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	negThreshold := new(optionalFloat)
 	fs.Var(negThreshold, "negative-threshold", "with --negative-data: the paper's threshold `C` in its scale, nats of the reference code's log p (log p of pixels in [0,256)^D with its 255/256 rescaling; flowood's log p(u) of u in [0,1)^D is above C when log p(u) > C + D ln(256^2/255)); default the paper's: -30000 for grayscale, -100000 for colour")
 	negWeight := fs.Float64("negative-weight", 0, "with --negative-data: weight w of the OOD term; loss = (L(train) - w L(OOD above c))/(1+w) (default 1, the reference code's)")
+	ensembleK := fs.Int("ensemble", 0, "train an ensemble of K runs with seeds --seed, --seed+1, ...: --out is member 0, the others go in --out/ensemble/1..K-1 "+
+		"(listed in --out/ensemble.json; eval --score waic uses them); with --resume, K above the run's size adds members (default: 1, or the resumed run's size)")
 	ckEvery := fs.String("checkpoint-every", "", "also save the latest checkpoint this often within an epoch: a duration such as 10m or 30s; 0 or off: only at epoch ends (default 10m, or what the resumed run used)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -102,6 +104,12 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["ensemble"] && *ensembleK < 1 {
+		return fmt.Errorf("train: --ensemble %d: an ensemble has at least 1 member", *ensembleK)
+	}
+	if !set["ensemble"] && !*resume {
+		*ensembleK = 1
+	}
 	if err := checkNegativeFlags(set, *negData, negThreshold.v, *negWeight); err != nil {
 		return err
 	}
@@ -208,7 +216,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := rc.Resolve(); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	res, err := experiment.Train(ctx, rc, *out, experiment.TrainOptions{Resume: *resume, Force: *force, Progress: stderr})
+	results, err := experiment.TrainEnsemble(ctx, rc, *out, *ensembleK, experiment.TrainOptions{Resume: *resume, Force: *force, Progress: stderr})
 	switch {
 	case errors.Is(err, experiment.ErrRunExists):
 		return fmt.Errorf("train: %s already holds a run (config.json, checkpoints, train-log.csv); nothing was changed: "+
@@ -220,17 +228,38 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case err != nil:
 		return fmt.Errorf("train: %w", err)
 	}
-	if res.AlreadyFinished {
-		limit := ""
-		if rc.Train.MaxSteps > 0 {
-			limit = fmt.Sprintf(", max steps %d", rc.Train.MaxSteps)
+	dirs, seeds := []string{*out}, []uint64{rc.Train.Seed}
+	if len(results) > 1 {
+		ens, err := experiment.ReadEnsemble(*out)
+		if err != nil || ens == nil {
+			return fmt.Errorf("train: the ensemble trained but its list of members is unreadable: %v", err)
 		}
-		fmt.Fprintf(stdout, "run %s is already finished: %d steps, %d of %d epochs complete%s%s; nothing to train (to train longer, resume with a larger --epochs or --max-steps)\n",
-			*out, res.Steps, res.Epochs, rc.Train.Epochs, limit, testBPDText(res.TestBPD, res.BestTestBPD, rc.Data.Shape.Unit()))
-		return nil
+		dirs = append(dirs, ens.Runs(*out)...)
+		for _, m := range ens.Members {
+			seeds = append(seeds, m.Seed)
+		}
 	}
-	fmt.Fprintf(stdout, "trained %d steps in %s (%.1f img/s)%s; run folder %s\n",
-		res.Steps, res.Duration.Round(1e9), res.ImgPerSec, testBPDText(res.TestBPD, res.BestTestBPD, rc.Data.Shape.Unit()), *out)
+	for i, res := range results {
+		dir := dirs[i]
+		if len(results) > 1 {
+			fmt.Fprintf(stdout, "member %d/%d (seed %d): ", i+1, len(results), seeds[i])
+		}
+		if res.AlreadyFinished {
+			limit := ""
+			if rc.Train.MaxSteps > 0 {
+				limit = fmt.Sprintf(", max steps %d", rc.Train.MaxSteps)
+			}
+			fmt.Fprintf(stdout, "run %s is already finished: %d steps, %d of %d epochs complete%s%s; nothing to train (to train longer, resume with a larger --epochs or --max-steps)\n",
+				dir, res.Steps, res.Epochs, rc.Train.Epochs, limit, testBPDText(res.TestBPD, res.BestTestBPD, rc.Data.Shape.Unit()))
+			continue
+		}
+		fmt.Fprintf(stdout, "trained %d steps in %s (%.1f img/s)%s; run folder %s\n",
+			res.Steps, res.Duration.Round(1e9), res.ImgPerSec, testBPDText(res.TestBPD, res.BestTestBPD, rc.Data.Shape.Unit()), dir)
+	}
+	if len(results) > 1 {
+		fmt.Fprintf(stdout, "ensemble of %d members in %s (%s); flowood eval %s --score waic uses them\n",
+			len(results), *out, filepath.Join(*out, experiment.EnsembleFile), *out)
+	}
 	return nil
 }
 

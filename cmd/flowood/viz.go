@@ -26,7 +26,7 @@ var views = map[string]struct {
 }{
 	"logdet":   {"each term of log p(x) (prior, every layer's log-det), mean over in-distribution vs each OOD set", vizLogDet},
 	"latents":  {"x, unsqueeze(z), z averaged over --k dequantisations, z with batch norm in train mode (Fig. 2, 8; App. G)", vizLatents},
-	"coupling": {"each affine coupling's input, s, -t and output, un-squeezed (Fig. 1b-c, 3, 9, 11, 14; RealNVP)", vizCoupling},
+	"coupling": {"each affine coupling's input, s, -t and output, un-squeezed (Fig. 1b-c, 3, 9, 11, 14; RealNVP and Glow)", vizCoupling},
 	"resample": {"the latent's centre --side x --side square redrawn from N(0, I) and inverted back to images (Fig. 16)", vizResample},
 }
 

@@ -33,21 +33,63 @@ func CenterCrop(pix []uint8, h, w, c, ch, cw int) ([]uint8, error) {
 	return out, nil
 }
 
-// Resize returns the h x w x c image pix scaled to nh x nw. When neither
-// dimension grows, each output pixel is the average of the source area it
-// covers, with fractional weights at its edges (area averaging, as
-// OpenCV's INTER_AREA); otherwise pixels are interpolated bilinearly
-// between the source pixel centres (half-pixel alignment, edges clamped).
-// Values are rounded to the nearest integer.
+// Resize methods (ResizeWith). Each filters rows and columns separately
+// and rounds to the nearest integer.
+const (
+	// Area averages, for each output pixel, the source area it covers,
+	// with fractional weights at its edges (OpenCV's INTER_AREA when
+	// shrinking; when enlarging, each output pixel averages the one or two
+	// source pixels its interval overlaps).
+	Area = "area"
+	// Bilinear interpolates between the two source pixel centres nearest
+	// to the output pixel's centre (half-pixel alignment, edges clamped),
+	// without widening the filter when shrinking (no antialiasing, as
+	// OpenCV's INTER_LINEAR and torch's interpolate without antialias).
+	Bilinear = "bilinear"
+	// Nearest takes the source pixel under the output pixel's centre,
+	// floor((o + 1/2) n / m) (PIL's NEAREST).
+	Nearest = "nearest"
+)
+
+// Methods lists the resize methods ResizeWith knows.
+var Methods = []string{Area, Bilinear, Nearest}
+
+// AutoMethod is the method Resize uses from h x w to nh x nw: Area when
+// neither dimension grows, Bilinear otherwise.
+func AutoMethod(h, w, nh, nw int) string {
+	if nh <= h && nw <= w {
+		return Area
+	}
+	return Bilinear
+}
+
+// Resize returns the h x w x c image pix scaled to nh x nw by
+// AutoMethod's method: area averaging when neither dimension grows,
+// bilinear interpolation otherwise (see ResizeWith).
 func Resize(pix []uint8, h, w, c, nh, nw int) ([]uint8, error) {
+	return ResizeWith(pix, h, w, c, nh, nw, AutoMethod(h, w, nh, nw))
+}
+
+// ResizeWith returns the h x w x c image pix scaled to nh x nw by method
+// (Area, Bilinear or Nearest; see them). Values are rounded to the
+// nearest integer.
+func ResizeWith(pix []uint8, h, w, c, nh, nw int, method string) ([]uint8, error) {
 	if nh <= 0 || nw <= 0 || h <= 0 || w <= 0 {
 		return nil, fmt.Errorf("resize to %dx%d: image is %dx%d", nh, nw, h, w)
 	}
+	if len(pix) != h*w*c {
+		return nil, fmt.Errorf("resize: %d values for a %dx%dx%d image", len(pix), h, w, c)
+	}
 	var ys, xs []tap
-	if nh <= h && nw <= w {
+	switch method {
+	case Area:
 		ys, xs = areaTaps(h, nh), areaTaps(w, nw)
-	} else {
+	case Bilinear:
 		ys, xs = bilinearTaps(h, nh), bilinearTaps(w, nw)
+	case Nearest:
+		ys, xs = nearestTaps(h, nh), nearestTaps(w, nw)
+	default:
+		return nil, fmt.Errorf("resize method %q (known: %v)", method, Methods)
 	}
 	out := make([]uint8, nh*nw*c)
 	// Filter rows first into a float buffer of h x nw x c, then columns.
@@ -86,7 +128,7 @@ type tap struct {
 
 // areaTaps returns, for each of m output positions, the source positions
 // of [0, n) that its interval [o*n/m, (o+1)*n/m) covers, weighted by the
-// covered length over the interval length. m <= n.
+// covered length over the interval length.
 func areaTaps(n, m int) []tap {
 	taps := make([]tap, m)
 	scale := float64(n) / float64(m)
@@ -120,6 +162,16 @@ func bilinearTaps(n, m int) []tap {
 			continue
 		}
 		taps[o] = tap{start: s, w: []float64{1 - f, f}}
+	}
+	return taps
+}
+
+// nearestTaps returns, for each of m output positions, the source
+// position under its centre, floor((o + 1/2) n / m), computed in integers.
+func nearestTaps(n, m int) []tap {
+	taps := make([]tap, m)
+	for o := range m {
+		taps[o] = tap{start: min((2*o+1)*n/(2*m), n-1), w: []float64{1}}
 	}
 	return taps
 }

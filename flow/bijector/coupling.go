@@ -187,6 +187,12 @@ func unaffine(z, s, t *tensor.Tensor) *tensor.Tensor {
 	return x
 }
 
+// Describe implements the description flow.Describe gives reports:
+// "affine coupling, <mask> mask" (mask.Name of the conditioning mask).
+func (c *AffineCoupling) Describe() string {
+	return "affine coupling, " + mask.Name(c.Mask) + " mask"
+}
+
 func (c *AffineCoupling) observe(s, t, z *tensor.Tensor) {
 	if c.Observe != nil {
 		c.Observe(s, t, z)

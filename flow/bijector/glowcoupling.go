@@ -42,10 +42,16 @@ func (k GlowCouplingKind) Valid() bool {
 // same family of flows up to a fixed swap of the halves, and with
 // MultiScale factoring out the first half the factored-out half is, as in
 // the reference, the one the scale's last coupling passed through.
+//
+// Observe, when set, receives every Forward's s and t (shape of x_ch; s
+// is zero for the additive kind) and z_ch, for the paper's
+// coupling-layer views, as AffineCoupling.Observe does: on the goroutine
+// that called Forward, for the whole batch, valid during the call only.
 type GlowCoupling struct {
-	Kind  GlowCouplingKind
-	Net   STNet
-	Scale *tensor.Tensor // [C/2] for the affine kind, nil otherwise
+	Kind    GlowCouplingKind
+	Net     STNet
+	Scale   *tensor.Tensor // [C/2] for the affine kind, nil otherwise
+	Observe func(s, t, z *tensor.Tensor)
 }
 
 // NewGlowCoupling returns a coupling of the given kind over c channels.
@@ -108,6 +114,13 @@ func (g *GlowCoupling) Forward(x *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor
 	} else {
 		zc = shiftScale(ch, s, t)
 		ld = tensor.SumPerExample(s)
+	}
+	if g.Observe != nil {
+		os := s
+		if os == nil {
+			os = tensor.New(t.Shape...)
+		}
+		g.Observe(os, t, zc)
 	}
 	z := tensor.Concat(id, zc)
 	tensor.Done(id, ch, s, t, zc)

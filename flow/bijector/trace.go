@@ -25,3 +25,17 @@ func (m *MultiScale) TraceForward(x *tensor.Tensor, prefix string, visit func(st
 	z := tensor.Concat(tensor.Reshape(out, n, -1), tensor.Reshape(zn, n, -1))
 	return z, tensor.Add(ld, ld2), false
 }
+
+// Part implements flow.Parent: "steps" and "next", as TraceForward names
+// them.
+func (m *MultiScale) Part(name string) flow.Bijector {
+	switch name {
+	case "steps":
+		return m.Steps
+	case "next":
+		if m.Next != nil {
+			return m.Next
+		}
+	}
+	return nil
+}

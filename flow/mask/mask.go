@@ -171,6 +171,29 @@ func ChannelSplit(m *tensor.Tensor) (firstKept, ok bool) {
 	return false, false
 }
 
+// Name returns the name of the mask m of shape [H, W, C] (1 = kept) if it
+// is one of this package's named masks in either orientation,
+// "checkerboard", "channel", "horizontal" or "vertical", and "custom"
+// otherwise.
+func Name(m *tensor.Tensor) string {
+	h, w, c := m.Shape[0], m.Shape[1], m.Shape[2]
+	named := []struct {
+		name  string
+		build func(h, w, c int, reverse bool) *tensor.Tensor
+	}{{"checkerboard", Checkerboard}, {"channel", Channel}, {"horizontal", Horizontal}, {"vertical", Vertical}}
+	for _, n := range named {
+		if n.name == "channel" && c%2 != 0 {
+			continue
+		}
+		for _, rev := range []bool{false, true} {
+			if equal(m, n.build(h, w, c, rev)) {
+				return n.name
+			}
+		}
+	}
+	return "custom"
+}
+
 func equal(a, b *tensor.Tensor) bool {
 	for i := range a.Data {
 		if a.Data[i] != b.Data[i] {

@@ -254,3 +254,28 @@ func TestParseErrors(t *testing.T) {
 		t.Errorf("Parse(center) = %v", s)
 	}
 }
+
+// TestName checks that Name recognises each named mask in both
+// orientations and calls anything else custom.
+func TestName(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		m    func(h, w, c int, reverse bool) *tensor.Tensor
+	}{{"checkerboard", Checkerboard}, {"channel", Channel}, {"horizontal", Horizontal}, {"vertical", Vertical}} {
+		for _, rev := range []bool{false, true} {
+			if got := Name(c.m(6, 4, 2, rev)); got != c.name {
+				t.Errorf("%s (reverse %v): Name = %q", c.name, rev, got)
+			}
+		}
+	}
+	bits := make([]bool, 16)
+	bits[5] = true
+	if got := Name(Bitmap(4, 4, 1, bits, false)); got != "custom" {
+		t.Errorf("one-pixel bitmap: Name = %q, want custom", got)
+	}
+	// a channel mask needs an even channel count; with one channel the
+	// horizontal mask must still be found
+	if got := Name(Horizontal(4, 4, 1, false)); got != "horizontal" {
+		t.Errorf("one-channel horizontal: Name = %q", got)
+	}
+}

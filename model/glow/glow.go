@@ -157,6 +157,9 @@ type Model struct {
 	Mode *nn.Mode
 	// ActNorms lists every actnorm in forward order.
 	ActNorms []*bijector.ActNorm
+	// Couplings lists every coupling in forward order (their Observe
+	// hooks serve the coupling-layer views).
+	Couplings []*bijector.GlowCoupling
 }
 
 // New builds a model with parameters drawn from rng. It panics on an
@@ -186,8 +189,9 @@ func (m *Model) scale(rng *tensor.RNG, s, h, w, c int) flow.Bijector {
 		if kind == bijector.CouplingAdditive {
 			out = c / 2
 		}
-		steps = append(steps, an, bijector.NewInvConv1x1(rng, c, cfg.LU == "on"),
-			bijector.NewGlowCoupling(kind, c, nn.NewHighway(rng, c/2, cfg.Hidden, out, cfg.Layers)))
+		cp := bijector.NewGlowCoupling(kind, c, nn.NewHighway(rng, c/2, cfg.Hidden, out, cfg.Layers))
+		m.Couplings = append(m.Couplings, cp)
+		steps = append(steps, an, bijector.NewInvConv1x1(rng, c, cfg.LU == "on"), cp)
 	}
 	if s == cfg.Scales-1 {
 		return &bijector.MultiScale{Steps: steps, Shape: [3]int{h, w, c}}
@@ -204,9 +208,10 @@ func (m *Model) scale(rng *tensor.RNG, s, h, w, c int) flow.Bijector {
 // LogProb returns log p(u) per example, in nats. Without gradient
 // recording and in evaluation mode the examples are independent, and
 // batches larger than flow.EvalChunk are evaluated a chunk per core
-// (flow.Flow.LogProbEach).
+// (flow.Flow.LogProbEach), unless a coupling has an observer (Observe),
+// which then sees the whole batch.
 func (m *Model) LogProb(u *tensor.Tensor) *tensor.Tensor {
-	if !tensor.Recording(u) && !m.Mode.Train && u.Shape[0] > flow.EvalChunk {
+	if !tensor.Recording(u) && !m.Mode.Train && u.Shape[0] > flow.EvalChunk && !m.observed() {
 		return m.Flow.LogProbEach(u, 0)
 	}
 	return m.Flow.LogProb(u)
@@ -239,6 +244,16 @@ func (m *Model) Initialized() bool {
 		}
 	}
 	return true
+}
+
+// observed reports whether a coupling has an observer (Observe).
+func (m *Model) observed() bool {
+	for _, c := range m.Couplings {
+		if c.Observe != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Dim returns the number of dimensions D of one image.
