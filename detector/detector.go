@@ -12,6 +12,12 @@
 // from a generator seeded by the image's own pixels, so that the score is
 // a function of the image alone.
 //
+// Beyond the likelihood, a Detector computes the other OOD scores of
+// flowood eval (ScoreNames): by default every score the run's evaluation
+// calibrated (CalibrationFile), each with its threshold, loading the
+// reference runs and fitted state the evaluation recorded; an image's
+// scores equal those eval wrote in scores.csv for it, bit for bit.
+//
 // Importing detector does not pull in plotting, the training loop or the
 // dataset downloaders.
 package detector
@@ -21,10 +27,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"image"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 
@@ -45,17 +49,28 @@ type Result struct {
 	// BitsPerDim is the same likelihood in bits per dimension of the
 	// discrete pixels (lower = more in-distribution).
 	BitsPerDim float64
-	// OOD reports LogLikelihood < Threshold().
+	// OOD is the decision of the primary score (Detector.Primary:
+	// loglik unless Options.Primary chose another), OODBy[Primary()]; for
+	// loglik it is LogLikelihood < Threshold(), calibrated or not.
 	OOD bool
-	// Complexity is the input-complexity score of Serra et al. (2020),
-	// LogLikelihood + L·ln 2 with L the image's PNG size in bits (as the
-	// model sees it; ood.CompressedBits), higher = more in-distribution:
-	// the score that separates FashionMNIST from MNIST where the
-	// likelihood fails (see flowood eval --score ic).
+	// Scores holds every score computed (Detector.Scores), by the names
+	// of ScoreNames, loglik included; each is higher = more
+	// in-distribution and equals, for the same image, the value flowood
+	// eval wrote in scores.csv.
+	Scores map[string]float64
+	// OODBy holds, for each score with a threshold
+	// (Detector.Thresholds; loglik always), whether the image is below
+	// it: OOD by that score.
+	OODBy map[string]bool
+	// Complexity is Scores["ic"], the input-complexity score of Serra et
+	// al. (2020), LogLikelihood + L·ln 2 with L the image's PNG size in
+	// bits (as the model sees it; ood.CompressedBits), higher = more
+	// in-distribution: the score that separates FashionMNIST from MNIST
+	// where the likelihood fails; NaN when not computed.
 	Complexity float64
-	// Typicality is -|LogLikelihood - the mean log-likelihood of training
-	// data| (Nalisnick et al. 2019), when the run's evaluation recorded
-	// that mean (metrics.json); NaN otherwise.
+	// Typicality is Scores["typicality"], -|LogLikelihood - the mean
+	// log-likelihood of training data| (Nalisnick et al. 2019); NaN when
+	// not computed (the run's evaluation recorded no training mean).
 	Typicality float64
 }
 
@@ -82,8 +97,16 @@ type Detector struct {
 	calibrated bool
 	checkpoint string
 	modelName  string
-	complexity bool
 	trainMean  float64 // NaN when unknown
+	// scores are the scores computed, in ScoreNames order; thresholds
+	// the calibrated ones; primary decides Result.OOD.
+	scores     []string
+	thresholds map[string]float64
+	primary    string
+	// refs holds the reference models of lr, general and waic; dose the
+	// densities eval fitted.
+	refs map[string][]*refModel
+	dose *ood.DoSE
 	// weights holds the Winograd transforms of the model's kernels, made
 	// once by the first call that needs each and shared by every call
 	// after (the model's weights never change here): scoring calls then
@@ -97,21 +120,42 @@ type Detector struct {
 const ThresholdFile = runfile.ThresholdFile
 
 // Load reads the run folder runDir: its config.json, the weights of its
-// best checkpoint (the latest when there is no best), and its calibrated
-// threshold (ThresholdFile) when it was calibrated on that checkpoint
-// (`flowood eval` scores the same one by default). Without a calibration the threshold is the
-// log-likelihood of 8 bits per dimension, that of the uniform density on
-// [0, 1)^D: an input is then called OOD only when the model finds it less
+// best checkpoint (the latest when there is no best), and its calibration
+// (CalibrationFile, or ThresholdFile from an older flowood) when it was
+// calibrated on those weights (`flowood eval` scores the same checkpoint
+// by default). It computes every score the calibration holds (see
+// LoadWith). Without a calibration it computes the log-likelihood, whose
+// threshold is then that of 8 bits per dimension, the uniform density on
+// [0, 1)^D: an input is called OOD only when the model finds it less
 // likely than uniform noise does (see Calibrated).
 func Load(runDir string) (*Detector, error) { return LoadWith(runDir, Options{}) }
 
+// CalibrationFile is where `flowood eval` records every score it
+// computed with its calibrated threshold and what the detector needs to
+// recompute it (runfile.Calibration).
+const CalibrationFile = runfile.CalibrationFile
+
 // Options select what a Detector computes beyond the log-likelihood.
 type Options struct {
-	// Complexity computes Result.Complexity: a PNG encoding of every
-	// image at best compression, which costs about 0.7 ms per 28x28
-	// image here, as much as a small model's evaluation (BenchmarkScore:
-	// 1399 img/s without, 721 with); without it Complexity is NaN.
+	// Scores lists the scores to compute (ScoreNames); loglik is always
+	// computed. nil means every score the run's calibration holds
+	// (CalibrationFile), or without one loglik and, when the run's
+	// metrics.json gives the training mean, typicality. lr, waic and
+	// general load the reference runs eval used, found relative to the
+	// run folder first, then by their absolute path; they, dose, and
+	// typicality without a training mean need the calibration, and
+	// LoadWith returns an error wrapping ErrNotCalibrated without it.
+	// Each costs about as much as it says in docs/serve.md: lr and
+	// general a second model evaluation, waic one per ensemble member.
+	Scores []string
+	// Complexity adds ic to Scores: a PNG encoding of every image at
+	// best compression, which costs about as much as a small model's
+	// evaluation (docs/serve.md).
 	Complexity bool
+	// Primary is the score whose decision is Result.OOD (default
+	// loglik). It must be among the scores computed, and a primary score
+	// other than loglik must have a calibrated threshold.
+	Primary string
 }
 
 // LoadWith is Load with options.
@@ -124,8 +168,7 @@ func LoadWith(runDir string, opt Options) (*Detector, error) {
 	if sh.Kind != datakind.Image || (sh.Channels != 1 && sh.Channels != 3) {
 		return nil, fmt.Errorf("detector: %s: the run models %s data, not grayscale or RGB images", runDir, sh.Kind)
 	}
-	d := &Detector{h: sh.Height, w: sh.Width, c: sh.Channels, dataset: spec.Data.Name, modelName: spec.Model,
-		complexity: opt.Complexity}
+	d := &Detector{h: sh.Height, w: sh.Width, c: sh.Channels, dataset: spec.Data.Name, modelName: spec.Model}
 	m, err := spec.NewModel(0)
 	if err != nil {
 		return nil, fmt.Errorf("detector: %s: %w", runDir, err)
@@ -147,12 +190,14 @@ func LoadWith(runDir string, opt Options) (*Detector, error) {
 	m.SetTraining(false)
 	d.model = m
 	d.weights = tensor.NewPass(tensor.PassOptions{CacheWeights: true})
-	dim := float64(d.h * d.w * d.c)
-	d.threshold = dim*math.Log(256) - dim*8*math.Ln2 // 0: the uniform density
+	d.threshold = d.uniformThreshold()
 	if err := d.readThreshold(runDir); err != nil {
 		return nil, err
 	}
 	d.trainMean = readTrainMean(runDir)
+	if err := d.setupScores(runDir, opt); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -206,7 +251,7 @@ func (d *Detector) Shape() (h, w, c int) { return d.h, d.w, d.c }
 func (d *Detector) Score(ctx context.Context, imgs []image.Image) ([]Result, error) {
 	dim := d.h * d.w * d.c
 	u := make([]float32, len(imgs)*dim)
-	bits := make([]float64, len(imgs))
+	pxs := make([][]uint8, len(imgs))
 	for i, img := range imgs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -215,24 +260,37 @@ func (d *Detector) Score(ctx context.Context, imgs []image.Image) ([]Result, err
 		if err != nil {
 			return nil, &InputError{Index: i, Err: err}
 		}
-		bits[i] = math.NaN()
-		if d.complexity {
-			if bits[i], err = ood.CompressedBits(px, d.h, d.w, d.c, "png"); err != nil {
-				return nil, &InputError{Index: i, Err: err}
-			}
-		}
-		h := fnv.New64a()
-		h.Write(px)
-		pixels.Dequantize(u[i*dim:(i+1)*dim], px, rand.New(rand.NewPCG(h.Sum64(), uint64(dim))))
+		pxs[i] = px
+		pixels.Dequantize(u[i*dim:(i+1)*dim], px, pixels.ImageNoise(px))
 	}
 	ll, err := d.logProb(ctx, u, len(imgs))
 	if err != nil {
 		return nil, err
 	}
+	scores, err := d.computeScores(ctx, u, len(imgs), pxs, ll)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Result, len(imgs))
 	for i, v := range ll {
-		out[i] = Result{LogLikelihood: v, BitsPerDim: bitsPerDim(v, dim), OOD: v < d.threshold,
-			Complexity: v + bits[i]*math.Ln2, Typicality: -math.Abs(v - d.trainMean)}
+		r := Result{LogLikelihood: v, BitsPerDim: bitsPerDim(v, dim), Complexity: math.NaN(), Typicality: math.NaN(),
+			Scores: make(map[string]float64, len(d.scores)), OODBy: make(map[string]bool, len(d.thresholds))}
+		for _, name := range d.scores {
+			x := scores[name][i]
+			r.Scores[name] = x
+			if t, ok := d.thresholds[name]; ok {
+				r.OODBy[name] = x < t
+			}
+		}
+		r.OODBy["loglik"] = v < d.threshold
+		r.OOD = r.OODBy[d.primary]
+		if x, ok := r.Scores["ic"]; ok {
+			r.Complexity = x
+		}
+		if x, ok := r.Scores["typicality"]; ok {
+			r.Typicality = x
+		}
+		out[i] = r
 	}
 	return out, nil
 }

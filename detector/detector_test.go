@@ -366,6 +366,19 @@ func TestImportsLight(t *testing.T) {
 // fields included.
 func sameResult(a, b Result) bool {
 	same := func(x, y float64) bool { return math.Float64bits(x) == math.Float64bits(y) }
+	if len(a.Scores) != len(b.Scores) || len(a.OODBy) != len(b.OODBy) {
+		return false
+	}
+	for k, v := range a.Scores {
+		if w, ok := b.Scores[k]; !ok || !same(v, w) {
+			return false
+		}
+	}
+	for k, v := range a.OODBy {
+		if w, ok := b.OODBy[k]; !ok || v != w {
+			return false
+		}
+	}
 	return same(a.LogLikelihood, b.LogLikelihood) && same(a.BitsPerDim, b.BitsPerDim) && a.OOD == b.OOD &&
 		same(a.Complexity, b.Complexity) && same(a.Typicality, b.Typicality)
 }

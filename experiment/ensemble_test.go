@@ -143,8 +143,8 @@ func TestTrainEnsembleWAIC(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// the evaluation's dequantisation: member 0's seed + 1
-			ll, err := (&ood.LogLikelihood{Model: model, Seed: rc.Train.Seed + 1}).Score(context.Background(), x, 0)
+			// the evaluation's dequantisation: each image's own noise (pixels.ImageNoise)
+			ll, err := (&ood.LogLikelihood{Model: model, Seed: rc.Train.Seed + 1, ImageNoise: true}).Score(context.Background(), x, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -151,6 +152,9 @@ type Metrics struct {
 	SubsetSeed uint64 `json:"subset_seed"`
 	// Threshold is the calibrated OOD threshold (also threshold.json).
 	Threshold runfile.Threshold `json:"threshold"`
+	// Thresholds holds every score's threshold, calibrated the same way
+	// (also thresholds.json, with what recomputing each score needs).
+	Thresholds map[string]JSONFloat `json:"thresholds"`
 }
 
 // Convention states the sign and class conventions of Metrics.
@@ -201,7 +205,15 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		return nil, fmt.Errorf("loading model: %w", err)
 	}
 	shape := rc.Data.Shape
-	scorer := &ood.LogLikelihood{Model: m, Batch: opt.Batch, Seed: rc.Train.Seed + 1, Progress: opt.Progress}
+	// Images are dequantised as the detector does (pixels.ImageNoise),
+	// so that scores.csv and the thresholds are the detector's.
+	scorer := &ood.LogLikelihood{Model: m, Batch: opt.Batch, Seed: rc.Train.Seed + 1, Progress: opt.Progress,
+		ImageNoise: shape.Kind == datakind.Image}
+	plan.imageNoise = scorer.ImageNoise
+	modelSum, err := runfile.FileSHA256(filepath.Join(ck, checkpoint.ModelFile))
+	if err != nil {
+		return nil, fmt.Errorf("loading model: %w", err)
+	}
 
 	type set struct {
 		name, split string
@@ -285,6 +297,14 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		}
 	}
 	sets = []set{tr, in}
+	cal, err := plan.calibration(met.Threshold, modelSum, in.scores, trainMean)
+	if err != nil {
+		return nil, err
+	}
+	met.Thresholds = map[string]JSONFloat{}
+	for _, sc := range cal.Scores {
+		met.Thresholds[sc.Name] = sc.Threshold
+	}
 	replicates := opt.Bootstrap
 	if replicates == 0 {
 		replicates = 200
@@ -394,6 +414,12 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 	if err := runfile.WriteThreshold(run, met.Threshold); err != nil {
 		return nil, err
 	}
+	if err := writeDoSE(run, plan.dose); err != nil {
+		return nil, err
+	}
+	if err := runfile.WriteCalibration(run, cal); err != nil {
+		return nil, err
+	}
 	// scores.csv
 	var buf csvBuffer
 	w := csv.NewWriter(&buf)
@@ -435,6 +461,23 @@ func Evaluate(ctx context.Context, run string, opt EvalOptions) (*Metrics, error
 		return nil, err
 	}
 	return met, nil
+}
+
+// writeDoSE writes the fitted DoSE to RUN/eval/dose.json, or removes an
+// earlier evaluation's when d is nil.
+func writeDoSE(run string, d *ood.DoSE) error {
+	path := filepath.Join(run, DoSEFile)
+	if d == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing %s: %w", path, err)
+		}
+		return nil
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", path, err)
+	}
+	return writeFileAtomic(path, append(b, '\n'))
 }
 
 type csvBuffer struct{ b []byte }

@@ -102,7 +102,7 @@ func TestEvaluateResizeVariants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := (&ood.LogLikelihood{Model: m, Seed: rc.Train.Seed + 1}).Score(context.Background(), small, 0)
+	want, err := (&ood.LogLikelihood{Model: m, Seed: rc.Train.Seed + 1, ImageNoise: true}).Score(context.Background(), small, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,7 +14,9 @@ import (
 	"github.com/flowood/flowood/model"
 	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/ood"
+	"github.com/flowood/flowood/runfile"
 	"github.com/flowood/flowood/tensor"
+	"github.com/flowood/flowood/train/checkpoint"
 )
 
 // ScoreDocs describes every OOD score flowood eval computes (--score),
@@ -42,7 +45,13 @@ type scorePlan struct {
 	// ensembleRuns are the run folders of ensemble, as given or as the
 	// run's ensemble.json lists them.
 	ensembleRuns []string
-	batchTest    int
+	// refs records the reference runs per score, for thresholds.json.
+	refs      map[string][]runfile.Reference
+	batchTest int
+	// run is the evaluated run folder (references are recorded relative
+	// to it); imageNoise says images are dequantised by pixels.ImageNoise.
+	run        string
+	imageNoise bool
 	// dose is fitted on the training set's statistics (scoreSet with
 	// train set), before any other set is scored.
 	dose *ood.DoSE
@@ -51,7 +60,7 @@ type scorePlan struct {
 // tracer is a model whose log-likelihood can be split into its layers'
 // terms (flow.Flow.Trace, promoted to models that embed a flow.Flow).
 type tracer interface {
-	Trace(x *tensor.Tensor) flow.Trace
+	TraceChunks(ctx context.Context, parent *tensor.Pass, data []float32, shape []int, chunk int) (flow.Trace, error)
 }
 
 // planScores checks the requested scores and loads the reference runs
@@ -66,7 +75,7 @@ func planScores(opt EvalOptions, rc RunConfig, run string) (*scorePlan, error) {
 		}
 		want[s] = true
 	}
-	p := &scorePlan{batchTest: opt.BatchTest}
+	p := &scorePlan{batchTest: opt.BatchTest, refs: map[string][]runfile.Reference{}, run: run}
 	for _, s := range ScoreNames {
 		if want[s] {
 			p.names = append(p.names, s)
@@ -109,13 +118,30 @@ func planScores(opt EvalOptions, rc RunConfig, run string) (*scorePlan, error) {
 		"or a run trained with flowood train --ensemble K, whose members are found by themselves", opt.Ensemble...); err != nil {
 		return nil, err
 	}
+	record := func(score, role, ref string) error {
+		if p.run == "" {
+			return nil
+		}
+		r, err := runfile.NewReference(p.run, ref, role, defaultCheckpoint(ref), checkpoint.ModelFile)
+		if err != nil {
+			return err
+		}
+		p.refs[score] = append(p.refs[score], r)
+		return nil
+	}
 	if opt.Background != "" {
 		if p.background, err = loadReference(opt.Background, rc, "--background"); err != nil {
+			return nil, err
+		}
+		if err := record("lr", "background", opt.Background); err != nil {
 			return nil, err
 		}
 	}
 	if opt.General != "" {
 		if p.general, err = loadReference(opt.General, rc, "--general"); err != nil {
+			return nil, err
+		}
+		if err := record("general", "general", opt.General); err != nil {
 			return nil, err
 		}
 	}
@@ -128,9 +154,21 @@ func planScores(opt EvalOptions, rc RunConfig, run string) (*scorePlan, error) {
 			return nil, err
 		}
 		p.ensemble = append(p.ensemble, m)
+		if err := record("waic", "ensemble", r); err != nil {
+			return nil, err
+		}
 		p.ensembleRuns = append(p.ensembleRuns, r)
 	}
 	return p, nil
+}
+
+// defaultCheckpoint names the checkpoint of run that LoadModel and the
+// detector load: best when there is one, latest otherwise.
+func defaultCheckpoint(run string) string {
+	if _, err := os.Stat(filepath.Join(run, "checkpoint", "best", checkpoint.ModelFile)); err == nil {
+		return "best"
+	}
+	return "latest"
 }
 
 // loadReference loads the model of another run (its best checkpoint, or
@@ -149,6 +187,48 @@ func loadReference(run string, rc RunConfig, flag string) (model.Model, error) {
 	}
 	return m, nil
 }
+
+// calibration returns the thresholds.json of an evaluation: per score,
+// the threshold that accepts TPR of the in-distribution scores in, and
+// what recomputing the score needs; base carries the fields shared with
+// threshold.json.
+func (p *scorePlan) calibration(base runfile.Threshold, modelSum string, in map[string][]float64, trainMean float64) (runfile.Calibration, error) {
+	c := runfile.Calibration{Version: runfile.CalibrationVersion, TPR: base.TPR, Dataset: base.Dataset, Split: base.Split,
+		N: base.N, Limit: base.Limit, SubsetSeed: base.SubsetSeed, Checkpoint: base.Checkpoint, ModelSHA256: modelSum,
+		Rule: "per score: an input is OOD when its score is below threshold; threshold is the k-th largest of the n " +
+			"in-distribution scores, k the smallest integer with k/n >= tpr (no interpolation; ood.AcceptThreshold)"}
+	if p.imageNoise {
+		c.Dequantization = Dequantization
+	}
+	for _, name := range p.names {
+		thr, err := ood.AcceptThreshold(in[name], base.TPR)
+		if err != nil {
+			return c, fmt.Errorf("calibrating %s: %w", name, err)
+		}
+		sc := runfile.ScoreCalibration{Name: name, Threshold: JSONFloat(thr), Doc: ScoreDocs[name], References: p.refs[name]}
+		switch name {
+		case "ic":
+			sc.Coder = "png"
+		case "ic_lzma":
+			sc.Coder = "lzma"
+		case "typicality":
+			m := JSONFloat(trainMean)
+			sc.TrainMean = &m
+		case "dose":
+			sc.State = DoSEFile
+		}
+		c.Scores = append(c.Scores, sc)
+	}
+	return c, nil
+}
+
+// DoSEFile is where flowood eval writes the densities DoSE fitted on the
+// training statistics (ood.DoSE as JSON), relative to the run folder.
+const DoSEFile = "eval/dose.json"
+
+// Dequantization is how flowood eval and the detector dequantise images.
+const Dequantization = "u = (x + e)/256 per pixel, e ~ U[0,1) drawn from PCG seeded by the FNV-1a hash of the image's pixels " +
+	"and their count (pixels.ImageNoise): an image's score is a function of the image alone"
 
 // scoreSet computes the requested scores of one scored set: x its
 // examples, ll their log-likelihoods under the run's model, trainMean
@@ -244,8 +324,10 @@ func (p *scorePlan) metricScores() []string { return slices.Clone(p.names) }
 // traceStats returns DoSE's statistics of the first n examples of x
 // (stats[s][i]: statistic s of example i): log p, the prior term, the
 // latent norm and each layer's log-det, on the inputs scorer gives the
-// model (its seed's dequantisation, its batches). kinds[s] describes the
-// layer of statistic s (flow.Describe), "" for the first three.
+// model (its dequantisation and batches), each batch traced in chunks
+// (flow.Flow.TraceChunks) so that an example's statistics do not depend
+// on its batch. kinds[s] describes the layer of statistic s
+// (flow.Describe), "" for the first three.
 func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examples, n int) (names, kinds []string, stats [][]float64, err error) {
 	tm, ok := scorer.Model.(tracer)
 	if !ok {
@@ -256,12 +338,14 @@ func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examp
 		batch = 256
 	}
 	scorer.Model.SetTraining(false)
-	noise := tensor.NewRNG(scorer.Seed).Rand
+	read := scorer.Inputs(x)
 	shape := x.Shape()
 	d := 1
 	for _, v := range shape {
 		d *= v
 	}
+	pass := tensor.NewPass(tensor.PassOptions{CacheWeights: true})
+	defer pass.Close()
 	for lo := 0; lo < n; lo += batch {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, nil, err
@@ -272,8 +356,11 @@ func traceStats(ctx context.Context, scorer *ood.LogLikelihood, x datakind.Examp
 			idx[i] = lo + i
 		}
 		buf := make([]float32, len(idx)*d)
-		x.Read(buf, idx, noise)
-		tr := tm.Trace(tensor.FromData(buf, append([]int{len(idx)}, shape...)...))
+		read(buf, idx)
+		tr, err := tm.TraceChunks(ctx, pass, buf, append([]int{len(idx)}, shape...), 0)
+		if err != nil {
+			return nil, nil, nil, err
+		}
 		if names == nil {
 			names = []string{"log_p", "prior", "latent_norm"}
 			kinds = []string{"", "", ""}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/flowood/flowood/data"
 	"github.com/flowood/flowood/ood"
+	"github.com/flowood/flowood/runfile"
 )
 
 // tinyRun trains a tiny RealNVP on the embedded FashionMNIST for a few
@@ -123,7 +124,7 @@ func TestEvaluateScores(t *testing.T) {
 				}
 			}
 			x = subset(x, idx)
-			ll, err := (&ood.LogLikelihood{Model: m, Seed: rc.Train.Seed + 1}).Score(context.Background(), x, 0)
+			ll, err := (&ood.LogLikelihood{Model: m, Seed: rc.Train.Seed + 1, ImageNoise: true}).Score(context.Background(), x, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,6 +170,8 @@ func TestEvaluateScores(t *testing.T) {
 			t.Errorf("%s %d: ic_lzma %v not above log p %v", key, i, num(r, "ic_lzma"), ll)
 		}
 	}
+	checkCalibration(t, run, rows, trainMean, map[string][]string{"lr": {"../other"}, "waic": {"../other", "../third"}})
+
 	b, _ := os.ReadFile(filepath.Join(run, "eval", "metrics.json"))
 	var raw map[string]any
 	if err := json.Unmarshal(b, &raw); err != nil {
@@ -233,5 +236,96 @@ func TestTraceStats(t *testing.T) {
 		if math.Abs(stats[0][i]-v) > 1e-5*math.Abs(v) {
 			t.Errorf("example %d: log_p %v, scored %v", i, stats[0][i], v)
 		}
+	}
+}
+
+// checkCalibration checks RUN/eval/thresholds.json against scores.csv's
+// rows: every score's threshold is, computed here by sorting the
+// in-distribution test scores by hand, the k-th largest with k the
+// smallest integer such that k/n >= 0.95; typicality records the
+// training mean; the reference runs are recorded relative to the run;
+// dose's state file exists. refs gives the expected relative paths.
+func checkCalibration(t *testing.T, run string, rows [][]string, trainMean float64, refs map[string][]string) {
+	t.Helper()
+	cal, err := runfile.ReadCalibration(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := rows[0]
+	var names []string
+	for _, h := range head[5:] {
+		names = append(names, h)
+	}
+	if got, want := strings.Join(cal.Names(), ","), "loglik,"+strings.Join(names, ","); got != want {
+		t.Errorf("thresholds.json scores %s, want %s", got, want)
+	}
+	for c, h := range head {
+		name := h
+		if h == "log_likelihood" {
+			name = "loglik"
+		}
+		sc, ok := cal.Score(name)
+		if c < 5 && name != "loglik" {
+			continue
+		}
+		if !ok {
+			t.Errorf("thresholds.json lacks %s", name)
+			continue
+		}
+		var in []float64
+		for _, r := range rows[1:] {
+			if r[0] == "fashionmnist" && r[1] == "test" {
+				v, err := strconv.ParseFloat(r[c], 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				in = append(in, v)
+			}
+		}
+		// sort descending by hand (insertion sort)
+		for i := 1; i < len(in); i++ {
+			for j := i; j > 0 && in[j] > in[j-1]; j-- {
+				in[j], in[j-1] = in[j-1], in[j]
+			}
+		}
+		k := 1
+		for float64(k)/float64(len(in)) < 0.95 {
+			k++
+		}
+		if want := in[k-1]; float64(sc.Threshold) != want {
+			t.Errorf("%s: threshold %v, want the %d-th largest of %d: %v", name, float64(sc.Threshold), k, len(in), want)
+		}
+		accepted := 0
+		for _, v := range in {
+			if v >= float64(sc.Threshold) {
+				accepted++
+			}
+		}
+		if accepted < 23 { // of 24
+			t.Errorf("%s: threshold accepts %d of %d", name, accepted, len(in))
+		}
+		var got []string
+		for _, r := range sc.References {
+			got = append(got, r.Path)
+			if !filepath.IsAbs(r.Abs) || r.Checkpoint == "" || len(r.ModelSHA256) != 64 {
+				t.Errorf("%s: reference %+v", name, r)
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(refs[name], ",") {
+			t.Errorf("%s: references %v, want %v", name, got, refs[name])
+		}
+		switch name {
+		case "typicality":
+			if sc.TrainMean == nil || math.Abs(float64(*sc.TrainMean)-trainMean) > 1e-9*math.Abs(trainMean) {
+				t.Errorf("typicality: train mean %v, want %v", sc.TrainMean, trainMean)
+			}
+		case "dose":
+			if _, err := os.Stat(filepath.Join(run, filepath.FromSlash(sc.State))); sc.State == "" || err != nil {
+				t.Errorf("dose: state %q: %v", sc.State, err)
+			}
+		}
+	}
+	if len(cal.ModelSHA256) != 64 || cal.Checkpoint == "" || cal.N != 24 || cal.Dequantization == "" {
+		t.Errorf("thresholds.json: %+v", cal)
 	}
 }

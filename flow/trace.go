@@ -1,11 +1,13 @@
 package flow
 
 import (
+	"context"
 	"math"
 	"reflect"
 	"strconv"
 	"strings"
 
+	"github.com/flowood/flowood/kernels"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"
 )
@@ -149,9 +151,76 @@ func Describe(b Bijector) string {
 func (f Flow) Trace(x *tensor.Tensor) Trace {
 	p := tensor.GradFree()
 	defer p.Close()
+	return f.trace(p.Input(x))
+}
+
+// TraceChunks is Trace of the examples of data (shape[0] examples of
+// shape[1:]) computed as LogProbChunks computes log p: on chunks of
+// chunk examples (EvalChunk when chunk <= 0), a short last one padded,
+// each in a single-threaded Sub pass of parent (which must not record),
+// so that an example's trace has the same bits whatever batch it comes
+// in. Once ctx is done no further chunk starts and ctx's error is
+// returned.
+func (f Flow) TraceChunks(ctx context.Context, parent *tensor.Pass, data []float32, shape []int, chunk int) (Trace, error) {
+	if chunk <= 0 {
+		chunk = EvalChunk
+	}
+	n := shape[0]
+	d := tensor.Numel(shape[1:])
+	parts := make([]Trace, (n+chunk-1)/chunk)
+	kernels.Each(len(parts), func(i int) {
+		if ctx.Err() != nil {
+			return
+		}
+		lo, hi := i*chunk, min((i+1)*chunk, n)
+		x := data[lo*d : hi*d]
+		if hi-lo < chunk {
+			x = make([]float32, chunk*d)
+			copy(x, data[lo*d:hi*d])
+			for j := hi - lo; j < chunk; j++ {
+				copy(x[j*d:], data[(hi-1)*d:hi*d])
+			}
+		}
+		sub := parent.Sub()
+		defer sub.Close()
+		parts[i] = f.trace(sub.FromData(x, append([]int{chunk}, shape[1:]...)...)).slice(hi - lo)
+	})
+	if err := ctx.Err(); err != nil {
+		return Trace{}, err
+	}
+	var tr Trace
+	for _, p := range parts {
+		tr.LogProb = append(tr.LogProb, p.LogProb...)
+		tr.Prior = append(tr.Prior, p.Prior...)
+		tr.LatentNorm = append(tr.LatentNorm, p.LatentNorm...)
+		if tr.Layers == nil {
+			tr.Layers = make([]LayerLogDet, len(p.Layers))
+			for k, l := range p.Layers {
+				tr.Layers[k].Name, tr.Layers[k].Kind = l.Name, l.Kind
+			}
+		}
+		for k, l := range p.Layers {
+			tr.Layers[k].LogDet = append(tr.Layers[k].LogDet, l.LogDet...)
+		}
+	}
+	return tr, nil
+}
+
+// slice returns the first n examples of tr.
+func (tr Trace) slice(n int) Trace {
+	out := Trace{LogProb: tr.LogProb[:n], Prior: tr.Prior[:n], LatentNorm: tr.LatentNorm[:n]}
+	for _, l := range tr.Layers {
+		l.LogDet = l.LogDet[:n]
+		out.Layers = append(out.Layers, l)
+	}
+	return out
+}
+
+// trace is Trace of x, a tensor of a pass that does not record.
+func (f Flow) trace(x *tensor.Tensor) Trace {
 	n := x.Shape[0]
 	var tr Trace
-	z, _, _ := TraceForward(f.Bijector, p.Input(x), "", func(name string, _, l *tensor.Tensor) bool {
+	z, _, _ := TraceForward(f.Bijector, x, "", func(name string, _, l *tensor.Tensor) bool {
 		v := make([]float64, n)
 		for i := range v {
 			v[i] = float64(l.Data[i])

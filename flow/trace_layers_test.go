@@ -1,6 +1,7 @@
 package flow_test
 
 import (
+	"context"
 	"math"
 	"strings"
 	"testing"
@@ -81,5 +82,64 @@ func TestTrace(t *testing.T) {
 			}
 		}
 		p.Close()
+	}
+}
+
+// TestTraceChunks checks Flow.TraceChunks against Trace of the whole
+// batch (equal up to the kernels' float32 rounding across batch sizes),
+// against LogProbChunks (the same chunks: log p equal up to the float32
+// vs float64 sum), and that an example's trace has the same bits in
+// batches cut differently.
+func TestTraceChunks(t *testing.T) {
+	cfg := realnvp.Config{Height: 8, Width: 8, Channels: 1, Scales: 2, Blocks: 1, Mid: 4}
+	rng := tensor.NewRNG(5)
+	m := realnvp.New(cfg, rng)
+	flowtest.Perturb(m, rng, 0.05)
+	m.SetTraining(false)
+	const n = 11
+	x := tensor.New(n, 8, 8, 1)
+	rng.Uniform(x.Data, 0.02, 0.98)
+	whole := m.Trace(x)
+	p := tensor.NewPass(tensor.PassOptions{CacheWeights: true})
+	defer p.Close()
+	ctx := context.Background()
+	tr, err := m.TraceChunks(ctx, p, x.Data, x.Shape, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp, err := flow.LogProbChunks(ctx, p, m.Flow.LogProb, x.Data, x.Shape, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.LogProb) != n || len(tr.Layers) != len(whole.Layers) {
+		t.Fatalf("%d examples and %d layers, want %d and %d", len(tr.LogProb), len(tr.Layers), n, len(whole.Layers))
+	}
+	near := func(a, b, tol float64) bool { return math.Abs(a-b) <= tol*(1+math.Abs(b)) }
+	for i := range n {
+		if !near(tr.LogProb[i], whole.LogProb[i], 1e-5) || !near(tr.Prior[i], whole.Prior[i], 1e-5) ||
+			!near(tr.LatentNorm[i], whole.LatentNorm[i], 1e-5) || !near(tr.LogProb[i], float64(lp[i]), 1e-5) {
+			t.Errorf("example %d: chunked log p %v prior %v norm %v; whole batch %v %v %v; LogProbChunks %v", i,
+				tr.LogProb[i], tr.Prior[i], tr.LatentNorm[i], whole.LogProb[i], whole.Prior[i], whole.LatentNorm[i], lp[i])
+		}
+		for k, l := range tr.Layers {
+			if l.Name != whole.Layers[k].Name || l.Kind != whole.Layers[k].Kind || !near(l.LogDet[i], whole.Layers[k].LogDet[i], 1e-5) {
+				t.Errorf("example %d layer %s: %v, whole batch %s %v", i, l.Name, l.LogDet[i], whole.Layers[k].Name, whole.Layers[k].LogDet[i])
+			}
+		}
+	}
+	// Examples 3..10 alone: the same bits.
+	part, err := m.TraceChunks(ctx, p, x.Data[3*64:], append([]int{n - 3}, x.Shape[1:]...), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n - 3 {
+		if math.Float64bits(part.LogProb[i]) != math.Float64bits(tr.LogProb[3+i]) {
+			t.Errorf("example %d: %v in another batch, %v", 3+i, part.LogProb[i], tr.LogProb[3+i])
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := m.TraceChunks(cctx, p, x.Data, x.Shape, 0); err == nil {
+		t.Error("cancelled context: no error")
 	}
 }

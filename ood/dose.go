@@ -1,6 +1,7 @@
 package ood
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -20,10 +21,11 @@ import (
 // nothing and are dropped.
 type DoSE struct {
 	// Names of the statistics kept, in the order of their columns.
-	Names []string
-	keep  []int       // indices of the statistics kept
-	ref   [][]float64 // per statistic kept, the training values
-	bw    []float64
+	Names  []string
+	inputs []string    // the names of every statistic given to FitDoSE
+	keep   []int       // indices of the statistics kept
+	ref    [][]float64 // per statistic kept, the training values
+	bw     []float64
 }
 
 // MaxDoSEReference bounds the training values per statistic that the
@@ -43,7 +45,7 @@ func FitDoSE(names []string, train [][]float64, rng *rand.Rand) (*DoSE, error) {
 		return nil, fmt.Errorf("ood: DoSE needs at least 2 training inputs, got %d", n)
 	}
 	pick := rng.Perm(n)[:min(n, MaxDoSEReference)]
-	d := &DoSE{}
+	d := &DoSE{inputs: slices.Clone(names)}
 	for s, v := range train {
 		if len(v) != n {
 			return nil, fmt.Errorf("ood: DoSE statistic %s has %d values, the first %d", names[s], len(v), n)
@@ -74,6 +76,63 @@ func FitDoSE(names []string, train [][]float64, rng *rand.Rand) (*DoSE, error) {
 		return nil, fmt.Errorf("ood: DoSE: every statistic is constant on the training data")
 	}
 	return d, nil
+}
+
+// Statistics returns the names of the statistics Score takes, in its
+// order (those given to FitDoSE).
+func (d *DoSE) Statistics() []string { return slices.Clone(d.inputs) }
+
+// doseJSON is a fitted DoSE as JSON.
+type doseJSON struct {
+	Method     string      `json:"method"`
+	Statistics []string    `json:"statistics"`
+	Kept       []string    `json:"kept"`
+	Bandwidth  []float64   `json:"bandwidth"`
+	Reference  [][]float64 `json:"reference"`
+}
+
+const doseMethod = "DoSE_KDE: sum over kept statistics of log (1/(n h sqrt(2 pi)) sum_r exp(-((x - r)/h)^2/2)), h the bandwidth, r the reference values"
+
+// MarshalJSON encodes the fitted densities: the statistics Score takes,
+// those kept, and each kept one's bandwidth and training values, so that
+// a DoSE fitted once (by flowood eval) scores new inputs elsewhere (the
+// detector) with the same results, bit for bit.
+func (d *DoSE) MarshalJSON() ([]byte, error) {
+	return json.Marshal(doseJSON{Method: doseMethod, Statistics: d.inputs, Kept: d.Names, Bandwidth: d.bw, Reference: d.ref})
+}
+
+// UnmarshalJSON decodes what MarshalJSON wrote, checking that it is
+// consistent (every kept statistic among the statistics, a positive
+// finite bandwidth and at least one finite reference value each).
+func (d *DoSE) UnmarshalJSON(b []byte) error {
+	var j doseJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	if len(j.Kept) == 0 || len(j.Bandwidth) != len(j.Kept) || len(j.Reference) != len(j.Kept) {
+		return fmt.Errorf("ood: DoSE with %d kept statistics, %d bandwidths and %d reference sets", len(j.Kept), len(j.Bandwidth), len(j.Reference))
+	}
+	out := DoSE{Names: j.Kept, inputs: j.Statistics, bw: j.Bandwidth, ref: j.Reference}
+	for k, name := range j.Kept {
+		s := slices.Index(j.Statistics, name)
+		if s < 0 {
+			return fmt.Errorf("ood: DoSE keeps statistic %q, not among its statistics", name)
+		}
+		if h := j.Bandwidth[k]; !(h > 0) || math.IsInf(h, 1) {
+			return fmt.Errorf("ood: DoSE statistic %q has bandwidth %v", name, h)
+		}
+		if len(j.Reference[k]) == 0 {
+			return fmt.Errorf("ood: DoSE statistic %q has no reference values", name)
+		}
+		for _, v := range j.Reference[k] {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("ood: DoSE statistic %q has the reference value %v", name, v)
+			}
+		}
+		out.keep = append(out.keep, s)
+	}
+	*d = out
+	return nil
 }
 
 // Score returns the DoSE score of each input: stats[s][i] is statistic s

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 
+	"github.com/flowood/flowood/data/pixels"
+	"github.com/flowood/flowood/flow"
 	"github.com/flowood/flowood/internal/progress"
 	"github.com/flowood/flowood/model/datakind"
 	"github.com/flowood/flowood/tensor"
@@ -32,6 +33,12 @@ type LogLikelihood struct {
 	// Midpoint uses ε = 1/2 instead of noise.
 	Seed     uint64
 	Midpoint bool
+	// ImageNoise, for images, draws each image's noise from its own
+	// pixels (pixels.ImageNoise) instead of from Seed, so that its score
+	// is a function of the image alone, as package detector computes it,
+	// whatever set, batch or position the image comes in. Midpoint
+	// overrides it; tables are never dequantised.
+	ImageNoise bool
 	// Progress, when not nil, receives a progress line.
 	Progress io.Writer
 }
@@ -44,7 +51,9 @@ func (s *LogLikelihood) Name() string { return "loglik" }
 // their dequantised pixels u = (x + ε)/256, for tables of the rows as
 // they are (datakind.Examples.Read). The model is put in evaluation mode.
 // Score checks ctx between batches and returns ctx's error when it is
-// done. It returns an error naming the set if any score is NaN.
+// done. It returns an error naming the set if any score is NaN. When
+// Batch is over flow.EvalChunk, a last batch of at most flow.EvalChunk
+// examples is scored with the one before.
 func (s *LogLikelihood) Score(ctx context.Context, x datakind.Examples, limit int) ([]float64, error) {
 	n := x.Len()
 	if limit > 0 && limit < n {
@@ -54,26 +63,31 @@ func (s *LogLikelihood) Score(ctx context.Context, x datakind.Examples, limit in
 	if batch <= 0 {
 		batch = 256
 	}
-	var noise *rand.Rand // nil: the midpoint
-	if !s.Midpoint {
-		noise = tensor.NewRNG(s.Seed).Rand
-	}
+	read := s.Inputs(x)
 	s.Model.SetTraining(false)
 	shape := x.Shape()
 	out := make([]float64, 0, n)
 	bar := progress.New(s.Progress, "score "+x.Label(), n, "img")
 	idx := make([]int, 0, batch)
-	for lo := 0; lo < n; lo += batch {
+	for lo, hi := 0, 0; lo < n; lo = hi {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("scoring %s: %w", x.Label(), err)
 		}
-		hi := min(lo+batch, n)
+		hi = min(lo+batch, n)
+		if batch > flow.EvalChunk && n-hi <= flow.EvalChunk {
+			// A short tail joins this batch: the flows evaluate a batch
+			// of more than EvalChunk examples in padded chunks of
+			// EvalChunk (flow.LogProbChunks), as package detector does,
+			// so that an example's score has the detector's bits
+			// whatever the kernels do with smaller batches.
+			hi = n
+		}
 		idx = idx[:0]
 		for i := lo; i < hi; i++ {
 			idx = append(idx, i)
 		}
 		u := tensor.New(append([]int{hi - lo}, shape...)...)
-		x.Read(u.Data, idx, noise)
+		read(u.Data, idx)
 		p := tensor.GradFree()
 		lp := s.Model.LogProb(p.Input(u))
 		for i, v := range lp.Data {
@@ -87,6 +101,33 @@ func (s *LogLikelihood) Score(ctx context.Context, x datakind.Examples, limit in
 		bar.Update(hi, hi, "")
 	}
 	return out, nil
+}
+
+// Inputs returns the function that writes the model's inputs for the
+// examples idx of x into dst, as Score reads them: Score's batches read
+// in turn give Score's inputs (the noise drawn from Seed continues from
+// one call to the next; with ImageNoise each image's own).
+func (s *LogLikelihood) Inputs(x datakind.Examples) func(dst []float32, idx []int) {
+	shape := x.Shape()
+	switch {
+	case s.Midpoint:
+		return func(dst []float32, idx []int) { x.Read(dst, idx, nil) }
+	case s.ImageNoise && len(shape) == 3:
+		d := shape[0] * shape[1] * shape[2]
+		px := make([]uint8, d)
+		return func(dst []float32, idx []int) {
+			x.Read(dst, idx, nil) // the midpoints (x + 1/2)/256, exact in float32
+			for i := range idx {
+				u := dst[i*d : (i+1)*d]
+				for j, v := range u {
+					px[j] = uint8(math.Round(float64(v)*256 - 0.5))
+				}
+				pixels.Dequantize(u, px, pixels.ImageNoise(px))
+			}
+		}
+	}
+	noise := tensor.NewRNG(s.Seed).Rand
+	return func(dst []float32, idx []int) { x.Read(dst, idx, noise) }
 }
 
 // BitsPerDim converts a log-density log p(u) (nats) of dequantised pixels

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/flowood/flowood/data"
+	"github.com/flowood/flowood/data/pixels"
 	"github.com/flowood/flowood/tensor"
 )
 
@@ -62,6 +63,39 @@ func TestLogLikelihoodScore(t *testing.T) {
 	}
 	if _, err := (&LogLikelihood{Model: sumModel{nan: true}, Midpoint: true}).Score(context.Background(), im, 0); err == nil || !strings.Contains(err.Error(), "toy") {
 		t.Errorf("NaN score: error %v, want one naming the dataset", err)
+	}
+}
+
+// TestLogLikelihoodImageNoise checks ImageNoise: each image is
+// dequantised with the noise of its own pixels (computed here with
+// pixels.Dequantize and pixels.ImageNoise), so the same image scores the
+// same at any position and batch size.
+func TestLogLikelihoodImageNoise(t *testing.T) {
+	im := &data.Images{Name: "toy", N: 5, H: 2, W: 3, C: 1, Pix: make([]uint8, 30)}
+	for i := range im.Pix {
+		im.Pix[i] = uint8(i * 37 % 251)
+	}
+	copy(im.Pix[24:30], im.Pix[6:12]) // image 4 is image 1
+	for _, batch := range []int{1, 2, 256} {
+		got, err := (&LogLikelihood{Model: sumModel{}, Batch: batch, Seed: 7, ImageNoise: true}).Score(context.Background(), im, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range got {
+			px := im.Pix[i*6 : (i+1)*6]
+			u := make([]float32, 6)
+			pixels.Dequantize(u, px, pixels.ImageNoise(px))
+			var want float64
+			for _, x := range u {
+				want += float64(x)
+			}
+			if math.Abs(v-want) > 1e-6 {
+				t.Errorf("batch %d, image %d: %v, want %v", batch, i, v, want)
+			}
+		}
+		if got[1] != got[4] {
+			t.Errorf("batch %d: the same image scored %v and %v", batch, got[1], got[4])
+		}
 	}
 }
 

@@ -2,11 +2,13 @@ package ood
 
 import (
 	"bytes"
+	"encoding/json"
 	"image"
 	"image/png"
 	"io"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/ulikunitz/xz/lzma"
@@ -180,5 +182,36 @@ func TestDoSE(t *testing.T) {
 	}
 	if _, err := FitDoSE([]string{"b"}, [][]float64{b}, rng); err == nil {
 		t.Error("DoSE of constant statistics only: no error")
+	}
+
+	// JSON: a decoded DoSE scores with the same bits and takes the same
+	// statistics; inconsistent files are errors.
+	j, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back DoSE
+	if err := json.Unmarshal(j, &back); err != nil {
+		t.Fatal(err)
+	}
+	stats := [][]float64{{0.5, 3, -7}, {1, 2, 3}, {2, 40, 0.1}}
+	for i, v := range back.Score(stats) {
+		if w := d.Score(stats)[i]; math.Float64bits(v) != math.Float64bits(w) {
+			t.Errorf("decoded DoSE, input %d: %v, fitted %v", i, v, w)
+		}
+	}
+	if got := back.Statistics(); strings.Join(got, ",") != "a,b,c" {
+		t.Errorf("decoded statistics %v, want [a b c]", got)
+	}
+	for _, bad := range []string{
+		`{"statistics":["a"],"kept":["z"],"bandwidth":[1],"reference":[[0]]}`,
+		`{"statistics":["a"],"kept":["a"],"bandwidth":[0],"reference":[[0]]}`,
+		`{"statistics":["a"],"kept":["a"],"bandwidth":[1],"reference":[[]]}`,
+		`{"statistics":["a"],"kept":["a"],"bandwidth":[1,2],"reference":[[0]]}`,
+		`{"statistics":["a"],"kept":[],"bandwidth":[],"reference":[]}`,
+	} {
+		if err := json.Unmarshal([]byte(bad), &back); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package ood
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 
@@ -82,6 +83,38 @@ func TestScoreCancelled(t *testing.T) {
 		t.Errorf("%d batches scored, want 2 (cancelled during the second)", calls)
 	}
 }
+
+// TestScoreShortTail checks that a last batch of at most flow.EvalChunk
+// examples joins the one before, when batches are larger than that.
+func TestScoreShortTail(t *testing.T) {
+	for _, c := range []struct {
+		n, batch int
+		want     []int
+	}{
+		{20, 16, []int{20}},           // 0: a tail of 4 joins
+		{24, 16, []int{24}},           // 1: a tail of 8 joins
+		{25, 16, []int{16, 9}},        // 2: a tail of 9 stays
+		{40, 16, []int{16, 24}},       // 3
+		{10, 2, []int{2, 2, 2, 2, 2}}, // 4: batches of 8 or fewer are as asked
+	} {
+		im := &data.Images{Name: "toy", N: c.n, H: 2, W: 2, C: 1, Pix: make([]uint8, 4*c.n)}
+		var sizes []int
+		_, err := (&LogLikelihood{Model: sizeModel{&sizes}, Batch: c.batch, Midpoint: true}).Score(context.Background(), im, 0)
+		if err != nil || fmt.Sprint(sizes) != fmt.Sprint(c.want) {
+			t.Errorf("n %d batch %d: batches %v (%v), want %v", c.n, c.batch, sizes, err, c.want)
+		}
+	}
+}
+
+// sizeModel is sumModel that records its batch sizes.
+type sizeModel struct{ sizes *[]int }
+
+func (m sizeModel) LogProb(u *tensor.Tensor) *tensor.Tensor {
+	*m.sizes = append(*m.sizes, u.Shape[0])
+	return sumModel{}.LogProb(u)
+}
+
+func (sizeModel) SetTraining(bool) {}
 
 // countModel is sumModel that cancels a context on its after-th call.
 type countModel struct {

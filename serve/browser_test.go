@@ -98,8 +98,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	// The run was evaluated on fashionmnist test, train and mnist test.
 	series, rows, roc := count("#histogram-svg path.hist-series"), count("#auroc-table tr.auroc-row"), count("#roc svg path")
-	if series != 3 || rows != 1 || roc != 1 {
-		t.Errorf("dashboard shows %d histogram series (want 3), %d AUROC rows (want 1), %d ROC curves (want 1, mnist)", series, rows, roc)
+	// The run was evaluated with 4 scores: a row each for mnist.
+	if series != 3 || rows != 4 || roc != 1 {
+		t.Errorf("dashboard shows %d histogram series (want 3), %d AUROC rows (want 4: loglik, ic, typicality, dose), %d ROC curves (want 1, mnist)", series, rows, roc)
 	}
 	if line := text("#run-line"); !strings.Contains(line, "model realnvp") || !strings.Contains(line, "calibrated at 95% TPR") {
 		t.Errorf("run line %q", line)
@@ -115,6 +116,22 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	if verdict := text("tr.upload-row td:nth-child(4)"); verdict != "OOD" && verdict != "in-distribution" {
 		t.Errorf("upload verdict %q", verdict)
+	}
+	// A column per score beyond loglik (the run calibrated ic,
+	// typicality and dose), each a number with its decision, and the
+	// thresholds in the footer.
+	if heads, cells := count("#upload-results th.score-head"), count("tr.upload-row td.score"); heads != 3 || cells != 3 {
+		t.Errorf("%d score columns and %d score cells, want 3 (ic, typicality, dose)", heads, cells)
+	}
+	for k := 5; k <= 7; k++ {
+		cell := text(fmt.Sprintf("tr.upload-row td:nth-child(%d)", k))
+		f := strings.Fields(cell)
+		if _, err := strconv.ParseFloat(strings.ReplaceAll(f[0], "−", "-"), 64); len(f) != 2 || err != nil || (f[1] != "OOD" && f[1] != "in") {
+			t.Errorf("score cell %d: %q, want a number and OOD or in", k, cell)
+		}
+	}
+	if foot := text("#upload-results tr.threshold-row"); !strings.Contains(foot, "OOD below") {
+		t.Errorf("threshold row %q", foot)
 	}
 	if marks := count("#histogram-svg line.upload-mark"); marks != 1 {
 		t.Errorf("%d upload marks on the histogram, want 1", marks)

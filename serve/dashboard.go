@@ -17,6 +17,7 @@ import (
 	"strconv"
 
 	"github.com/flowood/flowood/ood"
+	"github.com/flowood/flowood/runfile"
 )
 
 //go:embed assets
@@ -29,7 +30,12 @@ type RunSummary struct {
 	Checkpoint string  `json:"checkpoint"`
 	Threshold  float64 `json:"threshold"`
 	Calibrated bool    `json:"calibrated"`
-	Shape      [3]int  `json:"shape"` // height, width, channels
+	// Scores, Thresholds and Primary are the detector's: the scores
+	// each image gets, their thresholds, the score behind ood.
+	Scores     []string           `json:"scores"`
+	Thresholds map[string]float64 `json:"thresholds"`
+	Primary    string             `json:"primary"`
+	Shape      [3]int             `json:"shape"` // height, width, channels
 	// Config is RUN/config.json as written.
 	Config json.RawMessage `json:"config"`
 	// Metrics is RUN/eval/metrics.json, null before flowood eval ran.
@@ -82,7 +88,8 @@ const (
 func (s *Server) apiRun(w http.ResponseWriter, r *http.Request) {
 	h, wd, c := s.det.Shape()
 	sum := RunSummary{Run: filepath.Base(s.run), Model: s.det.Model(), Checkpoint: s.det.Checkpoint(),
-		Threshold: s.det.Threshold(), Calibrated: s.det.Calibrated(), Shape: [3]int{h, wd, c}}
+		Threshold: s.det.Threshold(), Calibrated: s.det.Calibrated(), Scores: s.det.Scores(), Thresholds: s.det.Thresholds(),
+		Primary: s.det.Primary(), Shape: [3]int{h, wd, c}}
 	var err error
 	if sum.Config, err = readJSON(filepath.Join(s.run, "config.json")); err != nil {
 		s.fail(w, r, err)
@@ -325,4 +332,49 @@ func (s *Server) static(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	}
 	w.Write(b)
+}
+
+// inDistribution returns, per score column of RUN/eval/scores.csv
+// (log_likelihood as loglik), the scores of the set the run's thresholds
+// were calibrated on (thresholds.json, or threshold.json); nil when the
+// run has not been evaluated or the files do not say.
+func inDistribution(run string) map[string][]float64 {
+	var dataset, split string
+	if c, err := runfile.ReadCalibration(run); err == nil {
+		dataset, split = c.Dataset, c.Split
+	} else if t, err := runfile.ReadThreshold(run); err == nil {
+		dataset, split = t.Dataset, t.Split
+	}
+	f, err := os.Open(filepath.Join(run, "eval", "scores.csv"))
+	if dataset == "" || err != nil {
+		return nil
+	}
+	defer f.Close()
+	rd := csv.NewReader(f)
+	head, err := rd.Read()
+	if err != nil || len(head) < 5 {
+		return nil
+	}
+	out := map[string][]float64{}
+	for {
+		rec, err := rd.Read()
+		if err != nil {
+			return out
+		}
+		if rec[0] != dataset || rec[1] != split {
+			continue
+		}
+		for c := 3; c < len(rec); c++ {
+			name := head[c]
+			switch {
+			case c == 3:
+				name = "loglik"
+			case c == 4:
+				continue // the per-dimension loss
+			}
+			if v, err := strconv.ParseFloat(rec[c], 64); err == nil {
+				out[name] = append(out[name], v)
+			}
+		}
+	}
 }

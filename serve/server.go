@@ -4,7 +4,8 @@
 //
 //	POST /v1/score   one or more PNG/JPEG images (multipart/form-data, every
 //	                 file or image/* part, or one image as the raw body) -> JSON, per
-//	                 image: log-likelihood (nats), bits/dim, scores, ood
+//	                 image: log-likelihood (nats), bits/dim, every configured
+//	                 score, the OOD decision of each, ood (the primary score's)
 //	GET  /healthz    200 "ok" once the model is loaded
 //	GET  /metrics    Prometheus text format
 //	GET  /           the dashboard (assets embedded; no CDN)
@@ -34,7 +35,6 @@ import (
 	"image"
 	"io"
 	"log/slog"
-	"math"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -118,7 +118,7 @@ type Server struct {
 // run (whose files the dashboard shows).
 func New(run string, det *detector.Detector, opt Options) *Server {
 	opt = opt.withDefaults()
-	s := &Server{det: det, run: run, opt: opt, mux: http.NewServeMux(), met: newMetrics(),
+	s := &Server{det: det, run: run, opt: opt, mux: http.NewServeMux(), met: newMetrics(det, inDistribution(run)),
 		admit: make(chan struct{}, opt.Workers+opt.Queue), jobs: make(chan *job)}
 	var ctx context.Context
 	ctx, s.stop = context.WithCancel(context.Background())
@@ -174,10 +174,17 @@ func (s *Server) auth(next http.Handler) http.Handler {
 
 // ScoreResponse is the JSON body of a successful POST /v1/score.
 type ScoreResponse struct {
-	Model      string  `json:"model"`
-	Checkpoint string  `json:"checkpoint"`
+	Model      string `json:"model"`
+	Checkpoint string `json:"checkpoint"`
+	// Threshold is the log-likelihood's (detector.Detector.Threshold),
+	// Calibrated whether flowood eval calibrated it.
 	Threshold  float64 `json:"threshold"`
 	Calibrated bool    `json:"calibrated"`
+	// Primary is the score whose decision is each result's ood.
+	Primary string `json:"primary"`
+	// Thresholds holds each score's threshold (those computed that have
+	// one; detector.Detector.Thresholds).
+	Thresholds map[string]float64 `json:"thresholds"`
 	// Convention says how to read the numbers.
 	Convention string        `json:"convention"`
 	Results    []ImageResult `json:"results"`
@@ -191,17 +198,20 @@ type ImageResult struct {
 	Height        int     `json:"height"`
 	LogLikelihood float64 `json:"log_likelihood"`
 	BitsPerDim    float64 `json:"bits_per_dim"`
-	// Scores holds the scores computed per image, each higher = more
-	// in-distribution: loglik (the log-likelihood), ic (input
-	// complexity: loglik + PNG bits · ln 2) when the detector computes it
-	// (detector.Options.Complexity; flowood serve --complexity) and, when
-	// the run's evaluation recorded the training mean, typicality.
+	// Scores holds every score the detector computes (flowood serve
+	// --scores; detector.ScoreNames documents each), by name, each
+	// higher = more in-distribution: loglik (the log-likelihood), ic,
+	// ic_lzma, typicality, lr, waic, general, dose.
 	Scores map[string]float64 `json:"scores"`
-	OOD    bool               `json:"ood"`
+	// OODBy says, per score with a threshold, whether the image is below
+	// it; OOD is OODBy[primary].
+	OODBy map[string]bool `json:"ood_by"`
+	OOD   bool            `json:"ood"`
 }
 
-const convention = "log_likelihood: log p(u) in nats of the dequantised pixels u in [0,1)^D, higher = more in-distribution; " +
-	"ood = log_likelihood < threshold (calibrated at 95% TPR on held-out in-distribution data by flowood eval)"
+const convention = "log_likelihood: log p(u) in nats of the dequantised pixels u in [0,1)^D; every score is higher = more " +
+	"in-distribution; ood_by[s] = scores[s] < thresholds[s], each threshold calibrated by flowood eval to accept 95% of " +
+	"held-out in-distribution data; ood = ood_by[primary]"
 
 // httpError is an error with the status to answer it with.
 type httpError struct {
@@ -264,17 +274,12 @@ func (s *Server) score(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := ScoreResponse{Model: s.det.Model(), Checkpoint: s.det.Checkpoint(), Threshold: s.det.Threshold(),
-		Calibrated: s.det.Calibrated(), Convention: convention, Results: make([]ImageResult, len(res))}
+		Calibrated: s.det.Calibrated(), Primary: s.det.Primary(), Thresholds: s.det.Thresholds(), Convention: convention,
+		Results: make([]ImageResult, len(res))}
 	for i, v := range res {
 		b := imgs[i].img.Bounds()
 		out.Results[i] = ImageResult{Name: imgs[i].name, Width: b.Dx(), Height: b.Dy(), LogLikelihood: v.LogLikelihood,
-			BitsPerDim: v.BitsPerDim, Scores: map[string]float64{"loglik": v.LogLikelihood}, OOD: v.OOD}
-		if !math.IsNaN(v.Complexity) {
-			out.Results[i].Scores["ic"] = v.Complexity
-		}
-		if !math.IsNaN(v.Typicality) {
-			out.Results[i].Scores["typicality"] = v.Typicality
-		}
+			BitsPerDim: v.BitsPerDim, Scores: v.Scores, OODBy: v.OODBy, OOD: v.OOD}
 		s.met.observe(v)
 	}
 	writeJSON(w, http.StatusOK, out)

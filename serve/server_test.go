@@ -35,7 +35,8 @@ var (
 // testRun trains a tiny RealNVP on the embedded FashionMNIST for a few
 // steps and evaluates it against the embedded MNIST (flowood train and
 // flowood eval, through package experiment), once for the package's
-// tests: a run folder as a user's looks.
+// tests: a run folder as a user's looks, with the scores that need no
+// other run (ic, typicality, dose) calibrated.
 func testRun(t *testing.T) string {
 	t.Helper()
 	runOnce.Do(func() {
@@ -59,7 +60,8 @@ func testRun(t *testing.T) string {
 		if _, runErr = experiment.Train(context.Background(), rc, runDir, experiment.TrainOptions{}); runErr != nil {
 			return
 		}
-		_, runErr = experiment.Evaluate(context.Background(), runDir, experiment.EvalOptions{OOD: []string{"mnist"}, Limit: 200})
+		_, runErr = experiment.Evaluate(context.Background(), runDir, experiment.EvalOptions{OOD: []string{"mnist"}, Limit: 200,
+			Scores: []string{"ic", "typicality", "dose"}})
 	})
 	if runErr != nil {
 		t.Fatalf("making the test run: %v", runErr)
@@ -156,6 +158,19 @@ func TestScore(t *testing.T) {
 			if r.OOD != (r.LogLikelihood < got.Threshold) || r.Scores["loglik"] != r.LogLikelihood || r.Width != 28 ||
 				r.Scores["ic"] != want[i].Complexity || r.Scores["typicality"] != want[i].Typicality {
 				t.Errorf("%s: result %+v inconsistent with threshold %v", what, r, got.Threshold)
+			}
+			// every score the run calibrated, the detector's value, and
+			// its decision against its threshold
+			for _, name := range []string{"loglik", "ic", "typicality", "dose"} {
+				v, ok := r.Scores[name]
+				thr, has := got.Thresholds[name]
+				if !ok || !has || v != want[i].Scores[name] || r.OODBy[name] != (v < thr) {
+					t.Errorf("%s: image %d: %s %v (%v), the detector's %v; threshold %v (%v); ood_by %v", what, i, name, v, ok,
+						want[i].Scores[name], thr, has, r.OODBy)
+				}
+			}
+			if len(r.Scores) != 4 || r.OOD != r.OODBy[got.Primary] || got.Primary != "loglik" {
+				t.Errorf("%s: image %d: scores %v, ood %v, primary %s", what, i, r.Scores, r.OOD, got.Primary)
 			}
 		}
 		if !got.Calibrated || got.Model != "realnvp" {
@@ -300,6 +315,11 @@ func TestMetricsAndHealth(t *testing.T) {
 		`flowood_http_requests_total{code="415",handler="score",method="post"} 1`,
 		`flowood_score_bits_per_dim_count 2`,
 		`flowood_http_request_duration_seconds_count{handler="score"} 2`,
+		`flowood_score_count{score="loglik"} 2`,
+		`flowood_score_count{score="ic"} 2`,
+		`flowood_score_count{score="typicality"} 2`,
+		`flowood_score_count{score="dose"} 2`,
+		`# TYPE flowood_images_ood_total counter`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -12,9 +12,9 @@ import (
 )
 
 var evalCmd = &command{
-	UsageLine: "eval RUN --ood mnist,notmnist [--score loglik,ic,ic_lzma,typicality,lr,waic,general] [--background RUN] [--general RUN] [--ensemble RUN,...] [--batch-test M] [--match-compression] [--resize-variants area,bilinear,nearest] [--limit N] [--seed N] [--checkpoint latest|best] [--batch N]",
-	Short: "score in-distribution and OOD sets; calibrate the OOD threshold at 95% TPR; write threshold.json, " +
-		"scores.csv, metrics.json and the log-likelihood histogram to RUN/eval",
+	UsageLine: "eval RUN --ood mnist,notmnist [--score loglik,ic,ic_lzma,typicality,lr,waic,general,dose] [--background RUN] [--general RUN] [--ensemble RUN,...] [--batch-test M] [--match-compression] [--resize-variants area,bilinear,nearest] [--limit N] [--seed N] [--checkpoint latest|best] [--batch N]",
+	Short: "score in-distribution and OOD sets; calibrate every score's OOD threshold at 95% TPR; write threshold.json, " +
+		"thresholds.json (what flowood serve and package detector load), scores.csv, metrics.json and the log-likelihood histogram to RUN/eval",
 	Run: runEval,
 }
 
@@ -68,7 +68,16 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "OOD threshold at %.0f%% TPR on %s %s (n = %d): log-likelihood %.6g (%.4f %s); an input below it is OOD\n",
 		100*met.Threshold.TPR, met.Threshold.Dataset, met.Threshold.Split, met.Threshold.N,
 		float64(met.Threshold.LogLikelihood), float64(met.Threshold.PerDim), met.Threshold.Unit)
-	fmt.Fprintf(stdout, "wrote %s, %s, %s and %s\n", filepath.Join(run, "eval", "threshold.json"), filepath.Join(run, "eval", "scores.csv"),
+	if len(met.Scores) > 1 {
+		var parts []string
+		for _, name := range met.Scores {
+			parts = append(parts, fmt.Sprintf("%s %.6g", name, float64(met.Thresholds[name])))
+		}
+		fmt.Fprintf(stdout, "OOD thresholds at %.0f%% TPR, per score (an input below one is OOD by that score): %s\n",
+			100*met.Threshold.TPR, strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(stdout, "wrote %s, %s, %s, %s and %s\n", filepath.Join(run, "eval", "threshold.json"),
+		filepath.Join(run, "eval", "thresholds.json"), filepath.Join(run, "eval", "scores.csv"),
 		filepath.Join(run, "eval", "metrics.json"), filepath.Join(run, "eval", "loglik-hist.png"))
 	return nil
 }

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/flowood/flowood/detector"
@@ -15,7 +17,7 @@ import (
 )
 
 var serveCmd = &command{
-	UsageLine: "serve RUN [--addr 127.0.0.1:8080] [--token T | --insecure] [--workers N] [--queue N] [--timeout 30s] [--max-body BYTES] [--max-pixels N] [--complexity=false]",
+	UsageLine: "serve RUN [--addr 127.0.0.1:8080] [--token T | --insecure] [--workers N] [--queue N] [--timeout 30s] [--max-body BYTES] [--max-pixels N] [--scores loglik,ic,...] [--primary SCORE] [--complexity=false]",
 	Short:     "serve the run's detector over HTTP (POST /v1/score, /healthz, /metrics) with a dashboard at /",
 	Run:       runServe,
 }
@@ -30,7 +32,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	timeout := fs.Duration("timeout", 30*time.Second, "deadline of one scoring request, waiting included")
 	maxBody := fs.Int64("max-body", 32<<20, "largest request body in bytes")
 	maxPixels := fs.Int("max-pixels", 4096*4096, "largest image, width x height, checked before decoding")
-	complexity := fs.Bool("complexity", true, "also score each image's input complexity (log p + PNG bits ln 2; about 0.7 ms per 28x28 image): the score that detects MNIST under a FashionMNIST flow")
+	scores := fs.String("scores", "", "scores to compute per image, from "+strings.Join(detector.ScoreNames, ",")+
+		" (default: every score flowood eval calibrated for the run; lr, waic, general and dose need that calibration)")
+	primary := fs.String("primary", "loglik", "the score whose threshold decides each image's ood")
+	complexity := fs.Bool("complexity", true, "also score each image's input complexity ic (log p + PNG bits ln 2): the score that detects MNIST under a FashionMNIST flow; with --scores, only when given explicitly")
 	grace := fs.Duration("grace", 30*time.Second, "on SIGTERM or Ctrl-C, time given to requests in flight before closing")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -48,7 +53,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("serve: --addr %s is not loopback: anyone who reaches it could use the detector; give --token T (clients send Authorization: Bearer T) or --insecure", *addr)
 	}
 	run := pos[0]
-	det, err := detector.LoadWith(run, detector.Options{Complexity: *complexity})
+	dopt := detector.Options{Complexity: *complexity, Primary: *primary}
+	if *scores != "" {
+		dopt.Scores = strings.Split(*scores, ",")
+		// --scores is the list; --complexity adds ic to it only when given.
+		dopt.Complexity = false
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "complexity" {
+				dopt.Complexity = *complexity
+			}
+		})
+	}
+	det, err := detector.LoadWith(run, dopt)
+	if err != nil && *scores != "" {
+		return fmt.Errorf("serve: --scores %s: %w", *scores, err)
+	}
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -67,6 +86,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "serving %s (%s, checkpoint %s, threshold %.6g nats, %s) on http://%s: dashboard /, POST /v1/score, /healthz, /metrics\n",
 		run, det.Model(), det.Checkpoint(), det.Threshold(), calibrated, ln.Addr())
+	thr := det.Thresholds()
+	var desc []string
+	for _, name := range det.Scores() {
+		if t, ok := thr[name]; ok {
+			desc = append(desc, fmt.Sprintf("%s (OOD below %.6g)", name, t))
+		} else {
+			desc = append(desc, name+" (no threshold)")
+		}
+	}
+	fmt.Fprintf(stdout, "scores: %s; ood decided by %s\n", strings.Join(desc, ", "), det.Primary())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {

@@ -33,8 +33,13 @@ func TestServe(t *testing.T) {
 		"--batch", "16", "--train-limit", "64", "--test-limit", "32", "--out", run); err != nil {
 		t.Fatalf("train: %v\n%s", err, stderr)
 	}
-	if _, stderr, err := runCLI(t, "eval", run, "--ood", "mnist", "--limit", "40"); err != nil {
+	if _, stderr, err := runCLI(t, "eval", run, "--ood", "mnist", "--limit", "40", "--score", "ic,typicality"); err != nil {
 		t.Fatalf("eval: %v\n%s", err, stderr)
+	}
+	// A score that needs a reference run eval did not use: a clear error.
+	if _, _, err := runCLI(t, "serve", run, "--scores", "loglik,lr"); err == nil || !strings.Contains(err.Error(), "score lr needs") ||
+		!strings.Contains(err.Error(), "flowood eval --score lr") {
+		t.Errorf("serve --scores lr without a calibrated lr: %v", err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "--", "serve", run, "--addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "FLOWOOD_HELPER_PROCESS=1")
@@ -68,15 +73,25 @@ func TestServe(t *testing.T) {
 	}
 	var sr struct {
 		Results []struct {
-			LogLikelihood float64 `json:"log_likelihood"`
-			OOD           bool    `json:"ood"`
+			LogLikelihood float64            `json:"log_likelihood"`
+			OOD           bool               `json:"ood"`
+			Scores        map[string]float64 `json:"scores"`
+			OODBy         map[string]bool    `json:"ood_by"`
 		} `json:"results"`
-		Threshold float64 `json:"threshold"`
+		Threshold  float64            `json:"threshold"`
+		Thresholds map[string]float64 `json:"thresholds"`
 	}
 	json.NewDecoder(resp.Body).Decode(&sr)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || len(sr.Results) != 1 || sr.Results[0].OOD != (sr.Results[0].LogLikelihood < sr.Threshold) {
 		t.Fatalf("POST a MNIST PNG: status %d, %+v", resp.StatusCode, sr)
+	}
+	// every score eval calibrated, each with its decision
+	for _, name := range []string{"loglik", "ic", "typicality"} {
+		v, ok := sr.Results[0].Scores[name]
+		if thr, has := sr.Thresholds[name]; !ok || !has || sr.Results[0].OODBy[name] != (v < thr) {
+			t.Errorf("score %s: %v (%v), threshold %v (%v), ood_by %v", name, v, ok, thr, has, sr.Results[0].OODBy)
+		}
 	}
 	resp, err = http.Post(base+"/v1/score", "application/octet-stream", strings.NewReader("not an image"))
 	if err != nil {

@@ -9,6 +9,7 @@ package pixels
 
 import (
 	"fmt"
+	"hash/fnv"
 	"image"
 	"image/color"
 	"math/rand/v2"
@@ -260,4 +261,17 @@ func Dequantize(dst []float32, pix []uint8, rng *rand.Rand) {
 		}
 		dst[i] = float32((float64(x) + e) / 256)
 	}
+}
+
+// ImageNoise returns the generator of the dequantisation noise of the
+// image pix (its pixels, any layout): a PCG seeded by the FNV-1a hash of
+// the pixels and their count. With it (Dequantize(dst, pix,
+// ImageNoise(pix))) the dequantised image, and so its score, is a
+// function of the image alone, whatever set, batch or position it comes
+// in: package detector and flowood eval dequantise images this way, so
+// that eval's scores.csv and thresholds are those the detector computes.
+func ImageNoise(pix []uint8) *rand.Rand {
+	h := fnv.New64a()
+	h.Write(pix)
+	return rand.New(rand.NewPCG(h.Sum64(), uint64(len(pix))))
 }

@@ -166,8 +166,10 @@ function render() {
   const [h, w, c] = summary.shape;
   document.getElementById("run-line").textContent =
     `model ${summary.model}, checkpoint ${summary.checkpoint}, ${h}x${w}x${c} images; OOD below log-likelihood ` +
-    `${fmt(summary.threshold, 1)} nats (${summary.calibrated ? "calibrated at 95% TPR" : "not calibrated: run flowood eval"})`;
+    `${fmt(summary.threshold, 1)} nats (${summary.calibrated ? "calibrated at 95% TPR" : "not calibrated: run flowood eval"}); ` +
+    `scores ${(summary.scores || ["loglik"]).join(", ")}, ood decided by ${summary.primary || "loglik"}`;
   document.getElementById("config").textContent = JSON.stringify(summary.config, null, 2);
+  setupScoreColumns();
   drawHistogram();
   drawAUROC();
   drawROC();
@@ -200,10 +202,50 @@ async function upload(files) {
     const v = tr.insertCell();
     v.textContent = r.ood ? "OOD" : "in-distribution";
     v.className = r.ood ? "ood" : "in";
+    for (const name of extraScores()) {
+      const c = tr.insertCell();
+      const by = r.ood_by || {};
+      c.textContent = fmt((r.scores || {})[name], 2) + (name in by ? (by[name] ? " OOD" : " in") : "");
+      c.className = "score " + (by[name] ? "ood" : name in by ? "in" : "");
+    }
     if (unit === "bits_per_dim") marks.push({ name: r.name, value: r.bits_per_dim });
   }
   table.hidden = false;
   drawHistogram();
+}
+
+// extraScores are the scores shown in their own upload columns: every
+// score the detector computes but loglik (which has its own).
+function extraScores() {
+  return ((summary && summary.scores) || []).filter(s => s !== "loglik");
+}
+
+// setupScoreColumns adds a column per score to the upload table, and a
+// footer row with each score's threshold.
+function setupScoreColumns() {
+  const table = document.getElementById("upload-results");
+  const head = table.querySelector("thead tr");
+  const thr = summary.thresholds || {};
+  document.getElementById("verdict-head").textContent = `verdict (${summary.primary || "loglik"})`;
+  const foot = table.querySelector("tfoot");
+  foot.textContent = "";
+  const fr = foot.insertRow();
+  fr.className = "threshold-row";
+  const label = fr.insertCell();
+  label.textContent = "OOD below";
+  fr.insertCell().textContent = fmt(thr.loglik, 2);
+  fr.insertCell();
+  fr.insertCell();
+  for (const name of extraScores()) {
+    const th = document.createElement("th");
+    th.textContent = name;
+    th.className = "score-head";
+    head.appendChild(th);
+    fr.insertCell().textContent = name in thr ? fmt(thr[name], 2) : "–";
+  }
+  document.getElementById("score-note").textContent =
+    "Every score is higher = more in-distribution; a score marked OOD is below its threshold " +
+    "(calibrated by flowood eval to keep 95% of held-out in-distribution data).";
 }
 
 function setupUpload() {
