@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/flowood/flowood/internal/atomicfile"
 	"github.com/flowood/flowood/internal/jsonfloat"
 )
 
@@ -159,14 +158,7 @@ func WriteCalibration(run string, c Calibration) error {
 	if err := enc.Encode(c); err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := atomicfile.WriteFile(path, append(b, '\n')); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return writeFile(path, buf.Bytes())
 }
 
 // ErrNoCalibration is wrapped by the error ReadCalibration returns for a

@@ -56,10 +56,15 @@ func WriteThreshold(run string, t Threshold) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
+	return writeFile(path, append(b, '\n'))
+}
+
+// writeFile writes b to path atomically, making its folder if needed.
+func writeFile(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := atomicfile.WriteFile(path, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(path, b); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
