@@ -17,19 +17,7 @@ import (
 // steps into dir.
 func tinyGlowRun(t *testing.T, dir string, seed uint64) RunConfig {
 	t.Helper()
-	rc, err := NewRunConfig("glow", "tiny", "fashionmnist")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.Data.Embedded = true
-	rc.Train.MaxSteps, rc.Train.Seed, rc.Train.TestLimit = 3, seed, 32
-	if err := rc.Resolve(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Train(context.Background(), rc, dir, TrainOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return rc
+	return tinyModelRun(t, "glow", dir, seed)
 }
 
 // TestCouplingViewGlow checks the coupling view on a tiny Glow against an

@@ -21,16 +21,7 @@ import (
 // tinyConfig is the configuration of tinyRun.
 func tinyConfig(t *testing.T, seed uint64) RunConfig {
 	t.Helper()
-	rc, err := NewRunConfig("realnvp", "tiny", "fashionmnist")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.Data.Embedded = true
-	rc.Train.MaxSteps, rc.Train.Seed, rc.Train.TestLimit = 3, seed, 32
-	if err := rc.Resolve(); err != nil {
-		t.Fatal(err)
-	}
-	return rc
+	return tinyModelConfig(t, "realnvp", seed)
 }
 
 func readWeights(t *testing.T, run string) []byte {

@@ -19,11 +19,11 @@ import (
 	"github.com/flowood/flowood/runfile"
 )
 
-// tinyRun trains a tiny RealNVP on the embedded FashionMNIST for a few
-// steps into dir, with the given seed.
-func tinyRun(t *testing.T, dir string, seed uint64) RunConfig {
+// tinyModelConfig is the configuration of a tiny run of model on the
+// embedded FashionMNIST: a few steps with the given seed.
+func tinyModelConfig(t *testing.T, model string, seed uint64) RunConfig {
 	t.Helper()
-	rc, err := NewRunConfig("realnvp", "tiny", "fashionmnist")
+	rc, err := NewRunConfig(model, "tiny", "fashionmnist")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,10 +32,24 @@ func tinyRun(t *testing.T, dir string, seed uint64) RunConfig {
 	if err := rc.Resolve(); err != nil {
 		t.Fatal(err)
 	}
+	return rc
+}
+
+// tinyModelRun trains tinyModelConfig(model, seed) into dir.
+func tinyModelRun(t *testing.T, model, dir string, seed uint64) RunConfig {
+	t.Helper()
+	rc := tinyModelConfig(t, model, seed)
 	if _, err := Train(context.Background(), rc, dir, TrainOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return rc
+}
+
+// tinyRun trains a tiny RealNVP on the embedded FashionMNIST for a few
+// steps into dir, with the given seed.
+func tinyRun(t *testing.T, dir string, seed uint64) RunConfig {
+	t.Helper()
+	return tinyModelRun(t, "realnvp", dir, seed)
 }
 
 // TestEvaluateScores runs an evaluation with every score that needs no
