@@ -3,7 +3,6 @@ package experiment
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"errors"
 	"io"
 	"math"
@@ -86,15 +85,7 @@ func TestTrainEnsembleWAIC(t *testing.T) {
 	if strings.Join(met.Ensemble, ",") != strings.Join(members[1:], ",") {
 		t.Errorf("metrics ensemble %v, want %v", met.Ensemble, members[1:])
 	}
-	f, err := os.Open(filepath.Join(run, "eval", "scores.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := csv.NewReader(f).ReadAll()
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readScoresCSV(t, run)
 	col := map[string]int{}
 	for i, h := range rows[0] {
 		col[h] = i

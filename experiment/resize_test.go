@@ -2,9 +2,7 @@ package experiment
 
 import (
 	"context"
-	"encoding/csv"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,15 +61,7 @@ func TestEvaluateResizeVariants(t *testing.T) {
 
 	// mnist@nearest scored here: the examples scores.csv lists, resized
 	// by nearest neighbour in this test, with eval's dequantisation
-	f, err := os.Open(filepath.Join(run, "eval", "scores.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := csv.NewReader(f).ReadAll()
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readScoresCSV(t, run)
 	var idx []int
 	var got []float64
 	for _, r := range rows[1:] {

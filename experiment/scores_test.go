@@ -82,15 +82,7 @@ func TestEvaluateScores(t *testing.T) {
 		t.Errorf("typicality_batch over %d and %d batches, want %d of 4", r.NIn, r.NOut, n/4)
 	}
 
-	f, err := os.Open(filepath.Join(run, "eval", "scores.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := csv.NewReader(f).ReadAll()
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readScoresCSV(t, run)
 	if got := strings.Join(rows[0], ","); got != "dataset,split,index,log_likelihood,bits_per_dim,ic,ic_lzma,typicality,lr,waic,dose" {
 		t.Fatalf("scores.csv header %s", got)
 	}
@@ -342,4 +334,19 @@ func checkCalibration(t *testing.T, run string, rows [][]string, trainMean float
 	if len(cal.ModelSHA256) != 64 || cal.Checkpoint == "" || cal.N != 24 || cal.Dequantization == "" {
 		t.Errorf("thresholds.json: %+v", cal)
 	}
+}
+
+// readScoresCSV returns the rows of RUN/eval/scores.csv, header first.
+func readScoresCSV(t *testing.T, run string) [][]string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(run, "eval", "scores.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
