@@ -187,6 +187,18 @@ func (r *Reproduction) Eval(run string, opt EvalOptions) (*Metrics, error) {
 	if opt.Limit > 0 {
 		cmd += fmt.Sprintf(" --limit %d", opt.Limit)
 	}
+	if opt.Background != "" {
+		cmd += " --background " + opt.Background
+	}
+	if opt.General != "" {
+		cmd += " --general " + opt.General
+	}
+	if len(opt.Ensemble) > 0 {
+		cmd += " --ensemble " + strings.Join(opt.Ensemble, ",")
+	}
+	if opt.BatchTest > 0 {
+		cmd += fmt.Sprintf(" --batch-test %d", opt.BatchTest)
+	}
 	if opt.MatchCompression {
 		cmd += " --match-compression"
 	}
