@@ -25,7 +25,14 @@ var embeddedTrain = map[string]bool{"fashionmnist": true}
 // 1000 examples), cpu the cpu model for cpuEpochs epochs of the full
 // training set, paper the paper model as App. E trains it.
 func (r *Reproduction) runConfig(modelName, dataset string, cpuEpochs int, seed uint64) (RunConfig, error) {
-	rc, err := NewRunConfig(modelName, r.Preset, dataset)
+	return r.runConfigPreset(modelName, r.Preset, dataset, cpuEpochs, seed)
+}
+
+// runConfigPreset is runConfig with the model's preset given apart from
+// the reproduction's (App. K's model is the preset appk_cpu at the
+// reproduction's cpu preset, trained as cpu runs are).
+func (r *Reproduction) runConfigPreset(modelName, modelPreset, dataset string, cpuEpochs int, seed uint64) (RunConfig, error) {
+	rc, err := NewRunConfig(modelName, modelPreset, dataset)
 	if err != nil {
 		return RunConfig{}, err
 	}

@@ -29,10 +29,7 @@ func init() {
 // tiny model in the appk layout.
 func (r *Reproduction) appKConfig() (RunConfig, error) {
 	preset := map[string]string{"tiny": "tiny", "cpu": "appk_cpu", "paper": "appk"}[r.Preset]
-	saved := r.Preset
-	r.Preset = preset
-	rc, err := r.runConfig("realnvp", "fashionmnist", 1, 0)
-	r.Preset = saved
+	rc, err := r.runConfigPreset("realnvp", preset, "fashionmnist", 1, 0)
 	if err != nil {
 		return RunConfig{}, err
 	}

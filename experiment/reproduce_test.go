@@ -161,3 +161,20 @@ func missingData(id string) string {
 	}
 	return ""
 }
+
+// TestAppKConfigCPU checks that the App. K runs of fig10 and fig13 at the
+// cpu preset are trained as the recipes say (1 epoch, 2000 test images)
+// with the appk_cpu model, not for the model preset's own 10 epochs.
+func TestAppKConfigCPU(t *testing.T) {
+	r := &Reproduction{Preset: "cpu"}
+	rc, err := r.appKConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Preset != "appk_cpu" || rc.Train.Epochs != 1 || rc.Train.TestLimit != 2000 {
+		t.Errorf("App. K cpu run: preset %q, %d epochs, test limit %d; want appk_cpu, 1, 2000", rc.Preset, rc.Train.Epochs, rc.Train.TestLimit)
+	}
+	if r.Preset != "cpu" {
+		t.Errorf("appKConfig changed the reproduction's preset to %q", r.Preset)
+	}
+}
