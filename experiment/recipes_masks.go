@@ -11,7 +11,7 @@ func init() {
 	addRecipe(&Recipe{
 		ID:      "fig13",
 		Title:   "Figures 12-13 (App. K, L.1): the App. K RealNVP with checkerboard, horizontal and cycle masks, FashionMNIST vs MNIST",
-		Minutes: map[string]float64{"tiny": 2, "cpu": 45, "paper": 60 * 24 * 30},
+		Minutes: map[string]float64{"tiny": 2, "cpu": 15, "paper": 60 * 24 * 30},
 		run: func(r *Reproduction) error {
 			return appKSweep(r, "mask", []string{"checkerboard", "horizontal", "cycle"})
 		},
