@@ -137,15 +137,7 @@ func LogProbChunks(ctx context.Context, parent *tensor.Pass, logProb func(*tenso
 			return
 		}
 		lo, hi := i*chunk, min((i+1)*chunk, n)
-		x := data[lo*d : hi*d]
-		if hi-lo < chunk {
-			x = make([]float32, chunk*d)
-			copy(x, data[lo*d:hi*d])
-			last := data[(hi-1)*d : hi*d]
-			for j := hi - lo; j < chunk; j++ {
-				copy(x[j*d:], last)
-			}
-		}
+		x := chunkOf(data, lo, hi, chunk, d)
 		sub := parent.Sub()
 		defer sub.Close()
 		lp := logProb(sub.FromData(x, append([]int{chunk}, shape[1:]...)...))
@@ -155,4 +147,21 @@ func LogProbChunks(ctx context.Context, parent *tensor.Pass, logProb func(*tenso
 		return nil, err
 	}
 	return out, nil
+}
+
+// chunkOf returns examples lo..hi of data (d values each) as a chunk of
+// chunk examples: a short last chunk is padded with copies of its last
+// example, so that every chunk has the same shape (and an example the
+// same bits whatever chunk it is in).
+func chunkOf(data []float32, lo, hi, chunk, d int) []float32 {
+	if hi-lo == chunk {
+		return data[lo*d : hi*d]
+	}
+	x := make([]float32, chunk*d)
+	copy(x, data[lo*d:hi*d])
+	last := data[(hi-1)*d : hi*d]
+	for j := hi - lo; j < chunk; j++ {
+		copy(x[j*d:], last)
+	}
+	return x
 }

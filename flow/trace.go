@@ -173,14 +173,7 @@ func (f Flow) TraceChunks(ctx context.Context, parent *tensor.Pass, data []float
 			return
 		}
 		lo, hi := i*chunk, min((i+1)*chunk, n)
-		x := data[lo*d : hi*d]
-		if hi-lo < chunk {
-			x = make([]float32, chunk*d)
-			copy(x, data[lo*d:hi*d])
-			for j := hi - lo; j < chunk; j++ {
-				copy(x[j*d:], data[(hi-1)*d:hi*d])
-			}
-		}
+		x := chunkOf(data, lo, hi, chunk, d)
 		sub := parent.Sub()
 		defer sub.Close()
 		parts[i] = f.trace(sub.FromData(x, append([]int{chunk}, shape[1:]...)...)).slice(hi - lo)

@@ -170,16 +170,9 @@ var ErrNoCalibration = errors.New("no per-score calibration (run flowood eval)")
 // version, a TPR in (0, 1], no threshold NaN, no score twice.
 func ReadCalibration(run string) (Calibration, error) {
 	path := filepath.Join(run, CalibrationFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return Calibration{}, fmt.Errorf("%s: %w", path, ErrNoCalibration)
-	}
-	if err != nil {
-		return Calibration{}, fmt.Errorf("reading %s: %w", path, err)
-	}
 	var c Calibration
-	if err := json.Unmarshal(b, &c); err != nil {
-		return Calibration{}, fmt.Errorf("reading %s: %w", path, err)
+	if err := readJSON(path, ErrNoCalibration, &c); err != nil {
+		return Calibration{}, err
 	}
 	if c.Version != CalibrationVersion {
 		return Calibration{}, fmt.Errorf("reading %s: version %d, this flowood reads version %d", path, c.Version, CalibrationVersion)

@@ -77,19 +77,28 @@ var ErrNoThreshold = errors.New("no calibrated threshold (run flowood eval)")
 // ReadThreshold reads RUN/eval/threshold.json.
 func ReadThreshold(run string) (Threshold, error) {
 	path := filepath.Join(run, ThresholdFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return Threshold{}, fmt.Errorf("%s: %w", path, ErrNoThreshold)
-	}
-	if err != nil {
-		return Threshold{}, fmt.Errorf("reading %s: %w", path, err)
-	}
 	var t Threshold
-	if err := json.Unmarshal(b, &t); err != nil {
-		return Threshold{}, fmt.Errorf("reading %s: %w", path, err)
+	if err := readJSON(path, ErrNoThreshold, &t); err != nil {
+		return Threshold{}, err
 	}
 	if !(t.TPR > 0 && t.TPR <= 1) {
 		return Threshold{}, fmt.Errorf("reading %s: tpr %v not in (0, 1]", path, t.TPR)
 	}
 	return t, nil
+}
+
+// readJSON decodes the JSON file path into v; a missing file is an error
+// wrapping missing.
+func readJSON(path string, missing error, v any) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s: %w", path, missing)
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	return nil
 }
