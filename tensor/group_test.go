@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/flowood/flowood/kernels"
 )
@@ -57,6 +59,70 @@ func TestGroupAllSum(t *testing.T) {
 	})
 	if err, _ := panics[0].(error); !errors.Is(err, ErrGroupAborted) {
 		t.Errorf("waiting member got %v, want ErrGroupAborted", panics[0])
+	}
+}
+
+// TestGroupSpin checks the waiting member's spin time: it halves when
+// the others come later than the spin lasts and doubles when they come
+// within it, between minSpin and maxSpin; in a group, members that arrive
+// late or at once get the right sums, the spin time stays within its
+// bounds, and with GOMAXPROCS 1 no member spins (the spin time does not
+// move). Whether a given wait ends within the spin depends on the
+// machine's load, so the group part asserts no particular spin time.
+func TestGroupSpin(t *testing.T) {
+	for _, c := range []struct {
+		limit time.Duration
+		met   bool
+		want  time.Duration
+	}{
+		{maxSpin, true, maxSpin},
+		{maxSpin, false, maxSpin / 2},
+		{minSpin, false, minSpin},
+		{minSpin, true, 2 * minSpin},
+		{maxSpin/2 + 1, true, maxSpin},
+		{minSpin + 1, false, minSpin},
+	} {
+		if got := nextSpin(c.limit, c.met); got != c.want {
+			t.Errorf("nextSpin(%v, %v) = %v, want %v", c.limit, c.met, got, c.want)
+		}
+	}
+	// From the shortest spin, 8 waits that end within it bring it back
+	// to the longest.
+	s := minSpin
+	for i := 0; i < 8; i++ {
+		s = nextSpin(s, true)
+	}
+	if s != maxSpin {
+		t.Errorf("8 doublings from %v give %v, want %v", minSpin, s, maxSpin)
+	}
+
+	g := NewGroup(2)
+	if got := time.Duration(g.spin.Load()); got != maxSpin {
+		t.Fatalf("new group spins %v, want %v", got, maxSpin)
+	}
+	round := func(late time.Duration) {
+		kernels.Together(2, func(r int) {
+			if r == 1 {
+				time.Sleep(late)
+			}
+			v := []float64{float64(r + 1)}
+			g.AllSum(r, v)
+			if v[0] != 3 {
+				t.Errorf("rank %d: sum %v, want 3", r, v[0])
+			}
+		})
+	}
+	for _, late := range []time.Duration{0, 3 * maxSpin, 0, time.Millisecond, 0} {
+		round(late)
+		if got := time.Duration(g.spin.Load()); got < minSpin || got > maxSpin {
+			t.Fatalf("spin %v outside [%v, %v]", got, minSpin, maxSpin)
+		}
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	before := g.spin.Load()
+	round(3 * maxSpin)
+	if g.spin.Load() != before {
+		t.Errorf("GOMAXPROCS 1: the spin time changed, so a member spun")
 	}
 }
 
