@@ -40,6 +40,13 @@ var benchShapes = []gemmShape{
 	{"small_NN_1024x64x576", false, false, 1024, 64, 576},
 	{"small_TN_576x64x1024", true, false, 576, 64, 1024},
 	{"small_NT_1024x576x64", false, true, 1024, 576, 64},
+	// App. K's st-network bottleneck (28x28x16 -> 100 -> 28x28x16) at a
+	// replica's batch of 32: down and up projections and their input
+	// gradients, where M is small and packing the large B dominates.
+	{"bottleneck_down_NN_32x100x12544", false, false, 32, 100, 12544},
+	{"bottleneck_down_dA_NT_32x12544x100", false, true, 32, 12544, 100},
+	{"bottleneck_up_NN_32x12544x100", false, false, 32, 12544, 100},
+	{"bottleneck_up_dA_NT_32x100x12544", false, true, 32, 100, 12544},
 }
 
 // benchKernelNames returns the micro-kernels named by -sgemm.kernels.
