@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,18 +64,30 @@ func table2a(r *Reproduction) error {
 	if err != nil {
 		return err
 	}
-	net, err := features.New(cfg, tensor.NewRNG(0))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(r.Progress, "reproduce: training the feature extractor on %d CIFAR-10 images\n", trainIm.N)
-	acc, err := features.Train(r.Ctx, net, trainIm, opt)
-	if err != nil {
-		return err
-	}
 	dir := filepath.Join(r.Out, "embeddings")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
+	}
+	// The extractor and its embeddings are reused when an earlier run of
+	// this reproduction made them with the same settings (manifest.json,
+	// written last): a re-run, or one resumed after an interruption, goes
+	// straight to the flows.
+	want := embeddingsManifest{Config: cfg, Epochs: opt.Epochs, Batch: opt.Batch, LR: opt.LR, Seed: opt.Seed, TrainImages: trainIm.N}
+	man, reused := readEmbeddingsManifest(dir, want)
+	var net *features.Net
+	if reused {
+		fmt.Fprintf(r.Progress, "reproduce: reusing the feature extractor's embeddings in %s (%s)\n", dir, embeddingsManifestName)
+	} else {
+		if net, err = features.New(cfg, tensor.NewRNG(0)); err != nil {
+			return err
+		}
+		fmt.Fprintf(r.Progress, "reproduce: training the feature extractor on %d CIFAR-10 images\n", trainIm.N)
+		acc, err := features.Train(r.Ctx, net, trainIm, opt)
+		if err != nil {
+			return err
+		}
+		man = want
+		man.Accuracy, man.Files = acc, map[string]string{}
 	}
 	// Each set's embeddings as an .npz table: train and test arrays.
 	files := map[string]string{}
@@ -83,6 +96,15 @@ func table2a(r *Reproduction) error {
 		if err := r.Available(name, sets[name][0], false); err != nil {
 			r.Printf("- %s: **not run**: %v\n", name, err)
 			continue
+		}
+		if reused {
+			if f, ok := man.Files[name]; ok {
+				files[name] = filepath.Join(dir, f)
+				continue
+			}
+			// a set that has become reachable since: the extractor is
+			// not kept, so everything is made again
+			return fmt.Errorf("table2a: %s is reachable now but has no embeddings in %s: delete that folder to make them all again", name, dir)
 		}
 		var arrays []*data.Array
 		emb := func(split string, n int) ([]float32, int, error) {
@@ -116,14 +138,25 @@ func table2a(r *Reproduction) error {
 			return err
 		}
 		files[name] = path
+		man.Files[name] = filepath.Base(path)
 	}
+	if !reused {
+		if err := writeJSONFile(filepath.Join(dir, embeddingsManifestName), man); err != nil {
+			return err
+		}
+	}
+	acc := man.Accuracy
 	var names []string
 	for n := range files {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	r.Printf("\nFeature extractor: package features, a %d-dimensional embedding from a small convolutional classifier trained here on %d CIFAR-10 images for %d epochs (training accuracy %.3f). The paper used a 1792-dimensional EfficientNet pretrained on ImageNet, which cannot be fetched here; features learned on CIFAR-10 alone know less about CelebA and SVHN than ImageNet features do.\n\n",
-		cfg.Dim(), trainIm.N, opt.Epochs, acc)
+	how := "trained here"
+	if reused {
+		how = "trained here by an earlier run of this reproduction (`embeddings/" + embeddingsManifestName + "`; its embeddings reused)"
+	}
+	r.Printf("\nFeature extractor: package features, a %d-dimensional embedding from a small convolutional classifier %s on %d CIFAR-10 images for %d epochs (training accuracy %.3f). The paper used a 1792-dimensional EfficientNet pretrained on ImageNet, which cannot be fetched here; features learned on CIFAR-10 alone know less about CelebA and SVHN than ImageNet features do.\n\n",
+		cfg.Dim(), how, trainIm.N, opt.Epochs, acc)
 	r.Printf("| trained on | OOD | AUROC [95%% CI] | paper (EfficientNet) |\n|---|---|---|---|\n")
 	all := map[string]*Metrics{}
 	for _, in := range names {
@@ -158,4 +191,41 @@ func table2a(r *Reproduction) error {
 		}
 	}
 	return writeJSONFile(filepath.Join(r.Out, "metrics.json"), all)
+}
+
+// embeddingsManifestName is the file in the embeddings folder of table2a
+// that records how its embeddings were made.
+const embeddingsManifestName = "manifest.json"
+
+// embeddingsManifest records the feature extractor's settings, its
+// training accuracy and the embeddings file of each set.
+type embeddingsManifest struct {
+	Config      features.Config   `json:"config"`
+	Epochs      int               `json:"epochs"`
+	Batch       int               `json:"batch"`
+	LR          float64           `json:"lr"`
+	Seed        uint64            `json:"seed"`
+	TrainImages int               `json:"train_images"`
+	Accuracy    float64           `json:"training_accuracy"`
+	Files       map[string]string `json:"files"`
+}
+
+// readEmbeddingsManifest returns the manifest in dir and true when it was
+// made with the settings of want and all its files exist.
+func readEmbeddingsManifest(dir string, want embeddingsManifest) (embeddingsManifest, bool) {
+	var m embeddingsManifest
+	b, err := os.ReadFile(filepath.Join(dir, embeddingsManifestName))
+	if err != nil || json.Unmarshal(b, &m) != nil {
+		return m, false
+	}
+	if m.Config != want.Config || m.Epochs != want.Epochs || m.Batch != want.Batch || m.LR != want.LR ||
+		m.Seed != want.Seed || m.TrainImages != want.TrainImages || len(m.Files) == 0 {
+		return m, false
+	}
+	for _, f := range m.Files {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return m, false
+		}
+	}
+	return m, true
 }

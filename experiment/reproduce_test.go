@@ -65,6 +65,32 @@ func TestReproduceTiny(t *testing.T) {
 					}
 				}
 			}
+			if rec.ID == "table2a" && missingData(rec.ID) == "" {
+				// a second run reuses the extractor's embeddings and
+				// gives the same table
+				npz := filepath.Join(out, "embeddings", "cifar10.npz")
+				st, err := os.Stat(npz)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var progress bytes.Buffer
+				if err := Reproduce(context.Background(), rec.ID, "tiny", out, &progress); err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(progress.String(), "reusing the feature extractor's embeddings") || strings.Contains(progress.String(), "training the feature extractor") {
+					t.Errorf("second run did not reuse the embeddings:\n%s", progress.String())
+				}
+				if st2, err := os.Stat(npz); err != nil || !st2.ModTime().Equal(st.ModTime()) {
+					t.Errorf("second run rewrote %s (%v)", npz, err)
+				}
+				b2, err := os.ReadFile(filepath.Join(out, "report.md"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := tableRows(string(b2)), tableRows(string(b)); got != want || want == "" {
+					t.Errorf("second run's table:\n%s\nfirst run's:\n%s", got, want)
+				}
+			}
 			if rec.ID != "fig1a" {
 				return
 			}
@@ -177,4 +203,15 @@ func TestAppKConfigCPU(t *testing.T) {
 	if r.Preset != "cpu" {
 		t.Errorf("appKConfig changed the reproduction's preset to %q", r.Preset)
 	}
+}
+
+// tableRows returns the lines of a report's markdown tables.
+func tableRows(report string) string {
+	var rows []string
+	for _, l := range strings.Split(report, "\n") {
+		if strings.HasPrefix(l, "|") {
+			rows = append(rows, l)
+		}
+	}
+	return strings.Join(rows, "\n")
 }

@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/flowood/flowood/data"
+	"github.com/flowood/flowood/internal/progress"
 	"github.com/flowood/flowood/nn"
 	"github.com/flowood/flowood/tensor"
 	"github.com/flowood/flowood/train"
@@ -197,6 +198,8 @@ func Train(ctx context.Context, n *Net, im *data.Images, opt TrainOptions) (floa
 	var acc float64
 	n.Mode.Train = true
 	defer func() { n.Mode.Train = false }()
+	steps := im.N / opt.Batch
+	bar := progress.New(opt.Progress, "features", opt.Epochs*steps*opt.Batch, "img")
 	for epoch := range opt.Epochs {
 		perm := rng.Perm(im.N)
 		correct, seen := 0, 0
@@ -216,6 +219,8 @@ func Train(ctx context.Context, n *Net, im *data.Images, opt TrainOptions) (floa
 			adam.Step(params, opt.LR)
 			correct += c
 			seen += opt.Batch
+			done := (epoch*steps + lo/opt.Batch + 1) * opt.Batch
+			bar.Update(done, done, fmt.Sprintf("epoch %d  accuracy %.3f", epoch+1, float64(correct)/float64(seen)))
 		}
 		acc = float64(correct) / float64(max(seen, 1))
 		if opt.Progress != nil {
