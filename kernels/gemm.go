@@ -40,7 +40,7 @@ func newProblem(transA bool, m, n, k int, alpha float32, a []float32, lda int, o
 	} else {
 		checkMatrix("A", ar, ac, a, lda)
 	}
-	return gemmProblem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda}
+	return gemmProblem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, overlap: overlap}
 }
 
 // SgemmSerial is Sgemm computed on the calling goroutine alone, for

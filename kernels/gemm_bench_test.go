@@ -47,6 +47,11 @@ var benchShapes = []gemmShape{
 	{"bottleneck_down_dA_NT_32x12544x100", false, true, 32, 12544, 100},
 	{"bottleneck_up_NN_32x12544x100", false, false, 32, 12544, 100},
 	{"bottleneck_up_dA_NT_32x100x12544", false, true, 32, 100, 12544},
+	// the same in evaluation, 8 images a part, and at 16
+	{"bottleneck_down_NN_8x100x12544", false, false, 8, 100, 12544},
+	{"bottleneck_up_NN_8x12544x100", false, false, 8, 12544, 100},
+	{"bottleneck_down_NN_16x100x12544", false, false, 16, 100, 12544},
+	{"bottleneck_up_NN_16x12544x100", false, false, 16, 12544, 100},
 }
 
 // benchKernelNames returns the micro-kernels named by -sgemm.kernels.

@@ -13,7 +13,57 @@ func (g *gemmProblem) finish(transB bool, b []float32, ldb int, beta float32, c 
 	if g.prepare(transB, b, ldb, beta, c, ldc) {
 		return
 	}
+	if g.swap() {
+		g.transposed(beta, c, ldc)
+		return
+	}
 	g.run(beta, c, ldc)
+}
+
+// swap reports whether the product is better computed transposed, Cᵀ =
+// op(B)ᵀ op(A)ᵀ: when C has few rows and many columns, the blocked
+// algorithm packs all of op(B), k·n values, for a few rows of output,
+// and packing then costs as much as the multiply (a dense layer of a
+// small batch: the App. K bottleneck's 12544 x 100 weights for 8 or 32
+// images). Transposed, op(B) is read in place as A and only op(A), k·m
+// values, is packed.
+func (g *gemmProblem) swap() bool {
+	return g.aSeg == nil && !g.overlap && g.m <= swapMaxM && g.n >= 4*g.m && g.n >= swapMinN &&
+		float64(g.k)*float64(g.n) >= swapMinB
+}
+
+// Shapes that swap computes transposed: at most swapMaxM rows of C, at
+// least swapMinN (and 4·m) columns, and op(B) of at least swapMinB
+// values (docs/perf.md, eighth session).
+const (
+	swapMaxM = 16
+	swapMinN = 64
+	swapMinB = 1 << 16
+)
+
+// transposed computes the product as Cᵀ = op(B)ᵀ op(A)ᵀ into a pooled
+// buffer, then C = that transposed + beta*C.
+func (g *gemmProblem) transposed(beta float32, c []float32, ldc int) {
+	m, n := g.m, g.n
+	tp := getBuf(m * n)
+	defer putBuf(tp)
+	t := (*tp)[:m*n]
+	// op(B)ᵀ is B stored as it is, read with the opposite transposition;
+	// likewise op(A)ᵀ.
+	h := gemmProblem{transA: !g.transB, m: n, n: m, k: g.k, alpha: g.alpha, a: g.b, lda: g.ldb, workers: g.workers}
+	h.finish(!g.transA, g.a, g.lda, 0, t, m)
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			for j := range row {
+				row[j] = t[j*m+i]
+			}
+			continue
+		}
+		for j := range row {
+			row[j] = t[j*m+i] + beta*row[j]
+		}
+	}
 }
 
 // prepare checks B and C, records B and the micro-kernel in g, and
@@ -154,6 +204,8 @@ type gemmProblem struct {
 	segStep  int
 	// workers is the most goroutines the product may use.
 	workers int
+	// overlap says that A's stored rows may overlap (SgemmOverlap).
+	overlap bool
 }
 
 // aIndex returns the index in g.a of element (i, p) of a non-transposed A.

@@ -268,6 +268,40 @@ func TestSgemmBlocking(t *testing.T) {
 	})
 }
 
+// TestSgemmTransposed checks the shapes computed transposed (few rows of
+// C, many columns: gemmProblem.swap), each way of storing A and B, with
+// and without beta, against the float64 reference; and that the shapes
+// named do take that path.
+func TestSgemmTransposed(t *testing.T) {
+	shapes := [][3]int{
+		{8, 100, 12544}, // the App. K bottleneck's down projection, 8 images
+		{16, 1000, 100}, // its up projection, 16 images (shortened)
+		{1, 300, 700},   // one row
+		{5, 64, 1100},   // the fewest columns swapped
+		{16, 130, 600},  // 16 rows, columns not a multiple of any tile
+	}
+	for _, s := range shapes {
+		g := gemmProblem{m: s[0], n: s[1], k: s[2]}
+		if !g.swap() {
+			t.Fatalf("%v is not computed transposed", s)
+		}
+	}
+	if (&gemmProblem{m: 17, n: 1000, k: 1000}).swap() || (&gemmProblem{m: 16, n: 63, k: 6000}).swap() || (&gemmProblem{m: 8, n: 100, k: 600}).swap() {
+		t.Fatal("shapes outside the rule are computed transposed")
+	}
+	forEachKernel(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(5, 6))
+		for _, s := range shapes {
+			for _, tA := range []bool{false, true} {
+				for _, tB := range []bool{false, true} {
+					beta := []float32{0, 1, -0.5}[rng.IntN(3)]
+					checkSgemm(t, rng, tA, tB, s[0], s[1], s[2], rng.IntN(2)*3, rng.IntN(2)*5, rng.IntN(2)*2, 0.75, beta)
+				}
+			}
+		}
+	})
+}
+
 // TestSgemmBInPlace checks products whose B is exactly one micro-kernel
 // sliver wide and unpadded, which the blocked path reads in place instead
 // of packing, for every kernel and its variants, with several k
