@@ -251,20 +251,28 @@ func (r *Reproduction) noteSources(rc RunConfig, name string) {
 
 // finish appends the commands, data sources, wall time and machine.
 func (r *Reproduction) finish() {
-	r.Printf("\n## How this was made\n\nEquivalent commands (each run's full configuration is its `runs/*/config.json`):\n\n```\n")
-	seen := map[string]bool{}
-	for _, c := range r.commands {
-		if !seen[c] {
-			r.Printf("%s\n", c)
-			seen[c] = true
+	r.Printf("\n## How this was made\n\n")
+	if len(r.commands) == 0 {
+		r.Printf("No model was trained or evaluated (see above for what is missing).\n")
+	} else {
+		r.Printf("Equivalent commands (each run's full configuration is its `runs/*/config.json`):\n\n```\n")
+		seen := map[string]bool{}
+		for _, c := range r.commands {
+			if !seen[c] {
+				r.Printf("%s\n", c)
+				seen[c] = true
+			}
 		}
+		r.Printf("```\n\n")
 	}
-	r.Printf("```\n\nData files (SHA-256):\n\n")
 	var srcs []string
 	for s := range r.sources {
 		srcs = append(srcs, s)
 	}
 	sort.Strings(srcs)
+	if len(srcs) > 0 {
+		r.Printf("Data files (SHA-256):\n\n")
+	}
 	for _, s := range srcs {
 		name, path, _ := strings.Cut(s, "\t")
 		if strings.HasPrefix(path, "embedded") {
