@@ -55,6 +55,7 @@ func table2a(r *Reproduction) error {
 		if err != nil {
 			return nil, err
 		}
+		r.noteSources(RunConfig{}, name)
 		if n > 0 && n < im.N {
 			im = im.Subset(data.SampleIndices(im.N, n, 0))
 		}
@@ -100,6 +101,8 @@ func table2a(r *Reproduction) error {
 		if reused {
 			if f, ok := man.Files[name]; ok {
 				files[name] = filepath.Join(dir, f)
+				r.noteSources(RunConfig{}, name)
+				r.sources[name+" embeddings\t"+files[name]] = true
 				continue
 			}
 			// a set that has become reachable since: the extractor is
@@ -139,6 +142,7 @@ func table2a(r *Reproduction) error {
 		}
 		files[name] = path
 		man.Files[name] = filepath.Base(path)
+		r.sources[name+" embeddings\t"+path] = true
 	}
 	if !reused {
 		if err := writeJSONFile(filepath.Join(dir, embeddingsManifestName), man); err != nil {
