@@ -213,10 +213,8 @@ func Train(ctx context.Context, n *Net, im *data.Images, opt TrainOptions) (floa
 			for j, i := range idx {
 				labels[j] = im.Labels[i]
 			}
-			loss, c := CrossEntropy(n.Logits(tensor.FromData(x, opt.Batch, im.H, im.W, im.C)), labels)
-			lossSum += float64(loss.Data[0])
-			tensor.Backward(loss)
-			adam.Step(params, opt.LR)
+			loss, c := step(n, adam, params, tensor.FromData(x, opt.Batch, im.H, im.W, im.C), labels, opt.LR)
+			lossSum += float64(loss)
 			correct += c
 			seen += opt.Batch
 			done := (epoch*steps + lo/opt.Batch + 1) * opt.Batch
@@ -228,6 +226,23 @@ func Train(ctx context.Context, n *Net, im *data.Images, opt TrainOptions) (floa
 		}
 	}
 	return acc, nil
+}
+
+// step takes one Adam step on the cross-entropy of a batch and returns
+// the loss and the number of correct predictions. The gradients are
+// those of this batch alone: they are cleared first (without that, every
+// step followed the sum of all gradients so far, and on CIFAR-10 the
+// training accuracy stayed at 0.2 where the same network in PyTorch
+// reached 0.51 in two epochs).
+func step(n *Net, adam *train.Adam, params []*tensor.Tensor, x *tensor.Tensor, labels []uint8, lr float64) (float32, int) {
+	for _, p := range params {
+		clear(p.Grad)
+	}
+	loss, c := CrossEntropy(n.Logits(x), labels)
+	l := loss.Data[0]
+	tensor.Backward(loss)
+	adam.Step(params, lr)
+	return l, c
 }
 
 // Extract returns the embeddings of every image of im, [N x Dim] row
