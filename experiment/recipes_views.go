@@ -188,7 +188,7 @@ func init() {
 // negative training never saw (NotMNIST; SVHN for colour, where reachable).
 func fig5(r *Reproduction) error {
 	cases := []struct{ in, neg, third string }{{"fashionmnist", "mnist", "notmnist"}, {"cifar10", "celeba", "svhn"}}
-	var rows, notes []string
+	var rows, notes, hists []string
 	all := map[string]*Metrics{}
 	lossy := ""
 	for _, cs := range cases {
@@ -238,6 +238,7 @@ func fig5(r *Reproduction) error {
 				return err
 			}
 			all[names[with]] = met[with]
+			hists = append(hists, fmt.Sprintf("![%s](runs/%s/eval/loglik-hist.png)", names[with], names[with]))
 		}
 		if met[false].Lossy != nil && lossy == "" {
 			lossy = fmt.Sprintf("%s (%s)", cs.in, met[false].Lossy)
@@ -264,6 +265,9 @@ func fig5(r *Reproduction) error {
 		sets = fmt.Sprintf("at most %d images a set", n)
 	}
 	r.Printf("\nAUROC in %%, in-distribution positive, score = log-likelihood, %s.\n", sets)
+	if len(hists) > 0 {
+		r.Printf("\nLog-likelihood histograms (the paper's Fig. 5 e and c), each run without and with negative training:\n\n%s\n", strings.Join(hists, " "))
+	}
 	for _, n := range notes {
 		r.Printf("%s\n", n)
 	}
