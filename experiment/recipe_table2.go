@@ -2,7 +2,9 @@ package experiment
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -74,7 +76,10 @@ func table2a(r *Reproduction) error {
 	// written last): a re-run, or one resumed after an interruption, goes
 	// straight to the flows.
 	want := embeddingsManifest{Version: embeddingsVersion, Config: cfg, Epochs: opt.Epochs, Batch: opt.Batch, LR: opt.LR, Seed: opt.Seed, TrainImages: trainIm.N}
-	man, reused := readEmbeddingsManifest(dir, want)
+	man, reused, err := readEmbeddingsManifest(dir, want)
+	if err != nil {
+		return err
+	}
 	var net *features.Net
 	if reused {
 		fmt.Fprintf(r.Progress, "reproduce: reusing the feature extractor's embeddings in %s (%s)\n", dir, embeddingsManifestName)
@@ -228,21 +233,32 @@ type embeddingsManifest struct {
 }
 
 // readEmbeddingsManifest returns the manifest in dir and true when it was
-// made with the settings of want and all its files exist.
-func readEmbeddingsManifest(dir string, want embeddingsManifest) (embeddingsManifest, bool) {
+// made with the settings of want and all its files exist; false when
+// there is none (nothing made yet, or an extraction interrupted before
+// the manifest, which is written last). A manifest of other settings is
+// an error: the embeddings it lists are not replaced without the user
+// moving them away, as a run of another configuration is not.
+func readEmbeddingsManifest(dir string, want embeddingsManifest) (embeddingsManifest, bool, error) {
 	var m embeddingsManifest
-	b, err := os.ReadFile(filepath.Join(dir, embeddingsManifestName))
-	if err != nil || json.Unmarshal(b, &m) != nil {
-		return m, false
+	path := filepath.Join(dir, embeddingsManifestName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, false, nil
+	}
+	if err != nil {
+		return m, false, fmt.Errorf("table2a: reading %s: %w", path, err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, false, fmt.Errorf("table2a: %s: %w", path, err)
 	}
 	if m.Version != want.Version || m.Config != want.Config || m.Epochs != want.Epochs || m.Batch != want.Batch || m.LR != want.LR ||
-		m.Seed != want.Seed || m.TrainImages != want.TrainImages || len(m.Files) == 0 {
-		return m, false
+		m.Seed != want.Seed || m.TrainImages != want.TrainImages {
+		return m, false, fmt.Errorf("table2a: %s holds embeddings made with other settings or an older extractor (version %d, want %d); move %s away or use another --out", path, m.Version, want.Version, dir)
 	}
 	for _, f := range m.Files {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			return m, false
+			return m, false, fmt.Errorf("table2a: %s lists %s, which is missing: move %s away or use another --out", path, f, dir)
 		}
 	}
-	return m, true
+	return m, len(m.Files) > 0, nil
 }

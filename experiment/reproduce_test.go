@@ -91,6 +91,21 @@ func TestReproduceTiny(t *testing.T) {
 				if got, want := tableRows(string(b2)), tableRows(string(b)); got != want || want == "" {
 					t.Errorf("second run's table:\n%s\nfirst run's:\n%s", got, want)
 				}
+				// embeddings of an older extractor are refused, not replaced
+				man := filepath.Join(out, "embeddings", "manifest.json")
+				mb, err := os.ReadFile(man)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(man, bytes.Replace(mb, []byte(`"version": 2`), []byte(`"version": 1`), 1), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := Reproduce(context.Background(), rec.ID, "tiny", out, nil); err == nil || !strings.Contains(err.Error(), "move") || !strings.Contains(err.Error(), "manifest.json") {
+					t.Errorf("embeddings of version 1: %v", err)
+				}
+				if st2, err := os.Stat(npz); err != nil || !st2.ModTime().Equal(st.ModTime()) {
+					t.Errorf("the refused run rewrote %s (%v)", npz, err)
+				}
 			}
 			if rec.ID != "fig1a" {
 				return
