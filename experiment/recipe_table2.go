@@ -112,7 +112,7 @@ func table2a(r *Reproduction) error {
 			}
 			// a set that has become reachable since: the extractor is
 			// not kept, so everything is made again
-			return fmt.Errorf("table2a: %s is reachable now but has no embeddings in %s: delete that folder to make them all again", name, dir)
+			return fmt.Errorf("%s is reachable now but has no embeddings in %s: delete that folder to make them all again", name, dir)
 		}
 		var arrays []*data.Array
 		emb := func(split string, n int) ([]float32, int, error) {
@@ -246,18 +246,18 @@ func readEmbeddingsManifest(dir string, want embeddingsManifest) (embeddingsMani
 		return m, false, nil
 	}
 	if err != nil {
-		return m, false, fmt.Errorf("table2a: reading %s: %w", path, err)
+		return m, false, fmt.Errorf("reading %s: %w", path, err)
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return m, false, fmt.Errorf("table2a: %s: %w", path, err)
+		return m, false, fmt.Errorf("%s: %w", path, err)
 	}
 	if m.Version != want.Version || m.Config != want.Config || m.Epochs != want.Epochs || m.Batch != want.Batch || m.LR != want.LR ||
 		m.Seed != want.Seed || m.TrainImages != want.TrainImages {
-		return m, false, fmt.Errorf("table2a: %s holds embeddings made with other settings or an older extractor (version %d, want %d); move %s away or use another --out", path, m.Version, want.Version, dir)
+		return m, false, fmt.Errorf("%s holds embeddings made with other settings or an older extractor (version %d, want %d); move %s away or use another --out", path, m.Version, want.Version, dir)
 	}
 	for _, f := range m.Files {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			return m, false, fmt.Errorf("table2a: %s lists %s, which is missing: move %s away or use another --out", path, f, dir)
+			return m, false, fmt.Errorf("%s lists %s, which is missing: move %s away or use another --out", path, f, dir)
 		}
 	}
 	return m, len(m.Files) > 0, nil
