@@ -39,8 +39,9 @@ type Group struct {
 // A member waiting for the others spins, checking whether they have
 // arrived, before it sleeps on the condition variable: a sleeping
 // goroutine's core may go idle, and waking it again costs a futex call
-// and, on a virtual machine whose idle vCPU has halted, tens to hundreds
-// of microseconds, at each of the ~200 batch norms of a training step.
+// and, on a virtual machine, waking the halted vCPU (not timed directly
+// here), at each of the 119 all-reduces of the cpu RealNVP's training
+// step (counted: forward and backward batch norms).
 // Measured on the 2-vCPU Intel machine (docs/perf.md, eighth session):
 // the cpu RealNVP's data-parallel step went from 275 img/s (100 µs of
 // spinning) to 289 (500 µs), 298 (2 ms) and 325 (10 ms), medians of 5
